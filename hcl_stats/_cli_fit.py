@@ -1,0 +1,208 @@
+"""``hcl-stats fit`` and ``hcl-stats check-identifiable`` (private module)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .exceptions import ValidationError
+
+__all__: list[str] = []
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``fit`` and ``check-identifiable`` sub-commands."""
+    from .estimators import DEFAULT, available
+
+    p = sub.add_parser(
+        "fit",
+        help="fit the model to multi-view data in .npz or CSV files",
+        description=(
+            "Fit a hierarchical multi-view factor model and write the estimate to an "
+            ".npz file. DATA is either one .npz file whose arrays, in stored order, "
+            "are the views (rows = samples), or one CSV file per view (a header row "
+            "is skipped if present). Views are lettered A, B, C, ... in data order."
+        ),
+        epilog=(
+            "Output arrays: loadings (d x K, columns in the canonical block order of "
+            "'structure'), noise_var, dims, structure (text form), view_names and "
+            "gram_<BLOCK> = W^S W^S^T over the views of each block. Example: "
+            "hcl-stats fit views.npz --structure 'ABC:3 AB:3 AC:3 BC:3 A:3 B:3 C:3' "
+            "--out fit.npz"
+        ),
+    )
+    p.add_argument("data", nargs="+", type=Path, help="an .npz file, or one CSV per view")
+    p.add_argument(
+        "--structure",
+        required=True,
+        help="sharing structure, e.g. 'ABC:3 AB:2 C:1', or 'all:R' for every subset",
+    )
+    p.add_argument(
+        "--estimator",
+        default=DEFAULT,
+        choices=available(),
+        help=f"estimator (default: {DEFAULT}, the most accurate with a known structure)",
+    )
+    p.add_argument(
+        "--noise",
+        default="scalar",
+        help="'scalar' (one sigma^2), 'per_view' (one per view) or a known value "
+        "(default: scalar)",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output .npz path")
+    p.add_argument(
+        "--format",
+        choices=("text", "markdown", "latex"),
+        default="text",
+        help="format of the summary printed on stdout (default: text)",
+    )
+    p.set_defaults(func=run_fit)
+
+    c = sub.add_parser(
+        "check-identifiable",
+        help="check the identifiability conditions of a structure and dims",
+        description=(
+            "Check which identifiability conditions hold for a sharing structure and "
+            "view dimensions (see docs/identifiability.md). Exit code 0 if all hold, "
+            "1 if any fails."
+        ),
+    )
+    c.add_argument("--dims", required=True, help="comma-separated d_1,...,d_M, e.g. 100,500,800")
+    c.add_argument("--structure", required=True, help="e.g. 'ABC:3 AB:2 C:1' or 'all:3'")
+    c.add_argument(
+        "--noise", choices=("scalar", "per_view"), default="scalar", help="noise model"
+    )
+    c.set_defaults(func=run_check)
+
+
+def _parse_dims(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise ValidationError(
+            f"--dims must be comma-separated positive integers such as 100,500,800; "
+            f"got {text!r}."
+        ) from None
+    return dims
+
+
+def _parse_noise(text: str):
+    if text in ("scalar", "per_view"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ValidationError(
+            f"--noise must be 'scalar', 'per_view' or a positive number; got {text!r}."
+        ) from None
+
+
+def read_views(paths: list[Path]) -> tuple[list[np.ndarray], list[str]]:
+    """Read views from one .npz (arrays in stored order) or one CSV per view."""
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"data file {str(path)!r} does not exist.")
+    if len(paths) == 1 and paths[0].suffix == ".npz":
+        try:
+            with np.load(paths[0], allow_pickle=False) as npz:
+                names = list(npz.files)
+                views = [np.asarray(npz[k]) for k in names]
+        except (ValueError, OSError) as exc:
+            raise ValidationError(
+                f"data file {str(paths[0])!r} is not a readable .npz: {exc}"
+            ) from None
+        if not views:
+            raise ValidationError(f"data file {str(paths[0])!r} contains no arrays.")
+        return views, names
+    if any(p.suffix == ".npz" for p in paths):
+        raise ValidationError(
+            "data must be a single .npz file or one CSV file per view; got "
+            f"{[str(p) for p in paths]}."
+        )
+    views = [_read_csv(p) for p in paths]
+    return views, [p.stem for p in paths]
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    with open(path, encoding="utf-8") as fh:
+        first = fh.readline()
+    tokens = [t.strip() for t in first.replace(";", ",").split(",")]
+    try:
+        [float(t) for t in tokens]
+        skip = 0
+    except ValueError:
+        skip = 1
+    try:
+        arr = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+    except ValueError as exc:
+        raise ValidationError(f"CSV file {str(path)!r} could not be parsed: {exc}") from None
+    return arr
+
+
+def _atomic_savez(path: Path, arrays: dict) -> None:
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise ValidationError(
+            f"--out directory {str(directory)!r} does not exist; create it first."
+        )
+    if not os.access(directory, os.W_OK):
+        raise ValidationError(f"--out directory {str(directory)!r} is not writable.")
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """Body of ``hcl-stats fit``."""
+    from . import estimators
+    from .model import MultimodalData
+
+    if args.out.suffix != ".npz":
+        raise ValidationError(f"--out must end in .npz; got {str(args.out)!r}.")
+    views, names = read_views(list(args.data))
+    data = MultimodalData(views, modality_names=None)
+    est = estimators.get(args.estimator)(noise_var=_parse_noise(args.noise))
+    result = est.fit(data, structure=args.structure)
+    arrays = {
+        "loadings": np.asarray(result.loadings),
+        "noise_var": np.asarray(result.noise_var, dtype=float),
+        "dims": np.asarray(result.dims, dtype=np.int64),
+        "structure": np.asarray(str(result.structure)),
+        "view_names": np.asarray(names),
+        "estimator": np.asarray(result.estimator),
+        "n_samples": np.asarray(result.n_samples, dtype=np.int64),
+    }
+    if result.structured:
+        for b in result.structure.blocks:
+            key = "".join(chr(ord("A") + m) for m in sorted(b))
+            arrays[f"gram_{key}"] = result.gram(b)
+    _atomic_savez(args.out, arrays)
+    summary = result.summary()
+    text = {
+        "text": str,
+        "markdown": lambda s: s.to_markdown(),
+        "latex": lambda s: s.to_latex(),
+    }[args.format](summary)
+    sys.stdout.write(text + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Body of ``hcl-stats check-identifiable``."""
+    from .identifiability import check_identifiable
+
+    report = check_identifiable(args.structure, _parse_dims(args.dims), noise=args.noise)
+    sys.stdout.write(str(report) + "\n")
+    return 0 if report.identifiable else 1

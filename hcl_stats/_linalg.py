@@ -1,0 +1,90 @@
+"""Small dense linear-algebra kernels shared by estimators and metrics (private)."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+from numpy.typing import NDArray
+
+__all__: list[str] = []
+
+
+def top_eigh(a: NDArray[np.float64], k: int) -> tuple[NDArray, NDArray]:
+    """Top-``k`` eigenpairs of a symmetric matrix, in descending order.
+
+    Parameters
+    ----------
+    a : ndarray of shape (p, p)
+        Symmetric matrix (only the lower triangle is read).
+    k : int
+        Number of eigenpairs, ``0 <= k <= p``.
+
+    Returns
+    -------
+    values : ndarray of shape (k,)
+        Eigenvalues, largest first.
+    vectors : ndarray of shape (p, k)
+        Orthonormal eigenvectors, with the sign rule of :func:`canonical_signs`.
+    """
+    p = a.shape[0]
+    if k == 0:
+        return np.zeros(0), np.zeros((p, 0))
+    vals, vecs = scipy.linalg.eigh(a, subset_by_index=[p - k, p - 1])
+    vals, vecs = vals[::-1], vecs[:, ::-1]
+    return vals, canonical_signs(vecs)
+
+
+def canonical_signs(u: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Flip column signs so that each column's largest-magnitude entry is positive."""
+    if u.size == 0:
+        return u
+    idx = np.argmax(np.abs(u), axis=0)
+    signs = np.sign(u[idx, np.arange(u.shape[1])])
+    signs[signs == 0] = 1.0
+    return u * signs
+
+
+def top_factor(a: NDArray[np.float64], k: int) -> NDArray[np.float64]:
+    """Best rank-``k`` PSD factor ``F`` with ``F F^T`` approximating ``a``.
+
+    ``F = U_k diag(max(lambda_k, 0))^{1/2}`` from the top eigenpairs of the symmetric
+    matrix ``a``; negative eigenvalues are clipped at zero.
+
+    Parameters
+    ----------
+    a : ndarray of shape (p, p)
+        Symmetric matrix.
+    k : int
+        Rank of the factor.
+
+    Returns
+    -------
+    factor : ndarray of shape (p, k)
+    """
+    vals, vecs = top_eigh(a, k)
+    return vecs * np.sqrt(np.clip(vals, 0.0, None))
+
+
+def truncated_inverse_sqrt(
+    a: NDArray[np.float64], k: int
+) -> NDArray[np.float64]:
+    """Return ``B`` of shape (p, k) with ``B B^T`` the rank-``k`` pseudo-inverse of ``a``.
+
+    Eigenvalues that are not positive are dropped (their columns are zero).
+    """
+    vals, vecs = top_eigh(a, k)
+    inv = np.zeros_like(vals)
+    pos = vals > 0
+    inv[pos] = 1.0 / np.sqrt(vals[pos])
+    return vecs * inv
+
+
+def procrustes(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Orthogonal ``Q`` minimising ``||a Q - b||_F`` (a and b of shape (p, k))."""
+    u, _, vt = np.linalg.svd(a.T @ b)
+    return u @ vt
+
+
+def symmetrize(a: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Return ``(a + a^T) / 2``."""
+    return (a + a.T) / 2.0

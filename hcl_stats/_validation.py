@@ -1,0 +1,198 @@
+"""Validation helpers used at the public boundary (private module).
+
+Every helper raises :class:`~hcl_stats.exceptions.ValidationError` with a message
+that names the argument, the offending value and the rule.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .exceptions import ValidationError
+
+__all__: list[str] = []
+
+
+def _short(value: Any) -> str:
+    """Return a short repr of ``value`` for error messages."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_int(value: Any, name: str, *, minimum: int | None = None) -> int:
+    """Return ``value`` as an int, checking type and lower bound."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValidationError(f"{name} must be an integer; got {_short(value)}.")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValidationError(f"{name} must be >= {minimum}; got {value}.")
+    return value
+
+
+def check_real(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> float:
+    """Return ``value`` as a finite float in ``[low, high]`` (``(low, high]`` if open)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValidationError(f"{name} must be a real number; got {_short(value)}.")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValidationError(f"{name} must be finite; got {value!r}.")
+    if low is not None and (value <= low if low_open else value < low):
+        op = ">" if low_open else ">="
+        raise ValidationError(f"{name} must be {op} {low}; got {value!r}.")
+    if high is not None and value > high:
+        raise ValidationError(f"{name} must be <= {high}; got {value!r}.")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """Check that ``value`` is one of the strings in ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValidationError(f"{name} must be one of {allowed}; got {_short(value)}.")
+    return value
+
+
+def check_dims(dims: Any, name: str = "dims") -> tuple[int, ...]:
+    """Return per-view dimensions ``(d_1, ..., d_M)`` as a tuple of positive ints."""
+    if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence | np.ndarray):
+        raise ValidationError(
+            f"{name} must be a sequence of positive integers; got {_short(dims)}."
+        )
+    out = []
+    for i, d in enumerate(dims):
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
+            raise ValidationError(
+                f"{name}[{i}] must be a positive integer; got {_short(d)}."
+            )
+        if int(d) < 1:
+            raise ValidationError(f"{name}[{i}] must be a positive integer; got {d}.")
+        out.append(int(d))
+    if not out:
+        raise ValidationError(f"{name} must contain at least one view; got {dims!r}.")
+    return tuple(out)
+
+
+def check_float_array(
+    array: ArrayLike, name: str, *, ndim: int | None = None
+) -> NDArray[np.float64]:
+    """Return a finite float64 copy of ``array``; reject non-real or non-float dtypes."""
+    arr = np.asarray(array)
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise ValidationError(
+            f"{name} must be real-valued; got complex dtype {arr.dtype}."
+        )
+    if kind not in "fiu":
+        raise ValidationError(
+            f"{name} must have a floating-point dtype; got dtype {arr.dtype}."
+        )
+    if ndim is not None and arr.ndim != ndim:
+        raise ValidationError(
+            f"{name} must be {ndim}-dimensional; got an array of shape {arr.shape}."
+        )
+    arr = np.array(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        where = tuple(int(i) for i in bad)
+        raise ValidationError(
+            f"{name} must contain only finite values; got {arr[where]!r} at index "
+            f"{where}."
+        )
+    return arr
+
+
+def check_views(views: Any, name: str = "views") -> tuple[NDArray[np.float64], ...]:
+    """Validate a sequence of ``(n_samples, d_m)`` arrays; return float64 copies."""
+    if isinstance(views, np.ndarray) or not isinstance(views, Sequence):
+        raise ValidationError(
+            f"{name} must be a list of 2-D arrays, one per view; got "
+            f"{type(views).__name__}. For one stacked array use "
+            "MultimodalData.from_stacked(X, dims)."
+        )
+    if len(views) == 0:
+        raise ValidationError(f"{name} must contain at least one view; got 0.")
+    out = tuple(
+        check_float_array(x, f"{name}[{i}]", ndim=2) for i, x in enumerate(views)
+    )
+    n0 = out[0].shape[0]
+    for i, x in enumerate(out):
+        if x.shape[1] == 0:
+            raise ValidationError(
+                f"{name}[{i}] must have at least one column (d_{i + 1} >= 1); got "
+                f"shape {x.shape}."
+            )
+        if x.shape[0] != n0:
+            raise ValidationError(
+                f"{name}[{i}] has {x.shape[0]} rows but {name}[0] has {n0}; all "
+                "views must have the same number of samples."
+            )
+    if n0 < 2:
+        raise ValidationError(
+            f"n_samples must be >= 2 to estimate a covariance; got {n0}."
+        )
+    return out
+
+
+def check_covariance(
+    cov: ArrayLike, name: str = "cov", *, dim: int | None = None
+) -> NDArray[np.float64]:
+    """Validate a symmetric positive semi-definite matrix; return a float64 copy.
+
+    Asymmetry beyond ``1e-8`` (relative) and negative eigenvalues beyond ``1e-8``
+    times the largest eigenvalue raise; smaller violations are symmetrised away.
+    """
+    arr = check_float_array(cov, name, ndim=2)
+    if arr.shape[0] != arr.shape[1]:
+        raise ValidationError(f"{name} must be square; got shape {arr.shape}.")
+    if dim is not None and arr.shape[0] != dim:
+        raise ValidationError(
+            f"{name} must have shape ({dim}, {dim}) to match sum(dims) = {dim}; got "
+            f"shape {arr.shape}."
+        )
+    scale = float(np.max(np.abs(arr))) if arr.size else 0.0
+    asym = float(np.max(np.abs(arr - arr.T))) if arr.size else 0.0
+    if asym > 1e-8 * max(scale, np.finfo(float).tiny):
+        raise ValidationError(
+            f"{name} must be symmetric; got max |{name} - {name}.T| = {asym:.3g} "
+            f"(relative {asym / scale:.3g})."
+        )
+    arr = (arr + arr.T) / 2.0
+    if scale == 0.0:
+        raise ValidationError(f"{name} must not be the zero matrix.")
+    lam_min = float(np.linalg.eigvalsh(arr)[0])
+    if lam_min < -1e-8 * scale:
+        raise ValidationError(
+            f"{name} must be positive semi-definite; got smallest eigenvalue "
+            f"{lam_min:.3g}."
+        )
+    return arr
+
+
+def as_generator(rng: Any) -> np.random.Generator:
+    """Normalise an ``rng`` argument with :func:`numpy.random.default_rng`."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, np.random.RandomState):
+        raise ValidationError(
+            "rng must be None, an int, a SeedSequence or a numpy Generator; got a "
+            "legacy RandomState (use np.random.default_rng instead)."
+        )
+    try:
+        return np.random.default_rng(rng)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"rng must be None, an int, a sequence of ints, a SeedSequence or a "
+            f"numpy Generator; got {_short(rng)}."
+        ) from exc

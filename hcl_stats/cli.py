@@ -1,0 +1,92 @@
+"""The ``hcl-stats`` command line.
+
+Sub-commands are listed in workflow order. Each lives in a module that exposes
+``register(subparsers)`` (adds its parser and sets ``func``); heavy imports happen
+inside the command bodies, so ``hcl-stats --help`` is fast.
+
+Exit codes: 0 success, 1 failures recorded (``--strict``) or a run-time error,
+2 usage, input or configuration error. Errors are printed to stderr as one line
+(``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .exceptions import (
+    HCLError,
+    NotIdentifiableError,
+    StudyConfigError,
+    ValidationError,
+)
+
+__all__ = ["main"]
+
+#: Modules providing sub-commands, in the order ``--help`` lists them.
+COMMAND_MODULES = (
+    "hcl_stats._cli_fit",
+)
+
+_USAGE_ERRORS = (ValidationError, StudyConfigError, NotIdentifiableError, FileNotFoundError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level argument parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="hcl-stats",
+        description=(
+            "Estimation, identifiability checks and Monte Carlo studies for "
+            "hierarchical multi-view factor models."
+        ),
+        epilog="Run 'hcl-stats COMMAND --help' for the options of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"hcl_stats {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show full tracebacks on errors"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output on stderr"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (never calls ``sys.exit``)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and usage errors
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("hcl-stats: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        code = 2 if isinstance(exc, _USAGE_ERRORS) else 1
+        kind = type(exc).__name__ if not isinstance(exc, HCLError) else type(exc).__name__
+        print(f"hcl-stats {args.command}: error: {kind}: {exc}", file=sys.stderr)
+        return code
+
+
+def entry_point() -> None:  # pragma: no cover - thin wrapper for the console script
+    """Console-script entry point."""
+    sys.exit(main())

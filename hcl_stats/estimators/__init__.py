@@ -1,0 +1,73 @@
+"""Estimators of hierarchical multi-view factor models, and their registry.
+
+Every estimator is a frozen dataclass holding only hyper-parameters;
+``fit(views, structure=...)`` and ``fit_covariance(cov, dims=..., structure=...)``
+return an immutable :class:`~hcl_stats.results.FitResult`.
+
+Registry names (used by study configs and ``hcl-stats fit --estimator``):
+
+==================  ==========================================================
+``naive``           :class:`NaivePCA`, structure-blind top-K factor
+``schur``           :class:`SchurComplement`, closed form, bottom-up
+``masked_gradient`` :class:`MaskedGradient`, Schur start + masked L-BFGS refinement
+==================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from ._base import Estimator, estimate_noise_var, signal_covariance
+from .refine import MaskedGradient, masked_loss
+from .spectral import NaivePCA, SchurComplement, schur_loadings
+
+__all__ = [
+    "DEFAULT",
+    "Estimator",
+    "MaskedGradient",
+    "NaivePCA",
+    "SchurComplement",
+    "available",
+    "estimate_noise_var",
+    "get",
+    "masked_loss",
+    "register",
+    "schur_loadings",
+    "signal_covariance",
+]
+
+_REGISTRY: dict[str, type[Estimator]] = {}
+
+#: The most accurate estimator with a known structure; the CLI default.
+DEFAULT = "masked_gradient"
+
+
+def register(cls: type[Estimator]) -> type[Estimator]:
+    """Add an estimator class to the registry under ``cls.name`` (a decorator)."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+for _cls in (NaivePCA, SchurComplement, MaskedGradient):
+    register(_cls)
+
+
+def available() -> tuple[str, ...]:
+    """Registry names of all estimators, sorted."""
+    return tuple(sorted(_REGISTRY))
+
+
+def get(name: str) -> type[Estimator]:
+    """Estimator class registered as ``name``.
+
+    Raises
+    ------
+    ValidationError
+        If no estimator has that name; the message lists the available ones.
+    """
+    from ..exceptions import ValidationError
+
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValidationError(
+            f"estimator must be one of {', '.join(available())}; got {name!r}."
+        ) from None

@@ -1,0 +1,319 @@
+"""Estimator base class and noise-variance estimation (private module).
+
+Subclasses declare only the mathematics (``_fit``); the base class validates
+inputs once, forms the covariance, times the fit, records warnings and wraps the
+outcome in an immutable :class:`~hcl_stats.results.FitResult`.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .._validation import (
+    _short,
+    as_generator,
+    check_choice,
+    check_covariance,
+    check_dims,
+    check_int,
+)
+from ..exceptions import NotIdentifiableError, ValidationError
+from ..model import MultimodalData, check_noise_var, noise_diagonal
+from ..results import Diagnostics, FitResult
+from ..structure import Structure
+
+__all__ = ["Estimator", "estimate_noise_var", "signal_covariance"]
+
+NOISE_RULES = ("scalar", "per_view")
+
+
+@dataclass
+class RawFit:
+    """What ``Estimator._fit`` returns before wrapping (internal)."""
+
+    loadings: NDArray[np.float64]
+    noise_var: float | NDArray[np.float64]
+    structure: Structure
+    converged: bool | None = None
+    n_iter: int = 0
+    objective: float | None = None
+    relative_gradient: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def estimate_noise_var(
+    cov: ArrayLike,
+    dims: Sequence[int],
+    structure: Structure,
+    *,
+    rule: str = "scalar",
+) -> float | NDArray[np.float64]:
+    """Estimate the noise variance from the bottom of the covariance spectrum.
+
+    Parameters
+    ----------
+    cov : array_like of shape (d, d)
+        Sample or population covariance.
+    dims : sequence of int
+        ``(d_1, ..., d_M)``.
+    structure : Structure
+        Gives the total rank ``K`` and the per-view ranks ``k_m``.
+    rule : {'scalar', 'per_view'}, default='scalar'
+        ``'scalar'``: ``sigma^2`` = mean of the ``d - K`` smallest eigenvalues of
+        ``cov``, computed as ``(tr(cov) - sum of the top K eigenvalues) / (d - K)``.
+        ``'per_view'``: ``sigma_m^2`` = mean of the ``d_m - k_m`` smallest
+        eigenvalues of the diagonal block ``cov[m, m]``, where
+        ``k_m = sum_{S contains m} r_S``.
+
+    Returns
+    -------
+    float or ndarray of shape (M,)
+
+    Raises
+    ------
+    NotIdentifiableError
+        If ``d <= K`` (scalar) or ``d_m <= k_m`` for some view (per view).
+    ValidationError
+        If the estimate is not positive (the covariance is singular).
+
+    Notes
+    -----
+    Exact at the population level: ``Sigma = W W^T + sigma^2 I`` has at least
+    ``d - K`` eigenvalues equal to ``sigma^2`` (docs/identifiability.md, P1). At
+    finite ``n`` the mean of the bottom eigenvalues is biased downwards by
+    ``O(sigma^2 sqrt(d/n))`` (Marchenko-Pastur).
+    """
+    cov = np.asarray(cov, dtype=float)
+    dims = tuple(dims)
+    rule = check_choice(rule, "noise_var", NOISE_RULES)
+    if rule == "scalar":
+        d, k = sum(dims), structure.total_rank
+        if d <= k:
+            raise NotIdentifiableError(
+                f"d = {d} must exceed the total rank K = {k} to estimate sigma^2 "
+                "from the bottom eigenvalues; reduce the ranks or pass a known "
+                "noise_var."
+            )
+        top = np.linalg.eigvalsh(cov)[::-1][:k] if d <= 64 else _top_vals(cov, k)
+        value = (float(np.trace(cov)) - float(np.sum(top))) / (d - k)
+        _check_positive_noise(value, cov, "sigma^2")
+        return value
+    out = np.empty(len(dims))
+    off = np.concatenate([[0], np.cumsum(dims)])
+    for m, dm in enumerate(dims):
+        km = structure.view_rank(m)
+        if dm <= km:
+            raise NotIdentifiableError(
+                f"view {structure.names[m]} has d_{m + 1} = {dm} <= k_{m + 1} = {km} "
+                "(total rank of its blocks), so its noise variance cannot be read "
+                "from the bottom eigenvalues; use noise_var='scalar' or a known value."
+            )
+        sub = cov[off[m] : off[m + 1], off[m] : off[m + 1]]
+        top = _top_vals(sub, km) if km else np.zeros(0)
+        out[m] = (float(np.trace(sub)) - float(np.sum(top))) / (dm - km)
+        _check_positive_noise(out[m], sub, f"sigma_{m + 1}^2")
+    return out
+
+
+def _top_vals(a: NDArray, k: int) -> NDArray:
+    import scipy.linalg
+
+    p = a.shape[0]
+    if k == 0:
+        return np.zeros(0)
+    return scipy.linalg.eigh(a, eigvals_only=True, subset_by_index=[p - k, p - 1])
+
+
+def _check_positive_noise(value: float, cov: NDArray, what: str) -> None:
+    scale = float(np.max(np.abs(np.diag(cov))))
+    if not value > 1e-12 * scale:
+        raise ValidationError(
+            f"estimated {what} must be > 0; got {value:.3g}: the covariance is "
+            "(numerically) singular below the signal rank, but the model needs "
+            "positive noise. Check for constant or duplicated columns."
+        )
+
+
+def signal_covariance(cov: NDArray, dims: Sequence[int], noise_var: Any) -> NDArray:
+    """Denoised covariance ``S_W = cov - Psi``, shape ``(d, d)``."""
+    s_w = np.array(cov, dtype=float, copy=True)
+    s_w[np.diag_indices_from(s_w)] -= noise_diagonal(noise_var, dims)
+    return s_w
+
+
+def _check_noise_option(value: Any) -> Any:
+    if isinstance(value, str):
+        return check_choice(value, "noise_var", NOISE_RULES)
+    if np.ndim(value) == 0:
+        return check_noise_var(value, 1)
+    arr = np.asarray(value)
+    if arr.ndim != 1:
+        raise ValidationError(
+            "noise_var must be 'scalar', 'per_view', a positive float or a 1-D "
+            f"sequence of positive floats; got {_short(value)}."
+        )
+    return tuple(float(v) for v in check_noise_var(arr, arr.shape[0]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Estimator(abc.ABC):
+    """Base class of all estimators: frozen hyper-parameters, immutable results.
+
+    Parameters
+    ----------
+    noise_var : {'scalar', 'per_view'} or float or sequence of float, default='scalar'
+        How to obtain the noise variance: estimate one ``sigma^2`` from the bottom
+        ``d - K`` eigenvalues, estimate one ``sigma_m^2`` per view from the bottom
+        eigenvalues of each view's diagonal block, or use the given known value(s).
+    """
+
+    name: ClassVar[str] = "estimator"
+    structured: ClassVar[bool] = True
+    accepts_init: ClassVar[bool] = False
+
+    noise_var: Any = "scalar"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "noise_var", _check_noise_option(self.noise_var))
+
+    # ---------------------------------------------------------------- public
+    def fit(
+        self,
+        views: MultimodalData | Sequence[ArrayLike],
+        *,
+        structure: Structure | str | None = None,
+        init: FitResult | None = None,
+        rng: Any = None,
+    ) -> FitResult:
+        """Fit the model to multi-view data.
+
+        Parameters
+        ----------
+        views : MultimodalData or list of array_like of shape (n_samples, d_m)
+            One array per view, rows are samples. Never modified.
+        structure : Structure or str
+            The sharing structure, e.g. ``"ABC:3 AB:3 C:2"`` (views lettered in data
+            order) or ``"all:3"``.
+        init : FitResult, optional
+            Starting point, for iterative estimators only.
+        rng : None, int, SeedSequence or Generator
+            Only used by randomised estimators; deterministic ones say so.
+
+        Returns
+        -------
+        FitResult
+        """
+        data = views if isinstance(views, MultimodalData) else MultimodalData(views)
+        names = data.modality_names
+        cov = data.sample_cov(ddof=1)
+        return self._run(cov, data.dims, structure, data.n_samples, init, rng, names)
+
+    def fit_covariance(
+        self,
+        cov: ArrayLike,
+        *,
+        dims: Sequence[int],
+        n_samples: int | None = None,
+        structure: Structure | str | None = None,
+        init: FitResult | None = None,
+        rng: Any = None,
+    ) -> FitResult:
+        """Fit the model from a covariance matrix.
+
+        Parameters
+        ----------
+        cov : array_like of shape (d, d)
+            Sample covariance (``ddof=1``) or, for population-level checks, the exact
+            ``Sigma``. Must be symmetric positive semi-definite.
+        dims : sequence of int
+            ``(d_1, ..., d_M)`` with ``sum(dims) = d``.
+        n_samples : int, optional
+            Sample size behind ``cov``; None means a population covariance.
+        structure, init, rng
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        FitResult
+        """
+        dims = check_dims(dims)
+        cov = check_covariance(cov, "cov", dim=sum(dims))
+        if n_samples is not None:
+            n_samples = check_int(n_samples, "n_samples", minimum=2)
+        return self._run(cov, dims, structure, n_samples, init, rng, None)
+
+    # ------------------------------------------------------------- machinery
+    def _run(self, cov, dims, structure, n_samples, init, rng, names) -> FitResult:
+        if structure is None:
+            raise ValidationError(
+                f"structure must be given to {type(self).__name__}.fit, e.g. "
+                "structure='all:3' or 'ABC:3 AB:2 C:1'."
+            )
+        structure = Structure.coerce(structure, len(dims), modality_names=names)
+        if names is not None and structure.modality_names is None:
+            structure = structure.with_names(names)
+        if init is not None and not self.accepts_init:
+            raise ValidationError(
+                f"init is not used by {type(self).__name__}; only iterative "
+                "estimators (e.g. MaskedGradient) accept a starting point."
+            )
+        gen = as_generator(rng)
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            raw = self._fit(cov, dims, structure, n_samples=n_samples, init=init, rng=gen)
+        wall = time.perf_counter() - start
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        diagnostics = Diagnostics(
+            converged=raw.converged,
+            n_iter=raw.n_iter,
+            objective=raw.objective,
+            relative_gradient=raw.relative_gradient,
+            wall_time_s=wall,
+            warnings=tuple(f"{w.category.__name__}: {w.message}" for w in caught),
+            extra=raw.extra,
+        )
+        return FitResult(
+            loadings=raw.loadings,
+            noise_var=raw.noise_var,
+            structure=raw.structure,
+            dims=tuple(dims),
+            n_samples=n_samples,
+            estimator=repr(self),
+            diagnostics=diagnostics,
+            structured=self.structured,
+        )
+
+    def _noise(self, cov: NDArray, dims, structure: Structure):
+        """Noise variance per the ``noise_var`` option."""
+        if isinstance(self.noise_var, str):
+            return estimate_noise_var(cov, dims, structure, rule=self.noise_var)
+        if isinstance(self.noise_var, tuple):
+            return check_noise_var(np.asarray(self.noise_var), len(dims))
+        return float(self.noise_var)
+
+    @abc.abstractmethod
+    def _fit(
+        self,
+        cov: NDArray[np.float64],
+        dims: tuple[int, ...],
+        structure: Structure,
+        *,
+        n_samples: int | None,
+        init: FitResult | None,
+        rng: np.random.Generator,
+    ) -> RawFit:
+        """Compute the estimate from a validated covariance."""
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyper-parameters as a dict (for study records)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -1,0 +1,62 @@
+"""Exceptions and warnings raised by :mod:`hcl_stats`.
+
+Every error subclasses :class:`HCLError` *and* the builtin it refines, so callers
+may catch either ``hcl_stats.exceptions.ValidationError`` or plain ``ValueError``.
+
+Messages follow one format: ``"<name> must be <constraint>; got <value!r>."``,
+followed by the context that makes the message actionable.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConvergenceWarning",
+    "HCLError",
+    "NotIdentifiableError",
+    "NumericalWarning",
+    "SolverError",
+    "StoreCorruptedError",
+    "StoreVersionMismatch",
+    "StudyConfigError",
+    "ValidationError",
+]
+
+
+class HCLError(Exception):
+    """Base class for all hcl_stats errors."""
+
+
+class ValidationError(HCLError, ValueError):
+    """Bad argument value, shape or type."""
+
+
+class NotIdentifiableError(HCLError, ValueError):
+    """Structure, ranks or dims violate a condition the estimator needs."""
+
+
+class SolverError(HCLError, RuntimeError):
+    """A numerical solver failed; ``status`` holds the solver's status string."""
+
+    def __init__(self, message: str, status: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class StudyConfigError(HCLError, ValueError):
+    """Invalid study file; the message names the file and the key path."""
+
+
+class StoreVersionMismatch(HCLError, RuntimeError):
+    """Appending results produced by different code to an existing store."""
+
+
+class StoreCorruptedError(HCLError, RuntimeError):
+    """A result store is unreadable, truncated or inconsistent."""
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative estimator stopped at ``max_iter`` before its tolerance."""
+
+
+class NumericalWarning(RuntimeWarning):
+    """A numerical issue was repaired, e.g. negative eigenvalues were clipped."""
