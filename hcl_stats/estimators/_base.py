@@ -175,9 +175,17 @@ class Estimator(abc.ABC):
         eigenvalues of each view's diagonal block, or use the given known value(s).
     """
 
+    #: Registry name (study configs, ``hcl-stats fit --estimator``).
     name: ClassVar[str] = "estimator"
+    #: False if the loadings are dense (no identified blocks), e.g. NaivePCA.
     structured: ClassVar[bool] = True
+    #: True if ``fit`` accepts ``init=`` (iterative estimators).
     accepts_init: ClassVar[bool] = False
+    #: True if the estimator learns the structure (``structure=None`` allowed).
+    learns_structure: ClassVar[bool] = False
+    #: True if the estimator needs the raw rows, not only the sample covariance
+    #: (``fit_covariance`` then raises and studies draw data, not Wishart matrices).
+    needs_data: ClassVar[bool] = False
 
     noise_var: Any = "scalar"
 
@@ -253,13 +261,15 @@ class Estimator(abc.ABC):
     # ------------------------------------------------------------- machinery
     def _run(self, cov, dims, structure, n_samples, init, rng, names) -> FitResult:
         if structure is None:
-            raise ValidationError(
-                f"structure must be given to {type(self).__name__}.fit, e.g. "
-                "structure='all:3' or 'ABC:3 AB:2 C:1'."
-            )
-        structure = Structure.coerce(structure, len(dims), modality_names=names)
-        if names is not None and structure.modality_names is None:
-            structure = structure.with_names(names)
+            if not self.learns_structure:
+                raise ValidationError(
+                    f"structure must be given to {type(self).__name__}.fit, e.g. "
+                    "structure='all:3' or 'ABC:3 AB:2 C:1'."
+                )
+        else:
+            structure = Structure.coerce(structure, len(dims), modality_names=names)
+            if names is not None and structure.modality_names is None:
+                structure = structure.with_names(names)
         if init is not None and not self.accepts_init:
             raise ValidationError(
                 f"init is not used by {type(self).__name__}; only iterative "
