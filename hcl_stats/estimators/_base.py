@@ -222,7 +222,9 @@ class Estimator(abc.ABC):
         data = views if isinstance(views, MultimodalData) else MultimodalData(views)
         names = data.modality_names
         cov = data.sample_cov(ddof=1)
-        return self._run(cov, data.dims, structure, data.n_samples, init, rng, names)
+        return self._run(
+            cov, data.dims, structure, data.n_samples, init, rng, names, data=data
+        )
 
     def fit_covariance(
         self,
@@ -256,10 +258,17 @@ class Estimator(abc.ABC):
         cov = check_covariance(cov, "cov", dim=sum(dims))
         if n_samples is not None:
             n_samples = check_int(n_samples, "n_samples", minimum=2)
+        if self.needs_data:
+            raise ValidationError(
+                f"{type(self).__name__} needs the raw data rows; call fit(views, ...) "
+                "instead of fit_covariance."
+            )
         return self._run(cov, dims, structure, n_samples, init, rng, None)
 
     # ------------------------------------------------------------- machinery
-    def _run(self, cov, dims, structure, n_samples, init, rng, names) -> FitResult:
+    def _run(
+        self, cov, dims, structure, n_samples, init, rng, names, data=None
+    ) -> FitResult:
         if structure is None:
             if not self.learns_structure:
                 raise ValidationError(
@@ -279,7 +288,9 @@ class Estimator(abc.ABC):
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            raw = self._fit(cov, dims, structure, n_samples=n_samples, init=init, rng=gen)
+            raw = self._fit(
+                cov, dims, structure, n_samples=n_samples, init=init, rng=gen, data=data
+            )
         wall = time.perf_counter() - start
         for w in caught:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -321,8 +332,13 @@ class Estimator(abc.ABC):
         n_samples: int | None,
         init: FitResult | None,
         rng: np.random.Generator,
+        data: MultimodalData | None = None,
     ) -> RawFit:
-        """Compute the estimate from a validated covariance."""
+        """Compute the estimate from a validated covariance.
+
+        ``data`` is the validated data when called from :meth:`fit` (None from
+        :meth:`fit_covariance`); only ``needs_data`` estimators may rely on it.
+        """
 
     def get_params(self) -> dict[str, Any]:
         """Hyper-parameters as a dict (for study records)."""

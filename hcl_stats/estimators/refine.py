@@ -129,7 +129,7 @@ class MaskedGradient(Estimator):
         check_int(self.memory, "memory", minimum=1)
         check_choice(self.init_variant, "init_variant", ("joint", "per_view"))
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng) -> RawFit:
+    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
         noise = self._noise(cov, dims, structure)
         s_w = signal_covariance(cov, dims, noise)
         mask = structure.mask(dims)

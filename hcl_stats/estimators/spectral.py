@@ -50,7 +50,7 @@ class NaivePCA(Estimator):
     name: ClassVar[str] = "naive"
     structured: ClassVar[bool] = False
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng) -> RawFit:
+    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
         noise = self._noise(cov, dims, structure)
         s_w = signal_covariance(cov, dims, noise)
         w = top_factor(s_w, structure.total_rank)
@@ -196,7 +196,7 @@ class SchurComplement(Estimator):
         super().__post_init__()
         check_choice(self.variant, "variant", ("joint", "per_view"))
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng) -> RawFit:
+    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
         noise = self._noise(cov, dims, structure)
         s_w = signal_covariance(cov, dims, noise)
         w, spectra = schur_loadings(s_w, dims, structure, variant=self.variant)
