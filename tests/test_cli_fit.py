@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+import hcl_stats as hs
+from hcl_stats.cli import main
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    model = hs.HierarchicalFactorModel.random((5, 6, 7), "ABC:1 AB:1 C:1", noise_var=0.2, rng=0)
+    data = model.sample(400, rng=1)
+    path = tmp_path / "views.npz"
+    np.savez(path, text=data.Xs[0], image=data.Xs[1], audio=data.Xs[2])
+    return path, model, data
+
+
+def test_fit_round_trip(data_file, tmp_path, capsys):
+    path, model, data = data_file
+    out = tmp_path / "fit.npz"
+    code = main(["fit", str(path), "--structure", "ABC:1 AB:1 C:1", "--out", str(out)])
+    assert code == 0
+    stdout = capsys.readouterr().out
+    assert "Hierarchical factor model fit" in stdout
+    with np.load(out) as res:
+        assert str(res["structure"]) == "ABC:1 AB:1 C:1"
+        assert res["loadings"].shape == (18, 3)
+        assert tuple(res["dims"]) == (5, 6, 7)
+        assert list(res["view_names"]) == ["text", "image", "audio"]
+        direct = hs.estimators.MaskedGradient().fit(data, structure="ABC:1 AB:1 C:1")
+        np.testing.assert_allclose(res["loadings"], direct.loadings)
+        np.testing.assert_allclose(res["gram_AB"], direct.gram({0, 1}))
+        assert float(res["noise_var"]) == pytest.approx(direct.noise_var)
+
+
+def test_fit_from_csv_files(data_file, tmp_path):
+    _, _, data = data_file
+    paths = []
+    for i, x in enumerate(data.Xs):
+        p = tmp_path / f"view{i}.csv"
+        header = ",".join(f"f{j}" for j in range(x.shape[1]))
+        np.savetxt(p, x, delimiter=",", header=header if i == 0 else "", comments="")
+        paths.append(str(p))
+    out = tmp_path / "fit.npz"
+    assert main(["fit", *paths, "--structure", "all:1", "--estimator", "schur", "--out", str(out)]) == 0
+    with np.load(out) as res:
+        assert str(res["structure"]) == "ABC:1 AB:1 AC:1 BC:1 A:1 B:1 C:1"
+        direct = hs.estimators.SchurComplement().fit(data, structure="all:1")
+        np.testing.assert_allclose(res["loadings"], direct.loadings, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--structure", "ABD:1"], "uses view 'D' but there are only 3 views"),
+        (["--structure", "ABC:1", "--noise", "loud"], "--noise must be 'scalar', 'per_view' or a positive number"),
+        (["--structure", "ABC:1", "--out", "x.txt"], "--out must end in .npz"),
+        (["--structure", "ABC:1", "--out", "/nonexistent/dir/x.npz"], "does not exist"),
+    ],
+)
+def test_fit_errors_are_one_line_with_exit_code_2(data_file, tmp_path, capsys, args, message):
+    path, _, _ = data_file
+    full = ["fit", str(path), "--out", str(tmp_path / "o.npz"), *args]
+    if "--out" in args:
+        full = ["fit", str(path), *args]
+    assert main(full) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert message in err[0]
+
+
+def test_missing_data_file(tmp_path, capsys):
+    assert main(["fit", str(tmp_path / "nope.npz"), "--structure", "A:1", "--out", str(tmp_path / "o.npz")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_check_identifiable_exit_codes(capsys):
+    assert main(["check-identifiable", "--dims", "100,500,800", "--structure", "all:3"]) == 0
+    assert "identified" in capsys.readouterr().out
+    assert main(["check-identifiable", "--dims", "1,1", "--structure", "AB:1 A:1 B:1"]) == 1
+    out = capsys.readouterr().out
+    assert "d = 2 <= K = 3" in out
+    assert main(["check-identifiable", "--dims", "1,x", "--structure", "A:1"]) == 2
+
+
+def test_help_lists_commands(capsys):
+    assert main(["--help"]) == 0
+    assert "check-identifiable" in capsys.readouterr().out

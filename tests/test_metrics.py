@@ -1,0 +1,105 @@
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import special_ortho_group
+from strategies import identifiable_models
+
+import hcl_stats as hs
+from hcl_stats import metrics
+
+
+def _rotate_blocks(model, seed):
+    gen = np.random.default_rng(seed)
+    w = np.array(model.loadings)
+    for b, r in zip(model.structure.blocks, model.structure.ranks, strict=True):
+        cols = model.structure.columns(b)
+        q = special_ortho_group.rvs(r, random_state=gen) if r > 1 else np.array([[gen.choice([-1.0, 1.0])]])
+        w[:, cols] = w[:, cols] @ q
+    return dataclasses.replace(model, loadings=w)
+
+
+def _perturb(model, seed, scale=0.1):
+    gen = np.random.default_rng(seed)
+    mask = model.structure.mask(model.dims)
+    w = np.array(model.loadings) + scale * np.where(mask, gen.standard_normal(mask.shape), 0.0)
+    return dataclasses.replace(model, loadings=w)
+
+
+@settings(max_examples=25)
+@given(identifiable_models(), st.integers(0, 2**32 - 1))
+def test_every_metric_is_invariant_to_block_rotations(model, seed):
+    other = _perturb(model, seed)
+    rotated = _rotate_blocks(other, seed + 1)
+    for fn in (metrics.block_gram_errors, metrics.structure_gram_errors, metrics.procrustes_errors, metrics.sin_theta):
+        a, b = fn(other, model), fn(rotated, model)
+        assert a.keys() == b.keys()
+        np.testing.assert_allclose(list(a.values()), list(b.values()), atol=1e-9)
+        assert all(v >= 0 for v in a.values())
+    assert metrics.overall_gram_error(rotated, model) == pytest.approx(
+        metrics.overall_gram_error(other, model), abs=1e-9
+    )
+    np.testing.assert_allclose(rotated.covariance(), other.covariance(), atol=1e-12)
+
+
+@settings(max_examples=25)
+@given(identifiable_models(), st.integers(0, 2**32 - 1))
+def test_gram_metrics_are_distances(model, seed):
+    a, b = _perturb(model, seed), _perturb(model, seed + 1)
+    for fn in (metrics.block_gram_errors, metrics.structure_gram_errors):
+        assert max(fn(model, model).values()) == 0.0
+        ab, ba = fn(a, b), fn(b, a)
+        np.testing.assert_allclose(list(ab.values()), list(ba.values()), rtol=1e-12)
+        am, mb = fn(a, model), fn(model, b)
+        for k in ab:
+            assert ab[k] <= am[k] + mb[k] + 1e-12
+        assert max(fn(a, model).values()) > 0
+    d_ab = metrics.overall_gram_error(a, b)
+    assert d_ab <= metrics.overall_gram_error(a, model) + metrics.overall_gram_error(model, b) + 1e-12
+    assert d_ab == pytest.approx(
+        np.linalg.norm(np.asarray(a.loadings) @ np.asarray(a.loadings).T - np.asarray(b.loadings) @ np.asarray(b.loadings).T),
+        rel=1e-10,
+    )
+
+
+def test_sin_theta_closed_form_for_lines():
+    s = hs.Structure.parse("A:1")
+    angle = 0.3
+    truth = hs.HierarchicalFactorModel((2,), s, np.array([[1.0], [0.0]]), 1.0)
+    est = hs.HierarchicalFactorModel((2,), s, 2 * np.array([[np.cos(angle)], [np.sin(angle)]]), 1.0)
+    assert metrics.sin_theta(est, truth)[frozenset({0})] == pytest.approx(np.sin(angle))
+    # Procrustes: min_q ||q w_hat - w|| with q = +-1, closed form for vectors
+    w_hat = 2 * np.array([np.cos(angle), np.sin(angle)])
+    expected = np.linalg.norm(w_hat - np.array([1.0, 0.0]))
+    assert metrics.procrustes_errors(est, truth)[frozenset({0})] == pytest.approx(expected)
+
+
+def test_missing_blocks_count_as_zero():
+    truth = hs.HierarchicalFactorModel.random((3, 3), "AB:1 A:1 B:1", rng=0)
+    s_est = hs.Structure.parse("AB:1 A:1")
+    est = hs.HierarchicalFactorModel((3, 3), s_est, np.asarray(truth.loadings)[:, :2], 1.0)
+    errs = metrics.block_gram_errors(est, truth)
+    gb = truth.block(1, {1}) @ truth.block(1, {1}).T
+    assert errs[(1, frozenset({1}))] == pytest.approx(np.linalg.norm(gb))
+    assert errs[(0, frozenset({0}))] == pytest.approx(0.0, abs=1e-12)
+    assert metrics.sin_theta(est, truth)[frozenset({1})] == 1.0
+
+
+def test_support_and_rank_scores():
+    truth = hs.Structure.parse("ABC:2 AB:1 C:1")
+    est = hs.Structure.parse("ABC:2 AB:2 A:1")
+    sc = metrics.support_scores(est, truth)
+    assert sc["structure_precision"] == pytest.approx(2 / 3)
+    assert sc["structure_recall"] == pytest.approx(2 / 3)
+    # pairs: truth {A,B,C}x{ABC}, A|AB, B|AB, C|C -> 6; est 3 + 2 + 1 = 6; common 5
+    assert sc["block_precision"] == pytest.approx(5 / 6)
+    assert sc["block_recall"] == pytest.approx(5 / 6)
+    assert sc["exact"] == 0.0
+    rr = metrics.rank_recovery(est, truth)
+    assert rr["rank_accuracy"] == pytest.approx(1 / 3)
+    assert rr["rank_abs_error"] == 3.0  # AB off by one, A extra (1), C missing (1)
+    assert rr["total_rank_error"] == 1.0
+    assert metrics.support_scores(truth, truth)["exact"] == 1.0
+    assert metrics.rank_recovery(truth, truth)["exact"] == 1.0
