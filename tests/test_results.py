@@ -14,11 +14,13 @@ def test_summary_renders_in_all_formats(fit):
     _, res = fit
     summ = res.summary()
     text = str(summ)
-    assert "AB:2 A:1 B:1" in text and "Relative gradient" in text
+    assert "AB:2 A:1 B:1" in text
+    assert "Relative gradient" in text
     md = summ.to_markdown()
     assert "| Block | Level | Rank | share A | share B |" in md
     tex = summ.to_latex()
-    assert "\\toprule" in tex and "\\bottomrule" in tex
+    assert "\\toprule" in tex
+    assert "\\bottomrule" in tex
     assert "<table>" in summ._repr_html_()
     # shares of each view's signal variance sum to one
     shares = np.array([[np.nan if v is None else v for v in row[3:]] for row in summ.rows], dtype=float)
