@@ -1,0 +1,396 @@
+"""``hcl-stats validate | run | status | summarize | report | replay | export`` (private).
+
+Monte Carlo studies from TOML configs (:mod:`hcl_stats.study`), stored in SQLite
+(:mod:`hcl_stats.store`, default ``<config dir>/_runs/<study>.sqlite``), run by
+:mod:`hcl_stats.runner`, and turned into ``reports/<study>/`` (default relative to
+the current directory): ``summary.csv``, figures (PDF + PNG), tables (``.tex`` +
+``.md``) and ``MANIFEST.json`` with the sha256 of the summary and of every
+artefact. ``report`` re-summarizes first when the store exists (rewriting
+``summary.csv`` only if its content changed), and otherwise uses the committed
+``summary.csv``, so reports are a pure function of the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__: list[str] = []
+
+
+def _common(p: argparse.ArgumentParser, *, store: bool = True, out: bool = False) -> None:
+    p.add_argument("config", type=Path, help="study file, e.g. simulations/quick.toml")
+    if store:
+        p.add_argument(
+            "--store", type=Path, default=None,
+            help="result store (default: <config dir>/_runs/<study>.sqlite)",
+        )
+    if out:
+        p.add_argument(
+            "--out", type=Path, default=None,
+            help="report directory (default: reports/<study> in the current directory)",
+        )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the study sub-commands."""
+    p = sub.add_parser(
+        "validate", help="check a study file; print its cells and estimated cost",
+        description="Load and validate a study file; print the number of cells and "
+        "units and a rough serial cost (--probe times one unit of the largest cell).",
+    )
+    _common(p, store=False)
+    p.add_argument("--reps", type=int, default=None, help="replications (default: from the file)")
+    p.add_argument("--probe", action="store_true", help="time one unit of the largest cell")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "run", help="run (or resume) a Monte Carlo study",
+        description="Compute every missing (cell, replicate, estimator) unit and store "
+        "it. Re-running resumes; results are identical for any --jobs or backend.",
+        epilog="Example: hcl-stats run simulations/quick.toml --jobs 2",
+    )
+    _common(p)
+    p.add_argument("--jobs", "-j", type=int, default=None,
+                   help="worker processes (default: all cores; 1 = serial in-process)")
+    p.add_argument("--reps", type=int, default=None, help="run replicates 0..R-1 only")
+    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   help="only cells with this factor value (repeatable), e.g. n_samples=5000")
+    p.add_argument("--estimator", action="append", default=None, metavar="LABEL",
+                   help="only this estimator label (repeatable)")
+    p.add_argument("--retry-failed", action="store_true", help="recompute failed units")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address tcp://host:port")
+    p.add_argument("--dask-local", type=int, default=None, metavar="N",
+                   help="start a Dask LocalCluster with N worker processes")
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="BLAS threads per worker (default: 1)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any unit failed")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="progress and failures of a study")
+    _common(p)
+    p.add_argument("--failures", type=int, default=10, help="failed units to list (default 10)")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("summarize", help="write reports/<study>/summary.csv")
+    _common(p, out=True)
+    p.set_defaults(func=cmd_summarize)
+
+    p = sub.add_parser(
+        "report", help="figures, tables and MANIFEST.json from the summary",
+        description="Summarize (if the store exists), then write the figures (PDF+PNG) "
+        "and tables (LaTeX+Markdown) of the study's [report] section and "
+        "MANIFEST.json. Reruns are byte-identical.",
+    )
+    _common(p, out=True)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "replay", help="re-run one (cell, replicate) in process and compare with the store",
+    )
+    _common(p)
+    p.add_argument("--cell", required=True, help="cell id (or a unique prefix)")
+    p.add_argument("--rep", type=int, required=True, help="replicate index")
+    p.add_argument("--estimator", action="append", default=None, metavar="LABEL")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("export", help="export the store as tidy CSV or Parquet")
+    _common(p)
+    p.add_argument("--out", type=Path, required=True, help="output .csv or .parquet file")
+    p.set_defaults(func=cmd_export)
+
+
+# ------------------------------------------------------------------ helpers
+def _load(args: argparse.Namespace) -> Any:
+    from .study import load_study
+
+    return load_study(args.config)
+
+
+def _store_path(args: argparse.Namespace, study: Any) -> Path:
+    from .store import default_store_path
+
+    return args.store if getattr(args, "store", None) else default_store_path(study)
+
+
+def _out_dir(args: argparse.Namespace, study: Any) -> Path:
+    return args.out if getattr(args, "out", None) else Path("reports") / study.name
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _fmt_seconds(s: float) -> str:
+    if s < 120:
+        return f"{s:.1f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+# ------------------------------------------------------------------ commands
+def cmd_validate(args: argparse.Namespace) -> int:
+    """``hcl-stats validate``."""
+    from .runner import estimate_cost, probe_cost
+
+    study = _load(args)
+    reps = args.reps or study.replications
+    n_units = len(study.cells) * reps
+    print(f"study {study.name} ({study.path}): OK")
+    print(f"question: {study.question}")
+    print(f"kind {study.kind}, sampler {study.sampler}, seed {study.seed}")
+    grid = ", ".join(study.grid) or "(none)"
+    print(f"cells: {len(study.cells)} (grid factors: {grid}); replications: {reps}")
+    print(f"estimators: {', '.join(f'{k} ({v.name})' for k, v in study.estimators.items())}")
+    print(f"metrics: {', '.join(study.metrics)}")
+    print(f"units: {n_units} (cell x replicate), fits: {n_units * len(study.estimators)}")
+    cost = estimate_cost(study, reps=reps)
+    parts = ", ".join(f"{k} {_fmt_seconds(v)}" for k, v in cost.items() if k != "total")
+    print(f"estimated serial cost (heuristic): {_fmt_seconds(cost['total'])} ({parts})")
+    if args.probe:
+        probe = probe_cost(study, reps=reps)
+        print(f"probe: one unit of the largest cell took {_fmt_seconds(probe['unit'])}; "
+              f"extrapolated serial cost {_fmt_seconds(probe['total'])}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``hcl-stats run``."""
+    from .runner import run_study
+    from .store import ResultStore
+
+    study = _load(args)
+    if args.scheduler and args.dask_local:
+        from .exceptions import ValidationError
+
+        raise ValidationError("give either --scheduler or --dask-local, not both.")
+    backend = "dask" if (args.scheduler or args.dask_local) else "process"
+    path = _store_path(args, study)
+    with ResultStore(path) as store:
+        rep = run_study(
+            study, store, backend=backend, jobs=args.jobs, reps=args.reps, where=args.where,
+            estimators=args.estimator, retry_failed=args.retry_failed,
+            scheduler=args.scheduler, dask_local=args.dask_local,
+            blas_threads=args.blas_threads if args.blas_threads > 0 else None,
+            quiet=args.quiet, argv=sys.argv,
+        )
+    print(
+        f"{study.name}: {rep.written_units} units computed ({rep.failed_units} failed fits), "
+        f"{rep.skipped_units} fits already stored; backend {rep.backend}, "
+        f"{rep.jobs} worker(s), {rep.wall_time:.1f} s; store {path}"
+    )
+    return 1 if (args.strict and rep.failed_units) else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``hcl-stats status``."""
+    from .store import ResultStore
+
+    study = _load(args)
+    path = _store_path(args, study)
+    with ResultStore(path, readonly=True) as store:
+        ids = [c.id for c in study.cells]
+        marks = ",".join("?" * len(ids))
+        counts = {
+            (e, s): n for e, s, n in store.query(
+                f"SELECT estimator, status, COUNT(*) FROM units WHERE cell_id IN ({marks}) "
+                f"AND rep < ? GROUP BY estimator, status", [*ids, study.replications])
+        }
+        expected = len(study.cells) * study.replications
+        print(f"study {study.name}: {len(study.cells)} cells x {study.replications} replications; store {path}")
+        print(f"{'estimator':<20} {'ok':>7} {'failed':>7} {'missing':>8} {'expected':>9}")
+        for label in study.estimators:
+            ok, bad = counts.get((label, "ok"), 0), counts.get((label, "failed"), 0)
+            print(f"{label:<20} {ok:>7} {bad:>7} {expected - ok - bad:>8} {expected:>9}")
+        print(f"result rows: {store.count('results')}")
+        fails = store.query(
+            "SELECT cell_id, rep, estimator, error FROM units WHERE status='failed' "
+            "ORDER BY cell_id, rep, estimator LIMIT ?", [args.failures])
+        for cell_id, rep, est, err in fails:
+            print(f"  failed: cell {cell_id} rep {rep} {est}: {err}")
+        for run in store.runs():
+            dirty = "+dirty" if run["git_dirty"] else ""
+            print(f"run {run['run_id']}: {run['started_utc']} hcl_stats {run['package_version']} "
+                  f"commit {(run['git_commit'] or 'unknown')[:10]}{dirty} backend {run['backend']} "
+                  f"jobs {run['jobs']}")
+    return 0
+
+
+def write_summary(study: Any, store_path: Path, out_dir: Path) -> tuple[Path, bool]:
+    """Summarize the store into ``out_dir/summary.csv``; return (path, changed)."""
+    from .store import ResultStore
+    from .tables import summarize
+
+    with ResultStore(store_path, readonly=True) as store:
+        summary = summarize(study, store)
+    text = summary.to_csv(index=False, lineterminator="\n")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "summary.csv"
+    if path.exists() and path.read_text() == text:
+        return path, False
+    tmp = path.with_suffix(".csv.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path, True
+
+
+def read_summary(path: Path) -> Any:
+    """Read ``summary.csv`` back (labels and factors as text where needed)."""
+    import pandas as pd
+
+    df = pd.read_csv(path, dtype={"cell_id": str, "estimator": str, "metric": str, "label": str},
+                     keep_default_na=False, na_values={c: [""] for c in ("mean", "sd", "mcse", "median")})
+    return df
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    """``hcl-stats summarize``."""
+    study = _load(args)
+    path, changed = write_summary(study, _store_path(args, study), _out_dir(args, study))
+    print(f"{path}: {'written' if changed else 'unchanged'}")
+    return 0
+
+
+def _default_report(study: Any) -> dict[str, Any]:
+    x = next((g for g in study.grid if g in ("n_samples", "latent_cov", "noise_var")), None)
+    figures = []
+    if x is not None:
+        for metric in study.metrics:
+            if metric in ("block_gram", "overall_gram", "structure_gram", "wall_time"):
+                figures.append({"name": f"{metric}_vs_{x}", "x": x, "metric": metric,
+                                "logx": x == "n_samples", "logy": metric != "wall_time"})
+    tables = [{"name": "summary_table", "metrics": list(study.metrics),
+               "group": x} if x else {"name": "summary_table", "metrics": list(study.metrics)}]
+    return {"figures": figures, "tables": tables}
+
+
+def build_report(study: Any, summary_path: Path, out_dir: Path) -> list[Path]:
+    """Write the figures, tables and MANIFEST.json; return the artefact paths."""
+    from .plotting import line_figure, save_figure
+    from .study import get_metric
+    from .tables import render_table
+
+    summary = read_summary(summary_path)
+    spec = study.report or _default_report(study)
+    order = list(study.estimators)
+    artefacts: list[Path] = []
+    for fig_spec in spec.get("figures", []):
+        m = get_metric(fig_spec["metric"])
+        fig = line_figure(summary, fig_spec, order, notation=m.notation, unit=m.unit)
+        artefacts += save_figure(fig, out_dir / fig_spec["name"])
+    for tab_spec in spec.get("tables", []):
+        latex, markdown = render_table(summary, tab_spec, order)
+        for suffix, text in ((".tex", latex), (".md", markdown)):
+            p = out_dir / f"{tab_spec['name']}{suffix}"
+            p.write_text(text)
+            artefacts.append(p)
+    summary_sha = _sha256(summary_path)
+    manifest = {
+        "study": study.name,
+        "question": study.question,
+        "config": study.path.name,
+        "config_digest": study.digest,
+        "summary": {"path": summary_path.name, "sha256": summary_sha},
+        "artefacts": [
+            {"path": p.name, "sha256": _sha256(p), "summary_sha256": summary_sha}
+            for p in sorted(artefacts)
+        ],
+    }
+    mpath = out_dir / "MANIFEST.json"
+    mpath.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return [*artefacts, mpath]
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``hcl-stats report``."""
+    study = _load(args)
+    out_dir = _out_dir(args, study)
+    store_path = _store_path(args, study)
+    summary_path = out_dir / "summary.csv"
+    if store_path.exists():
+        summary_path, changed = write_summary(study, store_path, out_dir)
+        if changed:
+            print(f"{summary_path}: re-summarized from {store_path}")
+    elif not summary_path.exists():
+        raise FileNotFoundError(
+            f"neither a store ({store_path}) nor {summary_path} exists; run "
+            f"'hcl-stats run {args.config}' first"
+        )
+    paths = build_report(study, summary_path, out_dir)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """``hcl-stats replay``."""
+    import math
+
+    from .runner import compute_unit
+    from .store import ResultStore
+
+    study = _load(args)
+    cell = study.cell(args.cell)
+    labels = tuple(args.estimator or study.estimators)
+    records = compute_unit(study, cell.index, args.rep, labels)
+    stored: dict[tuple[str, str, str], float | None] = {}
+    path = _store_path(args, study)
+    if path.exists():
+        with ResultStore(path, readonly=True) as store:
+            for est, metric, label, value in store.query(
+                "SELECT estimator, metric, label, value FROM results WHERE cell_id=? AND rep=?",
+                [cell.id, args.rep]):
+                stored[(est, metric, label)] = value
+    print(f"cell {cell.id} {json.dumps(dict(cell.varying), sort_keys=True)} rep {args.rep}")
+    mismatches = 0
+    for rec in records:
+        print(f"[{rec.estimator}] {rec.status}{': ' + rec.error if rec.error else ''} "
+              f"({rec.wall_time:.3f} s)")
+        for (metric, label), value in sorted(rec.values.items()):
+            key = (rec.estimator, metric, label)
+            note = ""
+            if key in stored:
+                old = stored[key]
+                same = (old is None and math.isnan(value)) or old == value
+                if metric == "wall_time":
+                    note = " (timing)"
+                elif same:
+                    note = " (= stored)"
+                else:
+                    note = f" (stored {old!r}: MISMATCH)"
+                    mismatches += 1
+            print(f"  {metric:<16} {label:<24} {value!r}{note}")
+    if mismatches:
+        print(f"{mismatches} value(s) differ from the store", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``hcl-stats export``."""
+    from .store import ResultStore
+
+    study = _load(args)
+    with ResultStore(_store_path(args, study), readonly=True) as store:
+        df = store.tidy()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        try:
+            df.to_parquet(out, index=False)
+        except ImportError as exc:
+            raise ImportError("Parquet export needs pyarrow; pip install pyarrow") from exc
+    elif out.suffix == ".csv":
+        df.to_csv(out, index=False, lineterminator="\n")
+    else:
+        from .exceptions import ValidationError
+
+        raise ValidationError(f"--out must end in .csv or .parquet; got {str(out)!r}.")
+    print(f"{out}: {len(df)} rows")
+    return 0
