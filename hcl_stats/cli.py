@@ -30,6 +30,7 @@ __all__ = ["main"]
 #: Modules providing sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "hcl_stats._cli_fit",
+    "hcl_stats._cli_study",
 )
 
 _USAGE_ERRORS = (ValidationError, StudyConfigError, NotIdentifiableError, FileNotFoundError)
