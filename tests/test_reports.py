@@ -1,0 +1,160 @@
+"""summary.csv statistics, tables, figures, MANIFEST.json and byte-identical reruns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+from _study_helpers import write_tiny
+
+from hcl_stats.cli import main
+from hcl_stats.study import load_study
+from hcl_stats.tables import format_value, label_sort_key, render_table
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("matplotlib")
+
+REPORT = """
+[[report.figures]]
+name = "err_vs_n"
+x = "n_samples"
+metric = "block_gram"
+labels = ["mean", "A|ABC"]
+errorbar = "sd"
+logx = true
+logy = true
+reference_slope = -0.5
+
+[[report.tables]]
+name = "tab"
+metrics = ["structure_gram", "overall_gram"]
+group = "n_samples"
+stat = "mean_sd"
+digits = 3
+caption = "Test table."
+"""
+
+
+@pytest.fixture
+def ran(tmp_path):
+    cfg = write_tiny(tmp_path, reps=3, ns="[50, 200]")
+    cfg.write_text(cfg.read_text() + REPORT)
+    db, out = tmp_path / "s.sqlite", tmp_path / "rep"
+    assert main(["run", str(cfg), "--jobs", "1", "--store", str(db), "--quiet"]) == 0
+    return cfg, db, out
+
+
+def _hashes(out):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
+
+
+def test_summary_statistics_match_the_store(ran):
+    cfg, db, out = ran
+    assert main(["summarize", str(cfg), "--store", str(db), "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns[:2]) == ["cell_id", "n_samples"]
+    tidy = main(["export", str(cfg), "--store", str(db), "--out", str(out.parent / "t.csv")])
+    assert tidy == 0
+    raw = pd.read_csv(out.parent / "t.csv")
+    row = summary[(summary.metric == "overall_gram") & (summary.estimator == "schur")
+                  & (summary.n_samples == 50)].iloc[0]
+    vals = raw[(raw.metric == "overall_gram") & (raw.estimator == "schur")
+               & (raw.n_samples == 50)]["value"].to_numpy()
+    assert row.n_ok == 3
+    assert row.n_failed == 0
+    assert row["mean"] == pytest.approx(vals.mean(), rel=1e-15)
+    assert row["sd"] == pytest.approx(vals.std(ddof=1), rel=1e-12)
+    assert row["mcse"] == pytest.approx(vals.std(ddof=1) / math.sqrt(3), rel=1e-12)
+    assert row["median"] == pytest.approx(np.median(vals), rel=1e-15)
+    assert not summary.duplicated(["cell_id", "estimator", "metric", "label"]).any()
+    # 3 views x 7 structures of "all:1" -> 12 (view, block) labels plus the mean
+    n_block = summary[(summary.metric == "block_gram") & (summary.estimator == "naive")
+                      & (summary.n_samples == 50)]
+    assert len(n_block) == 13
+
+
+def test_report_is_byte_identical_and_manifest_is_consistent(ran):
+    cfg, db, out = ran
+    assert main(["report", str(cfg), "--store", str(db), "--out", str(out)]) == 0
+    first = _hashes(out)
+    assert {"summary.csv", "err_vs_n.pdf", "err_vs_n.png", "tab.tex", "tab.md",
+            "MANIFEST.json"} <= set(first)
+    assert main(["report", str(cfg), "--store", str(db), "--out", str(out)]) == 0
+    assert _hashes(out) == first
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert manifest["summary"]["sha256"] == first["summary.csv"]
+    for art in manifest["artefacts"]:
+        assert first[art["path"]] == art["sha256"]
+        assert art["summary_sha256"] == first["summary.csv"]
+    # reports are a function of summary.csv alone: works without the store
+    db.rename(db.with_suffix(".moved"))
+    (out / "tab.md").unlink()
+    assert main(["report", str(cfg), "--store", str(db), "--out", str(out)]) == 0
+    assert _hashes(out) == first
+
+
+def test_report_resummarizes_a_stale_summary(ran, capsys):
+    cfg, db, out = ran
+    text = cfg.read_text()
+    cfg.write_text(text[: text.index("[[report.figures]]")] + text[text.index("[[report.tables]]"):])
+    assert main(["report", str(cfg), "--store", str(db), "--out", str(out)]) == 0
+    assert not (out / "err_vs_n.pdf").exists()
+    before = (out / "summary.csv").read_text()
+    cfg.write_text(cfg.read_text().replace("replications = 3", "replications = 4"))
+    assert main(["run", str(cfg), "--jobs", "1", "--store", str(db), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(cfg), "--store", str(db), "--out", str(out)]) == 0
+    assert "re-summarized" in capsys.readouterr().out
+    after = (out / "summary.csv").read_text()
+    assert after != before
+    assert ",4,0," in after
+
+
+def test_report_without_store_or_summary_is_a_usage_error(tmp_path, capsys):
+    cfg = write_tiny(tmp_path)
+    assert main(["report", str(cfg), "--store", str(tmp_path / "x.sqlite"),
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "first" in capsys.readouterr().err
+
+
+def test_table_rendering_and_rounding(ran):
+    cfg, db, out = ran
+    assert main(["summarize", str(cfg), "--store", str(db), "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv", dtype={"label": str})
+    study = load_study(cfg)
+    latex, md = render_table(summary, study.report["tables"][0], list(study.estimators))
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\cmidrule"):
+        assert rule in latex
+    assert r"$\pm$" in latex
+    assert "±" in md
+    assert md.splitlines()[0].startswith("| metric | label | n_samples=50 naive")
+    labels = [line.split("|")[2].strip() for line in md.splitlines()[2:] if line.startswith("|")]
+    assert labels == ["ABC", "AB", "AC", "BC", "A", "B", "C", "overall"]
+    assert format_value(1.23456, 2) == "1.23"
+    assert format_value(float("nan"), 2) == "--"
+    assert sorted(["mean", "A|A", "A|ABC", "B|AB"], key=label_sort_key) == [
+        "A|ABC", "A|A", "B|AB", "mean"]
+
+
+def test_figure_has_labelled_axes_and_legend(ran):
+    from hcl_stats._cli_study import read_summary, write_summary
+    from hcl_stats.plotting import estimator_style, line_figure
+
+    cfg, db, out = ran
+    study = load_study(cfg)
+    path, _ = write_summary(study, db, out)
+    spec = study.report["figures"][0]
+    fig = line_figure(read_summary(path), spec, list(study.estimators), notation="$E$", unit="")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 2
+    for ax in axes:
+        assert "sample size $n$" in ax.get_xlabel()
+        assert ax.get_ylabel() == "$E$"
+        assert ax.get_xscale() == "log"
+        assert ax.get_yscale() == "log"
+    names = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert {"naive PCA", "Schur (joint)", "Schur (per view)", "masked gradient"} <= set(names)
+    assert estimator_style("schur", ["x"])[0] == estimator_style("schur", ["schur", "y"])[0]
