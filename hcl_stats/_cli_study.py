@@ -155,8 +155,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"estimated serial cost (heuristic): {_fmt_seconds(cost['total'])} ({parts})")
     if args.probe:
         probe = probe_cost(study, reps=reps)
-        print(f"probe: one unit of the largest cell took {_fmt_seconds(probe['unit'])}; "
-              f"extrapolated serial cost {_fmt_seconds(probe['total'])}")
+        fits = ", ".join(
+            f"{k.split(':', 1)[1]} {v:.2f} s" for k, v in probe.items() if k.startswith("unit:")
+        )
+        print(f"probe: one unit of the largest cell took {_fmt_seconds(probe['unit'])} "
+              f"({fits}); extrapolated serial cost {_fmt_seconds(probe['total'])}")
     return 0
 
 
