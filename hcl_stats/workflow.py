@@ -1,0 +1,694 @@
+"""Real-data workflow: select a structure, fit, explain variance, check stability, transform.
+
+The pieces, each usable alone:
+
+- :func:`select_structure`: which views share latent blocks, and with what rank,
+  from a covariance (complete or pairwise-complete) by *rank counting*;
+- :func:`fit_views`: preprocess, select (unless a structure is given) and fit, in
+  one call, returning a :class:`ViewsFit`;
+- :func:`variance_explained`: the share of each view's total variance carried by
+  each block (a table and a heatmap);
+- :func:`bootstrap_stability`: how often each block is selected when the samples
+  are resampled;
+- :func:`transform`: per-structure representations
+  ``h(x) = (W^T Psi^{-1} W)^{-1} W^T Psi^{-1} x`` for downstream learners.
+
+Rank counting (the selection rule)
+----------------------------------
+For a set ``U`` of views let ``k(U) = sum_{S meets U} r_S`` be the number of latent
+dimensions that load on ``U``. Under the model, the noise-whitened covariance
+``Psi_U^{-1/2} Sigma_UU Psi_U^{-1/2} = I + (whitened W_U)(whitened W_U)^T`` has
+exactly ``k(U)`` eigenvalues above 1 when the loadings of the blocks meeting ``U``
+have full column rank jointly (the condition under which the blocks are
+identified; see docs/identifiability.md). The blocks contained in ``T`` are those
+that do not meet the complement ``O = [M] - T``, so
+
+    c(T) = sum_{S subset of T} r_S = k([M]) - k(O),
+
+and the ranks follow by Moebius inversion on the subset lattice, computed
+bottom-up as ``r_T = max(0, c(T) - sum_{S proper subset of T} r_S)``. At the
+population level with the true noise this is exact. With data, ``k(U)`` counts the
+eigenvalues of the whitened sample covariance above
+``max((1 + sqrt(d_U / n_U))^2, 1 + min_snr)``: the Marchenko-Pastur edge of pure
+noise (a spike of strength ``l`` is separated from it only when
+``l > sqrt(d_U / n_U)``), optionally raised by a minimum signal-to-noise ratio
+``min_snr`` per direction. ``n_U`` is the smallest number of samples behind any
+block of ``Sigma_UU`` (pairwise-complete covariance for missing views). The
+noise variances come from a rank-free rule (:func:`hcl_stats.preprocessing.noise_variance`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._validation import as_generator, check_choice, check_int, check_real
+from .exceptions import ValidationError
+from .missing import IncompleteData, fit_missing, pairwise_covariance
+from .model import MultimodalData
+from .preprocessing import Preprocessor, noise_variance
+from .structure import Structure, format_block
+
+__all__ = [
+    "BootstrapStability",
+    "StructureSelection",
+    "VarianceExplained",
+    "ViewsFit",
+    "bootstrap_stability",
+    "fit_views",
+    "select_structure",
+    "transform",
+    "variance_explained",
+]
+
+
+def _as_data(data: Any) -> MultimodalData | IncompleteData:
+    if isinstance(data, MultimodalData | IncompleteData):
+        return data
+    if hasattr(data, "data") and hasattr(data, "view_names"):  # MultiViewDataset
+        return data.data
+    return MultimodalData(data)
+
+
+def _letters(b: frozenset[int]) -> str:
+    return format_block(b)
+
+
+@dataclass(frozen=True, eq=False)
+class StructureSelection:
+    """Outcome of :func:`select_structure`.
+
+    Parameters
+    ----------
+    structure : Structure
+        The selected blocks and ranks.
+    subset_ranks : dict[str, int]
+        ``k(U)`` for every non-empty set ``U`` of views (keys in letter form).
+    contained : dict[str, int]
+        ``c(T) = k(all) - k(complement of T)`` for every non-empty ``T``.
+    noise_var : ndarray of shape (M,)
+        The noise variances used for whitening.
+    trimmed : tuple of str
+        Blocks whose rank was reduced so that every view keeps ``k_m < d_m``.
+    """
+
+    structure: Structure
+    subset_ranks: dict[str, int]
+    contained: dict[str, int]
+    noise_var: NDArray[np.float64]
+    trimmed: tuple[str, ...] = ()
+
+
+def _cov_and_counts(data: Any, cov: Any, dims: Any, n_per_block: Any):
+    if cov is None:
+        pc = pairwise_covariance(_as_data(data))
+        return pc.cov, pc.dims, pc.n_per_block
+    cov = np.asarray(cov, dtype=float)
+    if dims is None:
+        raise ValidationError("dims must be given with cov; got None.")
+    dims = tuple(int(d) for d in dims)
+    if np.ndim(n_per_block) == 0:
+        if n_per_block is None:
+            raise ValidationError("n_per_block must be given with cov; got None.")
+        counts = np.full((len(dims), len(dims)), int(n_per_block))
+    else:
+        counts = np.asarray(n_per_block, dtype=np.int64)
+    return cov, dims, counts
+
+
+def select_structure(
+    data: Any = None,
+    *,
+    cov: Any = None,
+    dims: Sequence[int] | None = None,
+    n_per_block: Any = None,
+    noise_var: Any = "bottom_half",
+    min_snr: float = 0.0,
+    max_rank: int | None = None,
+    modality_names: Sequence[str] | None = None,
+    method: str = "eigen",
+    view_rank: int = 10,
+    variance_fraction: float = 0.9,
+    min_corr: float = 0.5,
+) -> StructureSelection:
+    """Select the sharing structure and ranks by rank counting (module docstring).
+
+    Parameters
+    ----------
+    data : MultimodalData, IncompleteData, MultiViewDataset or list of arrays, optional
+        The (preprocessed) views; or pass ``cov``, ``dims`` and ``n_per_block``.
+    cov : array_like of shape (d, d), optional
+        Covariance to use instead of ``data``.
+    dims : sequence of int, optional
+        With ``cov``.
+    n_per_block : int or array_like of shape (M, M), optional
+        With ``cov``: the samples behind each block (one int for complete data).
+    noise_var : str or array_like of shape (M,), default='bottom_half'
+        A rule of :func:`hcl_stats.preprocessing.noise_variance` or known values.
+    min_snr : float, default=0.0
+        Minimum whitened signal-to-noise ratio of a counted direction.
+    max_rank : int, optional
+        Cap on each block's rank.
+    modality_names : sequence of str, optional
+    method : {'eigen', 'correlation'}, default='eigen'
+        How ``k(U)`` is measured. ``'eigen'``: eigenvalues of the noise-whitened
+        covariance above the threshold (exact under the model; ``noise_var``,
+        ``min_snr`` apply). ``'correlation'``: for real data whose residuals are not
+        isotropic noise. Each view is reduced to its top ``q_m`` principal
+        components (``q_m`` = fewest explaining ``variance_fraction`` of its
+        variance, at most ``view_rank``), whitened; ``k(U)`` is the dimension of the
+        union of the views' component spaces, where directions of two views whose
+        canonical correlation exceeds ``min_corr`` count once:
+        ``k(U) = sum_{m in U} q_m - #{eigenvalues of R_UU below 1 - min_corr}``,
+        with ``R_UU`` the correlation matrix of the whitened components (a direction
+        shared by ``j`` views with pairwise correlation ``rho`` gives ``j - 1``
+        eigenvalues ``1 - rho``).
+    view_rank : int, default=10
+        ``'correlation'`` only: the cap on ``q_m``.
+    variance_fraction : float in (0, 1], default=0.9
+        ``'correlation'`` only.
+    min_corr : float in (0, 1), default=0.5
+        ``'correlation'`` only: canonical correlation above which a direction is
+        shared.
+
+    Returns
+    -------
+    StructureSelection
+
+    Raises
+    ------
+    ValidationError
+        If no eigenvalue exceeds the threshold (no shared or specific signal).
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> from hcl_stats.workflow import select_structure
+    >>> model = hs.HierarchicalFactorModel.random((6, 7, 8), "ABC:2 AB:1 C:1", rng=0)
+    >>> sel = select_structure(cov=model.covariance(), dims=model.dims,
+    ...                        n_per_block=10**12, noise_var=[1.0, 1.0, 1.0])
+    >>> str(sel.structure)
+    'ABC:2 AB:1 C:1'
+    """
+    cov, dims, counts = _cov_and_counts(data, cov, dims, n_per_block)
+    n_views = len(dims)
+    if n_views > 12:
+        raise ValidationError(
+            f"select_structure enumerates all 2^M - 1 view subsets; M must be <= 12; "
+            f"got {n_views}."
+        )
+    min_snr = check_real(min_snr, "min_snr", low=0.0)
+    if max_rank is not None:
+        max_rank = check_int(max_rank, "max_rank", minimum=1)
+    if isinstance(noise_var, str):
+        psi = noise_variance(cov, dims, rule=noise_var)
+    else:
+        psi = np.broadcast_to(np.asarray(noise_var, dtype=float), (n_views,)).copy()
+        if np.any(psi <= 0):
+            raise ValidationError(f"noise_var must be positive; got {psi.tolist()}.")
+    method = check_choice(method, "method", ("eigen", "correlation"))
+    off = np.concatenate([[0], np.cumsum(dims)])
+    subsets = [
+        frozenset(c)
+        for size in range(1, n_views + 1)
+        for c in itertools.combinations(range(n_views), size)
+    ]
+    k_of: dict[frozenset[int], int] = {frozenset(): 0}
+    if method == "correlation":
+        k_of.update(
+            _union_ranks(cov, off, subsets, view_rank, variance_fraction, min_corr)
+        )
+    else:
+        scale = 1.0 / np.sqrt(np.repeat(psi, dims))
+        white = cov * np.outer(scale, scale)
+        for u in subsets:
+            rows = np.concatenate([np.arange(off[m], off[m + 1]) for m in sorted(u)])
+            n_u = int(min(counts[i, j] for i in u for j in u))
+            gamma = rows.size / max(n_u - 1, 1)
+            thr = max((1.0 + np.sqrt(gamma)) ** 2, 1.0 + min_snr)
+            vals = np.linalg.eigvalsh(white[np.ix_(rows, rows)])
+            k_of[u] = int(np.sum(vals > thr))
+    full = frozenset(range(n_views))
+    contained = {t: k_of[full] - k_of[full - t] for t in subsets}
+    ranks: dict[frozenset[int], int] = {}
+    for t in subsets:  # increasing size
+        below = sum(r for s, r in ranks.items() if s < t)
+        r = max(0, contained[t] - below)
+        if max_rank is not None:
+            r = min(r, max_rank)
+        ranks[t] = r
+    trimmed = []
+    for m in range(n_views):
+        while sum(r for s, r in ranks.items() if m in s) >= dims[m]:
+            mine = [s for s in ranks if m in s and ranks[s] > 0]
+            worst = max(mine, key=lambda s: (ranks[s], -len(s)))
+            ranks[worst] -= 1
+            trimmed.append(_letters(worst))
+    kept = [(s, r) for s, r in ranks.items() if r > 0]
+    if not kept:
+        raise ValidationError(
+            "no eigenvalue of the whitened covariance exceeds the threshold; found no "
+            "signal to share (lower min_snr or check the noise variances)."
+        )
+    structure = Structure(
+        n_views,
+        [s for s, _ in kept],
+        [r for _, r in kept],
+        modality_names=tuple(modality_names) if modality_names is not None else None,
+    )
+    return StructureSelection(
+        structure=structure,
+        subset_ranks={_letters(u): k_of[u] for u in subsets},
+        contained={_letters(t): contained[t] for t in subsets},
+        noise_var=psi,
+        trimmed=tuple(trimmed),
+    )
+
+
+def _union_ranks(cov, off, subsets, view_rank, variance_fraction, min_corr):
+    """``k(U)`` of the ``'correlation'`` rule of :func:`select_structure`."""
+    view_rank = check_int(view_rank, "view_rank", minimum=1)
+    variance_fraction = check_real(
+        variance_fraction, "variance_fraction", low=0.0, high=1.0, low_open=True
+    )
+    min_corr = check_real(min_corr, "min_corr", low=0.0, high=1.0, low_open=True)
+    bases = []
+    for m in range(len(off) - 1):
+        block = cov[off[m] : off[m + 1], off[m] : off[m + 1]]
+        vals, vecs = np.linalg.eigh(block)
+        vals, vecs = vals[::-1], vecs[:, ::-1]
+        pos = vals > 1e-12 * max(float(vals[0]), np.finfo(float).tiny)
+        share = np.cumsum(vals[pos]) / float(np.sum(vals[pos]))
+        q = min(view_rank, int(np.searchsorted(share, variance_fraction - 1e-12)) + 1)
+        q = min(q, int(pos.sum()))
+        bases.append(vecs[:, :q] / np.sqrt(vals[:q]))
+    sizes = [b.shape[1] for b in bases]
+    big = np.zeros((off[-1], sum(sizes)))
+    col = np.concatenate([[0], np.cumsum(sizes)])
+    for m, b in enumerate(bases):
+        big[off[m] : off[m + 1], col[m] : col[m + 1]] = b
+    corr = big.T @ cov @ big
+    out = {}
+    for u in subsets:
+        idx = np.concatenate([np.arange(col[m], col[m + 1]) for m in sorted(u)])
+        vals = np.linalg.eigvalsh(corr[np.ix_(idx, idx)])
+        out[u] = int(idx.size - np.sum(vals < 1.0 - min_corr))
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class VarianceExplained:
+    """Share of each view's total variance carried by each block.
+
+    Parameters
+    ----------
+    rows : tuple of str
+        Block labels (canonical order), then ``'noise'`` and ``'residual'``.
+    view_names : tuple of str
+    values : ndarray of shape (len(rows), M)
+        ``tr(W_m^S W_m^S^T) / tr(Sigma_mm)``; NaN where ``m`` is not in ``S``. The
+        ``noise`` row is ``d_m sigma_m^2 / tr(Sigma_mm)``; ``residual`` is what the
+        fitted covariance misses, ``1 - signal - noise`` (negative when the fit
+        over-explains the view).
+    """
+
+    rows: tuple[str, ...]
+    view_names: tuple[str, ...]
+    values: NDArray[np.float64]
+
+    def to_markdown(self, digits: int = 3) -> str:
+        """Markdown table (rounded here only)."""
+        head = "| block | " + " | ".join(self.view_names) + " |"
+        sep = "|---|" + "---:|" * len(self.view_names)
+        lines = [head, sep]
+        for name, row in zip(self.rows, self.values, strict=True):
+            cells = ["" if np.isnan(v) else f"{v:.{digits}f}" for v in row]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def plot(self, ax: Any = None, title: str | None = None) -> Any:
+        """Heatmap of the block rows (not noise/residual); returns the Figure."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as exc:  # pragma: no cover
+            raise ImportError("plot requires matplotlib; install hcl_stats[plots]") from exc
+        blocks = [i for i, r in enumerate(self.rows) if r not in ("noise", "residual")]
+        vals = self.values[blocks]
+        if ax is None:
+            fig, ax = plt.subplots(
+                figsize=(1.2 + 0.9 * len(self.view_names), 1.0 + 0.35 * len(blocks))
+            )
+        else:
+            fig = ax.figure
+        masked = np.ma.masked_invalid(vals)
+        im = ax.imshow(masked, cmap="viridis", vmin=0.0, vmax=max(float(np.nanmax(vals)), 1e-12), aspect="auto")
+        ax.set_xticks(range(len(self.view_names)), self.view_names)
+        ax.set_yticks(range(len(blocks)), [self.rows[i] for i in blocks])
+        for i in range(vals.shape[0]):
+            for j in range(vals.shape[1]):
+                if not np.isnan(vals[i, j]):
+                    ax.text(j, i, f"{vals[i, j]:.2f}", ha="center", va="center",
+                            color="white" if vals[i, j] < 0.6 * np.nanmax(vals) else "black",
+                            fontsize=7)
+        ax.set_xlabel("view")
+        ax.set_ylabel("block (rank)")
+        if title:
+            ax.set_title(title)
+        fig.colorbar(im, ax=ax, label="share of view variance")
+        fig.tight_layout()
+        return fig
+
+
+def variance_explained(fit: Any, cov: NDArray, view_names: Sequence[str] | None = None) -> VarianceExplained:
+    """Share of each view's total variance explained by each block of a fit.
+
+    Parameters
+    ----------
+    fit : FitResult
+        A structured fit.
+    cov : ndarray of shape (d, d)
+        The covariance the fit was computed from (gives ``tr(Sigma_mm)``).
+    view_names : sequence of str, optional
+
+    Returns
+    -------
+    VarianceExplained
+
+    Examples
+    --------
+    >>> import numpy as np, hcl_stats as hs
+    >>> from hcl_stats.workflow import variance_explained
+    >>> model = hs.HierarchicalFactorModel.random((3, 4), "AB:1 A:1", noise_var=0.5, rng=0)
+    >>> fit = hs.estimators.SchurComplement().fit_covariance(
+    ...     model.covariance(), dims=(3, 4), structure=model.structure)
+    >>> ve = variance_explained(fit, model.covariance())
+    >>> bool(np.allclose(np.nansum(ve.values, axis=0), 1.0))
+    True
+    """
+    names = tuple(view_names) if view_names is not None else fit.structure.names
+    s = fit.structure
+    n_views = len(fit.dims)
+    psi = np.broadcast_to(np.asarray(fit.noise_var, dtype=float), (n_views,))
+    total = np.array(
+        [float(np.trace(cov[fit.row_slice(m), fit.row_slice(m)])) for m in range(n_views)]
+    )
+    rows, vals = [], []
+    signal = np.zeros(n_views)
+    for b, r in zip(s.blocks, s.ranks, strict=True):
+        row = np.full(n_views, np.nan)
+        for m in sorted(b):
+            row[m] = float(np.sum(fit.block(m, b) ** 2)) / total[m]
+            signal[m] += row[m]
+        rows.append(f"{format_block(b)}:{r}")
+        vals.append(row)
+    noise = np.array(fit.dims) * psi / total
+    rows += ["noise", "residual"]
+    vals += [noise, 1.0 - signal - noise]
+    return VarianceExplained(tuple(rows), names, np.array(vals))
+
+
+@dataclass(frozen=True, eq=False)
+class ViewsFit:
+    """Outcome of :func:`fit_views`.
+
+    Parameters
+    ----------
+    fit : FitResult
+        The fit on the preprocessed views.
+    preprocessor : Preprocessor
+        Apply ``preprocessor.transform`` to new samples before :func:`transform`.
+    selection : StructureSelection or None
+        None when the structure was given.
+    cov : ndarray of shape (d, d)
+        The (pairwise-complete, PSD) covariance of the preprocessed views.
+    n_per_block : ndarray of shape (M, M)
+    view_names : tuple of str
+    """
+
+    fit: Any
+    preprocessor: Preprocessor
+    selection: StructureSelection | None
+    cov: NDArray[np.float64]
+    n_per_block: NDArray[np.int64]
+    view_names: tuple[str, ...]
+    extra: dict = field(default_factory=dict)
+
+    def variance_explained(self) -> VarianceExplained:
+        """See :func:`variance_explained`."""
+        return variance_explained(self.fit, self.cov, self.view_names)
+
+    def transform(self, views: Any, blocks: Any = None) -> NDArray[np.float64]:
+        """Preprocess ``views`` and return their representation (see :func:`transform`)."""
+        return transform(self.fit, self.preprocessor.transform(_as_data(views)), blocks=blocks)
+
+
+def fit_views(
+    data: Any,
+    *,
+    structure: Structure | str | None = None,
+    estimator: Any = "masked_gradient",
+    center: bool = True,
+    scale: str = "view",
+    noise_var: Any = "per_view",
+    select_options: dict | None = None,
+    rng: Any = None,
+) -> ViewsFit:
+    """Preprocess, select a structure (unless given) and fit; complete or missing views.
+
+    Parameters
+    ----------
+    data : MultiViewDataset, MultimodalData, IncompleteData or list of arrays
+    structure : Structure or str, optional
+        If None, chosen by :func:`select_structure`.
+    estimator : str or Estimator, default='masked_gradient'
+        Registry name or instance; a name is built with ``noise_var``.
+    center, scale
+        See :class:`hcl_stats.preprocessing.Preprocessor`.
+    noise_var : default='per_view'
+        The estimator's noise option once the structure is known.
+    select_options : dict, optional
+        Keyword arguments of :func:`select_structure`; default
+        ``{'method': 'correlation'}`` (the rule for real data).
+    rng : None, int, SeedSequence or Generator
+
+    Returns
+    -------
+    ViewsFit
+    """
+    from . import estimators
+
+    raw = _as_data(data)
+    names = tuple(getattr(data, "view_names", None) or raw.modality_names or Structure.all_subsets(raw.n_modalities, 1).names)
+    pre = Preprocessor.fit(raw, center=center, scale=scale)
+    prepped = pre.transform(raw)
+    pc = pairwise_covariance(prepped)
+    selection = None
+    if structure is None:
+        options = {"method": "correlation"} if select_options is None else dict(select_options)
+        selection = select_structure(
+            cov=pc.cov,
+            dims=pc.dims,
+            n_per_block=pc.n_per_block,
+            modality_names=names,
+            **options,
+        )
+        structure = selection.structure
+    est = estimators.get(estimator)(noise_var=noise_var) if isinstance(estimator, str) else estimator
+    if isinstance(prepped, IncompleteData):
+        fit = fit_missing(est, prepped, structure=structure, rng=rng)
+    else:
+        fit = est.fit(MultimodalData(prepped.Xs, names), structure=structure, rng=rng)
+    return ViewsFit(fit, pre, selection, pc.cov, pc.n_per_block, names)
+
+
+@dataclass(frozen=True, eq=False)
+class BootstrapStability:
+    """Selection frequencies of blocks under bootstrap resampling of the samples.
+
+    Parameters
+    ----------
+    blocks : tuple of frozenset
+        Every block selected at least once, canonical order.
+    frequency : ndarray of shape (n_blocks,)
+        Fraction of resamples that selected the block (any rank).
+    rank_counts : list of dict
+        For each block, ``rank -> number of resamples``.
+    view_names : tuple of str
+    n_boot : int
+    reference : Structure
+        The structure selected on the full data.
+    exact : float
+        Fraction of resamples that reproduce ``reference`` exactly (blocks and ranks).
+    """
+
+    blocks: tuple[frozenset[int], ...]
+    frequency: NDArray[np.float64]
+    rank_counts: list[dict[int, int]]
+    view_names: tuple[str, ...]
+    n_boot: int
+    reference: Structure
+    exact: float
+
+    def view_block_matrix(self) -> NDArray[np.float64]:
+        """``(n_blocks, M)`` selection frequency of each (view, block) pair; NaN off-support."""
+        out = np.full((len(self.blocks), len(self.view_names)), np.nan)
+        for i, b in enumerate(self.blocks):
+            for m in b:
+                out[i, m] = self.frequency[i]
+        return out
+
+    def to_markdown(self) -> str:
+        """Table: block, in reference?, frequency, rank distribution."""
+        lines = [
+            "| block | views | in full-data fit (rank) | selected in | ranks (count) |",
+            "|---|---|---|---:|---|",
+        ]
+        for b, f, rc in zip(self.blocks, self.frequency, self.rank_counts, strict=True):
+            ref = f"yes ({self.reference.rank_of(b)})" if b in self.reference else "no"
+            ranks = ", ".join(f"{r}:{c}" for r, c in sorted(rc.items()))
+            views = ",".join(self.view_names[m] for m in sorted(b))
+            lines.append(
+                f"| {format_block(b)} | {views} | {ref} | {f:.2f} | {ranks} |"
+            )
+        return "\n".join(lines)
+
+
+def bootstrap_stability(
+    data: Any,
+    *,
+    n_boot: int = 50,
+    rng: Any = None,
+    center: bool = True,
+    scale: str = "view",
+    **select_kwargs: Any,
+) -> BootstrapStability:
+    """Re-select the structure on bootstrap resamples of the samples.
+
+    The data are preprocessed once (scales are nuisance parameters); each resample
+    draws ``n`` rows with replacement and reruns :func:`select_structure` with
+    ``select_kwargs``. Resample ``b`` uses the stream ``SeedSequence`` spawned from
+    ``rng``, so results do not depend on the order of evaluation.
+
+    Parameters
+    ----------
+    data : MultiViewDataset, MultimodalData, IncompleteData or list of arrays
+    n_boot : int, default=50
+    rng : None, int, SeedSequence or Generator
+    center, scale
+        Preprocessing, as in :func:`fit_views`.
+    **select_kwargs
+        ``noise_var``, ``min_snr``, ``max_rank``.
+
+    Returns
+    -------
+    BootstrapStability
+    """
+    n_boot = check_int(n_boot, "n_boot", minimum=1)
+    raw = _as_data(data)
+    names = tuple(getattr(data, "view_names", None) or raw.modality_names or Structure.all_subsets(raw.n_modalities, 1).names)
+    prepped = Preprocessor.fit(raw, center=center, scale=scale).transform(raw)
+    ref = select_structure(prepped, **select_kwargs).structure
+    gen = as_generator(rng)
+    seeds = np.random.SeedSequence(int(gen.integers(0, 2**63 - 1))).spawn(n_boot)
+    found: dict[frozenset[int], dict[int, int]] = {}
+    exact = 0
+    n = raw.n_samples
+    for ss in seeds:
+        rows = np.random.default_rng(ss).integers(0, n, size=n)
+        sub = prepped.take(rows) if isinstance(prepped, IncompleteData) else MultimodalData(
+            [x[rows] for x in prepped.Xs]
+        )
+        try:
+            s = select_structure(sub, **select_kwargs).structure
+        except ValidationError:
+            continue
+        exact += int(s.blocks == ref.blocks and s.ranks == ref.ranks)
+        for b, r in zip(s.blocks, s.ranks, strict=True):
+            found.setdefault(b, {})
+            found[b][r] = found[b].get(r, 0) + 1
+    from .structure import block_key
+
+    blocks = tuple(sorted(set(found) | set(ref.blocks), key=block_key))
+    freq = np.array([sum(found.get(b, {}).values()) / n_boot for b in blocks])
+    return BootstrapStability(
+        blocks=blocks,
+        frequency=freq,
+        rank_counts=[dict(found.get(b, {})) for b in blocks],
+        view_names=names,
+        n_boot=n_boot,
+        reference=ref,
+        exact=exact / n_boot,
+    )
+
+
+def transform(fit: Any, data: Any, *, blocks: Any = None) -> NDArray[np.float64]:
+    """Per-structure representation ``h(x) = (W^T Psi^{-1} W)^{-1} W^T Psi^{-1} x``.
+
+    With a scalar noise variance this is the paper's ``(W^T W)^{-1} W^T x``
+    (paper.md §8, step 4); with per-view noise each view is weighted by
+    ``1 / sigma_m^2`` (generalised least squares). Samples that miss views use the
+    rows of their observed views only; latent coordinates of blocks none of whose
+    views is observed are NaN.
+
+    Parameters
+    ----------
+    fit : FitResult
+        A structured fit (columns in canonical block order).
+    data : MultimodalData, IncompleteData or list of arrays of shape (n, d_m)
+        Views already preprocessed the way the fit's data were.
+    blocks : iterable of blocks or str, optional
+        Which blocks' coordinates to return (default: all, in canonical order).
+        ``'shared'`` keeps blocks with ``|S| >= 2``.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, sum of the selected r_S)
+
+    Examples
+    --------
+    >>> import numpy as np, hcl_stats as hs
+    >>> from hcl_stats.workflow import transform
+    >>> model = hs.HierarchicalFactorModel.random((3, 4), "AB:1 A:1", rng=0)
+    >>> z = np.array([[1.0, -2.0]])
+    >>> x = z @ model.loadings.T
+    >>> data = hs.MultimodalData.from_stacked(np.vstack([x, x]), (3, 4))
+    >>> bool(np.allclose(transform(model, data)[0], z[0]))
+    True
+    """
+    d = _as_data(data)
+    s = fit.structure
+    if tuple(d.dims) != tuple(fit.dims):
+        raise ValidationError(f"data dims must be {tuple(fit.dims)}; got {tuple(d.dims)}.")
+    if blocks is None:
+        chosen = list(s.blocks)
+    elif isinstance(blocks, str):
+        if blocks != "shared":
+            raise ValidationError(f"blocks must be 'shared' or a list of blocks; got {blocks!r}.")
+        chosen = [b for b in s.blocks if len(b) >= 2]
+    else:
+        chosen = [frozenset(b) for b in blocks]
+    cols = np.concatenate([np.arange(s.columns(b).start, s.columns(b).stop) for b in chosen]) if chosen else np.zeros(0, dtype=int)
+    w = np.asarray(fit.loadings)
+    n_views = len(fit.dims)
+    psi = np.repeat(np.broadcast_to(np.asarray(fit.noise_var, dtype=float), (n_views,)), fit.dims)
+    x = np.hstack(d.Xs)
+    obs = np.asarray(d.observed) if isinstance(d, IncompleteData) else np.ones((x.shape[0], n_views), bool)
+    out = np.full((x.shape[0], s.total_rank), np.nan)
+    patterns, inverse = np.unique(obs, axis=0, return_inverse=True)
+    for p, pattern in enumerate(patterns):
+        rows = np.flatnonzero(inverse.ravel() == p)
+        feats = np.concatenate([np.arange(fit.row_slice(m).start, fit.row_slice(m).stop) for m in range(n_views) if pattern[m]])
+        live = [
+            c for b in s.blocks if any(pattern[m] for m in b)
+            for c in range(s.columns(b).start, s.columns(b).stop)
+        ]
+        wo = w[np.ix_(feats, live)] / psi[feats, None]
+        gram = w[np.ix_(feats, live)].T @ wo
+        h = np.linalg.lstsq(gram, wo.T @ x[np.ix_(rows, feats)].T, rcond=None)[0]
+        out[np.ix_(rows, live)] = h.T
+    return out[:, cols]
