@@ -31,6 +31,7 @@ __all__ = ["main"]
 COMMAND_MODULES = (
     "hcl_stats._cli_fit",
     "hcl_stats._cli_study",
+    "hcl_stats._cli_realdata",
 )
 
 _USAGE_ERRORS = (ValidationError, StudyConfigError, NotIdentifiableError, FileNotFoundError)
