@@ -12,7 +12,7 @@ Main entry points: :class:`Structure`, :class:`HierarchicalFactorModel`,
 
 from __future__ import annotations
 
-from . import estimators, exceptions, metrics
+from . import downstream, estimators, exceptions, metrics, theory
 from .identifiability import Condition, IdentifiabilityReport, check_identifiable
 from .model import HierarchicalFactorModel, MultimodalData, equicorrelation
 from .results import Diagnostics, FitResult, Summary
@@ -31,8 +31,10 @@ __all__ = [
     "Summary",
     "__version__",
     "check_identifiable",
+    "downstream",
     "equicorrelation",
     "estimators",
     "exceptions",
     "metrics",
+    "theory",
 ]
