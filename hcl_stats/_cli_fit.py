@@ -36,11 +36,25 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--out fit.npz"
         ),
     )
-    p.add_argument("data", nargs="+", type=Path, help="an .npz file, or one CSV per view")
+    p.add_argument("data", nargs="*", type=Path, help="an .npz file, or one CSV per view")
     p.add_argument(
         "--structure",
-        required=True,
-        help="sharing structure, e.g. 'ABC:3 AB:2 C:1', or 'all:R' for every subset",
+        default=None,
+        help="sharing structure, e.g. 'ABC:3 AB:2 C:1', or 'all:R' for every subset; "
+        "if omitted it is selected from the data (hcl_stats.workflow.select_structure, "
+        "method 'correlation')",
+    )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="fit a built-in data set instead of DATA (breast_cancer, mfeat)",
+    )
+    p.add_argument(
+        "--preprocess",
+        choices=("none", "view", "feature"),
+        default="none",
+        help="centre each column and scale each view to total variance 1 ('view'), "
+        "or standardise columns then scale views ('feature'); default none",
     )
     p.add_argument(
         "--estimator",
@@ -170,10 +184,28 @@ def run_fit(args: argparse.Namespace) -> int:
 
     if args.out.suffix != ".npz":
         raise ValidationError(f"--out must end in .npz; got {str(args.out)!r}.")
-    views, names = read_views(list(args.data))
+    if args.dataset is not None:
+        from .datasets import load
+
+        ds = load(args.dataset)
+        views, names = list(ds.data.Xs), list(ds.view_names)
+    elif not args.data:
+        raise ValidationError("DATA files or --dataset NAME must be given; got neither.")
+    else:
+        views, names = read_views(list(args.data))
     data = MultimodalData(views, modality_names=None)
+    if args.preprocess != "none":
+        from .preprocessing import Preprocessor
+
+        data = Preprocessor.fit(data, scale=args.preprocess).transform(data)
     est = estimators.get(args.estimator)(noise_var=_parse_noise(args.noise))
-    result = est.fit(data, structure=args.structure)
+    structure = args.structure
+    if structure is None and not est.learns_structure:
+        from .workflow import select_structure
+
+        structure = select_structure(data, method="correlation").structure
+        print(f"selected structure: {structure}", file=sys.stderr)
+    result = est.fit(data, structure=structure)
     arrays = {
         "loadings": np.asarray(result.loadings),
         "noise_var": np.asarray(result.noise_var, dtype=float),
