@@ -12,7 +12,7 @@ from .._linalg import top_eigh, top_factor, truncated_inverse_sqrt
 from .._validation import check_choice
 from ..exceptions import NotIdentifiableError
 from ..structure import Structure
-from ._base import Estimator, RawFit, signal_covariance
+from ._base import Estimator, RawFit, _check_positive_noise, signal_covariance
 
 __all__ = ["NaivePCA", "SchurComplement", "schur_loadings"]
 
@@ -51,6 +51,16 @@ class NaivePCA(Estimator):
     structured: ClassVar[bool] = False
 
     def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
+        k, d = structure.total_rank, sum(dims)
+        if self.noise_var == "scalar" and d > k:
+            # One top-K eigendecomposition serves both sigma^2 (from the trace and
+            # the top-K eigenvalues) and the factor: S - sigma^2 I has the same
+            # eigenvectors, with eigenvalues shifted by sigma^2.
+            vals, vecs = top_eigh(cov, k)
+            noise = (float(np.trace(cov)) - float(np.sum(vals))) / (d - k)
+            _check_positive_noise(noise, cov, "sigma^2")
+            w = vecs * np.sqrt(np.clip(vals - noise, 0.0, None))
+            return RawFit(w, noise, structure, extra={"noise_rule": _rule(self)})
         noise = self._noise(cov, dims, structure)
         s_w = signal_covariance(cov, dims, noise)
         w = top_factor(s_w, structure.total_rank)
