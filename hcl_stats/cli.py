@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "hcl_stats._cli_fit",
     "hcl_stats._cli_study",
     "hcl_stats._cli_realdata",
+    "hcl_stats._cli_theory",
 )
 
 _USAGE_ERRORS = (ValidationError, StudyConfigError, NotIdentifiableError, FileNotFoundError)

@@ -413,24 +413,33 @@ def _block_solve(
     ct = eigvecs.T @ c
     if t == 0.0:
         return eigvecs @ (ct / eigvals)
-    # u(mu) = (A + mu I)^{-1} c with mu = t / ||u||; phi(mu) = mu ||u(mu)|| - t is
-    # strictly increasing from -t (mu = 0) to ||c|| - t > 0; bracket from
-    # mu/(lam + mu) ||c|| = t at lam = lam_min, lam_max.
+    # u(mu) = (A + mu I)^{-1} c with mu = t / ||u(mu)||. mu ||u(mu)|| increases
+    # strictly from 0 to ||c|| > t, so the root is unique and lies in [lo, hi]
+    # (from mu / (lam + mu) ||c|| = t at lam = lam_min, lam_max). Solve
+    # g(mu) = 1 / ||u(mu)|| - mu / t = 0: g is concave and decreasing (Moré and
+    # Sorensen 1983), so Newton iterates started in the bracket approach the root
+    # monotonically from the right after the first step; bisection safeguards.
+    c2 = ct * ct
     lo = t * float(eigvals.min()) / (cn - t)
     hi = t * float(eigvals.max()) / (cn - t)
-
-    def phi(mu: float) -> float:
-        return mu * float(np.linalg.norm(ct / (eigvals + mu))) - t
-
-    f_lo, f_hi = phi(lo), phi(hi)
-    if f_lo >= 0.0:
-        mu = lo
-    elif f_hi <= 0.0:
-        mu = hi
-    else:
-        from scipy.optimize import brentq
-
-        mu = brentq(phi, lo, hi, xtol=1e-15 * hi, rtol=8.9e-16, maxiter=200)
+    mu = hi
+    for _ in range(100):
+        den = eigvals + mu
+        nu2 = float(np.sum(c2 / den**2))
+        nu = math.sqrt(nu2)
+        g = 1.0 / nu - mu / t
+        if g > 0:
+            lo = mu
+        else:
+            hi = mu
+        dg = float(np.sum(c2 / den**3)) / (nu2 * nu) - 1.0 / t
+        new = mu - g / dg if dg < 0 else 0.5 * (lo + hi)
+        if not lo <= new <= hi:
+            new = 0.5 * (lo + hi)
+        if abs(new - mu) <= 1e-13 * mu or hi - lo <= 1e-13 * hi:
+            mu = new
+            break
+        mu = new
     return eigvecs @ (ct / (eigvals + mu))
 
 
@@ -782,7 +791,7 @@ def cross_validate(
     weights : array_like, optional
         Group weights (default ``sqrt(|g|)``).
     fractions : array_like, optional
-        Decreasing fractions of ``lambda_max``; default 16 values from 1 to 1e-3
+        Decreasing fractions of ``lambda_max``; default 12 values from 1 to 1e-3
         (log spaced) followed by 0.
     n_folds : int, default=5
     rule : {'min', 'one_se'}, default='min'
@@ -808,7 +817,7 @@ def cross_validate(
         else np.asarray(weights, dtype=float)
     )
     fr = (
-        np.concatenate([np.geomspace(1.0, 1e-3, 16), [0.0]])
+        np.concatenate([np.geomspace(1.0, 1e-3, 12), [0.0]])
         if fractions is None
         else check_float_array(fractions, "fractions", ndim=1)
     )
@@ -1129,3 +1138,8 @@ def evaluate(
 
 def _letters(b: frozenset[int]) -> str:
     return "".join(chr(ord("A") + m) for m in sorted(b))
+
+
+# Register the "downstream" study task and the theory metrics as an import side
+# effect, so that every process importing hcl_stats (study workers too) sees them.
+from . import _study_theory  # noqa: E402, F401

@@ -1,0 +1,232 @@
+"""``hcl-stats rates``: empirical rates of a study against theory (private).
+
+Reads the replicate-level results of a study's store (``hcl-stats export``
+data) and, for every ``[[report.rates]]`` entry of the study config, fits the
+log-log slope of a metric on a sample size with :func:`hcl_stats.theory.fit_rate`
+per estimator, label and grouping factor. Writes to ``reports/<study>/``:
+
+* ``rates.md``: one Markdown table per entry (slope, 95% CI, test against the
+  theoretical exponent, empirical/bound ratio range and fitted constant);
+* ``rates.csv``: the same numbers, unrounded;
+* ``<name>.pdf`` / ``<name>.png``: :func:`hcl_stats.theory_plots.plot_rate`
+  figures, one panel per group of ``by``.
+
+Entry format::
+
+    [[report.rates]]
+    name = "rate_overall_vs_n"    # figure stem and table title
+    metric = "overall_gram"
+    label = "overall"              # or labels = ["eiv", "glasso"]
+    x = "n_samples"                # a grid factor, or "d" (sum of dims)
+    by = ["dims"]                  # optional grouping factors
+    expected = -0.5                # theoretical exponent
+    bound = "gram_bound:sharp"     # optional "<metric>:<label>" holding the bound
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``rates`` sub-command."""
+    p = sub.add_parser(
+        "rates",
+        help="log-log slopes with 95%% CIs of a study's errors vs theory",
+        description="Fit the empirical rate of every [[report.rates]] entry of the "
+        "study config on the replicate-level results (robust OLS of log error on "
+        "log x) and write rates.md, rates.csv and figures to reports/<study>/.",
+    )
+    p.add_argument("config", type=Path, help="study TOML file")
+    p.add_argument("--store", type=Path, default=None,
+                   help="result store (default: simulations/_runs/<study>.sqlite)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="report directory (default: reports/<study>)")
+    p.set_defaults(func=cmd_rates)
+
+
+def _prepare(tidy: Any, spec: dict[str, Any]) -> Any:
+    """Replicate-level rows of one entry, with ``d`` and the bound as columns."""
+    import pandas as pd
+
+    from .exceptions import ValidationError
+
+    metric = spec["metric"]
+    labels = spec.get("labels") or [spec.get("label", "overall")]
+    ok = tidy[tidy["status"] == "ok"]
+    rows = ok[(ok["metric"] == metric) & (ok["label"].isin(labels))].copy()
+    if rows.empty:
+        raise ValidationError(
+            f"report.rates {spec.get('name')!r}: metric {metric!r} with labels "
+            f"{labels!r} has no results in the store."
+        )
+    if "dims" in rows.columns:
+        rows["d"] = [sum(json.loads(v)) if isinstance(v, str) else sum(v) for v in rows["dims"]]
+    bound = spec.get("bound")
+    if bound:
+        bmetric, _, blabel = str(bound).partition(":")
+        b = ok[(ok["metric"] == bmetric) & (ok["label"] == blabel)]
+        if b.empty:
+            raise ValidationError(
+                f"report.rates {spec.get('name')!r}: bound {bound!r} has no results; "
+                "add its metric to study.metrics."
+            )
+        b = b[["cell_id", "rep", "estimator", "value"]].rename(columns={"value": "bound"})
+        rows = rows.merge(b, on=["cell_id", "rep", "estimator"], how="left")
+    rows = rows.rename(columns={"value": "error"})
+    return pd.DataFrame(rows)
+
+
+def rate_table(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> Any:
+    """Fit every (estimator, label, by-group) of one ``[[report.rates]]`` entry.
+
+    Parameters
+    ----------
+    tidy : pandas.DataFrame
+        ``ResultStore.tidy()`` rows.
+    spec : dict
+        The entry.
+    estimator_order : list of str
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group: ``estimator``, ``label``, the ``by`` columns and the
+        :meth:`~hcl_stats.theory.RateFit.to_record` fields.
+    """
+    import pandas as pd
+
+    from .theory import fit_rate
+
+    rows = _prepare(tidy, spec)
+    x = spec.get("x", "n_samples")
+    by = list(spec.get("by", []))
+    keys = ["estimator", "label", *by]
+    out = []
+    for key, sub in rows.groupby(keys, sort=False):
+        fit = fit_rate(sub, x, "error", expected=spec.get("expected", -0.5),
+                       bound="bound" if "bound" in sub.columns else None)
+        out.append({**dict(zip(keys, key, strict=True)), **fit.to_record()})
+    df = pd.DataFrame(out)
+    order = {e: i for i, e in enumerate(estimator_order)}
+    df["_o"] = df["estimator"].map(order)
+    df = df.sort_values(["_o", "label", *by], kind="stable").drop(columns="_o")
+    return df.reset_index(drop=True)
+
+
+def _markdown(df: Any, spec: dict[str, Any]) -> str:
+    by = list(spec.get("by", []))
+    exp = spec.get("expected", -0.5)
+    has_bound = bool(spec.get("bound"))
+    head = ["estimator", "label", *by, "slope", "95% CI", f"p (slope = {exp:g})",
+            f"{exp:g} in CI"]
+    if has_bound:
+        head += ["error/bound (min-max)", "fitted constant"]
+    lines = [f"### {spec.get('name')}: log {spec['metric']} on log {spec.get('x', 'n_samples')}",
+             ""]
+    if has_bound:
+        lines += [f"Bound column: `{spec['bound']}` (the constant is fitted in log space).", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in df.iterrows():
+        cells = [str(r["estimator"]), str(r["label"]), *(str(r[b]) for b in by),
+                 f"{r['slope']:.3f}", f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
+                 f"{r['p_value']:.2g}", "yes" if r["consistent"] else "no"]
+        if has_bound:
+            cells += [f"{r['ratio_min']:.3g}-{r['ratio_max']:.3g}", f"{r['fitted_constant']:.3g}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rate_figure(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> Any:
+    """One panel per ``by`` group (per label if several), lines per estimator."""
+    from matplotlib.figure import Figure
+
+    from .theory_plots import plot_rate
+
+    rows = _prepare(tidy, spec)
+    x = spec.get("x", "n_samples")
+    by = list(spec.get("by", []))
+    labels = spec.get("labels") or [spec.get("label", "overall")]
+    panel_keys = ["label", *by]
+    panels = list(rows.groupby(panel_keys, sort=True))
+    ncols = min(len(panels), 3)
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(4.0 * ncols, 3.2 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    bound = "bound" if "bound" in rows.columns else None
+    order = {e: i for i, e in enumerate(estimator_order)}
+    for k, (key, sub) in enumerate(panels):
+        ax = axes[k // ncols][k % ncols]
+        sub = sub.assign(_o=sub["estimator"].map(order)).sort_values("_o", kind="stable")
+        plot_rate(sub, x, "error", by="estimator", expected=spec.get("expected", -0.5),
+                  bound=bound, bound_label=str(spec.get("bound", "bound")), ax=ax,
+                  ylabel=spec["metric"])
+        key = key if isinstance(key, tuple) else (key,)
+        parts = [f"{c} = {v}" for c, v in zip(panel_keys, key, strict=True)
+                 if c != "label" or len(labels) > 1]
+        ax.set_title(", ".join(parts) or spec["metric"], fontsize=8)
+    for k in range(len(panels), nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)
+    return fig
+
+
+def cmd_rates(args: argparse.Namespace) -> int:
+    """``hcl-stats rates``."""
+    import pandas as pd
+
+    from .plotting import save_figure
+    from .store import ResultStore
+    from .study import load_study
+
+    study = load_study(args.config)
+    specs = list(study.report.get("rates", []))
+    if not specs:
+        from .exceptions import StudyConfigError
+
+        raise StudyConfigError(
+            f"{args.config}: report.rates must list at least one entry; got none."
+        )
+    store_path = args.store or Path("simulations/_runs") / f"{study.name}.sqlite"
+    if not store_path.exists():
+        raise FileNotFoundError(
+            f"no result store {store_path}; run 'hcl-stats run {args.config}' first"
+        )
+    out_dir = args.out or Path("reports") / study.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with ResultStore(store_path, readonly=True) as store:
+        tidy = store.tidy()
+    tidy = tidy[tidy["estimator"].isin(list(study.estimators))]
+    order = list(study.estimators)
+    md = [f"# Empirical rates: {study.name}", "",
+          f"Question: {' '.join(study.question.split())}", "",
+          "Robust (HC3) OLS of log(error) on log(x) over replicate-level results; "
+          "95% CIs from the t distribution. `p` tests the slope against the "
+          "theoretical exponent. Generated by `hcl-stats rates` from the study "
+          "store; do not edit.", ""]
+    tables = []
+    written = []
+    for spec in specs:
+        df = rate_table(tidy, spec, order)
+        df.insert(0, "entry", spec.get("name"))
+        tables.append(df)
+        md.append(_markdown(df, spec))
+        fig = rate_figure(tidy, spec, order)
+        written += save_figure(fig, out_dir / str(spec.get("name")))
+    digest = hashlib.sha256(
+        tidy.sort_values(["cell_id", "rep", "estimator", "metric", "label"])[
+            ["cell_id", "rep", "estimator", "metric", "label", "value"]
+        ].to_csv(index=False).encode()
+    ).hexdigest()
+    md.append(f"Results digest (sha256 of the sorted replicate-level values): `{digest}`\n")
+    (out_dir / "rates.md").write_text("\n".join(md))
+    pd.concat(tables, ignore_index=True).to_csv(out_dir / "rates.csv", index=False,
+                                                lineterminator="\n")
+    for p in [out_dir / "rates.md", out_dir / "rates.csv", *written]:
+        print(p)
+    return 0
