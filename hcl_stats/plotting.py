@@ -173,18 +173,33 @@ def line_figure(
                 ax.set_xticklabels([f"{t:g}" for t in ticks])
                 ax.xaxis.set_minor_formatter(NullFormatter())
             if spec.get("logy"):
+                from matplotlib.ticker import FuncFormatter
+
                 ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+                ax.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
             ax.set_xlabel(AXIS_LABELS.get(x, x))
             ax.set_ylabel(ylab)
             title = spec.get("titles", {}).get(label, label) if isinstance(spec.get("titles"), dict) else label
             if len(labels) > 1 or label not in ("overall", "fit"):
                 ax.set_title(_label_title(title))
             if k == 0:
-                bar = "MC s.e. of the mean" if errorbar == "mcse" else "1 sd"
-                ax.legend(frameon=False, title=f"error bars: {bar}", title_fontsize=6)
+                handles, names = ax.get_legend_handles_labels()
         for k in range(len(labels), nrows * ncols):
             axes[k // ncols][k % ncols].set_visible(False)
+        bar = "Monte Carlo s.e. of the mean" if errorbar == "mcse" else "1 sd across replications"
+        fig.legend(handles, names, loc="outside lower center", frameon=False,
+                   ncols=min(len(names), 3 if ncols == 1 else 5),
+                   title=f"error bars: {bar}", title_fontsize=6)
     return fig
+
+
+def _minor_label(value: float, _pos: int) -> str:
+    """Label minor log ticks at 2 and 5 times a power of ten only."""
+    if value <= 0:
+        return ""
+    lead = round(value / 10 ** math.floor(math.log10(value)), 6)
+    return f"{value:g}" if lead in (2.0, 5.0) else ""
 
 
 def _label_title(label: str) -> str:

@@ -247,12 +247,26 @@ def _serial(study: Study, items: list[WorkItem], blas_threads: int | None):
         yield item, compute_unit(study, item.cell_index, item.rep, item.labels, blas_threads)
 
 
+def _watch_parent(parent: int) -> None:
+    """Worker initializer: exit when the client dies (e.g. SIGKILL), never orphan."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="hcl-parent-watch").start()
+
+
 def _process(study: Study, items: list[WorkItem], jobs: int, blas_threads: int | None):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=ctx, initializer=_watch_parent, initargs=(os.getpid(),)
+    ) as pool:
         futures = {
             pool.submit(compute_unit, study, it.cell_index, it.rep, it.labels, blas_threads): it
             for it in items
