@@ -10,17 +10,30 @@ Registry names (used by study configs and ``hcl-stats fit --estimator``):
 ``naive``           :class:`NaivePCA`, structure-blind top-K factor
 ``schur``           :class:`SchurComplement`, closed form, bottom-up
 ``masked_gradient`` :class:`MaskedGradient`, Schur start + masked L-BFGS refinement
+``slide``           :class:`SLIDE`, learns the structure (group path + bi-CV)
+``slide_fixed``     :class:`SLIDEFixed`, SLIDE's fit with a given structure
+``ajive``           :class:`AJIVE`, joint (all views) + individual blocks
+``gcca``            :class:`GCCA`, MAXVAR generalised CCA, global block only
+``mofa``            :class:`MOFA`, MOFA+ adapter (needs ``hcl_stats[peers]``)
 ==================  ==========================================================
 """
 
 from __future__ import annotations
 
 from ._base import Estimator, estimate_noise_var, signal_covariance
+from .jive import AJIVE, GCCA
+from .peers import MOFA
 from .refine import MaskedGradient, masked_loss
+from .slide import SLIDE, SLIDEFixed
 from .spectral import NaivePCA, SchurComplement, schur_loadings
 
 __all__ = [
+    "AJIVE",
     "DEFAULT",
+    "GCCA",
+    "MOFA",
+    "SLIDE",
+    "SLIDEFixed",
     "Estimator",
     "MaskedGradient",
     "NaivePCA",
@@ -46,7 +59,7 @@ def register(cls: type[Estimator]) -> type[Estimator]:
     return cls
 
 
-for _cls in (NaivePCA, SchurComplement, MaskedGradient):
+for _cls in (NaivePCA, SchurComplement, MaskedGradient, SLIDE, SLIDEFixed, AJIVE, GCCA, MOFA):
     register(_cls)
 
 
