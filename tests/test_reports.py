@@ -155,6 +155,8 @@ def test_figure_has_labelled_axes_and_legend(ran):
         assert ax.get_ylabel() == "$E$"
         assert ax.get_xscale() == "log"
         assert ax.get_yscale() == "log"
-    names = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert len(fig.legends) == 1
+    names = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "Monte Carlo s.e." in fig.legends[0].get_title().get_text()
     assert {"naive PCA", "Schur (joint)", "Schur (per view)", "masked gradient"} <= set(names)
     assert estimator_style("schur", ["x"])[0] == estimator_style("schur", ["schur", "y"])[0]
