@@ -157,6 +157,6 @@ def test_figure_has_labelled_axes_and_legend(ran):
         assert ax.get_yscale() == "log"
     assert len(fig.legends) == 1
     names = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert "Monte Carlo s.e." in fig.legends[0].get_title().get_text()
+    assert "1 sd" in fig.legends[0].get_title().get_text()  # spec: errorbar = "sd"
     assert {"naive PCA", "Schur (joint)", "Schur (per view)", "masked gradient"} <= set(names)
     assert estimator_style("schur", ["x"])[0] == estimator_style("schur", ["schur", "y"])[0]
