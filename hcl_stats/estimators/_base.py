@@ -28,6 +28,7 @@ from .._validation import (
 from ..exceptions import NotIdentifiableError, ValidationError
 from ..model import MultimodalData, check_noise_var, noise_diagonal
 from ..results import Diagnostics, FitResult
+from ..streaming import streaming_cov
 from ..structure import Structure
 
 __all__ = ["Estimator", "estimate_noise_var", "signal_covariance"]
@@ -221,7 +222,8 @@ class Estimator(abc.ABC):
         """
         data = views if isinstance(views, MultimodalData) else MultimodalData(views)
         names = data.modality_names
-        cov = data.sample_cov(ddof=1)
+        # chunked syrk over the views: no n x d stacked or centred copy
+        cov, _ = streaming_cov(data.Xs, ddof=1)
         return self._run(
             cov, data.dims, structure, data.n_samples, init, rng, names, data=data
         )
