@@ -15,20 +15,27 @@ Registry names (used by study configs and ``hcl-stats fit --estimator``):
 ``ajive``           :class:`AJIVE`, joint (all views) + individual blocks
 ``gcca``            :class:`GCCA`, MAXVAR generalised CCA, global block only
 ``mofa``            :class:`MOFA`, MOFA+ adapter (needs ``hcl_stats[peers]``)
+``convex``          :class:`ConvexRelaxation`, learns structure+ranks (cvxpy)
+``convex_fast``     :class:`ConvexFast`, same program, our first-order solver
+``schur_select``    :class:`SchurSelect`, Schur spectra vs noise edge + refit
 ==================  ==========================================================
 """
 
 from __future__ import annotations
 
 from ._base import Estimator, estimate_noise_var, signal_covariance
+from .convex import ConvexFast, ConvexRelaxation
 from .jive import AJIVE, GCCA
 from .peers import MOFA
 from .refine import MaskedGradient, masked_loss
+from .selection import SchurSelect
 from .slide import SLIDE, SLIDEFixed
 from .spectral import NaivePCA, SchurComplement, schur_loadings
 
 __all__ = [
     "AJIVE",
+    "ConvexFast",
+    "ConvexRelaxation",
     "DEFAULT",
     "GCCA",
     "MOFA",
@@ -38,6 +45,7 @@ __all__ = [
     "MaskedGradient",
     "NaivePCA",
     "SchurComplement",
+    "SchurSelect",
     "available",
     "estimate_noise_var",
     "get",
@@ -60,6 +68,8 @@ def register(cls: type[Estimator]) -> type[Estimator]:
 
 
 for _cls in (NaivePCA, SchurComplement, MaskedGradient, SLIDE, SLIDEFixed, AJIVE, GCCA, MOFA):
+    register(_cls)
+for _cls in (ConvexRelaxation, ConvexFast, SchurSelect):
     register(_cls)
 
 

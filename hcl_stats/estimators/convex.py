@@ -1,0 +1,406 @@
+"""Convex relaxation that learns the sharing structure and the ranks.
+
+The program (derived in docs/convex.md; ``paper.md`` §8 leaves the paper's own
+relaxation unknown, so this one is ours)::
+
+    minimise over L_S >= 0 (one per candidate subset S of the views)
+        1/2 || sum_S E_S(L_S) - S_W ||_F^2 + lam * sum_S w_S tr(L_S),
+    with w_S = |S|^power, 0 < power < 1 (default 1/2),
+
+where ``S_W = S - sigma^2 I`` is the denoised covariance and ``E_S`` embeds the
+``d_S x d_S`` matrix ``L_S`` in the rows and columns of the views of ``S``. With
+equal weights the decomposition is not unique (a specific component can move into
+any larger block's diagonal at the same trace cost); weights that increase with
+``|S|`` while ``w_S / |S|`` decreases make the true decomposition the unique
+optimum under the balance and orthogonality conditions of docs/convex.md
+(Theorem 1). In factored form ``L_S = V_S V_S^T`` the program is the paper's
+masked contrastive loss over *all* candidate blocks with a weighted Frobenius
+penalty on the encoder blocks.
+
+Two solvers of the same program:
+
+* :class:`ConvexRelaxation` (``convex``): cvxpy (``pip install hcl_stats[convex]``),
+  penalty as a DPP ``cp.Parameter``; solver statuses mapped to typed errors.
+* :class:`ConvexFast` (``convex_fast``): numpy/scipy only; factored L-BFGS with a
+  certified duality gap and rank augmentation (default), or FISTA with eigenvalue
+  soft-thresholding per block (``method='prox'``); warm starts along a penalty
+  path (:func:`penalty_path`).
+
+Both read the structure and ranks off the solution (eigenvalues of each ``L_S``
+above a noise-level threshold) and refit the loadings on the selected structure
+(two-stage pipeline).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from .._validation import check_choice, check_int, check_real
+from ..exceptions import ConvergenceWarning, NotIdentifiableError, ValidationError
+from ..structure import Structure, format_block
+from ._base import Estimator, RawFit, signal_covariance
+from ._convex_core import (
+    CvxpyProgram,
+    Layout,
+    candidate_blocks,
+    certificate,
+    factors_to_mats,
+    objective,
+    solve_factored,
+    solve_prox,
+)
+from .selection import REFITS, _finish, learner_noise, noise_edge
+
+__all__ = [
+    "ConvexFast",
+    "ConvexRelaxation",
+    "candidate_blocks",
+    "convex_objective",
+    "default_penalty",
+    "penalty_path",
+    "select_from_solution",
+]
+
+#: Largest number of views the convex learners accept (2^M - 1 candidate blocks).
+MAX_CONVEX_VIEWS = 6
+
+
+def default_penalty(
+    noise_var: float,
+    dims: Sequence[int],
+    n_samples: int | None,
+    candidates: Sequence[frozenset[int]],
+    weights: Sequence[float],
+    *,
+    scale: float = 1.0,
+    s_w: NDArray | None = None,
+) -> float:
+    """Theory-driven penalty: the smallest ``lam`` that zeroes pure noise.
+
+    ``lam = scale * max_S edge(d_S) / w_S`` with ``edge(p)`` the top of the noise
+    spectrum of a ``p``-dimensional block of ``S - sigma^2 I`` (:func:`noise_edge`,
+    without the safety margin). For data without signal ``L = 0`` is then optimal
+    up to Tracy-Widom fluctuations (``lambda_max(R_SS) <= lam w_S`` for all ``S``).
+    Population (``n_samples=None``): ``1e-3 * scale * ||S_W||_2``.
+    """
+    if n_samples is None:
+        base = float(np.max(np.abs(np.linalg.eigvalsh(s_w)))) if s_w is not None else 1.0
+        return 1e-3 * scale * base
+    off = [0, *np.cumsum(dims)]
+    best = 0.0
+    for s, w in zip(candidates, weights, strict=True):
+        p = int(sum(off[m + 1] - off[m] for m in s))
+        best = max(best, noise_edge(noise_var, p, n_samples, tw=0.0, margin=0.0) / w)
+    return scale * best
+
+
+def select_from_solution(
+    mats: Sequence[NDArray[np.float64]],
+    layout: Layout,
+    thresholds: Sequence[float],
+) -> tuple[Structure | None, dict[str, Any]]:
+    """Structure and ranks read off a solution: eigenvalues of ``L_S`` above ``tau_S``.
+
+    Parameters
+    ----------
+    mats : list of ndarray of shape (d_S, d_S)
+    layout : Layout
+    thresholds : sequence of float
+        ``tau_S`` per candidate.
+
+    Returns
+    -------
+    structure : Structure or None
+    scores : dict
+        Per candidate (letters): ``eigenvalues`` (leading eigenvalues of ``L_S``),
+        ``threshold``, ``rank``.
+    """
+    blocks, ranks, scores = [], [], {}
+    for s, mat, tau in zip(layout.candidates, mats, thresholds, strict=True):
+        vals = np.sort(np.linalg.eigvalsh((mat + mat.T) / 2.0))[::-1]
+        r = int(np.sum(vals > tau))
+        scores[format_block(s)] = {
+            "eigenvalues": [float(v) for v in vals[: max(r + 2, 3)]],
+            "threshold": float(tau),
+            "rank": r,
+        }
+        if r:
+            blocks.append(s)
+            ranks.append(r)
+    if not blocks:
+        return None, scores
+    return Structure(len(layout.dims), tuple(blocks), tuple(ranks)), scores
+
+
+def convex_objective(
+    mats: Sequence[ArrayLike],
+    s_w: ArrayLike,
+    dims: Sequence[int],
+    penalty: float,
+    *,
+    weight_power: float = 0.5,
+) -> float:
+    """Objective of the program at ``mats`` (one ``L_S`` per candidate, canonical order).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hcl_stats.estimators.convex import convex_objective
+    >>> mats = [np.zeros((2, 2)), np.zeros((1, 1)), np.zeros((1, 1))]
+    >>> convex_objective(mats, np.eye(2), (1, 1), 0.1)
+    1.0
+    """
+    layout = Layout.build(tuple(dims), candidate_blocks(len(dims)), weight_power)
+    return objective(layout, np.asarray(s_w, float), [np.asarray(m, float) for m in mats], penalty)
+
+
+def penalty_path(
+    s_w: ArrayLike,
+    dims: Sequence[int],
+    penalties: Sequence[float],
+    *,
+    weight_power: float = 0.5,
+    tol: float = 1e-7,
+) -> list[tuple[float, list[NDArray[np.float64]], dict[str, Any]]]:
+    """Solve the program along a penalty path with warm starts (factored solver).
+
+    Penalties are solved in decreasing order, each starting from the previous
+    factors, which are then grown or shrunk by the certificate loop.
+
+    Returns
+    -------
+    list of (penalty, mats, info)
+    """
+    s_w = np.asarray(s_w, dtype=float)
+    layout = Layout.build(tuple(dims), candidate_blocks(len(dims)), weight_power)
+    out = []
+    init = None
+    for lam in sorted((float(p) for p in penalties), reverse=True):
+        factors, info = solve_factored(layout, s_w, lam, init=init, tol=tol)
+        init = factors
+        out.append((lam, factors_to_mats(layout, factors), info))
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ConvexLearner(Estimator):
+    """Shared machinery of the convex learners (penalty rule, selection, refit)."""
+
+    learns_structure: ClassVar[bool] = True
+
+    penalty: float | None = None
+    penalty_scale: float = 1.0
+    weight_power: float = 0.5
+    threshold_scale: float = 0.5
+    refit: str = "schur"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.penalty is not None:
+            check_real(self.penalty, "penalty", low=0.0)
+        check_real(self.penalty_scale, "penalty_scale", low=0.0)
+        p = check_real(self.weight_power, "weight_power", low=0.0)
+        if p >= 1.0 or p <= 0.0:
+            raise ValidationError(
+                f"weight_power must be in (0, 1) so that w_S = |S|^power increases "
+                f"while w_S/|S| decreases (docs/convex.md, Theorem 1); got {p!r}."
+            )
+        check_real(self.threshold_scale, "threshold_scale", low=0.0)
+        check_choice(self.refit, "refit", REFITS)
+
+    def _solve(self, layout: Layout, s_w: NDArray, lam: float):  # pragma: no cover
+        raise NotImplementedError
+
+    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
+        n_views = len(dims)
+        if n_views > MAX_CONVEX_VIEWS:
+            raise ValidationError(
+                f"the number of views must be <= {MAX_CONVEX_VIEWS} for "
+                f"{type(self).__name__} (2^M - 1 candidate blocks); got {n_views}."
+            )
+        cands = candidate_blocks(n_views) if structure is None else tuple(structure.blocks)
+        layout = Layout.build(dims, cands, self.weight_power)
+        noise = learner_noise(self, cov, dims, n_samples)
+        s_w = signal_covariance(cov, dims, noise)
+        sel_noise = float(np.mean(noise))
+        lam = (
+            float(self.penalty)
+            if self.penalty is not None
+            else default_penalty(
+                sel_noise, dims, n_samples, cands, layout.weights,
+                scale=self.penalty_scale, s_w=s_w,
+            )
+        )
+        mats, info = self._solve(layout, s_w, lam)
+        thresholds = [self.threshold_scale * lam * w for w in layout.weights]
+        selected, scores = select_from_solution(mats, layout, thresholds)
+        if selected is None:
+            raise NotIdentifiableError(
+                f"{type(self).__name__} selected no block: some L_S must have an "
+                f"eigenvalue above its threshold; got none at penalty {lam:.3g}. The "
+                "signal is below the noise level (more samples or a smaller "
+                "penalty_scale)."
+            )
+        if structure is not None and structure.modality_names is not None:
+            selected = selected.with_names(structure.modality_names)
+        info = {**info, "penalty": lam, "weights": list(layout.weights)}
+        if self.refit == "none":
+            w = np.zeros((sum(dims), selected.total_rank))
+            for s, mat in zip(layout.candidates, mats, strict=True):
+                if s in selected:
+                    vals, vecs = np.linalg.eigh(mat)
+                    r = selected.rank_of(s)
+                    top = np.argsort(vals)[::-1][:r]
+                    w[np.ix_(layout.rows[layout.candidates.index(s)], np.arange(
+                        selected.columns(s).start, selected.columns(s).stop))] = (
+                        vecs[:, top] * np.sqrt(np.clip(vals[top], 0.0, None))
+                    )
+            extra = {"selection_scores": scores, "selection_noise_var": sel_noise,
+                     "refit": "none", **info}
+            return RawFit(w, noise, selected, converged=info.get("converged"),
+                          n_iter=int(info.get("n_iter") or 0),
+                          objective=info.get("objective"), extra=extra)
+        return _finish(self, selected, scores, noise, cov, dims, n_samples, rng, data,
+                       extra=info)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvexRelaxation(_ConvexLearner):
+    """Weighted-trace convex relaxation solved with cvxpy; learns structure and ranks.
+
+    Solves the program of the module docstring over every non-empty subset of
+    views (or the blocks of a given ``structure``, whose ranks are then ignored),
+    selects the blocks ``S`` with an eigenvalue of ``L_S`` above
+    ``threshold_scale * penalty * w_S``, and refits on the selected structure.
+
+    Parameters
+    ----------
+    penalty : float, optional
+        ``lam``. None uses :func:`default_penalty` times ``penalty_scale``.
+    penalty_scale : float, default=1.0
+    weight_power : float, default=0.5
+        ``w_S = |S|^weight_power``; must lie in (0, 1).
+    threshold_scale : float, default=0.5
+        Rank threshold ``tau_S = threshold_scale * lam * w_S`` on the eigenvalues of
+        ``L_S``.
+    refit : {'schur', 'masked_gradient', 'none'}, default='schur'
+        Second stage on the selected structure; ``'none'`` returns the (shrunk)
+        factors of the ``L_S``.
+    solver : str, default='CLARABEL'
+        cvxpy solver name; recorded in ``diagnostics.extra``. No fallback.
+    solver_options : dict, optional
+        Passed to ``problem.solve``.
+    noise_var : {'scalar', 'per_view'} or float, default='scalar'
+        ``'scalar'``: :func:`~hcl_stats.estimators.selection.estimate_noise_var_mp`.
+
+    Raises
+    ------
+    SolverError
+        If the solver fails or returns a status other than optimal /
+        optimal_inaccurate (the latter warns :class:`ConvergenceWarning`).
+
+    Notes
+    -----
+    Deterministic; ``rng`` is ignored. Interior-point SDP: memory grows like
+    ``d_S^4`` for the largest block (``d = 300`` needs more than 16 GB with
+    Clarabel); use :class:`ConvexFast` beyond ``d`` of about 150.
+    ``diagnostics.extra`` records ``solver``, ``status``, ``solver_stats``,
+    ``penalty``, ``weights`` and ``selection_scores``.
+
+    References
+    ----------
+    Li, Yu and Zhou (2026), arXiv:2604.05462 (the model); the relaxation and its
+    exact-recovery conditions are ours (docs/convex.md).
+    """
+
+    name: ClassVar[str] = "convex"
+
+    solver: str = "CLARABEL"
+    solver_options: dict = field(default_factory=dict)
+
+    def _solve(self, layout, s_w, lam):
+        program = CvxpyProgram(layout, s_w)
+        program.set_data(None, lam)
+        mats, info = program.solve(self.solver, **dict(self.solver_options))
+        cert = certificate(layout, s_w, mats, lam)
+        info.update(
+            objective=cert["primal"],
+            converged=info["status"] == "optimal",
+            relative_gap=cert["gap"] / max(abs(cert["primal"]), 1e-300),
+        )
+        return mats, info
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConvexFast(_ConvexLearner):
+    """The same convex program solved by our first-order solvers (numpy/scipy only).
+
+    Parameters
+    ----------
+    method : {'factored', 'prox'}, default='factored'
+        ``'factored'``: L-BFGS on ``L_S = V_S V_S^T`` with rank augmentation driven
+        by the dual certificate; ``'prox'``: FISTA with adaptive restart and
+        eigenvalue soft-thresholding per block.
+    tol : float, default=1e-7
+        Stop when the certified relative duality gap is ``<= tol``.
+    max_iter : int, default=5000
+    penalty, penalty_scale, weight_power, threshold_scale, refit, noise_var
+        As in :class:`ConvexRelaxation`.
+
+    Warns
+    -----
+    ConvergenceWarning
+        If the certified relative gap stays above ``100 * tol``.
+
+    Notes
+    -----
+    Deterministic; ``rng`` is ignored. The certified gap bounds the distance of
+    the objective to the optimum, so ``relative_gap <= 1e-6`` guarantees agreement
+    with any exact solver to that accuracy (benchmarks/convex.py).
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> model = hs.HierarchicalFactorModel.random((5, 6, 7), "ABC:1 AB:1 C:1", rng=0)
+    >>> fit = hs.estimators.ConvexFast().fit_covariance(model.covariance(), dims=model.dims)
+    >>> str(fit.structure)
+    'ABC:1 AB:1 C:1'
+    """
+
+    name: ClassVar[str] = "convex_fast"
+
+    method: str = "factored"
+    tol: float = 1e-7
+    max_iter: int = 5000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice(self.method, "method", ("factored", "prox"))
+        check_real(self.tol, "tol", low=0.0)
+        check_int(self.max_iter, "max_iter", minimum=1)
+
+    def _solve(self, layout, s_w, lam):
+        if self.method == "factored":
+            factors, info = solve_factored(
+                layout, s_w, lam, tol=self.tol, max_iter=self.max_iter
+            )
+            mats = factors_to_mats(layout, factors)
+        else:
+            mats, info = solve_prox(
+                layout, s_w, lam, tol=self.tol, max_iter=self.max_iter
+            )
+        if info["relative_gap"] > 100 * self.tol:
+            warnings.warn(
+                f"ConvexFast ({self.method}) stopped with certified relative gap "
+                f"{info['relative_gap']:.2e} > 100 * tol = {100 * self.tol:.1e}.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        info = {**info, "solver": f"hcl_stats.{self.method}"}
+        return mats, info

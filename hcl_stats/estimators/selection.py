@@ -1,0 +1,456 @@
+"""Structure and rank selection: noise level, spectral edges, Schur-spectrum selector.
+
+Every learner in :mod:`hcl_stats.estimators` that must decide which blocks exist
+and with what rank compares eigenvalues of a denoised matrix with the edge of the
+noise spectrum predicted by random-matrix theory:
+
+* the noise variance is read off the bulk of the sample spectrum without knowing
+  ``K`` (median of the bulk matched to the Marchenko-Pastur median);
+* a ``p``-dimensional block of ``S_W = S - sigma^2 I`` built from ``n`` samples has
+  pure-noise eigenvalues below ``sigma^2 ((1 + sqrt(p/n))^2 - 1)``, plus a
+  Tracy-Widom margin; an eigenvalue above that edge is signal.
+
+:class:`SchurSelect` applies this rule to the Schur complements of the
+closed-form estimator (:func:`~hcl_stats.estimators.schur_loadings`), bottom-up
+over every candidate subset, then refits on the selected structure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.integrate
+import scipy.optimize
+from numpy.typing import NDArray
+
+from .._linalg import top_eigh
+from .._validation import check_choice, check_real
+from ..exceptions import NotIdentifiableError, ValidationError
+from ..structure import Structure, format_block
+from ._base import Estimator, RawFit, signal_covariance
+
+__all__ = [
+    "REFITS",
+    "SchurSelect",
+    "estimate_noise_var_mp",
+    "mp_median",
+    "noise_edge",
+    "select_structure_schur",
+]
+
+#: Estimators a learner may refit with on its selected structure.
+REFITS = ("schur", "masked_gradient", "none")
+
+
+@lru_cache(maxsize=256)
+def mp_median(gamma: float) -> float:
+    """Median of the Marchenko-Pastur law with ratio ``gamma = p / n`` (unit variance).
+
+    For ``gamma > 1`` the law of the ``n`` non-zero eigenvalues is used (ratio
+    ``1 / gamma`` scaled by ``gamma``).
+
+    Examples
+    --------
+    >>> from hcl_stats.estimators.selection import mp_median
+    >>> round(mp_median(1e-12), 6)
+    1.0
+    """
+    gamma = float(gamma)
+    if gamma > 1.0:
+        return gamma * mp_median(1.0 / gamma)
+    if gamma < 1e-10:
+        return 1.0
+    a, b = (1.0 - np.sqrt(gamma)) ** 2, (1.0 + np.sqrt(gamma)) ** 2
+
+    def density(x: float) -> float:
+        return np.sqrt(max((b - x) * (x - a), 0.0)) / (2.0 * np.pi * gamma * x)
+
+    def cdf(x: float) -> float:
+        return scipy.integrate.quad(density, a, x, limit=200)[0]
+
+    return float(scipy.optimize.brentq(lambda x: cdf(x) - 0.5, a, b, xtol=1e-12))
+
+
+def noise_edge(
+    noise_var: float,
+    p: int,
+    n_samples: int | None,
+    *,
+    tw: float = 3.0,
+    margin: float = 0.3,
+) -> float:
+    """Largest pure-noise eigenvalue of a ``p``-dimensional block of ``S - sigma^2 I``.
+
+    ``(1 + margin) sigma^2 ((1 + sqrt(p/n))^2 - 1) + tw * sigma^2 * s_TW`` with the
+    Tracy-Widom scale ``s_TW = (sqrt(n) + sqrt(p)) (1/sqrt(n) + 1/sqrt(p))^{1/3} / n``
+    (Johnstone, 2001). For ``n_samples=None`` (population) the edge is 0.
+
+    Parameters
+    ----------
+    noise_var : float
+        ``sigma^2``.
+    p : int
+        Dimension of the block.
+    n_samples : int or None
+    tw : float, default=3.0
+        Margin in Tracy-Widom standard deviations.
+    margin : float, default=0.3
+        Relative widening of the Marchenko-Pastur bulk. Schur complements and
+        solutions of the convex program are not exactly white Wishart: their noise
+        bulk was measured 5-15% wider than MP (conditioning on estimated subspaces,
+        subtraction of estimated sub-blocks), so the default keeps a 30% margin.
+
+    Returns
+    -------
+    float
+    """
+    if n_samples is None or p == 0:
+        return 0.0
+    n = float(n_samples)
+    bulk = (1.0 + np.sqrt(p / n)) ** 2 - 1.0
+    s_tw = (np.sqrt(n) + np.sqrt(p)) * (1.0 / np.sqrt(n) + 1.0 / np.sqrt(p)) ** (
+        1.0 / 3.0
+    ) / n
+    return float(noise_var * ((1.0 + margin) * bulk + tw * s_tw))
+
+
+def estimate_noise_var_mp(
+    cov: NDArray[np.float64], n_samples: int | None, *, n_iter: int = 5
+) -> float:
+    """Noise variance from the spectral bulk, without knowing the total rank ``K``.
+
+    Population (``n_samples=None``): the smallest eigenvalue, exact when ``K < d``.
+    Sample: start from ``median(eigenvalues) / mp_median(d/n)``, then repeat
+    ``n_iter`` times: count the eigenvalues ``K_hat`` above the Marchenko-Pastur
+    edge ``sigma^2 (1 + sqrt(d/n))^2`` and re-estimate ``sigma^2`` as the median of
+    the remaining ``d - K_hat`` eigenvalues over the MP median (the bulk of a
+    spiked covariance follows MP with ratio ``(d - K)/n``).
+
+    Parameters
+    ----------
+    cov : ndarray of shape (d, d)
+    n_samples : int or None
+
+    Returns
+    -------
+    float
+
+    Notes
+    -----
+    Consistent when ``K / d -> 0``; with ``K`` a sizeable fraction of ``d`` the
+    median of the bulk is biased upwards by ``O(K/d)``.
+    """
+    vals = np.sort(np.linalg.eigvalsh(cov))
+    d = vals.size
+    if n_samples is None:
+        value = float(max(vals[0], 0.0))
+    else:
+        n = float(n_samples)
+        value = float(np.median(vals)) / mp_median(d / n)
+        for _ in range(n_iter):
+            edge = value * (1.0 + np.sqrt(d / n)) ** 2
+            bulk = vals[vals <= edge]
+            if bulk.size < max(2, d // 4):
+                break
+            value = float(np.median(bulk)) / mp_median(bulk.size / n)
+    scale = float(np.max(np.abs(vals))) if d else 1.0
+    if not value > 1e-12 * scale:
+        raise ValidationError(
+            f"estimated sigma^2 must be > 0; got {value:.3g}: the covariance is "
+            "(numerically) singular, but the model needs positive noise."
+        )
+    return value
+
+
+def debias_spikes(
+    values: NDArray[np.float64], noise_var: float, p: int, n_samples: int | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Population spikes and eigenvector cosines behind sample spikes.
+
+    In the spiked model a population eigenvalue ``sigma^2 + l`` with
+    ``l > sigma^2 sqrt(gamma)`` (``gamma = p / n``) appears in the sample covariance
+    at ``mu = (l + sigma^2)(1 + gamma sigma^2 / l)``, with squared cosine
+    ``c^2 = (1 - gamma sigma^4 / l^2) / (1 + gamma sigma^2 / l)`` between the sample
+    and population eigenvectors (Baik-Silverstein; Paul, 2007).
+
+    Parameters
+    ----------
+    values : ndarray of shape (k,)
+        Eigenvalues of the denoised block, ``mu - sigma^2``.
+    noise_var : float
+    p : int
+        Block dimension.
+    n_samples : int or None
+        None returns ``(values, 1)`` unchanged.
+
+    Returns
+    -------
+    spikes : ndarray of shape (k,)
+        ``l`` (0 below the detection threshold).
+    cos2 : ndarray of shape (k,)
+    """
+    values = np.asarray(values, dtype=float)
+    if n_samples is None:
+        return np.clip(values, 0.0, None), np.ones_like(values)
+    g, s2 = p / float(n_samples), float(noise_var)
+    mu = values + s2
+    b = mu - s2 * (1.0 + g)
+    disc = b * b - 4.0 * g * s2 * s2
+    ok = (b > 0) & (disc > 0)
+    ell = np.where(ok, (b + np.sqrt(np.where(ok, disc, 0.0))) / 2.0, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c2 = np.where(
+            ell > 0, (1.0 - g * s2 * s2 / ell**2) / (1.0 + g * s2 / ell), 0.0
+        )
+    return ell, np.clip(c2, 0.0, 1.0)
+
+
+def _candidates(n_views: int, structure: Structure | None) -> tuple[frozenset[int], ...]:
+    from ._convex_core import candidate_blocks
+
+    if structure is None:
+        return candidate_blocks(n_views)
+    return tuple(structure.blocks)
+
+
+def select_structure_schur(
+    s_w: NDArray[np.float64],
+    dims: tuple[int, ...],
+    noise_var: float,
+    n_samples: int | None,
+    *,
+    candidates: tuple[frozenset[int], ...] | None = None,
+    tw: float = 3.0,
+    margin: float = 0.3,
+    rel_tol: float = 1e-6,
+) -> tuple[Structure | None, dict[str, Any]]:
+    """Select blocks and ranks from the spectra of Schur complements.
+
+    For each candidate ``S`` in order of increasing ``|S|``, with ``O`` the views
+    outside ``S``: estimate ``k_O`` (the signal rank of ``S_W[O,O]``) as the number
+    of its eigenvalues above :func:`noise_edge` for dimension ``d_O``; form
+
+        A_S = S_W[S,S] - S_W[S,O] pinv_{k_O}(S_W[O,O]) S_W[O,S]
+              - sum_{T proper subset of S, T selected} G_T
+
+    (``G_T`` the rank-``r_T`` top part of ``A_T``) and set ``r_S`` = the number of
+    eigenvalues of ``A_S`` above the edge for dimension ``d_S``.
+
+    At the population level the edges are ``rel_tol * ||S_W||``, and the rule is
+    exact whenever, for every candidate ``S``, the loadings on ``O`` of the blocks
+    meeting ``O`` have full column rank (docs/convex.md, Proposition 3).
+
+    Returns
+    -------
+    structure : Structure or None
+        None if no block is selected.
+    scores : dict
+        Per candidate (letters): ``eigenvalues`` (leading eigenvalues of ``A_S``),
+        ``edge``, ``rank``, ``k_outside``.
+    """
+    n_views = len(dims)
+    if candidates is None:
+        candidates = _candidates(n_views, None)
+    off = np.concatenate([[0], np.cumsum(dims)]).astype(int)
+    rows = [np.arange(off[m], off[m + 1]) for m in range(n_views)]
+    scale = float(np.max(np.abs(np.linalg.eigvalsh(s_w)))) if s_w.size else 1.0
+    pop_tol = rel_tol * max(scale, 1e-300)
+
+    def edge(p: int) -> float:
+        return (
+            pop_tol
+            if n_samples is None
+            else noise_edge(noise_var, p, n_samples, tw=tw, margin=margin)
+        )
+
+    grams: dict[frozenset[int], tuple[NDArray, NDArray]] = {}
+    scores: dict[str, Any] = {}
+    for b in sorted(candidates, key=lambda s: (len(s), sorted(s))):
+        s_rows = np.concatenate([rows[m] for m in sorted(b)])
+        outside = [m for m in range(n_views) if m not in b]
+        a = s_w[np.ix_(s_rows, s_rows)]
+        k_o = 0
+        if outside:
+            o_rows = np.concatenate([rows[m] for m in outside])
+            oo = s_w[np.ix_(o_rows, o_rows)]
+            o_vals = np.linalg.eigvalsh(oo)
+            k_o = int(np.sum(o_vals > edge(o_rows.size)))
+            if k_o:
+                o_top, o_vecs = top_eigh(oo, k_o)
+                ell, c2 = debias_spikes(o_top, noise_var, o_rows.size, n_samples)
+                good = ell > 0
+                half = o_vecs[:, good] / np.sqrt(ell[good] * c2[good])
+                c = s_w[np.ix_(s_rows, o_rows)] @ half
+                a = a - c @ c.T
+        for t, (t_rows, factor) in grams.items():
+            if t < b:
+                pos = np.searchsorted(s_rows, t_rows)
+                a[np.ix_(pos, pos)] -= factor @ factor.T
+        a = (a + a.T) / 2.0
+        n_top = min(a.shape[0], 12)
+        vals, vecs = top_eigh(a, n_top)
+        thr = edge(s_rows.size)
+        r = int(np.sum(vals > thr))
+        if r == n_top and n_top < a.shape[0]:
+            all_vals = np.linalg.eigvalsh(a)
+            r = int(np.sum(all_vals > thr))
+            vals, vecs = top_eigh(a, min(r + 1, a.shape[0]))
+        scores[format_block(b)] = {
+            "eigenvalues": [float(v) for v in vals[: max(r + 2, 3)]],
+            "edge": thr,
+            "rank": r,
+            "k_outside": k_o,
+        }
+        if r:
+            ell, c2 = debias_spikes(vals[:r], noise_var, s_rows.size, n_samples)
+            grams[b] = (s_rows, vecs[:, :r] * np.sqrt(ell * c2))
+    if not grams:
+        return None, scores
+    blocks = tuple(grams)
+    ranks = tuple(grams[b][1].shape[1] for b in blocks)
+    return Structure(n_views, blocks, ranks), scores
+
+
+def refit_on(
+    refit: str,
+    noise_var: Any,
+    cov: NDArray[np.float64],
+    dims: tuple[int, ...],
+    structure: Structure,
+    *,
+    n_samples: int | None,
+    rng: np.random.Generator,
+    data: Any = None,
+) -> RawFit:
+    """Refit the loadings with a registered estimator on a selected structure."""
+    from . import get
+
+    est = get(refit)(noise_var=noise_var)
+    return est._fit(cov, dims, structure, n_samples=n_samples, init=None, rng=rng, data=data)
+
+
+def learner_noise(est: Estimator, cov: NDArray, dims, n_samples) -> float | NDArray:
+    """Noise variance for a structure learner (``K`` unknown)."""
+    if isinstance(est.noise_var, str):
+        if est.noise_var == "per_view":
+            off = np.concatenate([[0], np.cumsum(dims)]).astype(int)
+            return np.array(
+                [
+                    estimate_noise_var_mp(cov[off[m] : off[m + 1], off[m] : off[m + 1]], n_samples)
+                    for m in range(len(dims))
+                ]
+            )
+        return estimate_noise_var_mp(cov, n_samples)
+    if isinstance(est.noise_var, tuple):
+        return np.asarray(est.noise_var, dtype=float)
+    return float(est.noise_var)
+
+
+def _no_block_error(name: str, scores: dict) -> NotIdentifiableError:
+    best = {k: v["eigenvalues"][:1] for k, v in scores.items()} if scores else {}
+    return NotIdentifiableError(
+        f"{name} selected no block: every candidate's leading eigenvalue must exceed "
+        f"its noise edge for at least one block; got leading eigenvalues {best}. The "
+        "signal is below the detection threshold (more samples or a smaller tw)."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchurSelect(Estimator):
+    """Fast structure/rank selector: Schur-complement spectra vs the noise edge.
+
+    Selects the blocks and ranks with :func:`select_structure_schur` over every
+    non-empty subset of views (or over the blocks of a given ``structure``, whose
+    ranks are then ignored), then refits the loadings on the selected structure.
+
+    Parameters
+    ----------
+    tw : float, default=3.0
+        Margin above the Marchenko-Pastur edge, in Tracy-Widom units.
+    margin : float, default=0.3
+        Relative widening of the MP bulk; see :func:`noise_edge`.
+    refit : {'schur', 'masked_gradient', 'none'}, default='schur'
+        Estimator used on the selected structure; ``'none'`` keeps the selector's
+        own factors (the joint Schur loadings).
+    noise_var : {'scalar', 'per_view'} or float, default='scalar'
+        For selection ``'scalar'`` uses :func:`estimate_noise_var_mp` (``K`` is
+        unknown); the refit then re-estimates it with the selected ``K``.
+
+    Notes
+    -----
+    Deterministic; ``rng`` is ignored. ``diagnostics.extra`` holds
+    ``selection_scores`` (per candidate: leading eigenvalues, edge, rank),
+    ``selection_noise_var`` and ``refit``. Exact at the population level under the
+    conditions of docs/convex.md, Proposition 3.
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> model = hs.HierarchicalFactorModel.random((4, 5, 6), "ABC:1 AB:1 C:2", rng=0)
+    >>> fit = hs.estimators.SchurSelect().fit_covariance(model.covariance(), dims=model.dims)
+    >>> str(fit.structure)
+    'ABC:1 AB:1 C:2'
+    """
+
+    name: ClassVar[str] = "schur_select"
+    learns_structure: ClassVar[bool] = True
+
+    tw: float = 3.0
+    margin: float = 0.3
+    refit: str = "schur"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_real(self.tw, "tw", low=0.0)
+        check_real(self.margin, "margin", low=0.0)
+        check_choice(self.refit, "refit", REFITS)
+
+    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
+        noise = learner_noise(self, cov, dims, n_samples)
+        s_w = signal_covariance(cov, dims, noise)
+        sel_noise = float(np.mean(noise))
+        selected, scores = select_structure_schur(
+            s_w,
+            dims,
+            sel_noise,
+            n_samples,
+            candidates=_candidates(len(dims), structure),
+            tw=self.tw,
+            margin=self.margin,
+        )
+        if selected is None:
+            raise _no_block_error(type(self).__name__, scores)
+        if structure is not None and structure.modality_names is not None:
+            selected = selected.with_names(structure.modality_names)
+        return _finish(self, selected, scores, noise, cov, dims, n_samples, rng, data)
+
+
+def _finish(est, selected, scores, noise, cov, dims, n_samples, rng, data, extra=None):
+    from .spectral import schur_loadings
+
+    info = {
+        "selection_scores": scores,
+        "selection_noise_var": noise if np.ndim(noise) == 0 else list(map(float, noise)),
+        "refit": est.refit,
+    }
+    if extra:
+        info.update(extra)
+    if est.refit == "none":
+        s_w = signal_covariance(cov, dims, noise)
+        w, _ = schur_loadings(s_w, dims, selected)
+        return RawFit(w, noise, selected, extra=info)
+    raw = refit_on(est.refit, est.noise_var, cov, dims, selected, n_samples=n_samples, rng=rng, data=data)
+    info.update({f"refit_{k}": v for k, v in raw.extra.items()})
+    return RawFit(
+        raw.loadings,
+        raw.noise_var,
+        selected,
+        converged=raw.converged,
+        n_iter=raw.n_iter,
+        objective=raw.objective,
+        relative_gradient=raw.relative_gradient,
+        extra=info,
+    )
