@@ -942,3 +942,25 @@ def _norm(ctx: _Ctx, task: Task, keypath: str, key: str, value: Any) -> Any:
         return task.normalize(key, value)
     except ValueError as exc:
         raise ctx.fail(keypath, value, str(exc)) from None
+
+
+# ------------------------------------------------------------------ plug-ins
+#: Package modules that register tasks, metrics or estimators for studies. They are
+#: imported here, at the end of this module, so that every process that loads a
+#: study (including spawned and Dask workers) sees the same registries. A module
+#: of this list that is absent from an installation is skipped.
+PLUGIN_MODULES = ("hcl_stats._missing_study",)
+
+
+def _load_plugins() -> None:
+    import importlib
+
+    for name in PLUGIN_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+
+
+_load_plugins()
