@@ -114,7 +114,7 @@ def downstream(ds: Any, settings: dict, *, folds: int, seed: int) -> list[tuple[
     candidates = [
         ("raw concatenation (standardised)", make_pipeline(StandardScaler(), clf())),
         ("HCL shared blocks (|S| >= 2)", make_pipeline(hcl("shared"), StandardScaler(), clf())),
-        ("HCL global block (all views)", make_pipeline(hcl("global"), StandardScaler(), clf())),
+        ("HCL widest blocks (most views)", make_pipeline(hcl("widest"), StandardScaler(), clf())),
         ("HCL all blocks", make_pipeline(hcl("all"), StandardScaler(), clf())),
     ]
     out = []

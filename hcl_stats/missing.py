@@ -218,6 +218,8 @@ class PairwiseCovariance:
     projection_norm : float
         ``||cov - raw||_F``, the size of the PSD correction.
     dims : tuple of int
+    raw : ndarray of shape (d, d)
+        The assembled blockwise estimate before the projection.
     """
 
     cov: NDArray[np.float64]
@@ -225,6 +227,7 @@ class PairwiseCovariance:
     raw_min_eigenvalue: float
     projection_norm: float
     dims: tuple[int, ...]
+    raw: NDArray[np.float64]
 
     @property
     def n_effective(self) -> int:
@@ -306,9 +309,10 @@ def pairwise_covariance(data: IncompleteData | MultimodalData, *, ddof: int = 1)
             raw[off[m] : off[m + 1], off[k] : off[k + 1]] = block
             raw[off[k] : off[k + 1], off[m] : off[m + 1]] = block.T
     if bool(np.all(mask)):  # complete data: an ordinary sample covariance, PSD
-        return PairwiseCovariance((raw + raw.T) / 2.0, counts, float("nan"), 0.0, dims)
+        sym = (raw + raw.T) / 2.0
+        return PairwiseCovariance(sym, counts, float("nan"), 0.0, dims, sym)
     psd, lam_min, corr = project_psd(raw)
-    return PairwiseCovariance(psd, counts, lam_min, corr, dims)
+    return PairwiseCovariance(psd, counts, lam_min, corr, dims, raw)
 
 
 def drop_views(

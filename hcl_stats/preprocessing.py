@@ -175,8 +175,37 @@ def preprocess(data: Any, *, center: bool = True, scale: str = "view") -> tuple[
     return pre.transform(data), pre
 
 
+def _mp_lower_mean(gamma: float, q: float) -> float:
+    """Mean of the lowest fraction ``q`` of the Marchenko-Pastur law (variance 1, ratio gamma <= 1)."""
+    if gamma <= 0:
+        return 1.0
+    lo, hi = (1 - np.sqrt(gamma)) ** 2, (1 + np.sqrt(gamma)) ** 2
+    x = np.linspace(lo, hi, 4001)
+    dens = np.sqrt(np.clip((hi - x) * (x - lo), 0.0, None)) / (2 * np.pi * gamma * x)
+    mass = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2 * np.diff(x))])
+    mass /= mass[-1]
+    first = np.concatenate([[0.0], np.cumsum((dens[1:] * x[1:] + dens[:-1] * x[:-1]) / 2 * np.diff(x))])
+    first /= first[-1]  # the law has mean 1
+    cut = float(np.interp(q, mass, x))
+    return float(np.interp(cut, x, first)) / q
+
+
+def _mp_median(gamma: float) -> float:
+    if gamma <= 0:
+        return 1.0
+    lo, hi = (1 - np.sqrt(gamma)) ** 2, (1 + np.sqrt(gamma)) ** 2
+    x = np.linspace(lo, hi, 4001)
+    dens = np.sqrt(np.clip((hi - x) * (x - lo), 0.0, None)) / (2 * np.pi * gamma * x)
+    mass = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2 * np.diff(x))])
+    return float(np.interp(0.5, mass / mass[-1], x))
+
+
 def noise_variance(
-    cov: NDArray, dims: Sequence[int], *, rule: str = "bottom_half"
+    cov: NDArray,
+    dims: Sequence[int],
+    *,
+    rule: str = "bottom_half",
+    n_samples: Any = None,
 ) -> NDArray[np.float64]:
     """A per-view noise variance ``sigma_m^2`` that needs no ranks.
 
@@ -191,6 +220,12 @@ def noise_variance(
         view is below ``d_m / 2``. ``'per_view'``: the median eigenvalue of the
         block. ``'scalar'``: the ``'bottom_half'`` rule applied to the whole
         covariance, repeated for every view.
+    n_samples : int or array_like of shape (M,), optional
+        Samples behind each view's block. If given, the bottom-half mean (median)
+        is divided by its expectation under the Marchenko-Pastur law with ratio
+        ``gamma = d_m / n_m`` (pure noise of variance 1), which removes the
+        downward bias of the small sample eigenvalues (about
+        ``1 - 0.85 sqrt(gamma)`` for the bottom half).
 
     Returns
     -------
@@ -208,16 +243,29 @@ def noise_variance(
     cov = np.asarray(cov, dtype=float)
     dims = tuple(int(d) for d in dims)
     floor = 1e-12 * max(float(np.max(np.diag(cov))), np.finfo(float).tiny)
+    ns = None if n_samples is None else np.broadcast_to(np.asarray(n_samples, float), (len(dims),))
+
+    def correction(d: int, m: int, median: bool) -> float:
+        if ns is None or ns[m] <= 1:
+            return 1.0
+        gamma = min(d / (ns[m] - 1.0), 0.98)  # the law has an atom at 0 beyond 1
+        if median:
+            return _mp_median(gamma)
+        return _mp_lower_mean(gamma, int(np.ceil(d / 2)) / d)
+
     if rule == "scalar":
         vals = np.linalg.eigvalsh(cov)
         k = int(np.ceil(vals.size / 2))
-        return np.full(len(dims), max(float(np.mean(vals[:k])), floor))
+        value = float(np.mean(vals[:k])) / correction(vals.size, 0, False)
+        return np.full(len(dims), max(value, floor))
     out = np.empty(len(dims))
     off = np.concatenate([[0], np.cumsum(dims)])
     for m in range(len(dims)):
         vals = np.linalg.eigvalsh(cov[off[m] : off[m + 1], off[m] : off[m + 1]])
         if rule == "per_view":
-            out[m] = float(np.median(vals))
+            out[m] = float(np.median(vals)) / correction(vals.size, m, True)
         else:
-            out[m] = float(np.mean(vals[: int(np.ceil(vals.size / 2))]))
+            out[m] = float(np.mean(vals[: int(np.ceil(vals.size / 2))])) / correction(
+                vals.size, m, False
+            )
     return np.maximum(out, floor)

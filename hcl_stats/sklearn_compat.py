@@ -37,9 +37,10 @@ class HCLTransformer(TransformerMixin, BaseEstimator):
         Widths of the views in the stacked ``X``.
     structure : str, optional
         Fixed structure (e.g. ``"ABC:2 C:1"``); None selects it on each ``fit``.
-    blocks : {'shared', 'all', 'global'}, default='shared'
+    blocks : {'shared', 'all', 'widest'}, default='shared'
         Which blocks' coordinates ``transform`` returns: blocks shared by at least
-        two views, all blocks, or only the block of all views.
+        two views, all blocks, or the blocks shared by the most views (the global
+        block when it was selected).
     scale : {'view', 'feature', 'none'}, default='feature'
         Per-view scaling (:class:`hcl_stats.preprocessing.Preprocessor`).
     select_options : dict, optional
@@ -99,12 +100,12 @@ class HCLTransformer(TransformerMixin, BaseEstimator):
         s = self.structure_
         if self.blocks == "all":
             return list(s.blocks)
-        if self.blocks == "global":
-            return [b for b in s.blocks if len(b) == s.n_modalities]
+        if self.blocks == "widest":
+            return [b for b in s.blocks if len(b) == len(s.blocks[0])]
         if self.blocks == "shared":
             return [b for b in s.blocks if len(b) >= 2]
         raise ValidationError(
-            f"blocks must be one of 'shared', 'all', 'global'; got {self.blocks!r}."
+            f"blocks must be one of 'shared', 'all', 'widest'; got {self.blocks!r}."
         )
 
     def fit(self, X: Any, y: Any = None) -> HCLTransformer:

@@ -206,7 +206,7 @@ def select_structure(
     if max_rank is not None:
         max_rank = check_int(max_rank, "max_rank", minimum=1)
     if isinstance(noise_var, str):
-        psi = noise_variance(cov, dims, rule=noise_var)
+        psi = noise_variance(cov, dims, rule=noise_var, n_samples=np.diag(counts))
     else:
         psi = np.broadcast_to(np.asarray(noise_var, dtype=float), (n_views,)).copy()
         if np.any(psi <= 0):
@@ -565,14 +565,24 @@ def bootstrap_stability(
     rng: Any = None,
     center: bool = True,
     scale: str = "view",
+    resample: str = "bootstrap",
     **select_kwargs: Any,
 ) -> BootstrapStability:
-    """Re-select the structure on bootstrap resamples of the samples.
+    """Re-select the structure on resamples of the samples.
 
     The data are preprocessed once (scales are nuisance parameters); each resample
-    draws ``n`` rows with replacement and reruns :func:`select_structure` with
-    ``select_kwargs``. Resample ``b`` uses the stream ``SeedSequence`` spawned from
-    ``rng``, so results do not depend on the order of evaluation.
+    reruns :func:`select_structure` with ``select_kwargs``. Resample ``b`` uses the
+    ``b``-th ``SeedSequence`` spawned from ``rng``, so results do not depend on the
+    order of evaluation.
+
+    ``resample='bootstrap'`` draws ``n`` rows with replacement. Its multinomial
+    weights double the sampling variance of the covariance, so the noise
+    thresholds of the selection use ``n / 2`` samples per block (without this the
+    noise edge of a resample is exceeded and spurious directions are counted).
+    ``resample='subsample'`` draws ``n // 2`` rows without replacement (as in
+    stability selection) and needs no correction. Either way the frequencies
+    describe selection at an effective sample size of about ``n / 2``: they are
+    conservative for the full-data selection.
 
     Parameters
     ----------
@@ -581,6 +591,7 @@ def bootstrap_stability(
     rng : None, int, SeedSequence or Generator
     center, scale
         Preprocessing, as in :func:`fit_views`.
+    resample : {'bootstrap', 'subsample'}, default='bootstrap'
     **select_kwargs
         ``noise_var``, ``min_snr``, ``max_rank``.
 
@@ -589,6 +600,7 @@ def bootstrap_stability(
     BootstrapStability
     """
     n_boot = check_int(n_boot, "n_boot", minimum=1)
+    resample = check_choice(resample, "resample", ("bootstrap", "subsample"))
     raw = _as_data(data)
     names = tuple(getattr(data, "view_names", None) or raw.modality_names or Structure.all_subsets(raw.n_modalities, 1).names)
     prepped = Preprocessor.fit(raw, center=center, scale=scale).transform(raw)
@@ -599,12 +611,20 @@ def bootstrap_stability(
     exact = 0
     n = raw.n_samples
     for ss in seeds:
-        rows = np.random.default_rng(ss).integers(0, n, size=n)
+        g = np.random.default_rng(ss)
+        if resample == "bootstrap":
+            rows = g.integers(0, n, size=n)
+        else:
+            rows = np.sort(g.choice(n, size=n // 2, replace=False))
         sub = prepped.take(rows) if isinstance(prepped, IncompleteData) else MultimodalData(
             [x[rows] for x in prepped.Xs]
         )
+        pc = pairwise_covariance(sub)
+        counts = pc.n_per_block // 2 if resample == "bootstrap" else pc.n_per_block
         try:
-            s = select_structure(sub, **select_kwargs).structure
+            s = select_structure(
+                cov=pc.cov, dims=pc.dims, n_per_block=counts, **select_kwargs
+            ).structure
         except ValidationError:
             continue
         exact += int(s.blocks == ref.blocks and s.ranks == ref.ranks)

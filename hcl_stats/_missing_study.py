@@ -1,0 +1,163 @@
+"""Study task ``missing_views`` and the estimator ``missing_views`` (private module).
+
+Registers, at import (``hcl_stats.study`` imports this module at its end):
+
+- the task kind ``missing_views``: the ``recovery`` design plus the scenario key
+  ``missing_fraction``; after the rows are drawn, each sample independently loses
+  one uniformly chosen view with probability ``missing_fraction``
+  (:func:`hcl_stats.missing.drop_views`, stream 3 of the unit, MCAR);
+- the estimator ``missing_views`` (:class:`MissingViews`): handles the missing
+  views by the pairwise-complete covariance or by complete-case deletion, selects
+  the structure by rank counting (:func:`hcl_stats.workflow.select_structure`,
+  method ``'eigen'``) or takes the true one, then fits a base estimator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+from . import estimators
+from ._validation import check_choice, check_real
+from .estimators._base import Estimator, RawFit
+from .exceptions import ValidationError
+from .missing import IncompleteData, drop_views, fit_missing
+from .study import (
+    Draw,
+    Task,
+    _recovery_check,
+    _recovery_generate,
+    _recovery_normalize,
+    register_task,
+)
+
+__all__ = ["STREAM_MISSING", "MissingViews"]
+
+#: Unit stream of the missingness pattern (study streams 0-2 are model, data, method).
+STREAM_MISSING = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class MissingViews(Estimator):
+    """Structure selection and fit on data with missing views.
+
+    Parameters
+    ----------
+    handling : {'pairwise', 'complete_case'}, default='pairwise'
+        ``'pairwise'``: pairwise-complete covariance (every block from the samples
+        observing both views, PSD-projected); ``'complete_case'``: drop every
+        sample that misses a view.
+    select : bool, default=True
+        Select the structure by rank counting (else use the one given).
+    base : str, default='schur'
+        Registry name of the estimator fitted on the selected structure.
+    min_snr : float, default=0.5
+        Passed to :func:`hcl_stats.workflow.select_structure`.
+    selection_noise : str, default='bottom_half'
+        Rank-free noise rule for the selection.
+    noise_var : default='scalar'
+        The base estimator's noise option.
+
+    Notes
+    -----
+    ``fit(views)`` on complete data is the ``missing_views`` fit with nothing
+    missing. Incomplete data go through :meth:`fit_incomplete`.
+    """
+
+    name: ClassVar[str] = "missing_views"
+    learns_structure: ClassVar[bool] = True
+    needs_data: ClassVar[bool] = True
+
+    handling: str = "pairwise"
+    select: bool = True
+    base: str = "schur"
+    min_snr: float = 0.5
+    selection_noise: str = "bottom_half"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice(self.handling, "handling", ("pairwise", "complete_case"))
+        check_real(self.min_snr, "min_snr", low=0.0)
+        estimators.get(self.base)
+
+    def fit_incomplete(self, data: IncompleteData, *, structure: Any = None, rng: Any = None):
+        """Fit incomplete data (see the class docstring); returns a FitResult."""
+        from .workflow import select_structure
+
+        work: Any = data if self.handling == "pairwise" else data.complete_cases()
+        if self.select or structure is None:
+            structure = select_structure(
+                work, noise_var=self.selection_noise, min_snr=self.min_snr
+            ).structure
+        base = estimators.get(self.base)(noise_var=self.noise_var)
+        result = fit_missing(base, work, structure=structure, rng=rng)
+        extra = dict(result.diagnostics.extra)
+        extra["complete_cases"] = int(np.all(data.observed, axis=1).sum())
+        return replace(
+            result, estimator=repr(self), diagnostics=replace(result.diagnostics, extra=extra)
+        )
+
+    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
+        if data is None:  # pragma: no cover - needs_data guarantees data
+            raise ValidationError("MissingViews needs the data rows.")
+        observed = np.ones((data.n_samples, data.n_modalities), dtype=bool)
+        fit = self.fit_incomplete(
+            IncompleteData.from_complete(data, observed), structure=structure, rng=rng
+        )
+        d = fit.diagnostics
+        return RawFit(
+            np.asarray(fit.loadings), fit.noise_var, fit.structure, d.converged, d.n_iter,
+            d.objective, d.relative_gradient, dict(d.extra),
+        )
+
+
+estimators.register(MissingViews)
+
+
+def _normalize(key: str, value: Any) -> Any:
+    if key == "missing_fraction":
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1:
+            return float(value)
+        raise ValueError("a fraction in [0, 1)")
+    return _recovery_normalize(key, value)
+
+
+def _generate(factors: Any, rep_rng: Any, sampler: str) -> Draw:
+    draw = _recovery_generate(factors, rep_rng, "data")
+    incomplete = drop_views(
+        draw.data, factors["missing_fraction"], rng=rep_rng(STREAM_MISSING)
+    )
+    return replace(draw, extra={"observed": np.asarray(incomplete.observed)})
+
+
+def _analyse(estimator: Any, draw: Draw, spec: Any, rng: Any) -> Any:
+    data = IncompleteData.from_complete(draw.data, draw.extra["observed"])
+    if isinstance(estimator, MissingViews):
+        given = None if estimator.select else draw.structure
+        return estimator.fit_incomplete(data, structure=given, rng=rng)
+    # any other estimator: complete cases with the true structure
+    return estimator.fit(data.complete_cases(), structure=draw.structure, rng=rng)
+
+
+register_task(
+    Task(
+        name="missing_views",
+        defaults={
+            "dims": None,
+            "structure": None,
+            "n_samples": None,
+            "noise_var": 1.0,
+            "singular_values": [0.5, 1.5],
+            "latent_cov": 0.0,
+            "model": "per_replicate",
+            "missing_fraction": 0.0,
+        },
+        normalize=_normalize,
+        generate=_generate,
+        samplers=("data",),
+        analyse=_analyse,
+        check=_recovery_check,
+    )
+)
