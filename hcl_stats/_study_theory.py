@@ -9,7 +9,8 @@ Registers, at import time (``hcl_stats`` imports it through
   ``m`` labelled rows (common random numbers across estimators and methods);
 * metrics ``ds_*`` (one label per downstream method) and ``gram_bound`` (the
   overall Gram-error bounds of :func:`hcl_stats.theory.loading_bound` for the
-  unit's true model and ``n``; the same value for every estimator).
+  unit's true model and ``n``, labels ``sharp`` and ``paper``, and the model-free
+  shape ``rate = sqrt(d/n) + d/n``; the same values for every estimator).
 
 Downstream methods (labels): ``eiv`` (:class:`~hcl_stats.downstream.EIVRegression`),
 ``glasso`` (:class:`~hcl_stats.downstream.GroupLasso`, ``lam='cv'`` with the
@@ -244,6 +245,7 @@ def _gram_bound(outcome: Any, truth: Any, ctx: Any) -> dict[str, float]:
     return {
         "sharp": float(loading_bound(q, n, form="sharp")),
         "paper": float(loading_bound(q, n, form="paper")),
+        "rate": float((q.d / n) ** 0.5 + q.d / n),
     }
 
 

@@ -676,6 +676,14 @@ class RateFit:
     fitted_constant : float or None
         ``exp(mean(log y - log bound))``, the single constant that best scales the
         bound onto the data in log space.
+    ratio_slope : float or None
+        Slope of ``log(y / bound)`` on ``log x`` (replicate level): 0 when the
+        bound has the empirical rate, whatever its constant.
+    ratio_slope_ci : (float, float) or None
+        Its ``1 - alpha`` CI (same robust covariance).
+    max_replicate_ratio : float or None
+        Largest ``y / bound`` over all replicates; ``<= 1`` wherever a bound with
+        explicit constants holds.
     """
 
     x: str
@@ -696,6 +704,9 @@ class RateFit:
     bound: tuple[float, ...] | None = None
     ratio: tuple[float, ...] | None = None
     fitted_constant: float | None = None
+    ratio_slope: float | None = None
+    ratio_slope_ci: tuple[float, float] | None = None
+    max_replicate_ratio: float | None = None
 
     @property
     def consistent(self) -> bool | None:
@@ -728,6 +739,10 @@ class RateFit:
             "fitted_constant": self.fitted_constant,
             "ratio_min": None if self.ratio is None else float(min(self.ratio)),
             "ratio_max": None if self.ratio is None else float(max(self.ratio)),
+            "ratio_slope": self.ratio_slope,
+            "ratio_slope_ci_low": None if self.ratio_slope_ci is None else self.ratio_slope_ci[0],
+            "ratio_slope_ci_high": None if self.ratio_slope_ci is None else self.ratio_slope_ci[1],
+            "max_replicate_ratio": self.max_replicate_ratio,
         }
 
     def __str__(self) -> str:
@@ -820,8 +835,10 @@ def fit_rate(
         Theoretical exponent to test the slope against.
     bound : callable or str, optional
         Bound on the grid: a function of the distinct ``x`` values (an array)
-        returning one value each, or a column name (averaged per ``x``). Gives the
-        ratio empirical/bound across the grid and the fitted constant.
+        returning one value each, or a column name holding each replicate's bound
+        (e.g. when the true model differs across replicates; geometric mean per
+        ``x`` on the grid). Gives the ratio empirical/bound across the grid, the
+        fitted constant, the slope of the ratio and the largest replicate ratio.
     cov_type : str, default='HC3'
         statsmodels heteroscedasticity-robust covariance (``'HC0'``-``'HC3'``).
     alpha : float, default=0.05
@@ -902,13 +919,26 @@ def fit_rate(
         p_value = float(2.0 * stats.t.sf(abs(t_stat), df)) if df > 0 else math.nan
     geo = np.array([float(np.exp(np.mean(np.log(ys[xs == g])))) for g in grid])
     bvals = _bound_values(bound, frame, grid)
-    ratio = fitted = None
+    ratio = fitted = max_rep = r_slope = r_ci = None
     if bvals is not None:
         if np.any(~(bvals > 0)):
             raise ValidationError("bound must be positive on the whole grid.")
+        if isinstance(bound, str):  # replicate-level bound values
+            row_bound = frame[bound].to_numpy(dtype=float)
+            if np.any(~(row_bound > 0)):
+                raise ValidationError(f"data[{bound!r}] must be positive.")
+            bvals = np.array(
+                [float(np.exp(np.mean(np.log(row_bound[xs == g])))) for g in grid]
+            )
+        else:
+            row_bound = bvals[np.searchsorted(grid, xs)]
         ratio = tuple(float(v) for v in geo / bvals)
-        per_row = np.log(ys) - np.log(bvals[np.searchsorted(grid, xs)])
+        per_row = np.log(ys) - np.log(row_bound)
         fitted = float(np.exp(np.mean(per_row)))
+        max_rep = float(np.exp(np.max(per_row)))
+        res_r = sm.OLS(per_row, design).fit(cov_type=cov_type)
+        r_slope, r_se = float(res_r.params[1]), float(res_r.bse[1])
+        r_ci = (r_slope - q * r_se, r_slope + q * r_se)
     return RateFit(
         x=x,
         y=y,
@@ -928,6 +958,9 @@ def fit_rate(
         bound=None if bvals is None else tuple(float(v) for v in bvals),
         ratio=ratio,
         fitted_constant=fitted,
+        ratio_slope=r_slope,
+        ratio_slope_ci=None if r_ci is None else (float(r_ci[0]), float(r_ci[1])),
+        max_replicate_ratio=max_rep,
     )
 
 
