@@ -1,0 +1,105 @@
+"""Monte Carlo throughput of the paper's recovery grid through the study harness.
+
+The full grid is 13 values of n x 100 replications x (naive, closed form,
+refined), d = (100, 500, 800), r_S = 3 (K = 21), c = 6, Wishart sampler. This
+script runs ``--reps`` replications of every cell (default 1) with 1 and with 2
+worker processes (one BLAS thread each), reports the 1 -> 2 worker scaling and
+extrapolates the measured throughput to the full 1,300 replications.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from _harness import Row, machine, parser, table  # noqa: E402
+
+PAPER_N = [5000, 6000, 7000, 8000, 9000, 10000, 12000, 14000, 16000, 18000, 20000, 25000, 30000]
+
+CONFIG = """
+[study]
+question = "benchmark: Monte Carlo throughput of the paper grid"
+kind = "recovery"
+replications = 100
+seed = 20260501
+sampler = "{sampler}"
+metrics = ["overall_gram", "wall_time"]
+
+[scenario]
+dims = {dims}
+structure = "{structure}"
+noise_var = 6.0
+singular_values = [0.5, 1.5]
+
+[grid]
+n_samples = {n}
+
+[estimators.naive]
+[estimators.schur]
+[estimators.masked_gradient]
+"""
+
+
+def _time_study(text: str, jobs: int, reps: int, workdir: Path) -> float:
+    from hcl_stats.runner import run_study
+    from hcl_stats.store import ResultStore
+    from hcl_stats.study import load_study
+
+    cfg = workdir / f"mc_{jobs}.toml"
+    cfg.write_text(text)
+    study = load_study(cfg)
+    with ResultStore(workdir / f"mc_{jobs}.sqlite") as store:
+        t0 = time.perf_counter()
+        report = run_study(study, store, backend="process", jobs=jobs, reps=reps, quiet=True,
+                           blas_threads=1)
+        wall = time.perf_counter() - t0
+    failed = getattr(report, "failed", 0)
+    if failed:
+        raise RuntimeError(f"{failed} units failed in the benchmark study")
+    return wall
+
+
+def run(quick: bool = False, reps: int | None = None, sampler: str = "wishart",
+        jobs: tuple[int, ...] = (1, 2)) -> list[Row]:
+    if quick:
+        dims, structure, n_values, reps = [10, 20, 30], "all:1", [500, 1000], reps or 2
+    else:
+        dims, structure, n_values, reps = [100, 500, 800], "all:3", PAPER_N, reps or 1
+    text = CONFIG.format(sampler=sampler, dims=dims, structure=structure, n=n_values)
+    units = len(n_values) * reps
+    full_units = len(n_values) * 100
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        walls = {j: _time_study(text, j, reps, Path(tmp)) for j in jobs}
+    for j in jobs:
+        extrapolated = walls[j] / units * full_units
+        row = Row(f"Monte Carlo grid, {j} worker(s): extrapolated full grid / 5 min", "<= 1",
+                  note=f"{units} of {full_units} (cell, rep) units measured in {walls[j]:.1f} s, "
+                       f"sampler={sampler}; extrapolated {extrapolated / 60:.1f} min")
+        row.ratios, row.num, row.den = [extrapolated / 300.0], [extrapolated], [300.0]
+        rows.append(row)
+    if not (1 in walls and 2 in walls):
+        return rows
+    scale = Row("Monte Carlo 1 -> 2 worker speed-up (wall 1 worker / wall 2 workers)", "~2",
+                note="one BLAS thread per worker")
+    scale.ratios, scale.num, scale.den = [walls[1] / walls[2]], [walls[1]], [walls[2]]
+    rows.append(scale)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--reps", type=int, default=None, help="replications per cell to run")
+    p.add_argument("--sampler", choices=["wishart", "data"], default="wishart")
+    args = p.parse_args(argv)
+    rows = run(args.quick, args.reps, args.sampler)
+    print(machine())
+    print(table(rows))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

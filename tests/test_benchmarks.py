@@ -1,0 +1,37 @@
+"""Smoke test: the benchmark scripts run end to end in --quick mode (a few seconds)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("threadpoolctl")
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_mode_runs_and_reports_ratios():
+    core = _load("bench_core")
+    rows = core.run(quick=True, runs=3)
+    names = " ".join(r.name for r in rows)
+    for key in ("one numpy.linalg.eigh", "X^T X", "refinement", "Wishart", "peak memory"):
+        assert key in names
+    for row in rows:
+        assert row.ratios, row.name
+        assert all(math.isfinite(r) and r > 0 for r in row.ratios), row.name
+    table = _load("_harness").table(rows)
+    assert table.count("\n") == len(rows) + 1
+
+    mc = _load("bench_montecarlo")
+    (row,) = mc.run(quick=True, reps=1, jobs=(1,))
+    assert row.ratios[0] > 0
