@@ -35,6 +35,13 @@ noise (a spike of strength ``l`` is separated from it only when
 ``min_snr`` per direction. ``n_U`` is the smallest number of samples behind any
 block of ``Sigma_UU`` (pairwise-complete covariance for missing views). The
 noise variances come from a rank-free rule (:func:`hcl_stats.preprocessing.noise_variance`).
+This is ``method='eigen'``, the rule for data that follow the model.
+
+Real data rarely have isotropic residuals: every high-variance direction of a
+view passes the noise edge. ``method='correlation'`` therefore counts, for each
+set ``T`` of views, the directions shared by all of them (canonical-correlation
+style, on each view's leading principal components) and inverts top-down; see
+:func:`select_structure`. It is a heuristic, not exact under the model.
 """
 
 from __future__ import annotations
@@ -161,13 +168,18 @@ def select_structure(
         ``min_snr`` apply). ``'correlation'``: for real data whose residuals are not
         isotropic noise. Each view is reduced to its top ``q_m`` principal
         components (``q_m`` = fewest explaining ``variance_fraction`` of its
-        variance, at most ``view_rank``), whitened; ``k(U)`` is the dimension of the
-        union of the views' component spaces, where directions of two views whose
-        canonical correlation exceeds ``min_corr`` count once:
-        ``k(U) = sum_{m in U} q_m - #{eigenvalues of R_UU below 1 - min_corr}``,
-        with ``R_UU`` the correlation matrix of the whitened components (a direction
-        shared by ``j`` views with pairwise correlation ``rho`` gives ``j - 1``
-        eigenvalues ``1 - rho``).
+        variance, at most ``view_rank``), whitened; ``R`` is the correlation
+        matrix of all these components (identity diagonal blocks). A direction
+        shared by the views of ``T`` with average pairwise correlation ``rho``
+        gives ``R_TT`` an eigenvalue ``1 + (|T| - 1) rho``, so
+        ``s(T) = #{eigenvalues of R_TT above 1 + (|T| - 1) min_corr}`` counts the
+        directions shared by *all* views of ``T``, ``s(T) = sum_{S superset of T}
+        r_S`` (``s({m}) = q_m``), and the ranks follow top-down:
+        ``r_T = max(0, s(T) - sum_{S proper superset of T} r_S)``. With
+        ``|T| >= 3`` a direction shared by only ``|T| - 1`` views of ``T`` with
+        correlation near 1 can pass the threshold, so partial blocks of many
+        views are the least reliable part; check them with
+        :func:`bootstrap_stability`.
     view_rank : int, default=10
         ``'correlation'`` only: the cap on ``q_m``.
     variance_fraction : float in (0, 1], default=0.9
@@ -219,10 +231,14 @@ def select_structure(
         for c in itertools.combinations(range(n_views), size)
     ]
     k_of: dict[frozenset[int], int] = {frozenset(): 0}
+    ranks: dict[frozenset[int], int] = {}
     if method == "correlation":
-        k_of.update(
-            _union_ranks(cov, off, subsets, view_rank, variance_fraction, min_corr)
-        )
+        shared = _shared_counts(cov, off, subsets, view_rank, variance_fraction, min_corr)
+        k_of.update(shared)
+        for t in reversed(subsets):  # decreasing size: s(T) = sum_{S >= T} r_S
+            above = sum(r for s, r in ranks.items() if s > t)
+            ranks[t] = max(0, shared[t] - above)
+        contained = {}
     else:
         scale = 1.0 / np.sqrt(np.repeat(psi, dims))
         white = cov * np.outer(scale, scale)
@@ -233,15 +249,14 @@ def select_structure(
             thr = max((1.0 + np.sqrt(gamma)) ** 2, 1.0 + min_snr)
             vals = np.linalg.eigvalsh(white[np.ix_(rows, rows)])
             k_of[u] = int(np.sum(vals > thr))
-    full = frozenset(range(n_views))
-    contained = {t: k_of[full] - k_of[full - t] for t in subsets}
-    ranks: dict[frozenset[int], int] = {}
-    for t in subsets:  # increasing size
-        below = sum(r for s, r in ranks.items() if s < t)
-        r = max(0, contained[t] - below)
-        if max_rank is not None:
-            r = min(r, max_rank)
-        ranks[t] = r
+        full = frozenset(range(n_views))
+        contained = {t: k_of[full] - k_of[full - t] for t in subsets}
+        for t in subsets:  # increasing size
+            below = sum(r for s, r in ranks.items() if s < t)
+            ranks[t] = max(0, contained[t] - below)
+    if max_rank is not None:
+        ranks = {t: min(r, max_rank) for t, r in ranks.items()}
+    ranks = {t: ranks[t] for t in subsets}
     trimmed = []
     for m in range(n_views):
         while sum(r for s, r in ranks.items() if m in s) >= dims[m]:
@@ -264,14 +279,14 @@ def select_structure(
     return StructureSelection(
         structure=structure,
         subset_ranks={_letters(u): k_of[u] for u in subsets},
-        contained={_letters(t): contained[t] for t in subsets},
+        contained={_letters(t): c for t, c in contained.items()},
         noise_var=psi,
         trimmed=tuple(trimmed),
     )
 
 
-def _union_ranks(cov, off, subsets, view_rank, variance_fraction, min_corr):
-    """``k(U)`` of the ``'correlation'`` rule of :func:`select_structure`."""
+def _shared_counts(cov, off, subsets, view_rank, variance_fraction, min_corr):
+    """``s(T)`` of the ``'correlation'`` rule of :func:`select_structure`."""
     view_rank = check_int(view_rank, "view_rank", minimum=1)
     variance_fraction = check_real(
         variance_fraction, "variance_fraction", low=0.0, high=1.0, low_open=True
@@ -295,9 +310,12 @@ def _union_ranks(cov, off, subsets, view_rank, variance_fraction, min_corr):
     corr = big.T @ cov @ big
     out = {}
     for u in subsets:
+        if len(u) == 1:
+            out[u] = sizes[next(iter(u))]
+            continue
         idx = np.concatenate([np.arange(col[m], col[m + 1]) for m in sorted(u)])
         vals = np.linalg.eigvalsh(corr[np.ix_(idx, idx)])
-        out[u] = int(idx.size - np.sum(vals < 1.0 - min_corr))
+        out[u] = int(np.sum(vals > 1.0 + (len(u) - 1) * min_corr))
     return out
 
 
