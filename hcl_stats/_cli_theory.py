@@ -9,7 +9,10 @@ per estimator, label and grouping factor. Writes to ``reports/<study>/``:
   theoretical exponent, empirical/bound ratio range and fitted constant);
 * ``rates.csv``: the same numbers, unrounded;
 * ``<name>.pdf`` / ``<name>.png``: :func:`hcl_stats.theory_plots.plot_rate`
-  figures, one panel per group of ``by``.
+  figures, one panel per group of ``by``;
+* for every ``[[report.terms]]`` entry, the fitted constants of an additive bound
+  (:func:`hcl_stats.theory.fit_terms`), e.g. ``terms = ["k_over_m", "rep_sq"]``
+  with ``group = "m_samples"``.
 
 Entry format::
 
@@ -181,6 +184,57 @@ def rate_figure(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> 
     return fig
 
 
+def term_table(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> Any:
+    """Fit the constants of an additive bound for one ``[[report.terms]]`` entry.
+
+    The term columns come from the labels of the metric ``spec['terms_metric']``
+    (default ``ds_terms``), matched to the error rows by (cell, rep, estimator).
+    """
+    import pandas as pd
+
+    from .exceptions import ValidationError
+    from .theory import fit_terms
+
+    rows = _prepare(tidy, spec)
+    ok = tidy[tidy["status"] == "ok"]
+    tmetric = spec.get("terms_metric", "ds_terms")
+    terms = list(spec["terms"])
+    for t in terms:
+        col = ok[(ok["metric"] == tmetric) & (ok["label"] == t)]
+        if col.empty:
+            raise ValidationError(
+                f"report.terms {spec.get('name')!r}: term {t!r} of metric {tmetric!r} has "
+                "no results; add the metric to study.metrics."
+            )
+        col = col[["cell_id", "rep", "estimator", "value"]].rename(columns={"value": t})
+        rows = rows.merge(col, on=["cell_id", "rep", "estimator"], how="left")
+    out = []
+    for (est, lab), sub in rows.groupby(["estimator", "label"], sort=False):
+        fit = fit_terms(sub, "error", terms, group=spec.get("group"))
+        out.append({"estimator": est, "label": lab, **fit.to_record()})
+    df = pd.DataFrame(out)
+    order = {e: i for i, e in enumerate(estimator_order)}
+    df["_o"] = df["estimator"].map(order)
+    return df.sort_values(["_o", "label"], kind="stable").drop(columns="_o").reset_index(drop=True)
+
+
+def _terms_markdown(df: Any, spec: dict[str, Any]) -> str:
+    terms = list(spec["terms"])
+    head = ["estimator", "label", *(f"c[{t}] [95% CI]" for t in terms), "weighted R^2"]
+    lines = [f"### {spec.get('name')}: {spec['metric']} ~ " + " + ".join(
+        f"c[{t}] * {t}" for t in terms), "",
+        "Replicate-level weighted least squares without intercept (weights 1/mean^2 "
+        f"per `{spec.get('group')}` value), robust HC3 CIs.", "",
+        "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in df.iterrows():
+        cells = [str(r["estimator"]), str(r["label"])]
+        cells += [f"{r[f'c[{t}]']:.3g} [{r[f'c[{t}]_low']:.3g}, {r[f'c[{t}]_high']:.3g}]"
+                  for t in terms]
+        cells.append(f"{r['r2']:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def cmd_rates(args: argparse.Namespace) -> int:
     """``hcl-stats rates``."""
     import pandas as pd
@@ -191,11 +245,13 @@ def cmd_rates(args: argparse.Namespace) -> int:
 
     study = load_study(args.config)
     specs = list(study.report.get("rates", []))
-    if not specs:
+    term_specs = list(study.report.get("terms", []))
+    if not specs and not term_specs:
         from .exceptions import StudyConfigError
 
         raise StudyConfigError(
-            f"{args.config}: report.rates must list at least one entry; got none."
+            f"{args.config}: report.rates or report.terms must list at least one "
+            "entry; got none."
         )
     store_path = args.store or Path("simulations/_runs") / f"{study.name}.sqlite"
     if not store_path.exists():
@@ -223,6 +279,11 @@ def cmd_rates(args: argparse.Namespace) -> int:
         md.append(_markdown(df, spec))
         fig = rate_figure(tidy, spec, order)
         written += save_figure(fig, out_dir / str(spec.get("name")))
+    for spec in term_specs:
+        df = term_table(tidy, spec, order)
+        df.insert(0, "entry", spec.get("name"))
+        tables.append(df)
+        md.append(_terms_markdown(df, spec))
     digest = hashlib.sha256(
         tidy.sort_values(["cell_id", "rep", "estimator", "metric", "label"])[
             ["cell_id", "rep", "estimator", "metric", "label", "value"]

@@ -280,6 +280,25 @@ register_metric(
     "ds_loading_error", _loading_error,
     notation=r"$\|\hat W \hat W^\top - W W^\top\|_F$",
 )
+def _terms(outcome: Any, truth: Any, ctx: Any) -> dict[str, float]:
+    """Regressors of the downstream bounds for this unit (same for every method)."""
+    if not isinstance(outcome, DownstreamOutcome):
+        return {}
+    from .metrics import overall_gram_error
+
+    k = truth.structure.total_rank
+    m = ctx.factors["m_samples"]
+    rep = outcome.results["eiv"]["representation_error"]
+    return {
+        "k_over_m": k / m,
+        "rep_sq": rep**2,
+        "loading_sq": overall_gram_error(outcome.fit, truth) ** 2,
+    }
+
+
+register_metric(
+    "ds_terms", _terms, notation="bound terms K/m, representation error^2"
+)
 register_metric(
     "gram_bound", _gram_bound,
     notation=r"bound on $\|\hat W \hat W^\top - W W^\top\|_F$",

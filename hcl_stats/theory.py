@@ -44,12 +44,14 @@ from .exceptions import ValidationError
 __all__ = [
     "PopulationQuantities",
     "RateFit",
+    "TermFit",
     "beta_error_bound",
     "block_loading_bound",
     "covariance_concentration",
     "excess_risk_bound",
     "fit_rate",
     "fit_rates",
+    "fit_terms",
     "group_lasso_bound",
     "loading_bound",
     "population_quantities",
@@ -1024,3 +1026,120 @@ def _bind(bound: Callable[..., NDArray], labels: dict) -> Callable[[NDArray], ND
         return bound(grid, labels)
 
     return inner
+
+
+@dataclass(frozen=True)
+class TermFit:
+    """Fit of ``y ~ sum_j c_j t_j`` (no intercept) on bound terms ``t_j``.
+
+    Parameters
+    ----------
+    y : str
+    terms : tuple of str
+        Column names of the terms (e.g. ``K/m`` and the squared loading error).
+    coef : tuple of float
+        Fitted constants ``c_j``.
+    ci : tuple of (float, float)
+        ``1 - alpha`` confidence intervals (robust SE, t reference).
+    r2 : float
+        Weighted R^2 (uncentred, as there is no intercept).
+    n_obs : int
+    group : str or None
+        Column whose per-value mean of ``y`` defines the weights.
+    """
+
+    y: str
+    terms: tuple[str, ...]
+    coef: tuple[float, ...]
+    ci: tuple[tuple[float, float], ...]
+    r2: float
+    n_obs: int
+    group: str | None
+
+    def to_record(self) -> dict[str, Any]:
+        """Flat dict: ``c[<term>]``, ``c[<term>]_low``/``_high`` and ``r2``."""
+        out: dict[str, Any] = {"y": self.y, "n_obs": self.n_obs, "r2": self.r2}
+        for t, c, (lo, hi) in zip(self.terms, self.coef, self.ci, strict=True):
+            out[f"c[{t}]"] = c
+            out[f"c[{t}]_low"] = lo
+            out[f"c[{t}]_high"] = hi
+        return out
+
+
+def fit_terms(
+    data: Any,
+    y: str,
+    terms: Sequence[str],
+    *,
+    group: str | None = None,
+    cov_type: str = "HC3",
+    alpha: float = 0.05,
+) -> TermFit:
+    """Fit the constants of an additive bound, e.g. ``risk ~ a K/m + b loading^2``.
+
+    Weighted least squares of ``y`` on the term columns without intercept, at the
+    replicate level. With ``group`` (e.g. the sample-size column), each row is
+    weighted by ``1 / mean(y | group)^2``, so every grid point counts on a
+    relative scale instead of the largest errors dominating.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, mapping or sequence of row dicts
+    y : str
+        Error column.
+    terms : sequence of str
+        Term columns.
+    group : str, optional
+        Column defining the relative weights.
+    cov_type : str, default='HC3'
+    alpha : float, default=0.05
+
+    Returns
+    -------
+    TermFit
+
+    Examples
+    --------
+    >>> fit = fit_terms({"e": [3.0, 5.0, 4.0], "a": [1.0, 1.0, 0.0],
+    ...                  "b": [1.0, 2.0, 2.0]}, "e", ["a", "b"])
+    >>> [round(c, 6) for c in fit.coef]
+    [1.0, 2.0]
+    """
+    try:
+        import statsmodels.api as sm
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("fit_terms requires statsmodels; install hcl_stats[study]") from exc
+    from scipy import stats
+
+    frame = _as_frame(data)
+    terms = list(terms)
+    for col in [y, *terms, *([group] if group else [])]:
+        if col not in frame.columns:
+            raise ValidationError(
+                f"data must have a column {col!r}; got columns "
+                f"{', '.join(map(str, frame.columns))}."
+            )
+    frame = frame[np.isfinite(frame[[y, *terms]].to_numpy(dtype=float)).all(axis=1)]
+    yy = frame[y].to_numpy(dtype=float)
+    xx = frame[terms].to_numpy(dtype=float)
+    if group:
+        means = frame.groupby(group)[y].transform("mean").to_numpy(dtype=float)
+        weights = 1.0 / np.maximum(means, np.finfo(float).tiny) ** 2
+    else:
+        weights = np.ones_like(yy)
+    res = sm.WLS(yy, xx, weights=weights).fit(cov_type=cov_type)
+    df = float(res.df_resid)
+    q = float(stats.t.ppf(1.0 - alpha / 2.0, df)) if df > 0 else math.inf
+    coef = tuple(float(c) for c in res.params)
+    ses = tuple(float(s) for s in res.bse)
+    resid = yy - xx @ np.asarray(coef)
+    r2 = 1.0 - float(np.sum(weights * resid**2) / np.sum(weights * yy**2))
+    return TermFit(
+        y=y,
+        terms=tuple(terms),
+        coef=coef,
+        ci=tuple((c - q * s, c + q * s) for c, s in zip(coef, ses, strict=True)),
+        r2=r2,
+        n_obs=int(yy.size),
+        group=group,
+    )
