@@ -18,6 +18,10 @@ Registry names (used by study configs and ``hcl-stats fit --estimator``):
 ``convex``          :class:`ConvexRelaxation`, learns structure+ranks (cvxpy)
 ``convex_fast``     :class:`ConvexFast`, same program, our first-order solver
 ``schur_select``    :class:`SchurSelect`, Schur spectra vs noise edge + refit
+``zero``            :class:`ZeroEstimator`, ``W = 0`` (the trivial baseline)
+``pca_shrink``      :class:`PCAShrink`, top-K PCA, MP-edge truncation + optimal shrinkage
+``schur_shrink``    :class:`SchurShrink`, Schur recursion with per-step shrinkage
+``masked_shrink``   :class:`MaskedShrink`, masked refinement + per-block shrinkage
 ==================  ==========================================================
 """
 
@@ -29,8 +33,10 @@ from .jive import AJIVE, GCCA
 from .peers import MOFA
 from .refine import MaskedGradient, masked_loss
 from .selection import SchurSelect
+from .shrinkage import MaskedShrink, PCAShrink, SchurShrink
 from .slide import SLIDE, SLIDEFixed
 from .spectral import NaivePCA, SchurComplement, schur_loadings
+from .trivial import ZeroEstimator
 
 __all__ = [
     "AJIVE",
@@ -43,9 +49,13 @@ __all__ = [
     "SLIDEFixed",
     "Estimator",
     "MaskedGradient",
+    "MaskedShrink",
     "NaivePCA",
+    "PCAShrink",
     "SchurComplement",
     "SchurSelect",
+    "SchurShrink",
+    "ZeroEstimator",
     "available",
     "estimate_noise_var",
     "get",
@@ -70,6 +80,8 @@ def register(cls: type[Estimator]) -> type[Estimator]:
 for _cls in (NaivePCA, SchurComplement, MaskedGradient, SLIDE, SLIDEFixed, AJIVE, GCCA, MOFA):
     register(_cls)
 for _cls in (ConvexRelaxation, ConvexFast, SchurSelect):
+    register(_cls)
+for _cls in (ZeroEstimator, PCAShrink, SchurShrink, MaskedShrink):
     register(_cls)
 
 
