@@ -11,8 +11,8 @@ loader              samples   views (d_m)                             needs
 ``breast_cancer``   569       mean 10, se 10, worst 10                scikit-learn
 ``mfeat``           2000      fou 76, fac 216, kar 64, pix 240,       nothing
                               zer 47, mor 6                           (vendored)
-``mini_acc``        92        5 omics views, 43 complete              rdata + the
-                                                                      Debian package
+``mini_acc``        92        5 omics views, 43 complete (missing     rdata + the
+                              views)                                  Debian package
 ==================  ========  ======================================  =============
 
 ``load(name)`` dispatches by name (used by ``hcl-stats fit --dataset NAME``).
@@ -306,27 +306,99 @@ def load_mfeat(*, source: str = "auto") -> MultiViewDataset:
     )
 
 
-def load_mini_acc(*, path: str | Path | None = None) -> MultiViewDataset:
+def _r_resolve(o: Any) -> Any:
+    for _ in range(16):
+        if o is None or o.info.type.name != "REF":
+            return o
+        o = o.referenced_object
+    return o
+
+
+def _r_symbol(tag: Any) -> str | None:
+    t = _r_resolve(tag)
+    if t is None or t.info.type.name != "SYM":
+        return None
+    c = _r_resolve(t.value)
+    return None if c is None or c.value is None else c.value.decode()
+
+
+def _r_attributes(o: Any) -> dict[str, Any]:
+    out, node = {}, o.attributes
+    while node is not None and node.info.type.name == "LIST":
+        out[_r_symbol(node.tag)] = node.value[0]
+        node = node.value[1] if len(node.value) > 1 else None
+    return out
+
+
+def _r_strings(o: Any) -> list[str]:
+    return [_r_resolve(x).value.decode() for x in _r_resolve(o).value]
+
+
+def _r_matrices(root: Any) -> list[tuple[NDArray, list[str]]]:
+    """Every numeric matrix with column names, in depth-first order."""
+    found: list[tuple[NDArray, list[str]]] = []
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        o = _r_resolve(stack.pop())
+        if o is None or id(o) in seen:
+            continue
+        seen.add(id(o))
+        if o.info.type.name in ("REAL", "INT") and o.attributes is not None:
+            at = _r_attributes(o)
+            dn = _r_resolve(at.get("dimnames"))
+            if "dim" in at and dn is not None and len(dn.value) == 2:
+                dim = tuple(int(v) for v in _r_resolve(at["dim"]).value)
+                cols = _r_resolve(dn.value[1])
+                if len(dim) == 2 and cols.info.type.name == "STR":
+                    mat = np.asarray(o.value, dtype=np.float64).reshape(dim, order="F")
+                    found.append((mat, _r_strings(cols)))
+        children: list[Any] = []
+        if o.attributes is not None:
+            children.append(o.attributes)
+        if o.tag is not None and hasattr(o.tag, "info"):
+            children.append(o.tag)
+        v = o.value
+        if isinstance(v, list | tuple):
+            children += [x for x in v if hasattr(x, "info")]
+        elif v is not None and hasattr(v, "__dict__"):
+            children += [x for x in vars(v).values() if hasattr(x, "info")]
+        stack.extend(reversed(children))
+    return found
+
+
+def load_mini_acc(*, path: str | Path | None = None, log_counts: bool = True) -> MultiViewDataset:
     """TCGA adrenocortical carcinoma (miniACC): 92 patients, 5 omics views, missing views.
 
     An optional, documented path: the data ship as ``miniACC.RData`` in Debian's
-    ``r-bioc-multiassayexperiment`` package. Get the file without installing R::
+    ``r-bioc-multiassayexperiment`` package, read here with the ``rdata`` package
+    (no R needed)::
 
         apt-get download r-bioc-multiassayexperiment
         dpkg -x r-bioc-multiassayexperiment_*.deb extracted/
         pip install rdata
 
-    and pass ``path=extracted/usr/lib/R/site-library/MultiAssayExperiment/data/miniACC.RData``.
+    then pass ``path=extracted/usr/lib/R/site-library/MultiAssayExperiment/data/miniACC.RData``
+    (the default is the path of the installed Debian package).
 
     Parameters
     ----------
     path : str or Path, optional
-        The ``miniACC.RData`` file; by default the path of the Debian package when
-        it is installed (``/usr/lib/R/site-library/...``).
+        The ``miniACC.RData`` file; default: the environment variable
+        ``HCL_MINIACC_PATH``, else the installed Debian package's file.
+    log_counts : bool, default=True
+        Apply ``log2(1 + x)`` to the count-like views ``RNASeq2GeneNorm`` and
+        ``miRNASeqGene``.
 
     Returns
     -------
     MultiViewDataset
+        ``data`` is an :class:`~hcl_stats.missing.IncompleteData`; samples are the
+        92 patients (sorted TCGA patient barcodes, the first 12 characters of the
+        sample barcodes), views ``RNASeq2GeneNorm`` (198 genes, 79 patients),
+        ``gistict`` (198 copy-number genes, 90), ``RPPAArray`` (33 proteins, 46),
+        ``Mutations`` (97 genes, binary, 90) and ``miRNASeqGene`` (471 miRNAs, 80);
+        43 patients have all five. No labels.
 
     Raises
     ------
@@ -334,24 +406,62 @@ def load_mini_acc(*, path: str | Path | None = None) -> MultiViewDataset:
         If the file is not there.
     ImportError
         If ``rdata`` is not installed.
-    NotImplementedError
-        Always, once the file is found: converting the S4 ``MultiAssayExperiment``
-        object into views is not implemented yet (see the README, "Real data").
+
+    References
+    ----------
+    The Cancer Genome Atlas, adrenocortical carcinoma (Zheng et al., Cancer Cell
+    29:723-736, 2016); subset distributed with Bioconductor's MultiAssayExperiment
+    (Ramos et al., Cancer Research 77(21):e39-e42, 2017; Artistic-2.0).
     """
-    default = Path(
-        "/usr/lib/R/site-library/MultiAssayExperiment/data/miniACC.RData"
+    import os
+
+    default = os.environ.get(
+        "HCL_MINIACC_PATH",
+        "/usr/lib/R/site-library/MultiAssayExperiment/data/miniACC.RData",
     )
-    p = Path(path) if path is not None else default
+    p = Path(path) if path is not None else Path(default)
     if not p.is_file():
         raise FileNotFoundError(
             f"miniACC.RData not found at {str(p)!r}; see load_mini_acc's docstring "
             "for the apt-get download + dpkg -x recipe."
         )
-    if importlib.util.find_spec("rdata") is None:
-        raise ImportError("load_mini_acc requires rdata; pip install rdata")
-    raise NotImplementedError(
-        "load_mini_acc: parsing the S4 MultiAssayExperiment object in "
-        f"{str(p)!r} is not implemented yet."
+    try:
+        import rdata
+    except ImportError as exc:
+        raise ImportError("load_mini_acc requires rdata; pip install rdata") from exc
+    parsed = rdata.parser.parse_file(p)
+    mats = _r_matrices(parsed.object)
+    names = ("RNASeq2GeneNorm", "gistict", "RPPAArray", "Mutations", "miRNASeqGene")
+    if len(mats) != len(names):
+        raise ValidationError(
+            f"{str(p)!r} must hold {len(names)} assay matrices (miniACC); got {len(mats)}."
+        )
+    patients = sorted({c[:12] for _, cols in mats for c in cols})
+    index = {pid: i for i, pid in enumerate(patients)}
+    views, observed = [], np.zeros((len(patients), len(names)), dtype=bool)
+    for m, ((mat, cols), name) in enumerate(zip(mats, names, strict=True)):
+        x = np.full((len(patients), mat.shape[0]), np.nan)
+        rows = [index[c[:12]] for c in cols]
+        x[rows] = mat.T
+        if log_counts and name in ("RNASeq2GeneNorm", "miRNASeqGene"):
+            x[rows] = np.log2(1.0 + np.clip(mat.T, 0.0, None))
+        observed[rows, m] = True
+        views.append(x)
+    from .missing import IncompleteData
+
+    data = IncompleteData(views, observed=observed, modality_names=names)
+    return MultiViewDataset(
+        data=data,
+        labels=None,
+        sample_ids=tuple(patients),
+        view_names=names,
+        description=(
+            "TCGA adrenocortical carcinoma subset (miniACC) from Bioconductor's "
+            "MultiAssayExperiment (Artistic-2.0): 92 patients, 5 assays, "
+            f"{int(observed.all(axis=1).sum())} with all views. "
+            + ("RNA-seq and miRNA counts log2(1 + x). " if log_counts else "")
+            + "Read from the Debian package's miniACC.RData with rdata."
+        ),
     )
 
 

@@ -179,7 +179,11 @@ def select_structure(
         ``|T| >= 3`` a direction shared by only ``|T| - 1`` views of ``T`` with
         correlation near 1 can pass the threshold, so partial blocks of many
         views are the least reliable part; check them with
-        :func:`bootstrap_stability`.
+        :func:`bootstrap_stability`. ``min_corr`` is raised to the null edge
+        ``2 sqrt(c (1 - c))``, ``c = max_{m in T} q_m / n_T``, of the largest
+        canonical correlation between two independent sets of ``q`` components
+        (Wachter's law), so that small samples do not report chance
+        correlations as sharing.
     view_rank : int, default=10
         ``'correlation'`` only: the cap on ``q_m``.
     variance_fraction : float in (0, 1], default=0.9
@@ -233,7 +237,9 @@ def select_structure(
     k_of: dict[frozenset[int], int] = {frozenset(): 0}
     ranks: dict[frozenset[int], int] = {}
     if method == "correlation":
-        shared = _shared_counts(cov, off, subsets, view_rank, variance_fraction, min_corr)
+        shared = _shared_counts(
+            cov, off, subsets, view_rank, variance_fraction, min_corr, counts
+        )
         k_of.update(shared)
         for t in reversed(subsets):  # decreasing size: s(T) = sum_{S >= T} r_S
             above = sum(r for s, r in ranks.items() if s > t)
@@ -285,7 +291,7 @@ def select_structure(
     )
 
 
-def _shared_counts(cov, off, subsets, view_rank, variance_fraction, min_corr):
+def _shared_counts(cov, off, subsets, view_rank, variance_fraction, min_corr, counts):
     """``s(T)`` of the ``'correlation'`` rule of :func:`select_structure`."""
     view_rank = check_int(view_rank, "view_rank", minimum=1)
     variance_fraction = check_real(
@@ -315,7 +321,10 @@ def _shared_counts(cov, off, subsets, view_rank, variance_fraction, min_corr):
             continue
         idx = np.concatenate([np.arange(col[m], col[m + 1]) for m in sorted(u)])
         vals = np.linalg.eigvalsh(corr[np.ix_(idx, idx)])
-        out[u] = int(np.sum(vals > 1.0 + (len(u) - 1) * min_corr))
+        n_u = int(min(counts[i, j] for i in u for j in u))
+        c = min(max(sizes[m] for m in u) / max(n_u, 1), 0.5)
+        rho = max(min_corr, 2.0 * np.sqrt(c * (1.0 - c)))
+        out[u] = int(np.sum(vals > 1.0 + (len(u) - 1) * rho))
     return out
 
 
