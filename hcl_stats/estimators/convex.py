@@ -55,7 +55,13 @@ from ._convex_core import (
     solve_factored,
     solve_prox,
 )
-from .selection import REFITS, _finish, learner_noise, noise_edge
+from .selection import (
+    REFITS,
+    _finish,
+    learner_noise,
+    noise_edge,
+    select_structure_schur,
+)
 
 __all__ = [
     "ConvexFast",
@@ -69,6 +75,10 @@ __all__ = [
 
 #: Largest number of views the convex learners accept (2^M - 1 candidate blocks).
 MAX_CONVEX_VIEWS = 6
+#: Population level: eigenvalues of ``L_S`` below this fraction of ``||S_W||_2``
+#: are zero (the default penalty is ``1e-3 ||S_W||_2``; off-condition spurious
+#: components are O(penalty), docs/convex.md §4).
+POPULATION_THRESHOLD = 1e-2
 
 
 def default_penalty(
@@ -197,7 +207,8 @@ class _ConvexLearner(Estimator):
     penalty: float | None = None
     penalty_scale: float = 1.0
     weight_power: float = 0.5
-    threshold_scale: float = 0.5
+    threshold_scale: float = 1.0
+    rank_rule: str = "schur"
     refit: str = "schur"
 
     def __post_init__(self) -> None:
@@ -212,6 +223,7 @@ class _ConvexLearner(Estimator):
                 f"while w_S/|S| decreases (docs/convex.md, Theorem 1); got {p!r}."
             )
         check_real(self.threshold_scale, "threshold_scale", low=0.0)
+        check_choice(self.rank_rule, "rank_rule", ("schur", "eigen"))
         check_choice(self.refit, "refit", REFITS)
 
     def _solve(self, layout: Layout, s_w: NDArray, lam: float):  # pragma: no cover
@@ -238,8 +250,19 @@ class _ConvexLearner(Estimator):
             )
         )
         mats, info = self._solve(layout, s_w, lam)
-        thresholds = [self.threshold_scale * lam * w for w in layout.weights]
+        if n_samples is None:
+            top = float(np.max(np.abs(np.linalg.eigvalsh(s_w))))
+            thresholds = [POPULATION_THRESHOLD * top] * len(layout.weights)
+        else:
+            thresholds = [self.threshold_scale * lam * w for w in layout.weights]
         selected, scores = select_from_solution(mats, layout, thresholds)
+        if selected is not None and self.rank_rule == "schur":
+            convex_support = selected
+            selected, schur_scores = select_structure_schur(
+                s_w, dims, sel_noise, n_samples, candidates=tuple(selected.blocks)
+            )
+            scores = {"convex": scores, "schur": schur_scores,
+                      "convex_support": str(convex_support)}
         if selected is None:
             raise NotIdentifiableError(
                 f"{type(self).__name__} selected no block: some L_S must have an "
@@ -286,9 +309,15 @@ class ConvexRelaxation(_ConvexLearner):
     penalty_scale : float, default=1.0
     weight_power : float, default=0.5
         ``w_S = |S|^weight_power``; must lie in (0, 1).
-    threshold_scale : float, default=0.5
-        Rank threshold ``tau_S = threshold_scale * lam * w_S`` on the eigenvalues of
-        ``L_S``.
+    threshold_scale : float, default=1.0
+        Support threshold ``tau_S = threshold_scale * lam * w_S`` on the eigenvalues
+        of ``L_S`` (population: ``1e-2 ||S_W||_2``).
+    rank_rule : {'schur', 'eigen'}, default='schur'
+        ``'eigen'``: blocks and ranks = eigenvalues of ``L_S`` above ``tau_S``.
+        ``'schur'``: the convex support is the candidate family of the
+        Schur-spectrum selector, which prunes it and sets the ranks (two-stage
+        selection; exact at the population level under Proposition 3 whenever the
+        convex support contains the truth).
     refit : {'schur', 'masked_gradient', 'none'}, default='schur'
         Second stage on the selected structure; ``'none'`` returns the (shrunk)
         factors of the ``L_S``.

@@ -80,7 +80,7 @@ def noise_edge(
     n_samples: int | None,
     *,
     tw: float = 3.0,
-    margin: float = 0.3,
+    margin: float = 0.6,
 ) -> float:
     """Largest pure-noise eigenvalue of a ``p``-dimensional block of ``S - sigma^2 I``.
 
@@ -97,11 +97,13 @@ def noise_edge(
     n_samples : int or None
     tw : float, default=3.0
         Margin in Tracy-Widom standard deviations.
-    margin : float, default=0.3
-        Relative widening of the Marchenko-Pastur bulk. Schur complements and
-        solutions of the convex program are not exactly white Wishart: their noise
-        bulk was measured 5-15% wider than MP (conditioning on estimated subspaces,
-        subtraction of estimated sub-blocks), so the default keeps a 30% margin.
+    margin : float, default=0.6
+        Relative widening of the Marchenko-Pastur bulk. Schur complements are not
+        exactly white Wishart: their noise bulk was measured 5-15% wider than MP
+        and leftover signal from imperfect conditioning sits just above it
+        (conditioning on estimated subspaces, subtraction of estimated
+        sub-blocks). 0.6 was the best compromise between n = 5000 and n = 20000
+        on random structure families (docs/convex.md §5).
 
     Returns
     -------
@@ -224,7 +226,8 @@ def select_structure_schur(
     *,
     candidates: tuple[frozenset[int], ...] | None = None,
     tw: float = 3.0,
-    margin: float = 0.3,
+    margin: float = 0.6,
+    cross: float = 1.0,
     rel_tol: float = 1e-6,
 ) -> tuple[Structure | None, dict[str, Any]]:
     """Select blocks and ranks from the spectra of Schur complements.
@@ -237,7 +240,11 @@ def select_structure_schur(
               - sum_{T proper subset of S, T selected} G_T
 
     (``G_T`` the rank-``r_T`` top part of ``A_T``) and set ``r_S`` = the number of
-    eigenvalues of ``A_S`` above the edge for dimension ``d_S``.
+    eigenvalues of ``A_S`` above the edge for dimension ``d_S`` plus
+    ``cross * sigma * sqrt(l_removed * d_S / n)``: the signal-by-noise term of
+    ``S - Sigma`` along the largest spike ``l_removed`` removed from ``A_S``
+    (conditioning or sub-blocks), whose estimation error leaves that much
+    leftover signal.
 
     At the population level the edges are ``rel_tol * ||S_W||``, and the rule is
     exact whenever, for every candidate ``S``, the loadings on ``O`` of the blocks
@@ -268,11 +275,13 @@ def select_structure_schur(
 
     grams: dict[frozenset[int], tuple[NDArray, NDArray]] = {}
     scores: dict[str, Any] = {}
+    sub_spike: dict[frozenset[int], float] = {}
     for b in sorted(candidates, key=lambda s: (len(s), sorted(s))):
         s_rows = np.concatenate([rows[m] for m in sorted(b)])
         outside = [m for m in range(n_views) if m not in b]
         a = s_w[np.ix_(s_rows, s_rows)]
         k_o = 0
+        removed = 0.0  # largest spike removed from A_S (conditioning or sub-blocks)
         if outside:
             o_rows = np.concatenate([rows[m] for m in outside])
             oo = s_w[np.ix_(o_rows, o_rows)]
@@ -285,14 +294,19 @@ def select_structure_schur(
                 half = o_vecs[:, good] / np.sqrt(ell[good] * c2[good])
                 c = s_w[np.ix_(s_rows, o_rows)] @ half
                 a = a - c @ c.T
+                removed = max(removed, float(np.max(ell, initial=0.0)))
         for t, (t_rows, factor) in grams.items():
             if t < b:
                 pos = np.searchsorted(s_rows, t_rows)
                 a[np.ix_(pos, pos)] -= factor @ factor.T
+                removed = max(removed, sub_spike[t])
         a = (a + a.T) / 2.0
         n_top = min(a.shape[0], 12)
         vals, vecs = top_eigh(a, n_top)
         thr = edge(s_rows.size)
+        if n_samples is not None:
+            # signal x noise cross term of S - Sigma along the removed spikes
+            thr += cross * np.sqrt(noise_var * removed * s_rows.size / n_samples)
         r = int(np.sum(vals > thr))
         if r == n_top and n_top < a.shape[0]:
             all_vals = np.linalg.eigvalsh(a)
@@ -307,6 +321,7 @@ def select_structure_schur(
         if r:
             ell, c2 = debias_spikes(vals[:r], noise_var, s_rows.size, n_samples)
             grams[b] = (s_rows, vecs[:, :r] * np.sqrt(ell * c2))
+            sub_spike[b] = float(np.max(ell, initial=0.0))
     if not grams:
         return None, scores
     blocks = tuple(grams)
@@ -370,7 +385,7 @@ class SchurSelect(Estimator):
     ----------
     tw : float, default=3.0
         Margin above the Marchenko-Pastur edge, in Tracy-Widom units.
-    margin : float, default=0.3
+    margin : float, default=0.6
         Relative widening of the MP bulk; see :func:`noise_edge`.
     refit : {'schur', 'masked_gradient', 'none'}, default='schur'
         Estimator used on the selected structure; ``'none'`` keeps the selector's
@@ -399,7 +414,7 @@ class SchurSelect(Estimator):
     learns_structure: ClassVar[bool] = True
 
     tw: float = 3.0
-    margin: float = 0.3
+    margin: float = 0.6
     refit: str = "schur"
 
     def __post_init__(self) -> None:
