@@ -15,6 +15,7 @@ A figure is described in the study config::
     logx = true
     logy = true
     reference_slope = -0.5          # optional dashed guide line  ∝ x^slope
+    ylim = [0, 1.05]                # optional y range
     where = { latent_cov = 0.0 }    # optional filter on the other grid factors
 
 Each estimator label has one fixed colour and marker from the Okabe-Ito
@@ -42,6 +43,7 @@ _FIXED = {
     "schur_joint": ("#0072B2", "s", "Schur (joint)"),
     "schur_per_view": ("#E69F00", "^", "Schur (per view)"),
     "masked_gradient": ("#D55E00", "D", "masked gradient"),
+    "ajive": ("#009E73", "v", "AJIVE"),
 }
 _MARKERS = ("v", "P", "X", "*", "h", "<", ">")
 
@@ -130,6 +132,11 @@ def line_figure(
     data = summary[summary["metric"] == metric]
     for key, value in (spec.get("where") or {}).items():
         data = data[data[key].astype(str) == str(value)]
+    if data.empty:
+        raise ValueError(
+            f"figure {spec.get('name')!r}: the summary has no rows for metric {metric!r}"
+            + (f" where {dict(spec['where'])}" if spec.get("where") else "")
+        )
     if not labels:
         present = set(data["label"])
         labels = ["mean"] if "mean" in present else (["overall"] if "overall" in present else sorted(present)[:1])
@@ -178,6 +185,8 @@ def line_figure(
                 ax.set_yscale("log")
                 ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
                 ax.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
+            if spec.get("ylim"):
+                ax.set_ylim(*spec["ylim"])
             ax.set_xlabel(AXIS_LABELS.get(x, x))
             ax.set_ylabel(ylab)
             title = spec.get("titles", {}).get(label, label) if isinstance(spec.get("titles"), dict) else label
@@ -189,7 +198,7 @@ def line_figure(
             axes[k // ncols][k % ncols].set_visible(False)
         bar = "Monte Carlo s.e. of the mean" if errorbar == "mcse" else "1 sd across replications"
         fig.legend(handles, names, loc="outside lower center", frameon=False,
-                   ncols=min(len(names), 3 if ncols == 1 else 5),
+                   ncols=min(len(names), 2 if ncols == 1 else 5),
                    title=f"error bars: {bar}", title_fontsize=6)
     return fig
 

@@ -533,7 +533,7 @@ register_metric(
     "procrustes", _procrustes, notation=r"$\min_{Q_S} \|\hat W^S Q_S - W^S\|_F$"
 )
 register_metric("sin_theta", _sin_theta, notation=r"$\|\sin\Theta(\hat W^S, W^S)\|_2$")
-register_metric("support", _support, notation="structure recovery")
+register_metric("support", _support, notation="structure recovery score (0 to 1)")
 register_metric("rank", _rank, notation=r"rank recovery ($\hat r_S$ vs $r_S$)")
 register_metric("wall_time", _wall_time, notation="fit wall time", unit="s")
 register_metric("converged", _converged, notation="fraction converged")

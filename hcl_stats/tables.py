@@ -17,6 +17,7 @@ A table is described in the study config::
     stat = "mean_sd"                   # "mean_sd" (mean ± sd), "mean_mcse" or "mean"
     digits = 2                         # significant decimals shown
     where = { latent_cov = 0.0 }       # optional filter on the grid values
+    labels = { support = ["structure_precision", "structure_recall"] }  # optional
     caption = "..."
 """
 
@@ -245,8 +246,11 @@ def render_table(
             )
         lookup[key] = row
     row_keys = []
+    keep = spec.get("labels", {})
     for metric in metrics:
         labels = sorted(set(data.loc[data["metric"] == metric, "label"]), key=label_sort_key)
+        if metric in keep:
+            labels = [lab for lab in keep[metric] if lab in labels]
         row_keys += [(metric, lab) for lab in labels]
     columns = [(g, e) for g in groups for e in ests]
 
