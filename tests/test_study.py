@@ -158,3 +158,31 @@ def test_custom_task_and_metric_plug_in_without_runner_changes(tmp_path):
         assert report.failed_units == 0
         xs = sorted(v for (v,) in store.query("SELECT value FROM results WHERE metric='toy_scale'"))
         assert xs == [1.0, 1.0, 2.0, 2.0]
+
+
+def test_wishart_sampler_draws_a_covariance_and_refuses_data_estimators(tmp_path):
+    study = load_study(write_tiny(tmp_path / "w", sampler="wishart"))
+    draw = study.generate(study.cells[1], 0)
+    assert draw.data is None
+    assert draw.cov.shape == (15, 15)
+    np.testing.assert_allclose(draw.cov, draw.cov.T)
+    assert np.all(np.linalg.eigvalsh(draw.cov) > 0)
+    from hcl_stats import estimators
+
+    needy = [n for n in estimators.available() if estimators.get(n).needs_data]
+    if not needy:
+        pytest.skip("no registered estimator needs the raw rows")
+    cfg = write_tiny(tmp_path / "n", sampler="wishart", extra=f"[estimators.needy]\nname = '{needy[0]}'")
+    with pytest.raises(StudyConfigError, match=r"study\.sampler must be 'data' because estimator 'needy'"):
+        load_study(cfg)
+
+
+def test_where_accepts_list_valued_factors(tmp_path):
+    from hcl_stats.runner import plan
+
+    cfg = write_tiny(tmp_path, ns="[50]")
+    cfg.write_text(cfg.read_text().replace("[estimators.naive]", "[[grid.zip]]\ndims = [[4, 5, 6], [6, 6, 6]]\n[estimators.naive]"))
+    study = load_study(cfg)
+    items, _ = plan(study, where=["dims=[6, 6, 6]"])
+    assert {study.cells[i.cell_index].factors["dims"] == [6, 6, 6] for i in items} == {True}
+    assert len(items) == study.replications
