@@ -80,6 +80,31 @@ def test_unknown_dataset_name_lists_the_names():
         datasets.load("iris")
 
 
+def _mini_acc_available() -> bool:
+    if importlib.util.find_spec("rdata") is None:
+        return False
+    import os
+
+    path = os.environ.get(
+        "HCL_MINIACC_PATH", "/usr/lib/R/site-library/MultiAssayExperiment/data/miniACC.RData"
+    )
+    return Path(path).is_file()
+
+
+@pytest.mark.skipif(not _mini_acc_available(), reason="miniACC.RData or rdata not available")
+def test_mini_acc_has_92_patients_and_43_complete():
+    ds = datasets.load_mini_acc()
+    assert ds.n_samples == 92
+    assert ds.dims == (198, 198, 33, 97, 471)
+    assert int(ds.data.observed.all(axis=1).sum()) == 43
+    assert ds.data.observed.sum(axis=0).tolist() == [79, 90, 46, 90, 80]
+    assert all(len(pid) == 12 and pid.startswith("TCGA-") for pid in ds.sample_ids)
+    # missing rows are NaN, observed rows finite
+    x = ds.data.Xs[2]
+    assert np.all(np.isnan(x[~ds.data.observed[:, 2]]))
+    assert np.all(np.isfinite(x[ds.data.observed[:, 2]]))
+
+
 def test_mini_acc_missing_file_gives_the_recipe(tmp_path):
     with pytest.raises(FileNotFoundError, match="apt-get download"):
         datasets.load_mini_acc(path=tmp_path / "none.RData")
