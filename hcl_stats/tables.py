@@ -13,6 +13,7 @@ A table is described in the study config::
     name = "gram_errors"               # file stem: <name>.tex and <name>.md
     metrics = ["block_gram", "overall_gram"]   # rows: every label of these metrics
     group = "n_samples"                # optional: one column group per value
+    group_axis = "columns"             # or "rows": one block of rows per value
     group_values = [500, 8000]         # optional: only these groups
     stat = "mean_sd"                   # "mean_sd" (mean ± sd), "mean_mcse" or "mean"
     digits = 2                         # significant decimals shown
@@ -264,6 +265,15 @@ def render_table(
     caption = spec.get("caption", "")
     caption_full = f"{caption} Entries: {stat_text} over replications ({n_text}).".strip()
 
+    if group and spec.get("group_axis", "columns") == "rows":
+        return _render_grouped_rows(
+            spec, group, groups, ests, row_keys, entry, caption_full
+        )
+    if spec.get("group_axis", "columns") not in ("columns", "rows"):
+        raise ValueError(
+            f"report table group_axis must be 'columns' or 'rows'; got {spec['group_axis']!r}"
+        )
+
     # Markdown
     def md_group(g):
         return "" if g is None else f"{group}={g} "
@@ -277,16 +287,12 @@ def render_table(
     markdown = "\n".join(lines) + "\n\n" + caption_full + "\n"
 
     # LaTeX
-    def tex(s: str) -> str:
-        return (str(s).replace("\\", r"\textbackslash{}").replace("_", r"\_")
-                .replace("&", r"\&").replace("%", r"\%").replace("#", r"\#")
-                .replace("|", r"$|$"))
 
     out = [r"\begin{table}[t]", r"\centering", r"\small",
            r"\begin{tabular}{ll" + "r" * len(columns) + "}", r"\toprule"]
     if group:
         spans = " & ".join(
-            rf"\multicolumn{{{len(ests)}}}{{c}}{{{tex(group)} $= {tex(g)}$}}" for g in groups
+            rf"\multicolumn{{{len(ests)}}}{{c}}{{{_tex(group)} $= {_tex(g)}$}}" for g in groups
         )
         out.append(" & & " + spans + r" \\")
         rules = " ".join(
@@ -294,18 +300,56 @@ def render_table(
             for i in range(len(groups))
         )
         out.append(rules)
-    out.append("metric & label & " + " & ".join(tex(e) for _, e in columns) + r" \\")
+    out.append("metric & label & " + " & ".join(_tex(e) for _, e in columns) + r" \\")
     out.append(r"\midrule")
     previous = None
     for metric, label in row_keys:
         if previous is not None and metric != previous:
             out.append(r"\addlinespace")
-        name = tex(_METRIC_TITLES.get(metric, metric)) if metric != previous else ""
+        name = _tex(_METRIC_TITLES.get(metric, metric)) if metric != previous else ""
         cells = [entry(metric, label, g, e, True) for g, e in columns]
-        out.append(f"{name} & {tex(label)} & " + " & ".join(cells) + r" \\")
+        out.append(f"{name} & {_tex(label)} & " + " & ".join(cells) + r" \\")
         previous = metric
-    caption_tex = tex(caption_full).replace("±", r"$\pm$")
+    caption_tex = _tex(caption_full).replace("±", r"$\pm$")
     out += [r"\bottomrule", r"\end{tabular}",
             rf"\caption{{{caption_tex}}}",
-            rf"\label{{tab:{tex(spec.get('name', 'table'))}}}", r"\end{table}"]
+            rf"\label{{tab:{_tex(spec.get('name', 'table'))}}}", r"\end{table}"]
+    return "\n".join(out) + "\n", markdown
+
+
+def _tex(s: Any) -> str:
+    return (str(s).replace("\\", r"\textbackslash{}").replace("_", r"\_")
+            .replace("&", r"\&").replace("%", r"\%").replace("#", r"\#")
+            .replace("|", r"$|$"))
+
+
+def _render_grouped_rows(spec, group, groups, ests, row_keys, entry, caption_full):
+    """Layout with one block of rows per group value and one column per estimator."""
+    head = ["metric", "label", *ests]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(ests)) + "|"]
+    for g in groups:
+        lines.append("| " + f"**{group} = {g}**" + " |" * (len(head) - 1) + " |")
+        for metric, label in row_keys:
+            cells = [_METRIC_TITLES.get(metric, metric), label]
+            cells += [entry(metric, label, g, e, False) for e in ests]
+            lines.append("| " + " | ".join(cells) + " |")
+    markdown = "\n".join(lines) + "\n\n" + caption_full + "\n"
+    out = [r"\begin{table}[t]", r"\centering", r"\small",
+           r"\begin{tabular}{ll" + "r" * len(ests) + "}", r"\toprule",
+           "metric & label & " + " & ".join(_tex(e) for e in ests) + r" \\"]
+    for g in groups:
+        out.append(r"\midrule")
+        out.append(rf"\multicolumn{{{2 + len(ests)}}}{{l}}{{{_tex(group)} $= {_tex(g)}$}} \\")
+        out.append(r"\midrule")
+        previous = None
+        for metric, label in row_keys:
+            if previous is not None and metric != previous:
+                out.append(r"\addlinespace")
+            name = _tex(_METRIC_TITLES.get(metric, metric)) if metric != previous else ""
+            cells = [entry(metric, label, g, e, True) for e in ests]
+            out.append(f"{name} & {_tex(label)} & " + " & ".join(cells) + r" \\")
+            previous = metric
+    caption_tex = _tex(caption_full).replace("±", r"$\pm$")
+    out += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption_tex}}}",
+            rf"\label{{tab:{_tex(spec.get('name', 'table'))}}}", r"\end{table}"]
     return "\n".join(out) + "\n", markdown

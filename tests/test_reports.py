@@ -160,3 +160,22 @@ def test_figure_has_labelled_axes_and_legend(ran):
     assert "1 sd" in fig.legends[0].get_title().get_text()  # spec: errorbar = "sd"
     assert {"naive PCA", "Schur (joint)", "Schur (per view)", "masked gradient"} <= set(names)
     assert estimator_style("schur", ["x"])[0] == estimator_style("schur", ["schur", "y"])[0]
+
+
+def test_table_with_groups_as_row_blocks(ran):
+    cfg, db, out = ran
+    assert main(["summarize", str(cfg), "--store", str(db), "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv", dtype={"label": str})
+    study = load_study(cfg)
+    spec = {**study.report["tables"][0], "group_axis": "rows",
+            "labels": {"structure_gram": ["A", "ABC"]}}
+    latex, md = render_table(summary, spec, list(study.estimators))
+    head = md.splitlines()[0]
+    assert head == "| metric | label | naive | schur | schur_per_view | masked_gradient |"
+    assert md.count("**n_samples = 50**") == 1
+    assert md.count("**n_samples = 200**") == 1
+    body = [line.split("|")[2].strip() for line in md.splitlines() if "Gram" in line]
+    assert body == ["A", "ABC", "overall"] * 2
+    assert r"\multicolumn{6}{l}{n\_samples $= 50$}" in latex
+    with pytest.raises(ValueError, match="group_axis"):
+        render_table(summary, {**spec, "group_axis": "diagonal"}, list(study.estimators))
