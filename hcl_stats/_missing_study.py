@@ -57,6 +57,12 @@ class MissingViews(Estimator):
         Passed to :func:`hcl_stats.workflow.select_structure`.
     selection_noise : str, default='bottom_half'
         Rank-free noise rule for the selection.
+    learner : str, default='rank_counting'
+        ``'rank_counting'`` (:func:`hcl_stats.workflow.select_structure`, then
+        ``base``), or the registry name of an estimator that learns the structure
+        from a covariance (e.g. ``'schur_select'``, ``'convex_fast'``), fitted on
+        the same (pairwise-complete or complete-case) covariance with its default
+        hyper-parameters; ``base`` is then unused.
     noise_var : default='scalar'
         The base estimator's noise option.
 
@@ -75,24 +81,36 @@ class MissingViews(Estimator):
     base: str = "schur"
     min_snr: float = 0.5
     selection_noise: str = "bottom_half"
+    learner: str = "rank_counting"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice(self.handling, "handling", ("pairwise", "complete_case"))
         check_real(self.min_snr, "min_snr", low=0.0)
         estimators.get(self.base)
+        if self.learner != "rank_counting":
+            cls = estimators.get(self.learner)
+            if not cls.learns_structure or cls.needs_data:
+                raise ValidationError(
+                    "learner must be 'rank_counting' or a covariance-based estimator "
+                    f"that learns the structure; got {self.learner!r}."
+                )
 
     def fit_incomplete(self, data: IncompleteData, *, structure: Any = None, rng: Any = None):
         """Fit incomplete data (see the class docstring); returns a FitResult."""
         from .workflow import select_structure
 
         work: Any = data if self.handling == "pairwise" else data.complete_cases()
-        if self.select or structure is None:
-            structure = select_structure(
-                work, noise_var=self.selection_noise, min_snr=self.min_snr
-            ).structure
-        base = estimators.get(self.base)(noise_var=self.noise_var)
-        result = fit_missing(base, work, structure=structure, rng=rng)
+        learn = self.select or structure is None
+        if learn and self.learner != "rank_counting":
+            result = fit_missing(estimators.get(self.learner)(), work, rng=rng)
+        else:
+            if learn:
+                structure = select_structure(
+                    work, noise_var=self.selection_noise, min_snr=self.min_snr
+                ).structure
+            base = estimators.get(self.base)(noise_var=self.noise_var)
+            result = fit_missing(base, work, structure=structure, rng=rng)
         extra = dict(result.diagnostics.extra)
         extra["complete_cases"] = int(np.all(data.observed, axis=1).sum())
         return replace(

@@ -491,7 +491,8 @@ def fit_views(
     ----------
     data : MultiViewDataset, MultimodalData, IncompleteData or list of arrays
     structure : Structure or str, optional
-        If None, chosen by :func:`select_structure`.
+        If None, chosen by :func:`select_structure`, unless ``estimator`` learns
+        the structure itself (e.g. ``'schur_select'``, ``'convex_fast'``).
     estimator : str or Estimator, default='masked_gradient'
         Registry name or instance; a name is built with ``noise_var``.
     center, scale
@@ -514,8 +515,9 @@ def fit_views(
     pre = Preprocessor.fit(raw, center=center, scale=scale)
     prepped = pre.transform(raw)
     pc = pairwise_covariance(prepped)
+    est = estimators.get(estimator)(noise_var=noise_var) if isinstance(estimator, str) else estimator
     selection = None
-    if structure is None:
+    if structure is None and not type(est).learns_structure:
         options = {"method": "correlation"} if select_options is None else dict(select_options)
         selection = select_structure(
             cov=pc.cov,
@@ -525,7 +527,6 @@ def fit_views(
             **options,
         )
         structure = selection.structure
-    est = estimators.get(estimator)(noise_var=noise_var) if isinstance(estimator, str) else estimator
     if isinstance(prepped, IncompleteData):
         fit = fit_missing(est, prepped, structure=structure, rng=rng)
     else:
