@@ -80,7 +80,7 @@ def noise_edge(
     n_samples: int | None,
     *,
     tw: float = 3.0,
-    margin: float = 0.6,
+    margin: float = 0.3,
 ) -> float:
     """Largest pure-noise eigenvalue of a ``p``-dimensional block of ``S - sigma^2 I``.
 
@@ -97,13 +97,14 @@ def noise_edge(
     n_samples : int or None
     tw : float, default=3.0
         Margin in Tracy-Widom standard deviations.
-    margin : float, default=0.6
+    margin : float, default=0.3
         Relative widening of the Marchenko-Pastur bulk. Schur complements are not
         exactly white Wishart: their noise bulk was measured 5-15% wider than MP
         and leftover signal from imperfect conditioning sits just above it
         (conditioning on estimated subspaces, subtraction of estimated
-        sub-blocks). 0.6 was the best compromise between n = 5000 and n = 20000
-        on random structure families (docs/convex.md §5).
+        sub-blocks); 0.3 plus the signal-by-noise cross term of
+        :func:`select_structure_schur` was best on random structure families
+        (docs/convex.md §5).
 
     Returns
     -------
@@ -226,7 +227,7 @@ def select_structure_schur(
     *,
     candidates: tuple[frozenset[int], ...] | None = None,
     tw: float = 3.0,
-    margin: float = 0.6,
+    margin: float = 0.3,
     cross: float = 1.0,
     rel_tol: float = 1e-6,
 ) -> tuple[Structure | None, dict[str, Any]]:
@@ -385,7 +386,7 @@ class SchurSelect(Estimator):
     ----------
     tw : float, default=3.0
         Margin above the Marchenko-Pastur edge, in Tracy-Widom units.
-    margin : float, default=0.6
+    margin : float, default=0.3
         Relative widening of the MP bulk; see :func:`noise_edge`.
     refit : {'schur', 'masked_gradient', 'none'}, default='schur'
         Estimator used on the selected structure; ``'none'`` keeps the selector's
@@ -414,7 +415,7 @@ class SchurSelect(Estimator):
     learns_structure: ClassVar[bool] = True
 
     tw: float = 3.0
-    margin: float = 0.6
+    margin: float = 0.3
     refit: str = "schur"
 
     def __post_init__(self) -> None:
