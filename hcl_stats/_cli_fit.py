@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 import tempfile
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -120,13 +122,16 @@ def read_views(paths: list[Path]) -> tuple[list[np.ndarray], list[str]]:
     """Read views from one .npz (arrays in stored order) or one CSV per view."""
     for path in paths:
         if not path.is_file():
-            raise FileNotFoundError(f"data file {str(path)!r} does not exist.")
+            what = "a directory" if path.is_dir() else "a path that does not exist"
+            raise ValidationError(
+                f"data file must be an existing file; got {str(path)!r}, {what}."
+            )
     if len(paths) == 1 and paths[0].suffix == ".npz":
         try:
-            with np.load(paths[0], allow_pickle=False) as npz:
+            with open(paths[0], "rb") as fh, np.load(fh, allow_pickle=False) as npz:
                 names = list(npz.files)
                 views = [np.asarray(npz[k]) for k in names]
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise ValidationError(
                 f"data file {str(paths[0])!r} is not a readable .npz: {exc}"
             ) from None
@@ -143,8 +148,19 @@ def read_views(paths: list[Path]) -> tuple[list[np.ndarray], list[str]]:
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    with open(path, encoding="utf-8") as fh:
-        first = fh.readline()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = fh.readline()
+            second = fh.readline()
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"CSV file {str(path)!r} must be UTF-8 text; got undecodable bytes ({exc})."
+        ) from None
+    if not first.strip() or (not second.strip() and not _is_numeric_row(first)):
+        raise ValidationError(
+            f"CSV file {str(path)!r} must contain at least one row of numbers; got an "
+            "empty file (or a header only)."
+        )
     tokens = [t.strip() for t in first.replace(";", ",").split(",")]
     try:
         [float(t) for t in tokens]
@@ -152,21 +168,50 @@ def _read_csv(path: Path) -> np.ndarray:
     except ValueError:
         skip = 1
     try:
-        arr = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+            arr = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
     except ValueError as exc:
         raise ValidationError(f"CSV file {str(path)!r} could not be parsed: {exc}") from None
     return arr
 
 
-def _atomic_savez(path: Path, arrays: dict) -> None:
+def _is_numeric_row(line: str) -> bool:
+    try:
+        [float(t) for t in line.replace(";", ",").split(",")]
+    except ValueError:
+        return False
+    return True
+
+
+def _check_out(path: Path) -> None:
+    """Fail before any computation if ``--out`` cannot be written."""
     directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
+    if path.is_dir():
         raise ValidationError(
-            f"--out directory {str(directory)!r} does not exist; create it first."
+            f"--out must be a file path; got {str(path)!r}, an existing directory."
+        )
+    if not directory.is_dir():
+        what = "a file" if directory.exists() else "a directory that does not exist"
+        raise ValidationError(
+            f"--out directory must be an existing directory; got {str(directory)!r}, "
+            f"{what}; create it first."
         )
     if not os.access(directory, os.W_OK):
-        raise ValidationError(f"--out directory {str(directory)!r} is not writable.")
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
+        raise ValidationError(
+            f"--out directory must be writable; got {str(directory)!r}."
+        )
+
+
+def _atomic_savez(path: Path, arrays: dict) -> None:
+    _check_out(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
+    except OSError as exc:
+        raise ValidationError(
+            f"--out directory must be writable; got {str(directory)!r} ({exc})."
+        ) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
@@ -184,6 +229,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
     if args.out.suffix != ".npz":
         raise ValidationError(f"--out must end in .npz; got {str(args.out)!r}.")
+    _check_out(args.out)
     if args.dataset is not None:
         from .datasets import load
 

@@ -87,8 +87,21 @@ def check_dims(dims: Any, name: str = "dims") -> tuple[int, ...]:
 def check_float_array(
     array: ArrayLike, name: str, *, ndim: int | None = None
 ) -> NDArray[np.float64]:
-    """Return a finite float64 copy of ``array``; reject non-real or non-float dtypes."""
-    arr = np.asarray(array)
+    """Return a finite float64 copy of ``array``; reject non-real or non-numeric dtypes.
+
+    Floating-point dtypes (float16 to longdouble) and integer dtypes are accepted
+    and cast to float64. Integers are accepted because counts are common data and
+    the cast is exact up to ``2**53``; larger integers, which the cast would round,
+    raise. Boolean, complex, string and object arrays, ragged nested lists and
+    values that overflow float64 raise :class:`ValidationError`.
+    """
+    try:
+        arr = np.asarray(array)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"{name} must be a rectangular numeric array; got {type(array).__name__} "
+            f"that numpy cannot convert ({exc})."
+        ) from None
     kind = arr.dtype.kind
     if kind == "c":
         raise ValidationError(
@@ -96,21 +109,37 @@ def check_float_array(
         )
     if kind not in "fiu":
         raise ValidationError(
-            f"{name} must have a floating-point dtype; got dtype {arr.dtype}."
+            f"{name} must have a floating-point or integer dtype; got dtype "
+            f"{arr.dtype}."
         )
     if ndim is not None and arr.ndim != ndim:
         raise ValidationError(
             f"{name} must be {ndim}-dimensional; got an array of shape {arr.shape}."
         )
-    arr = np.array(arr, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        where = tuple(int(i) for i in bad)
+    if kind in "iu" and arr.size:
+        # compare on both sides: abs() of the smallest int64 overflows
+        big = (arr > 2**53) | (arr < -(2**53)) if kind == "i" else arr > 2**53
+        if np.any(big):
+            where = tuple(int(i) for i in np.argwhere(big)[0])
+            raise ValidationError(
+                f"{name} must have integer entries of magnitude <= 2**53 (exactly "
+                f"representable in float64); got {int(arr[where])} at index {where}."
+            )
+    if kind == "f" and not np.all(np.isfinite(arr)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise ValidationError(
-            f"{name} must contain only finite values; got {arr[where]!r} at index "
-            f"{where}."
+            f"{name} must contain only finite values; got {float(arr[bad])!r} at "
+            f"index {bad}."
         )
-    return arr
+    with np.errstate(over="ignore"):
+        out = np.array(arr, dtype=np.float64)
+    if not np.all(np.isfinite(out)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+        raise ValidationError(
+            f"{name} must contain values representable in float64; got {arr[bad]!r} "
+            f"at index {bad}, which overflows."
+        )
+    return out
 
 
 def check_views(views: Any, name: str = "views") -> tuple[NDArray[np.float64], ...]:
@@ -162,6 +191,12 @@ def check_covariance(
             f"shape {arr.shape}."
         )
     scale = float(np.max(np.abs(arr))) if arr.size else 0.0
+    limit = float(np.sqrt(np.finfo(np.float64).max)) / (4.0 * max(arr.shape[0], 1))
+    if scale >= limit:
+        raise ValidationError(
+            f"{name} must have entries of magnitude < {limit:.3g} (so that products "
+            f"of its entries fit in float64); got {scale:.3g}. Rescale the data."
+        )
     asym = float(np.max(np.abs(arr - arr.T))) if arr.size else 0.0
     if asym > 1e-8 * max(scale, np.finfo(float).tiny):
         raise ValidationError(

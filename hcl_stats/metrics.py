@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._linalg import procrustes
+from ._validation import _short
 from .exceptions import ValidationError
 from .structure import Structure
 
@@ -82,7 +83,17 @@ def _pad(w: NDArray, k: int) -> NDArray:
     return np.hstack([w, np.zeros((w.shape[0], k - w.shape[1]))])
 
 
+def _check_fitlike(obj: Any, name: str) -> None:
+    if not all(hasattr(obj, a) for a in ("loadings", "structure", "dims")):
+        raise ValidationError(
+            f"{name} must be a FitResult or HierarchicalFactorModel (an object with "
+            f"loadings, structure and dims); got {_short(obj)}."
+        )
+
+
 def _pair(estimate: Any, truth: Any) -> tuple[_Blocks, _Blocks, list[frozenset[int]]]:
+    _check_fitlike(estimate, "estimate")
+    _check_fitlike(truth, "truth")
     t = _Blocks(truth)
     e = _Blocks(estimate, reference=truth)
     if e.dims != t.dims:
@@ -198,6 +209,8 @@ def overall_gram_error(estimate: Any, truth: Any, *, relative: bool = False) -> 
     -------
     float
     """
+    _check_fitlike(estimate, "estimate")
+    _check_fitlike(truth, "truth")
     we = np.asarray(estimate.loadings, dtype=float)
     wt = np.asarray(truth.loadings, dtype=float)
     if we.shape[0] != wt.shape[0]:
@@ -292,8 +305,14 @@ def _basis(w: NDArray) -> NDArray:
     return u[:, keep]
 
 
-def _structure_of(obj: Any) -> Structure:
-    return obj if isinstance(obj, Structure) else obj.structure
+def _structure_of(obj: Any, name: str = "structure") -> Structure:
+    out = obj if isinstance(obj, Structure) else getattr(obj, "structure", None)
+    if not isinstance(out, Structure):
+        raise ValidationError(
+            f"{name} must be a Structure, FitResult or HierarchicalFactorModel; got "
+            f"{_short(obj)}."
+        )
+    return out
 
 
 def _prf(est: set, true: set) -> tuple[float, float, float]:
@@ -330,7 +349,7 @@ def support_scores(estimated: Any, truth: Any) -> dict[str, float]:
     >>> s["structure_precision"], s["structure_recall"]
     (0.5, 0.5)
     """
-    se, st = _structure_of(estimated), _structure_of(truth)
+    se, st = _structure_of(estimated, "estimated"), _structure_of(truth, "truth")
     if se.n_modalities != st.n_modalities:
         raise ValidationError(
             f"structures must have the same number of views; got {se.n_modalities} "
@@ -363,7 +382,12 @@ def rank_recovery(estimated: Any, truth: Any) -> dict[str, float]:
         of blocks of ``|r_hat_S - r_S|``; ``total_rank_error``: ``K_hat - K``;
         ``exact``: 1.0 if blocks and ranks all agree.
     """
-    se, st = _structure_of(estimated), _structure_of(truth)
+    se, st = _structure_of(estimated, "estimated"), _structure_of(truth, "truth")
+    if se.n_modalities != st.n_modalities:
+        raise ValidationError(
+            f"structures must have the same number of views; got {se.n_modalities} "
+            f"and {st.n_modalities}."
+        )
     re = dict(zip(se.blocks, se.ranks, strict=True))
     rt = dict(zip(st.blocks, st.ranks, strict=True))
     union = set(re) | set(rt)

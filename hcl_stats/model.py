@@ -56,7 +56,7 @@ def check_noise_var(noise_var: Any, n_modalities: int) -> float | NDArray[np.flo
         )
     if np.any(arr <= 0):
         i = int(np.argmax(arr <= 0))
-        raise ValidationError(f"noise_var[{i}] must be > 0; got {arr[i]!r}.")
+        raise ValidationError(f"noise_var[{i}] must be > 0; got {float(arr[i])!r}.")
     return _readonly(arr)
 
 
@@ -91,14 +91,20 @@ def _check_latent_cov(latent_cov: Any, k: int) -> NDArray | None:
     if latent_cov is None:
         return None
     if np.ndim(latent_cov) == 0:
-        return _readonly(equicorrelation(latent_cov, k))
+        low = -1.0 / (k - 1) if k > 1 else -1.0
+        rho = check_real(latent_cov, "latent_cov rho", low=low, high=1.0)
+        return _readonly(equicorrelation(rho, k))
     arr = check_float_array(latent_cov, "latent_cov", ndim=2)
     if arr.shape != (k, k):
         raise ValidationError(
             f"latent_cov must have shape ({k}, {k}) (K = total rank); got {arr.shape}."
         )
-    if np.max(np.abs(arr - arr.T)) > 1e-10 * max(1.0, np.max(np.abs(arr))):
-        raise ValidationError("latent_cov must be symmetric.")
+    asym = float(np.max(np.abs(arr - arr.T)))
+    if asym > 1e-10 * max(1.0, np.max(np.abs(arr))):
+        raise ValidationError(
+            f"latent_cov must be symmetric; got max |latent_cov - latent_cov.T| = "
+            f"{asym:.3g}."
+        )
     lam = float(np.linalg.eigvalsh((arr + arr.T) / 2)[0])
     if lam < -1e-10 * max(1.0, float(np.max(np.abs(arr)))):
         raise ValidationError(
@@ -172,7 +178,7 @@ class HierarchicalFactorModel:
             row, col = (int(i) for i in np.argwhere(outside)[0])
             raise ValidationError(
                 f"loadings must be exactly zero outside the structure mask; got "
-                f"{w[row, col]!r} at row {row}, column {col}."
+                f"{float(w[row, col])!r} at row {row}, column {col}."
             )
         object.__setattr__(self, "dims", dims)
         object.__setattr__(self, "loadings", _readonly(w))
@@ -230,10 +236,7 @@ class HierarchicalFactorModel:
         lo = check_real(lo_hi[0], "singular_values[0]", low=0.0)
         hi = check_real(lo_hi[1], "singular_values[1]", low=lo)
         gen = as_generator(rng)
-        w = np.zeros((sum(dims), structure.total_rank))
-        row_off = np.concatenate([[0], np.cumsum(dims)])
         for b, r in zip(structure.blocks, structure.ranks, strict=True):
-            cols = structure.columns(b)
             for m in sorted(b):
                 if dims[m] < r:
                     raise ValidationError(
@@ -241,6 +244,11 @@ class HierarchicalFactorModel:
                         f"{format_block(b)}; a d_m x r_S block cannot have full "
                         "column rank."
                     )
+        w = np.zeros((sum(dims), structure.total_rank))
+        row_off = np.concatenate([[0], np.cumsum(dims)])
+        for b, r in zip(structure.blocks, structure.ranks, strict=True):
+            cols = structure.columns(b)
+            for m in sorted(b):
                 o1, _ = np.linalg.qr(gen.standard_normal((dims[m], r)))
                 o2, rr = np.linalg.qr(gen.standard_normal((r, r)))
                 o2 = o2 * np.sign(np.where(np.diag(rr) == 0, 1.0, np.diag(rr)))
@@ -441,6 +449,13 @@ class MultimodalData:
                 f"n_samples - ddof must be >= 1; got {self.n_samples} - {ddof}."
             )
         x = self.stacked
-        x = x - x.mean(axis=0)
-        cov = x.T @ x / (self.n_samples - ddof)
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = x - x.mean(axis=0)
+            cov = x.T @ x / (self.n_samples - ddof)
+        if not np.all(np.isfinite(cov)):
+            raise ValidationError(
+                "views must have a sample covariance representable in float64; got "
+                f"an overflow (largest |entry| = {float(np.max(np.abs(x))):.3g}). "
+                "Rescale the views."
+            )
         return (cov + cov.T) / 2.0

@@ -28,12 +28,16 @@ from numpy.typing import NDArray
 from ._validation import _short, check_dims, check_int
 from .exceptions import ValidationError
 
-__all__ = ["MAX_VIEWS", "Structure", "block_key", "format_block"]
+__all__ = ["MAX_ALL_SUBSETS_VIEWS", "MAX_VIEWS", "Structure", "block_key", "format_block"]
 
 #: Largest number of views; the text form letters views ``A`` to ``Z``.
 MAX_VIEWS = 26
+#: Largest number of views for :meth:`Structure.all_subsets` (``2^M - 1`` blocks;
+#: 255 at M = 8). Larger families must list their blocks explicitly.
+MAX_ALL_SUBSETS_VIEWS = 8
 _LETTERS = string.ascii_uppercase
 _TOKEN = re.compile(r"^([A-Za-z]+):(\S+)$")
+_RANK = re.compile(r"^[+-]?[0-9]+$")
 
 
 def block_key(block: Iterable[int]) -> tuple[int, tuple[int, ...]]:
@@ -160,8 +164,13 @@ class Structure:
         'ABC:2 AB:2 AC:2 BC:2 A:2 B:2 C:2'
         """
         m = check_int(n_modalities, "n_modalities", minimum=1)
-        if m > MAX_VIEWS:
-            raise ValidationError(f"n_modalities must be <= {MAX_VIEWS}; got {m}.")
+        if m > MAX_ALL_SUBSETS_VIEWS:
+            raise ValidationError(
+                f"n_modalities must be <= {MAX_ALL_SUBSETS_VIEWS} for all_subsets "
+                f"('all:R'); got {m}, which would create 2^{m} - 1 = {2**m - 1} "
+                "blocks (the estimators' cost grows with the number of blocks). List "
+                "the blocks explicitly, e.g. 'ABC:2 AB:1 C:1'."
+            )
         blocks = sorted(
             (
                 frozenset(c)
@@ -237,6 +246,11 @@ class Structure:
                     f"a colon, a positive rank); got it in {text!r}."
                 )
             letters, rank_text = match.groups()
+            if _RANK.match(rank_text) is None:
+                raise ValidationError(
+                    f"rank of structure token {tok!r} must be a positive integer; "
+                    f"got {rank_text!r}."
+                )
             try:
                 rank = int(rank_text)
             except ValueError:
@@ -265,7 +279,8 @@ class Structure:
             members = [_LETTERS.index(ch) for ch in letters]
             if len(set(members)) != len(members):
                 raise ValidationError(
-                    f"structure token {tok!r} repeats a view letter."
+                    f"structure token {tok!r} must use each view letter once; got "
+                    f"{letters!r}, which repeats a view letter."
                 )
             blocks.append(frozenset(members))
             ranks.append(rank)
@@ -450,18 +465,19 @@ def _canonical_blocks(blocks: Any, m: int) -> list[frozenset[int]]:
                 )
             if not 0 <= int(v) < m:
                 raise ValidationError(
-                    f"blocks[{i}] contains view index {int(v)}, which is out of range "
-                    f"0..{m - 1} for n_modalities={m}."
+                    f"blocks[{i}] must contain view indices in 0..{m - 1}; got view "
+                    f"index {int(v)}, which is out of range 0..{m - 1} for "
+                    f"n_modalities={m}."
                 )
         fb = frozenset(int(v) for v in members)
         if len(fb) != len(members):
             raise ValidationError(
-                f"blocks[{i}] repeats a view index; got {sorted(members)}."
+                f"blocks[{i}] must not repeat a view index; got {sorted(members)}."
             )
         if fb in out:
             raise ValidationError(
-                f"blocks[{i}] = {format_block(fb)} appears twice; merge the two "
-                "blocks into one with the summed rank."
+                f"blocks must be distinct; got blocks[{i}] = {format_block(fb)}, which "
+                "appears twice (merge the two blocks into one with the summed rank)."
             )
         out.append(fb)
     if not out:

@@ -11,7 +11,7 @@ import abc
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,11 +25,16 @@ from .._validation import (
     check_dims,
     check_int,
 )
-from ..exceptions import NotIdentifiableError, ValidationError
+from ..exceptions import (
+    NotIdentifiableError,
+    NumericalWarning,
+    SolverError,
+    ValidationError,
+)
 from ..model import MultimodalData, check_noise_var, noise_diagonal
 from ..results import Diagnostics, FitResult
 from ..streaming import streaming_cov
-from ..structure import Structure
+from ..structure import Structure, format_block
 
 __all__ = ["Estimator", "estimate_noise_var", "signal_covariance"]
 
@@ -187,6 +192,11 @@ class Estimator(abc.ABC):
     #: True if the estimator needs the raw rows, not only the sample covariance
     #: (``fit_covariance`` then raises and studies draw data, not Wishart matrices).
     needs_data: ClassVar[bool] = False
+    #: True if, with per-view noise, the fit runs on views rescaled to unit average
+    #: variance and the loadings are scaled back: the estimate is then exactly
+    #: equivariant to rescaling a view (loadings of view m scale by c_m) and stays
+    #: accurate when view scales differ by many orders of magnitude.
+    balances_views: ClassVar[bool] = False
 
     noise_var: Any = "scalar"
 
@@ -221,6 +231,7 @@ class Estimator(abc.ABC):
         FitResult
         """
         data = views if isinstance(views, MultimodalData) else MultimodalData(views)
+        _check_columns_vary(data)
         names = data.modality_names
         # chunked syrk over the views: no n x d stacked or centred copy
         cov, _ = streaming_cov(data.Xs, ddof=1)
@@ -258,6 +269,13 @@ class Estimator(abc.ABC):
         """
         dims = check_dims(dims)
         cov = check_covariance(cov, "cov", dim=sum(dims))
+        diag = np.diag(cov)
+        if np.any(diag <= 0):
+            j = int(np.argmax(diag <= 0))
+            raise ValidationError(
+                f"cov[{j}, {j}] must be > 0 (every coordinate carries noise variance "
+                f"sigma^2 > 0); got {float(diag[j])!r}."
+            )
         if n_samples is not None:
             n_samples = check_int(n_samples, "n_samples", minimum=2)
         if self.needs_data:
@@ -281,6 +299,13 @@ class Estimator(abc.ABC):
             structure = Structure.coerce(structure, len(dims), modality_names=names)
             if names is not None and structure.modality_names is None:
                 structure = structure.with_names(names)
+        if not np.all(np.isfinite(cov)):
+            raise ValidationError(
+                "views must have a sample covariance representable in float64; got "
+                "an overflow. Rescale the views."
+            )
+        if structure is not None:
+            _check_ranks(structure, dims, n_samples)
         if init is not None and not self.accepts_init:
             raise ValidationError(
                 f"init is not used by {type(self).__name__}; only iterative "
@@ -290,9 +315,18 @@ class Estimator(abc.ABC):
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            raw = self._fit(
-                cov, dims, structure, n_samples=n_samples, init=init, rng=gen, data=data
-            )
+            _warn_scalar_noise_scales(self.noise_var, cov, dims)
+            if self.balances_views and _per_view(self.noise_var):
+                raw = self._fit_balanced(
+                    cov, dims, structure, n_samples=n_samples, init=init, rng=gen,
+                    data=data,
+                )
+            else:
+                raw = self._fit(
+                    cov, dims, structure, n_samples=n_samples, init=init, rng=gen,
+                    data=data,
+                )
+        _check_finite_fit(self, raw)
         wall = time.perf_counter() - start
         for w in caught:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -315,6 +349,40 @@ class Estimator(abc.ABC):
             diagnostics=diagnostics,
             structured=self.structured,
         )
+
+    def _fit_balanced(self, cov, dims, structure, *, n_samples, init, rng, data):
+        """``_fit`` on views rescaled by ``s_m = sqrt(tr(cov_mm) / d_m)``."""
+        off = np.concatenate([[0], np.cumsum(dims)])
+        scales = np.array(
+            [
+                np.sqrt(np.trace(cov[off[m] : off[m + 1], off[m] : off[m + 1]]) / dm)
+                for m, dm in enumerate(dims)
+            ]
+        )
+        rows = np.repeat(scales, dims)
+        est = self
+        if isinstance(self.noise_var, tuple):
+            check_noise_var(np.asarray(self.noise_var), len(dims))
+            est = replace(self, noise_var=tuple(np.asarray(self.noise_var) / scales**2))
+        if init is not None:
+            init = replace(
+                init,
+                loadings=np.asarray(init.loadings) / rows[:, None],
+                noise_var=noise_diagonal(init.noise_var, dims)[off[:-1]] / scales**2,
+            )
+        if data is not None:
+            data = MultimodalData(
+                [x / c for x, c in zip(data.Xs, scales, strict=True)],
+                data.modality_names,
+            )
+        raw = est._fit(
+            cov / np.outer(rows, rows), dims, structure, n_samples=n_samples,
+            init=init, rng=rng, data=data,
+        )
+        raw.loadings = np.asarray(raw.loadings) * rows[:, None]
+        raw.noise_var = noise_diagonal(raw.noise_var, dims)[off[:-1]] * scales**2
+        raw.extra = {**raw.extra, "view_scales": [float(c) for c in scales]}
+        return raw
 
     def _noise(self, cov: NDArray, dims, structure: Structure):
         """Noise variance per the ``noise_var`` option."""
@@ -345,3 +413,89 @@ class Estimator(abc.ABC):
     def get_params(self) -> dict[str, Any]:
         """Hyper-parameters as a dict (for study records)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# ------------------------------------------------------------- input checks
+#: Per-view average variances differing by more than this factor trigger a
+#: NumericalWarning under a scalar noise model.
+SCALE_RATIO_WARN = 1e4
+
+
+def _per_view(noise_option: Any) -> bool:
+    return noise_option == "per_view" or isinstance(noise_option, tuple)
+
+
+def _check_columns_vary(data: MultimodalData) -> None:
+    """Reject constant columns: the model gives every coordinate variance >= sigma^2."""
+    limit = float(np.sqrt(np.finfo(np.float64).max / (4.0 * data.n_samples)))
+    for m, x in enumerate(data.Xs):
+        spread = np.ptp(x, axis=0)
+        scale = np.max(np.abs(x), axis=0)
+        if np.max(scale) >= limit:
+            raise ValidationError(
+                f"views[{m}] must have entries of magnitude < {limit:.3g} so that the "
+                f"sample covariance of n = {data.n_samples} rows fits in float64; got "
+                f"{float(np.max(scale)):.3g}. Rescale the view."
+            )
+        flat = spread <= 1e-12 * scale
+        if np.any(flat):
+            j = int(np.argmax(flat))
+            raise ValidationError(
+                f"views[{m}][:, {j}] must vary across samples (the model gives every "
+                f"coordinate noise variance sigma^2 > 0); got a constant column equal "
+                f"to {float(x[0, j])!r}. Drop the column before fitting."
+            )
+
+
+def _check_ranks(structure: Structure, dims, n_samples: int | None) -> None:
+    """Ranks the dims and the sample size can support (before any linear algebra)."""
+    d, k = sum(dims), structure.total_rank
+    for b, r in zip(structure.blocks, structure.ranks, strict=True):
+        d_s = sum(dims[m] for m in b)
+        if r > d_s:
+            raise NotIdentifiableError(
+                f"rank of block {format_block(b)} must be <= d_S = {d_s} (the number "
+                f"of rows of its views); got r_S = {r}."
+            )
+    if k > d:
+        raise NotIdentifiableError(
+            f"total rank K must be <= d = {d}; got K = {k}."
+        )
+    if n_samples is not None and n_samples < k + 2:
+        raise ValidationError(
+            f"n_samples must be >= K + 2 = {k + 2} (the centred sample covariance has "
+            f"rank n - 1, which must exceed the total rank K = {k}); got {n_samples}."
+        )
+
+
+def _warn_scalar_noise_scales(noise_option: Any, cov: NDArray, dims) -> None:
+    """Warn when one sigma^2 is assumed for views whose scales differ hugely."""
+    if _per_view(noise_option) or len(dims) < 2:
+        return
+    off = np.concatenate([[0], np.cumsum(dims)])
+    var = np.array(
+        [np.trace(cov[off[m] : off[m + 1], off[m] : off[m + 1]]) / dm
+         for m, dm in enumerate(dims)]
+    )
+    ratio = float(np.max(var) / np.min(var)) if np.min(var) > 0 else np.inf
+    if ratio > SCALE_RATIO_WARN:
+        warnings.warn(
+            f"the average variances of the views differ by a factor {ratio:.3g} "
+            f"(from {np.min(var):.3g} to {np.max(var):.3g}) but noise_var is scalar, "
+            "so one sigma^2 is assumed for all views and the small-scale views are "
+            "fitted at the noise level of the large ones; use noise_var='per_view' "
+            "(scale-equivariant) or standardise the views.",
+            NumericalWarning,
+            stacklevel=4,
+        )
+
+
+def _check_finite_fit(est: Estimator, raw: RawFit) -> None:
+    """Never return NaN or inf: a non-finite estimate is a solver failure."""
+    if not (np.all(np.isfinite(raw.loadings)) and np.all(np.isfinite(raw.noise_var))):
+        raise SolverError(
+            f"{type(est).__name__} produced a non-finite estimate (loadings or "
+            "noise variance contain NaN or inf); the covariance is too "
+            "ill-conditioned for this estimator.",
+            status="non_finite",
+        )

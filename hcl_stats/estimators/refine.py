@@ -118,6 +118,7 @@ class MaskedGradient(Estimator):
 
     name: ClassVar[str] = "masked_gradient"
     accepts_init: ClassVar[bool] = True
+    balances_views: ClassVar[bool] = True
 
     max_iter: int = 5000
     tol: float = 1e-7

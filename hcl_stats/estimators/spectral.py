@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -10,11 +11,40 @@ from numpy.typing import NDArray
 
 from .._linalg import top_eigh, top_factor, truncated_inverse_sqrt
 from .._validation import check_choice
-from ..exceptions import NotIdentifiableError
+from ..exceptions import NotIdentifiableError, NumericalWarning
 from ..structure import Structure
 from ._base import Estimator, RawFit, _check_positive_noise, signal_covariance
 
 __all__ = ["NaivePCA", "SchurComplement", "schur_loadings"]
+
+#: Condition numbers above this trigger a NumericalWarning (about half of the
+#: float64 digits are lost).
+COND_WARN = 1e8
+
+
+def _gap_condition(vals: NDArray, k: int, scale: float) -> float:
+    """``scale / (lambda_k - max(lambda_{k+1}, 0))``; inf when the gap is not positive.
+
+    The sensitivity of the top-``k`` eigenspace (Davis-Kahan) and of the truncated
+    inverse is governed by this ratio.
+    """
+    nxt = max(float(vals[k]), 0.0) if vals.size > k else 0.0
+    gap = float(vals[k - 1]) - nxt
+    return scale / gap if gap > 0 else np.inf
+
+
+def _warn_clipped(vals: NDArray, k: int, what: str) -> None:
+    """Warn when some of the top-``k`` eigenvalues used for a factor are not positive."""
+    n_pos = int(np.sum(vals[:k] > 0))
+    if n_pos < k:
+        warnings.warn(
+            f"{what}: only {n_pos} of the top {k} eigenvalues are positive "
+            f"(eigenvalues {', '.join(f'{v:.3g}' for v in vals[:k])}), so "
+            f"{k - n_pos} loading column(s) are set to zero; the data show no signal "
+            "at this rank (ranks too large, or noise_var too large).",
+            NumericalWarning,
+            stacklevel=4,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,7 +93,10 @@ class NaivePCA(Estimator):
             return RawFit(w, noise, structure, extra={"noise_rule": _rule(self)})
         noise = self._noise(cov, dims, structure)
         s_w = signal_covariance(cov, dims, noise)
-        w = top_factor(s_w, structure.total_rank)
+        k = structure.total_rank
+        vals, vecs = top_eigh(s_w, k)
+        _warn_clipped(vals, k, "NaivePCA: signal covariance S - sigma^2 I")
+        w = vecs * np.sqrt(np.clip(vals, 0.0, None))
         return RawFit(w, noise, structure, extra={"noise_rule": _rule(self)})
 
 
@@ -104,12 +137,22 @@ def schur_loadings(
     spectra : dict
         ``str(block) -> leading eigenvalues of A_S`` (``r_S + 1`` of them where
         available), for diagnostics and rank selection.
+
+    Warns
+    -----
+    NumericalWarning
+        When a step is near-unidentifiable: the rank-``k_O`` truncated inverse of
+        ``S_W[O,O]`` or the top-``r_S`` eigenspace of ``A_S`` has a condition number
+        ``||S_W||_F / (lambda_k - max(lambda_{k+1}, 0))`` above ``1e8``, or fewer than
+        ``r_S`` eigenvalues of ``A_S`` are positive (columns are then zero). The
+        message gives the condition number.
     """
     variant = check_choice(variant, "variant", ("joint", "per_view"))
     off = np.concatenate([[0], np.cumsum(dims)])
     rows = [np.arange(off[m], off[m + 1]) for m in range(len(dims))]
     w = np.zeros((s_w.shape[0], structure.total_rank))
     spectra: dict[str, list[float]] = {}
+    scale = max(float(np.linalg.norm(s_w)), np.finfo(float).tiny)
     for b in sorted(structure.blocks, key=len):
         s_rows = np.concatenate([rows[m] for m in sorted(b)])
         outside = [m for m in range(len(dims)) if m not in b]
@@ -128,7 +171,22 @@ def schur_loadings(
                     "on), so the Schur complement cannot isolate the block; see "
                     "hcl_stats.check_identifiable."
                 )
-            half = truncated_inverse_sqrt(s_w[np.ix_(o_rows, o_rows)], k_o)
+            s_oo = s_w[np.ix_(o_rows, o_rows)]
+            o_vals, _ = top_eigh(s_oo, min(k_o + 1, o_rows.size))
+            cond = _gap_condition(o_vals, k_o, scale) if k_o else 0.0
+            if cond > COND_WARN:
+                warnings.warn(
+                    f"block {_letters(b)}: the rank-{k_o} truncated inverse "
+                    f"of S_W over the views outside it has condition number "
+                    f"{cond:.3g} > {COND_WARN:.0e} (eigenvalue {o_vals[k_o - 1]:.3g} "
+                    f"at rank {k_o}, next {o_vals[k_o] if o_vals.size > k_o else 0.0:.3g}, "
+                    f"||S_W||_F = {scale:.3g}); the loadings of those views on the "
+                    "blocks they share are nearly rank-deficient, so the block is "
+                    "near-unidentifiable and its estimate unreliable.",
+                    NumericalWarning,
+                    stacklevel=4,
+                )
+            half = truncated_inverse_sqrt(s_oo, k_o)
             c = s_w[np.ix_(s_rows, o_rows)] @ half
             a = a - c @ c.T
         for t in structure.blocks:
@@ -140,11 +198,30 @@ def schur_loadings(
         r = structure.rank_of(b)
         vals, vecs = top_eigh(a, min(r + 1, a.shape[0]))
         spectra[_letters(b)] = [float(v) for v in vals]
+        _warn_clipped(vals, r, f"block {_letters(b)}: Schur complement A_S")
+        cond = _gap_condition(vals, r, scale)
+        if np.all(vals[:r] > 0) and cond > COND_WARN:
+            warnings.warn(
+                f"block {_letters(b)}: the top-{r} eigenspace of its Schur complement "
+                f"has condition number {cond:.3g} > {COND_WARN:.0e} (eigenvalue "
+                f"{vals[r - 1]:.3g} at rank {r}, next "
+                f"{vals[r] if vals.size > r else 0.0:.3g}, ||S_W||_F = {scale:.3g}); "
+                "the block's singular values are tiny or its eigengap is small, so "
+                "W^S is near-unidentifiable.",
+                NumericalWarning,
+                stacklevel=4,
+            )
         if variant == "joint":
             w[s_rows, cols] = vecs[:, :r] * np.sqrt(np.clip(vals[:r], 0.0, None))
         else:
             local = 0
             for m in sorted(b):
+                if r > dims[m]:
+                    raise NotIdentifiableError(
+                        f"rank of block {_letters(b)} must be <= d_m = {dims[m]} for "
+                        f"every view m in it with variant='per_view'; got r_S = {r} "
+                        f"for view {chr(ord('A') + m)}. Use variant='joint'."
+                    )
                 idx = np.arange(local, local + dims[m])
                 w[rows[m], cols] = top_factor(a[np.ix_(idx, idx)], r)
                 local += dims[m]
@@ -200,6 +277,7 @@ class SchurComplement(Estimator):
     """
 
     name: ClassVar[str] = "schur"
+    balances_views: ClassVar[bool] = True
     variant: str = "joint"
 
     def __post_init__(self) -> None:
