@@ -437,7 +437,10 @@ def _progress(total: int, quiet: bool, name: str) -> Any:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - optional dependency
         return None
-    return tqdm(total=total, desc=name, unit="unit", file=sys.stderr, dynamic_ncols=True)
+    import shutil
+
+    cols = shutil.get_terminal_size((100, 20)).columns  # falls back if the tty reports 0
+    return tqdm(total=total, desc=name, unit="unit", file=sys.stderr, ncols=min(cols, 120))
 
 
 # ------------------------------------------------------------------ cost
