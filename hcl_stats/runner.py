@@ -439,8 +439,9 @@ def _progress(total: int, quiet: bool, name: str) -> Any:
         return None
     import shutil
 
-    cols = shutil.get_terminal_size((100, 20)).columns  # falls back if the tty reports 0
-    return tqdm(total=total, desc=name, unit="unit", file=sys.stderr, ncols=min(cols, 120))
+    size = shutil.get_terminal_size((100, 20))  # falls back if the tty reports 0 x 0
+    return tqdm(total=total, desc=name, unit="unit", file=sys.stderr,
+                ncols=min(size.columns, 120), nrows=max(size.lines, 2))
 
 
 # ------------------------------------------------------------------ cost
