@@ -221,7 +221,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             dirty = "+dirty" if run["git_dirty"] else ""
             print(f"run {run['run_id']}: {run['started_utc']} hcl_stats {run['package_version']} "
                   f"commit {(run['git_commit'] or 'unknown')[:10]}{dirty} backend {run['backend']} "
-                  f"jobs {run['jobs']}")
+                  f"jobs {run['jobs']}"
+                  + (f": {run['units']} units in {run['wall_time']:.1f} s"
+                     if run.get("wall_time") is not None else ": no end recorded (interrupted?)"))
     return 0
 
 

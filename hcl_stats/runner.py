@@ -419,6 +419,8 @@ def run_study(
         close = getattr(stream, "close", None)
         if close is not None:
             close()
+    store.finish_run(run_id, wall_time=time.perf_counter() - start, units=written,
+                     failed=failed)
     return RunReport(
         planned_units=len(items),
         skipped_units=skipped,

@@ -10,7 +10,8 @@ Tables
     seed or metric list differ, since its rows could not be compared.
 ``runs``
     One row per ``hcl-stats run``: start time, config digest, package version, git
-    commit and dirty flag, backend, jobs and argv.
+    commit and dirty flag, backend, jobs, argv and, once it ends, its wall time and
+    the numbers of units computed and of failed fits.
 ``cells``
     ``cell_id`` -> JSON of the cell's data-generating factors and grid values.
 ``estimators``
@@ -152,6 +153,11 @@ class ResultStore:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute("PRAGMA synchronous=NORMAL")
                 self._conn.executescript(_SCHEMA)
+                cols = {row[1] for row in self._conn.execute("PRAGMA table_info(runs)")}
+                for col, kind in (("wall_time", "REAL"), ("units", "INTEGER"),
+                                  ("failed", "INTEGER")):
+                    if col not in cols:  # stores created before these columns existed
+                        self._conn.execute(f"ALTER TABLE runs ADD COLUMN {col} {kind}")
             except sqlite3.DatabaseError as exc:
                 raise StoreCorruptedError(f"{self.path} is not a result store ({exc}).") from exc
 
@@ -234,6 +240,13 @@ class ResultStore:
              prov.get("git_dirty"), backend, jobs, json.dumps(list(argv))),
         )
         return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, *, wall_time: float, units: int, failed: int) -> None:
+        """Record the wall time and the numbers of units and failed fits of a run."""
+        self._conn.execute(
+            "UPDATE runs SET wall_time=?, units=?, failed=? WHERE run_id=?",
+            (wall_time, units, failed, run_id),
+        )
 
     # ------------------------------------------------------------ writing
     def write_unit(
