@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Load and validate a study file; print the number of cells and "
         "units and a rough serial cost (--probe times one unit of the largest cell).",
     )
-    _common(p, store=False)
+    _common(p)
     p.add_argument("--reps", type=int, default=None, help="replications (default: from the file)")
     p.add_argument("--probe", action="store_true", help="time one unit of the largest cell")
     p.set_defaults(func=cmd_validate)
@@ -153,6 +153,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
     cost = estimate_cost(study, reps=reps)
     parts = ", ".join(f"{k} {_fmt_seconds(v)}" for k, v in cost.items() if k != "total")
     print(f"estimated serial cost (heuristic): {_fmt_seconds(cost['total'])} ({parts})")
+    store_path = _store_path(args, study)
+    if store_path.exists():
+        from .store import ResultStore
+
+        with ResultStore(store_path, readonly=True) as store:
+            done = store.done()
+            mean = dict(store.query(
+                "SELECT estimator, AVG(wall_time) FROM units WHERE status='ok' GROUP BY estimator"))
+        ids = {c.id for c in study.cells}
+        missing = {
+            label: sum((c.id, r, label) not in done for c in study.cells for r in range(reps))
+            for label in study.estimators
+        }
+        known = {k: missing[k] * mean[k] for k in missing if mean.get(k) is not None}
+        n_done = sum(1 for c, r, _ in done if c in ids and r < reps)
+        print(f"store {store_path}: {n_done} fits done, {sum(missing.values())} missing; "
+              f"measured fit time of the missing fits: {_fmt_seconds(sum(known.values()))} serial"
+              + ("" if len(known) == len(missing) else " (some estimators not measured yet)"))
     if args.probe:
         probe = probe_cost(study, reps=reps)
         fits = ", ".join(
