@@ -66,7 +66,10 @@ Registries (tiny on purpose)
   ``learns_structure``). A "downstream" task (labelled data, ``beta``,
   excess-risk metrics) registers its own task and metrics and needs no change to
   :mod:`hcl_stats.runner`. Registrations must happen at import time of a module
-  that the worker processes import too (e.g. a module of ``hcl_stats``).
+  that worker processes import too: list a package module in
+  :data:`PLUGIN_MODULES` (imported at the end of this module), as
+  ``hcl_stats._missing_study`` does for the ``missing_views`` kind. Registrations
+  made elsewhere (e.g. in a test) are seen by the serial backend only.
 """
 
 from __future__ import annotations
