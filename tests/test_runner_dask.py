@@ -27,3 +27,17 @@ def test_dask_local_cluster_matches_serial(tmp_path):
     assert report.written_units == 2
     assert n_units == 2 * len(study.estimators)
     assert got == expected
+
+
+def test_dask_scheduler_address_matches_serial(tmp_path):
+    from dask.distributed import LocalCluster
+
+    study = load_study(write_tiny(tmp_path, reps=1, ns="[50, 200]"))
+    with ResultStore(tmp_path / "serial.sqlite") as store:
+        run_study(study, store, backend="serial", quiet=True)
+        expected = values(store)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=None) as cluster, \
+            ResultStore(tmp_path / "dask.sqlite") as store:
+        run_study(study, store, backend="dask", scheduler=cluster.scheduler_address, quiet=True)
+        assert values(store) == expected
