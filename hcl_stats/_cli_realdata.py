@@ -252,7 +252,9 @@ def run_report(args: argparse.Namespace) -> int:
         "Regenerate with `hcl-stats real-data-report` "
         f"(--n-boot {args.n_boot} --folds {args.folds} --seed {args.seed}).",
         "Structures are written in the text form of `hcl_stats.Structure` "
-        "(views lettered A, B, ... in data order).",
+        "(views lettered A, B, ... in data order). The miniACC section needs "
+        "`pip install rdata` and the file named by `HCL_MINIACC_PATH` (see "
+        "`hcl_stats.datasets.load_mini_acc`); without them it is skipped.",
         "",
     ]
     for n in names:
