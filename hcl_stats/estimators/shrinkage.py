@@ -45,6 +45,7 @@ __all__ = [
     "SchurShrink",
     "debias_eigenvalues",
     "mp_edge",
+    "mp_noise_var",
     "schur_shrink_loadings",
     "shrink_blocks",
     "shrink_eigenvalues",
@@ -258,6 +259,83 @@ def shrunk_factor(
     return factor, info
 
 
+# ------------------------------------------------------------- noise variance
+def _mp_lower_mean(gamma: float, fraction: float) -> float:
+    """Mean of the lowest ``fraction`` of the Marchenko-Pastur law (ratio ``gamma``).
+
+    The law of the eigenvalues of a pure-noise sample covariance with unit
+    variance; ``gamma`` is clipped to ``0.98`` (beyond 1 the law has an atom at 0).
+    """
+    gamma = min(gamma, 0.98)
+    if gamma <= 0.0 or fraction >= 1.0:
+        return 1.0
+    lo, hi = (1.0 - math.sqrt(gamma)) ** 2, (1.0 + math.sqrt(gamma)) ** 2
+    x = np.linspace(lo, hi, 8001)
+    dens = np.sqrt(np.clip((hi - x) * (x - lo), 0.0, None)) / (2 * np.pi * gamma * x)
+    step = np.diff(x)
+    mass = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2 * step)])
+    first = np.concatenate([[0.0], np.cumsum((x[1:] * dens[1:] + x[:-1] * dens[:-1]) / 2 * step)])
+    mass, first = mass / mass[-1], first / mass[-1]
+    return float(np.interp(fraction, mass, first) / fraction)
+
+
+def mp_noise_var(eigenvalues: ArrayLike, rank: int, n_samples: int) -> float:
+    """Noise variance from the bulk, corrected for the Marchenko-Pastur bias.
+
+    The mean of the ``p - K`` smallest sample eigenvalues underestimates
+    ``sigma^2`` when some spikes are undetectable: their eigenvalues stay in the
+    bulk and the top ``K`` eigenvalues then remove the top of the bulk. With
+    ``k`` the number of eigenvalues above the edge ``sigma^2 (1 + sqrt(gamma))^2``
+    (``gamma = (p - k) / n``), the bulk has ``p - k`` eigenvalues and the mean of its
+    lowest ``(p - K) / (p - k)`` fraction is divided by the same fraction's mean
+    under the unit Marchenko-Pastur law. Two fixed-point passes.
+
+    Parameters
+    ----------
+    eigenvalues : array_like of shape (p,)
+        All sample eigenvalues (any order).
+    rank : int
+        Signal rank ``K < p``.
+    n_samples : int
+        Sample size ``n``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(mp_noise_var(np.full(10, 2.0), 2, 10**9), 6)  # no spread: the value
+    2.0
+    """
+    vals = np.sort(np.asarray(eigenvalues, dtype=float))[::-1]
+    p = vals.size
+    bottom = float(np.mean(vals[rank:]))
+    s2 = bottom
+    for _ in range(2):
+        k = int(np.sum(vals[:rank] > s2 * (1.0 + math.sqrt((p - rank) / n_samples)) ** 2))
+        s2 = bottom / _mp_lower_mean((p - k) / n_samples, (p - rank) / (p - k))
+    return s2
+
+
+def _noise_for_shrinkage(est: Estimator, cov, dims, structure, n_samples):
+    """``est._noise``, MP-corrected when it is estimated and ``n`` is known."""
+    if not isinstance(est.noise_var, str) or n_samples is None:
+        return est._noise(cov, dims, structure)
+    if est.noise_var == "scalar":
+        vals = np.linalg.eigvalsh(cov)
+        return mp_noise_var(vals, structure.total_rank, n_samples)
+    off = np.concatenate([[0], np.cumsum(dims)])
+    out = np.empty(len(dims))
+    base = est._noise(cov, dims, structure)  # validates d_m > k_m
+    for m in range(len(dims)):
+        vals = np.linalg.eigvalsh(cov[off[m] : off[m + 1], off[m] : off[m + 1]])
+        km = structure.view_rank(m)
+        out[m] = mp_noise_var(vals, km, n_samples) if km else float(base[m])
+    return out
+
+
 # ------------------------------------------------------------------ whitening
 def _whiten(cov: NDArray, dims, noise) -> tuple[NDArray, NDArray]:
     """``Psi^{-1/2} cov Psi^{-1/2}`` and the root ``psi^{1/2}`` (shape (d,))."""
@@ -310,7 +388,7 @@ class PCAShrink(Estimator):
     structured: ClassVar[bool] = False
 
     def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        noise = self._noise(cov, dims, structure)
+        noise = _noise_for_shrinkage(self, cov, dims, structure, n_samples)
         white, root = _whiten(cov, dims, noise)
         f, info = shrunk_factor(white, structure.total_rank, 1.0, n_samples)
         info["noise_rule"] = _rule(self)
@@ -318,7 +396,8 @@ class PCAShrink(Estimator):
 
 
 def _rule(est: Estimator) -> str:
-    return est.noise_var if isinstance(est.noise_var, str) else "known"
+    """Noise rule; estimated rules are Marchenko-Pastur corrected when n is known."""
+    return f"{est.noise_var} (MP-corrected)" if isinstance(est.noise_var, str) else "known"
 
 
 def schur_shrink_loadings(
@@ -449,7 +528,7 @@ class SchurShrink(Estimator):
     name: ClassVar[str] = "schur_shrink"
 
     def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        noise = self._noise(cov, dims, structure)
+        noise = _noise_for_shrinkage(self, cov, dims, structure, n_samples)
         white, root = _whiten(cov, dims, noise)
         w, steps = schur_shrink_loadings(white, dims, structure, n_samples)
         return RawFit(
@@ -586,8 +665,9 @@ class MaskedShrink(Estimator):
     def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
         from .refine import MaskedGradient
 
+        noise = _noise_for_shrinkage(self, cov, dims, structure, n_samples)
         refine = MaskedGradient(
-            noise_var=self.noise_var,
+            noise_var=noise if np.ndim(noise) == 0 else tuple(noise),
             max_iter=self.max_iter,
             tol=self.tol,
             memory=self.memory,
@@ -598,6 +678,7 @@ class MaskedShrink(Estimator):
         )
         w, blocks = shrink_blocks(raw.loadings, dims, structure, raw.noise_var, n_samples)
         extra = dict(raw.extra)
+        extra["noise_rule"] = _rule(self)
         extra["blocks"] = blocks
         extra["ranks"] = {k: v["rank"] for k, v in blocks.items()}
         extra["unshrunk_objective"] = raw.objective
