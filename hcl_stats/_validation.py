@@ -43,6 +43,8 @@ def check_real(
     low_open: bool = False,
 ) -> float:
     """Return ``value`` as a finite float in ``[low, high]`` (``(low, high]`` if open)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
+        value = value.item()  # a 0-d numeric array is a scalar
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValidationError(f"{name} must be a real number; got {_short(value)}.")
     value = float(value)
