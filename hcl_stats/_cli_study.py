@@ -70,6 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="BLAS threads per worker (default: 1)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--strict", action="store_true", help="exit 1 if any unit failed")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="per-replicate timeout of each fit (and of the data generation); "
+                   "a fit running longer is recorded as failed and the study goes on")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="progress and failures of a study")
@@ -199,7 +202,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             estimators=args.estimator, retry_failed=args.retry_failed,
             scheduler=args.scheduler, dask_local=args.dask_local,
             blas_threads=args.blas_threads if args.blas_threads > 0 else None,
-            quiet=args.quiet, argv=sys.argv,
+            quiet=args.quiet, argv=sys.argv, timeout=args.timeout,
         )
     print(
         f"{study.name}: {rep.written_units} units computed ({rep.failed_units} failed fits), "

@@ -186,20 +186,87 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class _UnitTimeout(Exception):
+    """A fit or a data generation ran past the per-replicate timeout."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None, what: str) -> Iterator[dict]:
+    """Raise :class:`_UnitTimeout` in the body after ``seconds`` (SIGALRM).
+
+    Only in the main thread of a process on POSIX (serial and process backends);
+    elsewhere (Dask thread workers, Windows) the body runs without a deadline. A
+    hang inside one long C call (e.g. LAPACK) is interrupted when the call returns.
+    The body must set ``state["armed"] = False`` as its last statement, so that an
+    alarm landing after the body never raises outside it.
+    """
+    import signal
+    import threading
+
+    state = {"armed": True}
+    if (
+        not seconds
+        or not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield state
+        return
+
+    def expire(signum, frame):
+        if state["armed"]:
+            state["armed"] = False
+            raise _UnitTimeout(f"{what} exceeded the per-replicate timeout of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield state
+    finally:
+        state["armed"] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _not_converged(fit: Any) -> str | None:
+    """Failure text for a fit whose solver did not converge (counted as failed)."""
+    diag = getattr(fit, "diagnostics", None)
+    if diag is None or getattr(diag, "converged", None) is not False:
+        return None
+    detail = "; ".join(w for w in getattr(diag, "warnings", ()) if "Convergence" in w)
+    grad = getattr(diag, "relative_gradient", None)
+    extra = f", relative gradient {grad:.3g}" if isinstance(grad, float) else ""
+    return (
+        f"NotConverged: solver stopped after {getattr(diag, 'n_iter', '?')} iterations"
+        f"{extra}" + (f" ({detail})" if detail else "")
+    )
+
+
 def compute_unit(
-    study: Study, cell_index: int, rep: int, labels: Sequence[str], blas_threads: int | None = 1
+    study: Study,
+    cell_index: int,
+    rep: int,
+    labels: Sequence[str],
+    blas_threads: int | None = 1,
+    timeout: float | None = None,
 ) -> list[UnitRecord]:
     """Generate one (cell, replicate), fit the estimators ``labels`` and score them.
 
     Returns one :class:`UnitRecord` per label. Exceptions are recorded as failed
     records, never raised. Warnings raised during a fit are kept in the record's
-    ``error`` text of an 'ok' unit (``"warning: ..."``).
+    ``error`` text of an 'ok' unit (``"warning: ..."``). A fit whose diagnostics
+    say ``converged=False`` is recorded as failed (``"NotConverged: ..."``, no
+    metric values): a study counts it as a failure, not a number. With
+    ``timeout`` (seconds), the data generation and each fit (with its metrics)
+    that run longer are interrupted and recorded as failed
+    (``"_UnitTimeout: ..."``); see :func:`_deadline` for where this applies.
     """
     cell = study.cells[cell_index]
     with _limit_threads(blas_threads), warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         try:
-            draw = study.generate(cell, rep)
+            with _deadline(timeout, "data generation") as state:
+                draw = study.generate(cell, rep)
+                state["armed"] = False
         except Exception as exc:  # noqa: BLE001 - recorded, not fatal
             msg = f"data generation failed: {_error_text(exc)}"
             return [UnitRecord(lab, "failed", msg, 0.0, {}) for lab in labels]
@@ -209,25 +276,32 @@ def compute_unit(
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 start = time.perf_counter()
+                name = None
                 try:
-                    estimator = spec.build()
-                    fit = study.task.analyse(
-                        estimator, draw, spec, unit_rng(study.seed, cell.key, rep, STREAM_METHOD)
-                    )
+                    with _deadline(timeout, f"fit of {label!r}") as state:
+                        estimator = spec.build()
+                        fit = study.task.analyse(
+                            estimator, draw, spec,
+                            unit_rng(study.seed, cell.key, rep, STREAM_METHOD),
+                        )
+                        wall = time.perf_counter() - start
+                        failure = _not_converged(fit)
+                        ctx = MetricContext(label, spec, draw, cell.factors, wall)
+                        values: dict[tuple[str, str], float] = {}
+                        if failure is None:
+                            for name in study.metrics:
+                                for lab, v in get_metric(name).fn(fit, draw.truth, ctx).items():
+                                    values[(name, str(lab))] = float(v)
+                        state["armed"] = False
                 except Exception as exc:  # noqa: BLE001 - recorded, not fatal
                     wall = time.perf_counter() - start
-                    records.append(UnitRecord(label, "failed", _error_text(exc), wall, {}))
-                    continue
-                wall = time.perf_counter() - start
-                ctx = MetricContext(label, spec, draw, cell.factors, wall)
-                values: dict[tuple[str, str], float] = {}
-                try:
-                    for name in study.metrics:
-                        for lab, v in get_metric(name).fn(fit, draw.truth, ctx).items():
-                            values[(name, str(lab))] = float(v)
-                except Exception as exc:  # noqa: BLE001 - recorded, not fatal
-                    msg = f"metric {name!r} failed: {_error_text(exc)}"
+                    msg = _error_text(exc)
+                    if name is not None:
+                        msg = f"metric {name!r} failed: {msg}"
                     records.append(UnitRecord(label, "failed", msg, wall, {}))
+                    continue
+                if failure is not None:
+                    records.append(UnitRecord(label, "failed", failure, wall, {}))
                     continue
             note = None
             if caught:
@@ -242,9 +316,11 @@ def _seed_key(study: Study, cell_index: int, rep: int) -> str:
 
 
 # ------------------------------------------------------------------ backends
-def _serial(study: Study, items: list[WorkItem], blas_threads: int | None):
+def _serial(study: Study, items: list[WorkItem], blas_threads: int | None, timeout=None):
     for item in items:
-        yield item, compute_unit(study, item.cell_index, item.rep, item.labels, blas_threads)
+        yield item, compute_unit(
+            study, item.cell_index, item.rep, item.labels, blas_threads, timeout
+        )
 
 
 def _watch_parent(parent: int) -> None:
@@ -259,7 +335,9 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="hcl-parent-watch").start()
 
 
-def _process(study: Study, items: list[WorkItem], jobs: int, blas_threads: int | None):
+def _process(
+    study: Study, items: list[WorkItem], jobs: int, blas_threads: int | None, timeout=None
+):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -268,7 +346,9 @@ def _process(study: Study, items: list[WorkItem], jobs: int, blas_threads: int |
         max_workers=jobs, mp_context=ctx, initializer=_watch_parent, initargs=(os.getpid(),)
     ) as pool:
         futures = {
-            pool.submit(compute_unit, study, it.cell_index, it.rep, it.labels, blas_threads): it
+            pool.submit(
+                compute_unit, study, it.cell_index, it.rep, it.labels, blas_threads, timeout
+            ): it
             for it in items
         }
         try:
@@ -288,6 +368,7 @@ def _dask(
     scheduler: str | None,
     local_workers: int | None,
     processes: bool,
+    timeout: float | None = None,
 ):
     try:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -312,7 +393,8 @@ def _dask(
         index = {}
         for it in items:
             fut = client.submit(
-                compute_unit, study, it.cell_index, it.rep, it.labels, blas_threads, pure=False
+                compute_unit, study, it.cell_index, it.rep, it.labels, blas_threads, timeout,
+                pure=False,
             )
             futures.append(fut)
             index[fut.key] = it
@@ -341,6 +423,7 @@ def run_study(
     blas_threads: int | None = 1,
     quiet: bool = False,
     argv: Sequence[str] = (),
+    timeout: float | None = None,
 ) -> RunReport:
     """Compute every missing unit of ``study`` and write it to ``store``.
 
@@ -368,6 +451,10 @@ def run_study(
         No progress bar.
     argv : sequence of str
         Recorded in the ``runs`` table.
+    timeout : float, optional
+        Per-replicate timeout in seconds for the data generation and for each
+        fit; a fit that runs longer is recorded as failed and the study goes on
+        (POSIX, serial and process backends; see :func:`compute_unit`).
 
     Returns
     -------
@@ -378,6 +465,8 @@ def run_study(
     jobs = int(jobs or os.cpu_count() or 1)
     if jobs < 1:
         raise ValidationError(f"jobs must be >= 1; got {jobs}.")
+    if timeout is not None and not timeout > 0:
+        raise ValidationError(f"timeout must be > 0 seconds; got {timeout!r}.")
     if backend == "process" and jobs == 1:
         backend = "serial"
     store.prepare(study)
@@ -388,12 +477,12 @@ def run_study(
     run_id = store.start_run(study.digest, prov, backend=backend, jobs=n_workers, argv=argv)
     start = time.perf_counter()
     if backend == "serial":
-        stream = _serial(study, items, blas_threads)
+        stream = _serial(study, items, blas_threads, timeout)
     elif backend == "process":
-        stream = _process(study, items, jobs, blas_threads)
+        stream = _process(study, items, jobs, blas_threads, timeout)
     else:
         stream = _dask(study, items, blas_threads, scheduler=scheduler,
-                       local_workers=dask_local, processes=dask_processes)
+                       local_workers=dask_local, processes=dask_processes, timeout=timeout)
     written = failed = 0
     bar = _progress(len(items), quiet, study.name)
     try:
