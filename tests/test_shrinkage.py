@@ -1,0 +1,245 @@
+"""Spiked-model shrinkage: formulas, limits, population exactness, baselines."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import hcl_stats as hs
+from hcl_stats.estimators import (
+    MaskedGradient,
+    MaskedShrink,
+    NaivePCA,
+    PCAShrink,
+    SchurComplement,
+    SchurShrink,
+    ZeroEstimator,
+)
+from hcl_stats.estimators.shrinkage import (
+    debias_eigenvalues,
+    mp_edge,
+    mp_noise_var,
+    shrink_blocks,
+    shrink_eigenvalues,
+    spike_cosine_sq,
+    spike_eigenvalue,
+)
+from hcl_stats.exceptions import ValidationError
+from hcl_stats.metrics import overall_gram_error, structure_gram_errors
+from hcl_stats.sampling import wishart_sample_cov
+
+positive = st.floats(min_value=1e-2, max_value=1e2)
+ratios = st.floats(min_value=1e-4, max_value=4.0)
+
+
+# ------------------------------------------------------------------ formulas
+@given(sigma2=positive, gamma=ratios, excess=st.floats(min_value=1e-3, max_value=1e3))
+def test_debias_inverts_spike_eigenvalue(sigma2, gamma, excess):
+    # any spike above the BBP threshold sigma^2 sqrt(gamma) is recovered exactly
+    ell = sigma2 * math.sqrt(gamma) * (1.0 + excess)
+    lam = spike_eigenvalue([ell], sigma2, gamma)
+    assert lam[0] > mp_edge(sigma2, gamma)
+    back = debias_eigenvalues(lam, sigma2, gamma)[0]
+    assert back == pytest.approx(ell, rel=1e-7)
+
+
+@given(sigma2=positive, gamma=ratios, lam_units=st.floats(min_value=0.0, max_value=1e3))
+def test_debias_is_the_root_of_the_closed_form_quadratic(sigma2, gamma, lam_units):
+    lam = sigma2 * lam_units
+    ell = debias_eigenvalues([lam], sigma2, gamma)[0]
+    if lam_units <= (1.0 + math.sqrt(gamma)) ** 2:
+        assert ell == 0.0  # detectability-aware truncation
+        return
+    # (ell + s2)(1 + gamma s2 / ell) = lam  and  ell is the larger root
+    assert (ell + sigma2) * (1.0 + gamma * sigma2 / ell) == pytest.approx(lam, rel=1e-8)
+    roots = np.roots([1.0, -(lam_units - 1.0 - gamma), gamma])
+    assert ell / sigma2 == pytest.approx(max(roots.real), rel=1e-6, abs=1e-9)
+    assert ell >= sigma2 * math.sqrt(gamma) * (1 - 1e-9)
+
+
+def test_hand_values():
+    # sigma^2 = 1, gamma = 1/2, ell = 2: lambda = 3 * 1.25, c^2 = (7/8) / (5/4)
+    assert spike_eigenvalue([2.0], 1.0, 0.5)[0] == pytest.approx(3.75)
+    assert spike_cosine_sq([2.0], 1.0, 0.5)[0] == pytest.approx(0.7)
+    assert shrink_eigenvalues([3.75], 1.0, 0.5)[0] == pytest.approx(1.4)
+    assert mp_edge(4.0, 0.25) == pytest.approx(9.0)
+    # below the BBP threshold the eigenvalue sticks to the edge, the cosine is 0
+    assert spike_eigenvalue([0.5], 1.0, 0.5)[0] == pytest.approx(mp_edge(1.0, 0.5))
+    assert spike_cosine_sq([0.5], 1.0, 0.5)[0] == 0.0
+    assert shrink_eigenvalues([mp_edge(1.0, 0.5)], 1.0, 0.5)[0] == 0.0
+
+
+@given(sigma2=positive, gamma=ratios, ell=positive)
+def test_shrinkage_weight_is_between_zero_and_the_spike(sigma2, gamma, ell):
+    c2 = spike_cosine_sq([ell], sigma2, gamma)[0]
+    assert 0.0 <= c2 <= 1.0
+    eta = shrink_eigenvalues(spike_eigenvalue([ell], sigma2, gamma), sigma2, gamma)[0]
+    assert 0.0 <= eta <= ell * (1 + 1e-9)
+
+
+@given(sigma2=positive, lam=st.floats(min_value=0.0, max_value=1e3))
+def test_shrinkage_is_the_identity_at_gamma_zero(sigma2, lam):
+    # n -> infinity: no bias, no angle; eta = lambda - sigma^2 (denoised PCA)
+    assert debias_eigenvalues([lam], sigma2, 0.0)[0] == pytest.approx(
+        max(lam - sigma2, 0.0), abs=1e-12 * max(lam, 1.0)
+    )
+    assert shrink_eigenvalues([lam], sigma2, 0.0)[0] == pytest.approx(
+        max(lam - sigma2, 0.0), abs=1e-12 * max(lam, 1.0)
+    )
+
+
+def test_shrinkage_is_the_identity_in_the_noiseless_limit():
+    lam = np.array([5.0, 2.0, 0.3])
+    for sigma2 in (1e-6, 1e-9, 1e-12):
+        eta = shrink_eigenvalues(lam, sigma2, 0.7)
+        np.testing.assert_allclose(eta, lam, rtol=10 * sigma2 / 0.3)
+
+
+def test_formulas_reject_bad_parameters():
+    with pytest.raises(ValidationError, match="noise_var must be"):
+        mp_edge(0.0, 0.5)
+    with pytest.raises(ValidationError, match="gamma must be"):
+        shrink_eigenvalues([1.0], 1.0, -0.1)
+
+
+def test_spiked_model_limits_match_a_simulation(rng):
+    # p = 300, n = 1500 (gamma = 0.2), one spike ell = 2 sigma^2: the top sample
+    # eigenvalue and squared cosine are within a few n^{-1/2} of their limits
+    p, n, ell, sigma2 = 300, 1500, 2.0, 1.0
+    x = rng.standard_normal((n, p))
+    x[:, 0] *= math.sqrt(1.0 + ell)
+    vals, vecs = np.linalg.eigh(x.T @ x / n)
+    lam, cos2 = vals[-1], vecs[0, -1] ** 2
+    assert lam == pytest.approx(spike_eigenvalue([ell], sigma2, p / n)[0], rel=0.08)
+    assert cos2 == pytest.approx(spike_cosine_sq([ell], sigma2, p / n)[0], abs=0.12)
+    assert debias_eigenvalues([lam], sigma2, p / n)[0] == pytest.approx(ell, rel=0.2)
+
+
+def test_mp_noise_var_removes_the_bulk_bias(rng):
+    # pure noise, K = 20 of p = 400 removed: the plain bottom mean is biased low
+    x = rng.standard_normal((2000, 400)) * math.sqrt(3.0)
+    vals = np.linalg.eigvalsh(x.T @ x / 2000)
+    plain = float(np.mean(vals[:-20]))
+    corrected = mp_noise_var(vals, 20, 2000)
+    assert plain < 2.9
+    assert corrected == pytest.approx(3.0, rel=0.01)
+
+
+# ---------------------------------------------------------------- estimators
+STRUCTURES = ["all:2", "ABC:2 AB:1 C:1", "AB:1 A:2 B:1"]
+
+
+def _model(structure, noise=1.0, seed=0):
+    s = hs.Structure.coerce(structure, 3 if "C" in structure or "all" in structure else 2)
+    dims = (12, 14, 16)[: len(s.names)]
+    return hs.HierarchicalFactorModel.random(dims, s, noise_var=noise, rng=seed)
+
+
+@pytest.mark.parametrize("structure", STRUCTURES)
+@pytest.mark.parametrize("noise", [1.0, (0.5, 1.0, 2.0)])
+def test_population_exactness(structure, noise):
+    model = _model(structure)
+    if np.ndim(noise) and len(noise) != model.n_modalities:
+        noise = noise[: model.n_modalities]
+    model = hs.HierarchicalFactorModel(
+        model.dims, model.structure, np.asarray(model.loadings), noise
+    )
+    rule = "scalar" if np.ndim(noise) == 0 else "per_view"
+    for est in (SchurShrink(noise_var=rule), MaskedShrink(noise_var=rule)):
+        fit = est.fit_covariance(model.covariance(), dims=model.dims, structure=model.structure)
+        errs = structure_gram_errors(fit, model, relative=True)
+        assert max(errs.values()) < 1e-6, (type(est).__name__, errs)
+    fit = PCAShrink(noise_var=rule).fit_covariance(
+        model.covariance(), dims=model.dims, structure=model.structure
+    )
+    assert overall_gram_error(fit, model, relative=True) < 1e-8
+
+
+def test_shrinkage_estimators_reduce_to_unshrunk_ones_without_sampling_noise():
+    # n_samples=None (population) or n -> infinity: shrinkage is the identity
+    model = _model("all:2", noise=1.0, seed=3)
+    cov = wishart_sample_cov(model, 400, rng=5)
+    kw = {"dims": model.dims, "structure": model.structure}
+    pairs = [
+        (PCAShrink(noise_var=1.0), NaivePCA(noise_var=1.0)),
+        (SchurShrink(noise_var=1.0), SchurComplement(noise_var=1.0)),
+        (MaskedShrink(noise_var=1.0), MaskedGradient(noise_var=1.0)),
+    ]
+    for shrunk, plain in pairs:
+        a = shrunk.fit_covariance(cov, **kw).loadings
+        b = plain.fit_covariance(cov, **kw).loadings
+        tol = 1e-6 * np.linalg.norm(b @ b.T)
+        if isinstance(shrunk, SchurShrink):
+            # same population target, different (debiased) conditioning rule:
+            # compare at a huge n instead, where gamma -> 0
+            a = shrunk.fit_covariance(cov, n_samples=10**15, **kw).loadings
+            c = shrunk.fit_covariance(cov, **kw).loadings
+            assert np.linalg.norm(a @ a.T - c @ c.T) < tol
+            continue
+        assert np.linalg.norm(a @ a.T - b @ b.T) < tol
+        a = shrunk.fit_covariance(cov, n_samples=10**15, **kw).loadings
+        assert np.linalg.norm(a @ a.T - b @ b.T) < 1e-5 * np.linalg.norm(b @ b.T)
+
+
+def test_shrink_blocks_drops_undetectable_blocks_and_keeps_strong_ones():
+    s = hs.Structure.parse("AB:1 A:1")
+    dims = (50, 50)
+    w = np.zeros((100, 2))
+    w[:100, 0] = 1.0  # ||w||^2 = 100: far above the edge
+    w[:50, 1] = 0.01  # ||w||^2 = 0.005: below the edge at gamma = 50 / 100
+    out, info = shrink_blocks(w, dims, s, 1.0, 100)
+    assert info["A"]["rank"] == 0
+    assert np.all(out[:, 1] == 0)
+    assert info["AB"]["rank"] == 1
+    lam = 100.0 + 1.0
+    expected = shrink_eigenvalues([lam], 1.0, 1.0)[0]
+    assert float(out[:, 0] @ out[:, 0]) == pytest.approx(expected)
+    assert np.all(out[50:, 1] == 0)  # structural zeros stay zero
+
+
+def test_diagnostics_record_edges_and_detected_ranks():
+    # singular values tiny against the noise: nothing is detectable at n = 50
+    model = hs.HierarchicalFactorModel.random(
+        (10, 12, 14), "all:1", noise_var=1.0, singular_values=(0.01, 0.02), rng=0
+    )
+    cov = wishart_sample_cov(model, 50, rng=1)
+    kw = {"dims": model.dims, "structure": model.structure, "n_samples": 50}
+    fit = SchurShrink().fit_covariance(cov, **kw)
+    steps = fit.diagnostics.extra["steps"]
+    assert set(steps) == {"A", "B", "C", "AB", "AC", "BC", "ABC"}
+    assert steps["A"]["gamma"] == pytest.approx(10 / 50)
+    assert steps["A"]["edge"] == pytest.approx((1 + math.sqrt(10 / 50)) ** 2)
+    assert all(r <= 1 for r in fit.diagnostics.extra["ranks"].values())
+    pca = PCAShrink().fit_covariance(cov, **kw)
+    assert pca.diagnostics.extra["gamma"] == pytest.approx(36 / 50)
+    assert pca.diagnostics.extra["n_detected"] <= 7
+    ms = MaskedShrink().fit_covariance(cov, **kw)
+    assert set(ms.diagnostics.extra["ranks"]) == set(steps)
+    # the zero columns of undetected components keep the structural mask
+    for f in (fit, ms):
+        assert np.all(f.loadings[~model.structure.mask(model.dims)] == 0)
+
+
+def test_zero_estimator_error_is_the_norm_of_the_truth():
+    model = _model("ABC:2 AB:1 C:1", noise=2.0)
+    fit = ZeroEstimator().fit_covariance(
+        model.covariance(), dims=model.dims, structure=model.structure
+    )
+    assert not np.any(fit.loadings)
+    w = np.asarray(model.loadings)
+    assert overall_gram_error(fit, model) == pytest.approx(np.linalg.norm(w @ w.T))
+    assert fit.noise_var == pytest.approx(2.0)
+
+
+def test_registry_names():
+    for name, cls in [
+        ("zero", ZeroEstimator),
+        ("pca_shrink", PCAShrink),
+        ("schur_shrink", SchurShrink),
+        ("masked_shrink", MaskedShrink),
+    ]:
+        assert hs.estimators.get(name) is cls
