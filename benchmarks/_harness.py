@@ -11,6 +11,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +81,7 @@ def side_by_side(name: str, goal: str, candidate: Callable[[], object],
         row.num.append(t1 - t0)
         row.den.append(t2 - t1)
         row.ratios.append((t1 - t0) / (t2 - t1))
+    print(f"  {name}: ratios {[round(r, 3) for r in row.ratios]}", file=sys.stderr, flush=True)
     return row
 
 
