@@ -17,7 +17,16 @@ import hcl_stats as hs
 from hcl_stats.sampling import wishart_sample_cov
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from _harness import Row, limit_threads, machine, parser, problem, side_by_side, table  # noqa: E402
+from _harness import (  # noqa: E402
+    Row,
+    limit_threads,
+    machine,
+    parser,
+    problem,
+    side_by_side,
+    table,
+    use_clock,
+)
 
 
 def run(quick: bool = False, runs: int | None = None, threads: int | None = None) -> list[Row]:
@@ -84,8 +93,9 @@ def run(quick: bool = False, runs: int | None = None, threads: int | None = None
 
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
-    rows = run(args.quick, args.runs, args.threads)
-    print(machine())
+    threads = use_clock(args.clock) or args.threads
+    rows = run(args.quick, args.runs, threads)
+    print(machine() + f", clock {args.clock}, BLAS threads {threads or 'all'}")
     print(table(rows))
     return rows
 
