@@ -36,6 +36,7 @@ import json
 import logging
 import math
 import os
+import sqlite3
 import sys
 import time
 import warnings
@@ -487,15 +488,21 @@ def run_study(
     bar = _progress(len(items), quiet, study.name)
     try:
         for item, records in stream:
-            store.write_unit(
-                study.cells[item.cell_index].id,
-                item.rep,
-                records,
-                seed_key=_seed_key(study, item.cell_index, item.rep),
-                run_id=run_id,
-                config_digest=study.digest,
-                prov=prov,
-            )
+            cell_id = study.cells[item.cell_index].id
+            kwargs = {"seed_key": _seed_key(study, item.cell_index, item.rep),
+                      "run_id": run_id, "config_digest": study.digest, "prov": prov}
+            try:
+                store.write_unit(cell_id, item.rep, records, **kwargs)
+            except sqlite3.IntegrityError:
+                # Another `run` on the same store wrote some of these units after we
+                # planned them. Its values are identical (seeds depend only on the
+                # cell and replicate), so keep its rows and write only the rest.
+                have = store.done(include_failed=False)
+                records = [r for r in records if (cell_id, item.rep, r.estimator) not in have]
+                if records:
+                    store.write_unit(cell_id, item.rep, records, **kwargs)
+                else:
+                    continue
             written += 1
             failed += sum(r.status == "failed" for r in records)
             if bar is not None:
