@@ -742,7 +742,10 @@ def load_study(path: str | Path) -> Study:
     ('quick', True)
     """
     path = Path(path)
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise StudyConfigError(f"{path}: must be UTF-8 TOML text; got {exc}.") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

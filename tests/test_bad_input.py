@@ -45,6 +45,7 @@ from hcl_stats.exceptions import (
     HCLError,
     NotIdentifiableError,
     NumericalWarning,
+    StudyConfigError,
     ValidationError,
 )
 
@@ -295,7 +296,55 @@ CASES = [
      ValidationError, r"estimated must be a Structure, FitResult or HierarchicalFactorModel; got 'AB:1'"),
     ("metric_norm_unknown", lambda: hs.metrics.sin_theta(MODEL, MODEL, norm="nuc"),
      ValidationError, r"norm must be 'op' or 'fro'; got 'nuc'"),
+    # ---- study config files (hcl_stats.study.load_study) -----------------------------
+    ("config_malformed_toml", lambda: _load(("[scenario]", "[scenario")),
+     StudyConfigError, r"bad\.toml: not valid TOML \(Expected ']' at the end of a table"),
+    ("config_not_utf8", lambda: _load(binary=b"\xff\xfe\x00garbage"),
+     StudyConfigError, r"bad\.toml: must be UTF-8 TOML text; got"),
+    ("config_unknown_table", lambda: _load(("[grid]", "[extra]\nx = 1\n[grid]")),
+     StudyConfigError, r"bad\.toml: extra must be one of the tables estimators, grid, report, scenario, study; got 'extra'"),
+    ("config_unknown_study_key", lambda: _load(("seed = 1", "seed = 1\nsed = 2")),
+     StudyConfigError, r"study\.sed must be one of kind, metrics, .*; got 'sed'"),
+    ("config_wrong_type", lambda: _load(("replications = 2", 'replications = "2"')),
+     StudyConfigError, r"study\.replications must be an integer >= 1; got '2'"),
+    ("config_unknown_scenario_key", lambda: _load(("noise_var = 0.5", "noise_var = 0.5\nnoise = 1")),
+     StudyConfigError, r"scenario\.noise must be a scenario key of kind 'recovery' .*; got 'noise'"),
+    ("config_dims_zero", lambda: _load(("dims = [4, 5, 6]", "dims = [4, 0, 6]")),
+     StudyConfigError, r"scenario\.dims must be a non-empty list of positive integers; got \[4, 0, 6\]"),
+    ("config_negative_noise", lambda: _load(("noise_var = 0.5", "noise_var = -0.5")),
+     StudyConfigError, r"scenario\.noise_var must be a positive number .*; got -0\.5"),
+    ("config_n_samples_1", lambda: _load(("n_samples = [50]", "n_samples = [1]")),
+     StudyConfigError, r"grid\.n_samples\[0\] must be an integer >= 2; got 1"),
+    ("config_unknown_estimator", lambda: _load(("[estimators.naive]", '[estimators.x]\nname = "nope"\n[estimators.naive]')),
+     StudyConfigError, r"estimators\.x\.name must be one of the registered estimators .*; got 'nope'"),
+    ("config_unknown_hyperparameter", lambda: _load(("[estimators.naive]", "[estimators.naive]\nfoo = 1")),
+     StudyConfigError, r"estimators\.naive must be hyper-parameters accepted by 'naive' .*; got \{'foo': 1\}"),
+    ("config_bad_structure", lambda: _load(('structure = "all:1"', 'structure = "ABD:1"')),
+     StudyConfigError, r"must be a valid structure for 3 views \(structure uses view 'D'"),
 ]
+
+
+def _study_file(edit, binary=None):
+    """Write the tiny study with one edit applied; return its path."""
+    import tempfile
+
+    from _study_helpers import TINY
+
+    text = TINY.format(reps=2, seed=1, ns="[50]", sampler="data", extra="")
+    path = Path(tempfile.mkdtemp(prefix="hcl_cfg_")) / "bad.toml"
+    if binary is not None:
+        path.write_bytes(binary)
+    else:
+        old, new = edit
+        assert old in text
+        path.write_text(text.replace(old, new))
+    return path
+
+
+def _load(edit=("", ""), binary=None):
+    from hcl_stats.study import load_study
+
+    return load_study(_study_file(edit, binary))
 
 
 def _zero_row(cov, j):
@@ -393,6 +442,10 @@ CLI_CASES = [
      r"ValidationError: ranks\[0\] \(block AB\) must be >= 1; got 0"),
     ("negative_noise", ["fit", "{t}/views.npz", "--structure", "AB:1", "--noise", "-1", "--out", "{t}/o.npz"],
      r"ValidationError: noise_var must be > 0\.0; got -1\.0"),
+    ("run_missing_config", ["run", "{t}/nope.toml", "--quiet"],
+     r"nope\.toml"),
+    ("run_bad_config", ["run", "{t}/ragged.csv", "--quiet"],
+     r"StudyConfigError: .*ragged\.csv: not valid TOML"),
     ("ci_dims_not_numbers", ["check-identifiable", "--dims", "3,x", "--structure", "AB:1"],
      r"ValidationError: --dims must be comma-separated positive integers such as 100,500,800; got '3,x'"),
     ("ci_dims_zero", ["check-identifiable", "--dims", "3,0", "--structure", "AB:1"],
