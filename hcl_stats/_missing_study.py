@@ -57,6 +57,9 @@ class MissingViews(Estimator):
         Passed to :func:`hcl_stats.workflow.select_structure`.
     selection_noise : str, default='bottom_half'
         Rank-free noise rule for the selection.
+    selection_missing : {'subset', 'pairwise'}, default='subset'
+        How rank counting treats incomplete data (``missing`` of
+        :func:`hcl_stats.workflow.select_structure`).
     learner : str, default='rank_counting'
         ``'rank_counting'`` (:func:`hcl_stats.workflow.select_structure`, then
         ``base``), or the registry name of an estimator that learns the structure
@@ -82,11 +85,13 @@ class MissingViews(Estimator):
     min_snr: float = 0.5
     selection_noise: str = "bottom_half"
     learner: str = "rank_counting"
+    selection_missing: str = "subset"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice(self.handling, "handling", ("pairwise", "complete_case"))
         check_real(self.min_snr, "min_snr", low=0.0)
+        check_choice(self.selection_missing, "selection_missing", ("subset", "pairwise"))
         estimators.get(self.base)
         if self.learner != "rank_counting":
             cls = estimators.get(self.learner)
@@ -107,7 +112,10 @@ class MissingViews(Estimator):
         else:
             if learn:
                 structure = select_structure(
-                    work, noise_var=self.selection_noise, min_snr=self.min_snr
+                    work,
+                    noise_var=self.selection_noise,
+                    min_snr=self.min_snr,
+                    missing=self.selection_missing,
                 ).structure
             base = estimators.get(self.base)(noise_var=self.noise_var)
             result = fit_missing(base, work, structure=structure, rng=rng)

@@ -142,6 +142,8 @@ def select_structure(
     view_rank: int = 10,
     variance_fraction: float = 0.9,
     min_corr: float = 0.5,
+    missing: str = "subset",
+    n_factor: float = 1.0,
 ) -> StructureSelection:
     """Select the sharing structure and ranks by rank counting (module docstring).
 
@@ -191,6 +193,18 @@ def select_structure(
     min_corr : float in (0, 1), default=0.5
         ``'correlation'`` only: canonical correlation above which a direction is
         shared.
+    missing : {'subset', 'pairwise'}, default='subset'
+        ``'eigen'`` with ``IncompleteData`` only: ``k(U)`` from the sample
+        covariance of the samples that observe *every* view of ``U`` (a consistent
+        PSD matrix whose noise edge is exactly Marchenko-Pastur with their count),
+        or from the pairwise-complete covariance. The pairwise blocks come from
+        different samples; their errors scale with the signal, not the noise, and
+        with strong signals the union of all views then shows spurious directions
+        at the noise edge (docs/real_data.md). Sets ``U`` observed together by
+        fewer than 3 samples fall back to the pairwise blocks.
+    n_factor : float in (0, 1], default=1.0
+        Multiplies every sample count in the noise edges (and the rank-free noise
+        rule); bootstrap resamples use 0.5 (see :func:`bootstrap_stability`).
 
     Returns
     -------
@@ -211,7 +225,14 @@ def select_structure(
     >>> str(sel.structure)
     'ABC:2 AB:1 C:1'
     """
+    subset_data = None
+    if data is not None and cov is None:
+        missing = check_choice(missing, "missing", ("subset", "pairwise"))
+        if missing == "subset" and isinstance(_as_data(data), IncompleteData):
+            subset_data = _as_data(data)
+    n_factor = check_real(n_factor, "n_factor", low=0.0, high=1.0, low_open=True)
     cov, dims, counts = _cov_and_counts(data, cov, dims, n_per_block)
+    counts = np.maximum((np.asarray(counts) * n_factor).astype(np.int64), 2)
     n_views = len(dims)
     if n_views > 12:
         raise ValidationError(
@@ -251,9 +272,17 @@ def select_structure(
         for u in subsets:
             rows = np.concatenate([np.arange(off[m], off[m + 1]) for m in sorted(u)])
             n_u = int(min(counts[i, j] for i in u for j in u))
+            block = white[np.ix_(rows, rows)]
+            if subset_data is not None:
+                seen = np.all(subset_data.observed[:, sorted(u)], axis=1)
+                if int(seen.sum()) >= 3:
+                    x = np.hstack([subset_data.Xs[m][seen] for m in sorted(u)]) * scale[rows]
+                    x = x - x.mean(axis=0)
+                    block = x.T @ x / (x.shape[0] - 1)
+                    n_u = max(int(seen.sum() * n_factor), 2)
             gamma = rows.size / max(n_u - 1, 1)
             thr = max((1.0 + np.sqrt(gamma)) ** 2, 1.0 + min_snr)
-            vals = np.linalg.eigvalsh(white[np.ix_(rows, rows)])
+            vals = np.linalg.eigvalsh(block)
             k_of[u] = int(np.sum(vals > thr))
         full = frozenset(range(n_views))
         contained = {t: k_of[full] - k_of[full - t] for t in subsets}
@@ -647,12 +676,9 @@ def bootstrap_stability(
         sub = prepped.take(rows) if isinstance(prepped, IncompleteData) else MultimodalData(
             [x[rows] for x in prepped.Xs]
         )
-        pc = pairwise_covariance(sub)
-        counts = pc.n_per_block // 2 if resample == "bootstrap" else pc.n_per_block
+        factor = 0.5 if resample == "bootstrap" else 1.0
         try:
-            s = select_structure(
-                cov=pc.cov, dims=pc.dims, n_per_block=counts, **select_kwargs
-            ).structure
+            s = select_structure(sub, n_factor=factor, **select_kwargs).structure
         except ValidationError:
             continue
         exact += int(s.blocks == ref.blocks and s.ranks == ref.ranks)

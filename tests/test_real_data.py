@@ -224,6 +224,31 @@ def test_bootstrap_frequencies_of_a_strong_structure(global_seed, resample):
     assert "| ABC |" in boot.to_markdown()
 
 
+def test_bootstrap_accepts_incomplete_data(global_seed):
+    rng = np.random.default_rng(global_seed)
+    model = hs.HierarchicalFactorModel.random((10, 12, 14), "ABC:2 C:1", singular_values=(2.0, 3.0), rng=rng)
+    data = drop_views(model.sample(1500, rng=rng), 0.3, rng=rng)
+    boot = bootstrap_stability(data, n_boot=10, rng=rng, scale="none", method="eigen", min_snr=0.5)
+    assert boot.n_boot == 10
+    assert boot.frequency[boot.blocks.index(frozenset({0, 1, 2}))] >= 0.8
+    assert boot.frequency[boot.blocks.index(frozenset({2}))] >= 0.8
+
+
+def test_subset_counting_beats_pairwise_on_strong_signals(global_seed):
+    """Pairwise blocks from different samples are mutually inconsistent (errors scale
+    with the signal); the union of all views then shows a spurious direction."""
+    rng = np.random.default_rng(global_seed)
+    hits = {"subset": 0, "pairwise": 0}
+    for _ in range(6):
+        model = hs.HierarchicalFactorModel.random((10, 12, 14), "ABC:2 C:1", singular_values=(2.0, 3.0), rng=rng)
+        data = drop_views(model.sample(600, rng=rng), 0.5, rng=rng)
+        for mode in hits:
+            sel = select_structure(data, method="eigen", min_snr=0.5, missing=mode)
+            hits[mode] += sel.structure == model.structure
+    assert hits["subset"] >= hits["pairwise"]
+    assert hits["subset"] >= 5
+
+
 def test_correlation_rule_counts_shared_directions():
     # two views sharing one direction exactly and one private direction each
     rng = np.random.default_rng(0)
