@@ -220,6 +220,7 @@ def _support(outcome: Any, truth: Any, ctx: Any) -> dict[str, float]:
         res = outcome.results[m]
         out[f"{m}|precision"] = res["support_precision"]
         out[f"{m}|recall"] = res["support_recall"]
+        out[f"{m}|exact"] = res["support_exact"]
         out[f"{m}|n_selected"] = res["n_selected"]
     return out
 

@@ -1088,7 +1088,8 @@ def evaluate(
         because ``a_or`` is not the Bayes predictor when features are noisy;
         ``excess_risk_bayes``: ``R(a_hat) - R(E[y|x])``, always ``>= 0``;
         ``representation_error`` (``||C_hat W - I||_op``), ``support_precision``,
-        ``support_recall``, ``n_selected`` and ``lam``.
+        ``support_recall``, ``support_exact`` (1 if the selected structures are
+        exactly the relevant ones), ``n_selected`` and ``lam``.
 
     Notes
     -----
@@ -1131,6 +1132,7 @@ def evaluate(
     tp = len(true_sel & est_sel)
     out["support_precision"] = tp / len(est_sel) if est_sel else 1.0
     out["support_recall"] = tp / len(true_sel) if true_sel else 1.0
+    out["support_exact"] = float(est_sel == true_sel)
     out["n_selected"] = float(len(est_sel))
     out["lam"] = float(fit.lam)
     return out
