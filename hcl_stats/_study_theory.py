@@ -292,6 +292,9 @@ def _terms(outcome: Any, truth: Any, ctx: Any) -> dict[str, float]:
     rep = outcome.results["eiv"]["representation_error"]
     return {
         "k_over_m": k / m,
+        "k_over_dof": k / (m - k - 1),
+        "sqrt_k_over_dof": (k / (m - k - 1)) ** 0.5,
+        "rep": rep,
         "rep_sq": rep**2,
         "loading_sq": overall_gram_error(outcome.fit, truth) ** 2,
     }
