@@ -73,7 +73,7 @@ def run(quick: bool = False, runs: int | None = None, threads: int | None = None
     if quick:
         dims, n, st, sdp_dims = (8, 10, 12), 400, "ABC:1 AB:1 C:1", (4, 5, 6)
     else:
-        dims, n, st, sdp_dims = dims or (50, 100, 150), n or 2000, "ABC:2 AB:2 AC:2 BC:2 A:2 B:2 C:2", (5, 10, 15)
+        dims, n, st, sdp_dims = dims or (50, 100, 150), n or 2000, "ABC:2 AB:2 AC:2 BC:2 A:2 B:2 C:2", (10, 12, 14)
     model = hs.HierarchicalFactorModel.random(dims, st, noise_var=1.0, rng=0)
     data = model.sample(n, rng=1)
     rows: list[Row] = []
@@ -142,6 +142,8 @@ def run(quick: bool = False, runs: int | None = None, threads: int | None = None
             rows.append(r)
         except ImportError:
             detail.append(["cvxpy SDP", "not measured", "", "", "", "pip install cvxpy"])
+        except Exception as exc:  # noqa: BLE001
+            detail.append(["cvxpy SDP", "failed", "", "", "", f"{type(exc).__name__}: {exc}"[:80]])
     return rows, detail
 
 
