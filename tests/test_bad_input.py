@@ -20,6 +20,7 @@ Decisions recorded here (and in the docstring of ``check_float_array``):
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
@@ -479,6 +480,8 @@ def test_cli_valid_call_still_works(cli_files, capsys):
 
 # ------------------------------------------------------------------- fuzzing
 _PACKAGE_WARNINGS = (NumericalWarning, ConvergenceWarning)
+#: Multiplies the fuzzers' example counts (e.g. HCL_FUZZ_SCALE=20 for a long run).
+_SCALE = max(1, int(os.environ.get("HCL_FUZZ_SCALE", "1")))
 
 
 def _outcome(fn, *args, **kwargs):
@@ -495,7 +498,7 @@ def _assert_finite_result(result):
     assert np.all(np.asarray(result.noise_var) > 0)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300 * _SCALE)
 @given(
     text=st.one_of(
         st.text(),
@@ -527,7 +530,7 @@ _any_dtype = st.one_of(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300 * _SCALE)
 @given(arr=hnp.arrays(_any_dtype, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5)),
        ndim=st.sampled_from([None, 1, 2]))
 def test_fuzz_check_float_array(arr, ndim):
@@ -544,7 +547,7 @@ def test_fuzz_check_float_array(arr, ndim):
 _elements = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
 
-@settings(max_examples=150)
+@settings(max_examples=150 * _SCALE)
 @given(
     a=hnp.arrays(np.float64, st.tuples(st.integers(2, 9), st.integers(1, 4)), elements=_elements),
     b_cols=st.integers(1, 4),
@@ -567,7 +570,7 @@ def test_fuzz_fit_arbitrary_views(a, b_cols, seed, scale, text, est):
     _assert_finite_result(result)
 
 
-@settings(max_examples=150)
+@settings(max_examples=150 * _SCALE)
 @given(
     a=hnp.arrays(np.float64, (6, 6), elements=_elements),
     kind=st.sampled_from(["raw", "sym", "gram"]),
@@ -590,7 +593,7 @@ def test_fuzz_fit_covariance_arbitrary_matrices(a, kind, text, n, est):
     _assert_finite_result(result)
 
 
-@settings(max_examples=100)
+@settings(max_examples=100 * _SCALE)
 @given(a=hnp.arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 5)), elements=_elements))
 def test_fuzz_check_covariance(a):
     out = _outcome(check_covariance, a, "cov")
