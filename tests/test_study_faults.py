@@ -332,3 +332,22 @@ def test_dask_worker_killed_mid_study_is_retried(tmp_path):
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("hcl_fault_preload", None)
+
+
+def test_inaccurate_solver_status_is_a_failure_text():
+    # what the runner records for any estimator whose diagnostics say converged=False
+    # (MaskedGradient at max_iter, a cvxpy 'optimal_inaccurate' status, SLIDE, ...)
+    from hcl_stats.results import Diagnostics
+    from hcl_stats.runner import _not_converged
+
+    @dataclass(frozen=True)
+    class _Fit:
+        diagnostics: Diagnostics
+
+    bad = _Fit(Diagnostics(converged=False, n_iter=7, relative_gradient=0.5, warnings=(
+        "ConvergenceWarning: solver status 'optimal_inaccurate'",)))
+    text = _not_converged(bad)
+    assert text.startswith("NotConverged: solver stopped after 7 iterations, relative gradient 0.5")
+    assert "optimal_inaccurate" in text
+    assert _not_converged(_Fit(Diagnostics(converged=True))) is None
+    assert _not_converged(_Fit(Diagnostics(converged=None))) is None  # closed forms
