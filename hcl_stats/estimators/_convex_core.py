@@ -237,7 +237,7 @@ def solve_factored(
                 method="L-BFGS-B",
                 options={
                     "maxiter": max_iter,
-                    "maxcor": 30,
+                    "maxcor": 10,
                     "ftol": 1e-15 * max(s_sq, 1e-300),
                     "gtol": 1e-13 * max(np.sqrt(s_sq), 1e-300),
                     "maxfun": 4 * max_iter,
