@@ -64,7 +64,8 @@ def test_group_lasso_kkt_and_objective(global_seed):
     w = np.sqrt([g.size for g in groups])
     lam = 0.3 * ds.lambda_max(b, groups, w)
     coef, info = ds.solve_group_lasso(h, b, groups, lam)
-    assert info["converged"] and info["kkt"] <= 1e-12
+    assert info["converged"]
+    assert info["kkt"] <= 1e-12
     f0 = ds._objective(h, b, groups, lam, w, coef)
     for _ in range(20):  # no random perturbation improves the objective
         pert = coef + 1e-4 * gen.standard_normal(coef.size)
@@ -206,11 +207,13 @@ def test_sample_downstream_model(global_seed):
     beta = ds.make_beta(model.structure, rng=global_seed)
     data = ds.sample_downstream(model, beta, 50, noise_var_y=0.0, rng=global_seed)
     np.testing.assert_allclose(data.y, data.z @ beta)
-    assert data.x.shape == (50, 21) and not data.x.flags.writeable
+    assert data.x.shape == (50, 21)
+    assert not data.x.flags.writeable
     sparse = ds.make_beta(model.structure, relevant=["ABC", "A"], rng=global_seed)
     cols = [c for b in model.structure.blocks if b not in (frozenset({0, 1, 2}), frozenset({0}))
             for c in range(model.structure.total_rank)[model.structure.columns(b)]]
-    assert np.all(sparse[cols] == 0) and np.linalg.norm(sparse) == pytest.approx(1.0)
+    assert np.all(sparse[cols] == 0)
+    assert np.linalg.norm(sparse) == pytest.approx(1.0)
     with pytest.raises(ValidationError, match="relevant blocks must be blocks"):
         ds.make_beta(model.structure, relevant=["AD"])
     with pytest.raises(ValidationError, match="beta must have K = 7 entries"):
@@ -243,7 +246,8 @@ def test_evaluate_exact_oracle_is_zero(global_seed):
     assert out["risk_gap_test"] == pytest.approx(0.0, abs=1e-12)
     assert out["excess_risk_bayes"] >= 0
     assert out["representation_error"] == pytest.approx(0.0, abs=1e-10)
-    assert out["support_precision"] == 1.0 and out["support_recall"] == 1.0
+    assert out["support_precision"] == 1.0
+    assert out["support_recall"] == 1.0
     assert out["n_selected"] == 2.0
 
 
@@ -288,9 +292,12 @@ def test_pipeline_with_estimated_representation(global_seed):
     rep = ds.Representation.from_fit(fit, reference=model)
     data = ds.sample_downstream(model, beta, 400, rng=[global_seed, 3])
     gl = ds.GroupLasso(n_folds=3).fit(rep, data, rng=global_seed)
-    assert gl.cv is not None and gl.lam > 0 and gl.converged
+    assert gl.cv is not None
+    assert gl.lam > 0
+    assert gl.converged
     out = ds.evaluate(gl, rep, model, beta)
-    assert out["excess_risk"] < 0.5 and out["representation_error"] < 0.5
+    assert out["excess_risk"] < 0.5
+    assert out["representation_error"] < 0.5
 
 
 def test_downstream_study_task_runs(tmp_path):
@@ -312,7 +319,8 @@ def test_downstream_study_task_runs(tmp_path):
     keys = set(rec.values)
     assert ("ds_excess_risk", "oracle_eiv") in keys
     assert ("ds_support", "glasso|recall") in keys
-    assert ("ds_terms", "k_over_m") in keys and ("gram_bound", "sharp") in keys
+    assert ("ds_terms", "k_over_m") in keys
+    assert ("gram_bound", "sharp") in keys
     assert rec.values[("ds_terms", "k_over_m")] == pytest.approx(3 / 40)
     bad = tmp_path / "bad.toml"
     bad.write_text(cfg.read_text().replace('relevant = ["AB"]', 'relevant = ["C"]'))

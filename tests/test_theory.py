@@ -24,7 +24,9 @@ def _one_factor_model():
 # ---------------------------------------------------------------- population
 def test_population_quantities_hand_values():
     q = theory.population_quantities(_one_factor_model())
-    assert q.d == 2 and q.total_rank == 1 and q.n_structures == 1
+    assert q.d == 2
+    assert q.total_rank == 1
+    assert q.n_structures == 1
     assert q.cov_norm == pytest.approx(5.0)
     assert q.loading_norm == pytest.approx(2.0)
     assert q.signal_min == pytest.approx(2.0)
@@ -188,10 +190,12 @@ def test_fit_rate_recovers_known_slope(global_seed):
     assert abs(fit.slope + 0.5) < 6 * fit.se
     assert fit.se < 0.02
     assert fit.ci[0] < fit.slope < fit.ci[1]
-    assert fit.n_obs == 150 and fit.n_dropped == 0
+    assert fit.n_obs == 150
+    assert fit.n_dropped == 0
     # a wrong exponent is rejected
     wrong = theory.fit_rate(df, expected=-1.0)
-    assert wrong.p_value < 1e-6 and wrong.consistent is False
+    assert wrong.p_value < 1e-6
+    assert wrong.consistent is False
 
 
 def test_fit_rate_exact_power_law_and_bound_ratio():
@@ -265,6 +269,42 @@ def test_plot_rate_returns_figure_with_ci_box():
     fig = plot_rate(df, "n", "err", by="est", bound=lambda g, key: g**-0.5)
     ax = fig.axes[0]
     text = ax.texts[0].get_text()
-    assert "a: slope -0.500" in text and "b: slope -0.500" in text
+    assert "a: slope -0.500" in text
+    assert "b: slope -0.500" in text
     labels = [line.get_label() for line in ax.get_lines()]
     assert "b: bound x fitted constant 1.99" in labels
+
+
+def test_rates_command_tables_from_tidy_rows(global_seed):
+    from hcl_stats._cli_theory import rate_table, term_table
+
+    gen = np.random.default_rng(global_seed)
+    rows = []
+    for cell, n in enumerate((100, 400, 1600)):
+        for rep in range(8):
+            noise = math.exp(0.05 * gen.standard_normal())
+            base = {"cell_id": f"c{cell}", "rep": rep, "estimator": "est", "status": "ok",
+                    "error": None, "dims": "[2, 3]", "n_samples": n}
+            rows.append({**base, "metric": "err", "label": "overall",
+                         "value": 3 * n**-0.5 * noise})
+            rows.append({**base, "metric": "bnd", "label": "rate", "value": n**-0.5})
+            rows.append({**base, "metric": "terms", "label": "t1", "value": 1 / n})
+            rows.append({**base, "metric": "terms", "label": "t2", "value": 1.0})
+            rows.append({**base, "metric": "risk", "label": "overall",
+                         "value": 5.0 / n + 0.01})
+    tidy = pd.DataFrame(rows)
+    spec = {"name": "r", "metric": "err", "label": "overall", "x": "n_samples",
+            "expected": -0.5, "bound": "bnd:rate"}
+    table = rate_table(tidy, spec, ["est"])
+    assert len(table) == 1
+    assert abs(table["slope"][0] + 0.5) < 6 * table["se"][0]
+    assert table["fitted_constant"][0] == pytest.approx(3.0, rel=0.1)
+    with pytest.raises(ValidationError, match="at least two distinct values"):
+        rate_table(tidy, {**spec, "x": "d", "by": ["n_samples"], "bound": None}, ["est"])
+    terms = term_table(tidy, {"name": "t", "metric": "risk", "label": "overall",
+                              "terms": ["t1", "t2"], "terms_metric": "terms",
+                              "group": "n_samples"}, ["est"])
+    assert terms["c[t1]"][0] == pytest.approx(5.0)
+    assert terms["c[t2]"][0] == pytest.approx(0.01)
+    with pytest.raises(ValidationError, match="has no results in the store"):
+        rate_table(tidy, {**spec, "metric": "nope"}, ["est"])
