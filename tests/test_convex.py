@@ -285,6 +285,9 @@ def test_noise_and_spike_helpers():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2000, 100)) * np.sqrt(3.0)
     assert estimate_noise_var_mp(np.cov(x, rowvar=False), 2000) == pytest.approx(3.0, rel=0.03)
+    # d > n: only the n - 1 non-zero eigenvalues carry information
+    x = rng.standard_normal((200, 300)) * np.sqrt(3.0)
+    assert estimate_noise_var_mp(np.cov(x, rowvar=False), 200) == pytest.approx(3.0, rel=0.05)
 
 
 def test_schur_selector_population_scores_expose_spectra():

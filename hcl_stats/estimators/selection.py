@@ -152,13 +152,17 @@ def estimate_noise_var_mp(
         value = float(max(vals[0], 0.0))
     else:
         n = float(n_samples)
-        value = float(np.median(vals)) / mp_median(d / n)
+        # with d >= n only the top n - 1 eigenvalues are non-zero; mp_median(d/n)
+        # is then the median of the law of the non-zero ones
+        nonzero = vals[-(int(n_samples) - 1) :] if d >= n_samples else vals
+        value = float(np.median(nonzero)) / mp_median(d / n)
         for _ in range(n_iter):
             edge = value * (1.0 + np.sqrt(d / n)) ** 2
-            bulk = vals[vals <= edge]
-            if bulk.size < max(2, d // 4):
+            bulk = nonzero[nonzero <= edge]
+            if bulk.size < max(2, nonzero.size // 4):
                 break
-            value = float(np.median(bulk)) / mp_median(bulk.size / n)
+            k_hat = nonzero.size - bulk.size
+            value = float(np.median(bulk)) / mp_median((d - k_hat) / n)
     scale = float(np.max(np.abs(vals))) if d else 1.0
     if not value > 1e-12 * scale:
         raise ValidationError(
