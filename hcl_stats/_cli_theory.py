@@ -206,10 +206,11 @@ def term_table(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> A
                 f"report.terms {spec.get('name')!r}: term {t!r} of metric {tmetric!r} has "
                 "no results; add the metric to study.metrics."
             )
-        col = col[["cell_id", "rep", "estimator", "value"]].rename(columns={"value": t})
+        col = col[["cell_id", "rep", "estimator", "value"]].rename(columns={"value": f"term:{t}"})
         rows = rows.merge(col, on=["cell_id", "rep", "estimator"], how="left")
     out = []
     for (est, lab), sub in rows.groupby(["estimator", "label"], sort=False):
+        sub = sub.rename(columns={f"term:{t}": t for t in terms} | {"rep": "replicate"})
         fit = fit_terms(sub, "error", terms, group=spec.get("group"))
         out.append({"estimator": est, "label": lab, **fit.to_record()})
     df = pd.DataFrame(out)
