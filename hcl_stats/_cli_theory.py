@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("config", type=Path, help="study TOML file")
     p.add_argument("--store", type=Path, default=None,
-                   help="result store (default: simulations/_runs/<study>.sqlite)")
+                   help="result store (default: <config dir>/_runs/<study>.sqlite)")
     p.add_argument("--out", type=Path, default=None,
                    help="report directory (default: reports/<study>)")
     p.set_defaults(func=cmd_rates)
@@ -254,7 +254,9 @@ def cmd_rates(args: argparse.Namespace) -> int:
             f"{args.config}: report.rates or report.terms must list at least one "
             "entry; got none."
         )
-    store_path = args.store or Path("simulations/_runs") / f"{study.name}.sqlite"
+    from .store import default_store_path
+
+    store_path = args.store or default_store_path(study)
     if not store_path.exists():
         raise FileNotFoundError(
             f"no result store {store_path}; run 'hcl-stats run {args.config}' first"
