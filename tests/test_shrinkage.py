@@ -176,7 +176,10 @@ def test_shrinkage_estimators_reduce_to_unshrunk_ones_without_sampling_noise():
         if isinstance(shrunk, SchurShrink):
             # same population target, different (debiased) conditioning rule:
             # compare at a huge n instead, where gamma -> 0
-            a = shrunk.fit_covariance(cov, n_samples=10**15, **kw).loadings
+            # (leak test off: it would treat the n = 400 fluctuations as signal)
+            a = SchurShrink(noise_var=1.0, leak_z=None).fit_covariance(
+                cov, n_samples=10**15, **kw
+            ).loadings
             c = shrunk.fit_covariance(cov, **kw).loadings
             assert np.linalg.norm(a @ a.T - c @ c.T) < tol
             continue
@@ -243,3 +246,20 @@ def test_registry_names():
         ("masked_shrink", MaskedShrink),
     ]:
         assert hs.estimators.get(name) is cls
+
+
+def test_leak_test_options():
+    model = _model("all:2", noise=1.0, seed=4)
+    cov = wishart_sample_cov(model, 300, rng=2)
+    kw = {"dims": model.dims, "structure": model.structure, "n_samples": 300}
+    on = SchurShrink().fit_covariance(cov, **kw)
+    off = SchurShrink(leak_z=None).fit_covariance(cov, **kw)
+    assert all("leaked" in v for k, v in on.diagnostics.extra["steps"].items() if k != "ABC")
+    assert not any("leaked" in v for v in off.diagnostics.extra["steps"].values())
+    # the test only removes directions: blocks without sub-blocks can only shrink
+    for b in (blk for blk in model.structure.blocks if len(blk) == 1):
+        cols = model.structure.columns(b)
+        a, c = on.loadings[:, cols], off.loadings[:, cols]
+        assert np.trace(a.T @ a) <= np.trace(c.T @ c) * (1 + 1e-9) + 1e-12
+    with pytest.raises(ValidationError, match="leak_share must be"):
+        SchurShrink(leak_share=2.0)

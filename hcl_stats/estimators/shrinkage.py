@@ -405,6 +405,8 @@ def schur_shrink_loadings(
     dims: tuple[int, ...],
     structure: Structure,
     n_samples: int | None,
+    leak_z: float | None = 4.0,
+    leak_share: float = 0.0,
 ) -> tuple[NDArray[np.float64], dict[str, dict[str, object]]]:
     """Schur-complement recursion with per-step detectability and shrinkage.
 
@@ -462,9 +464,17 @@ def schur_shrink_loadings(
             x = cov[np.ix_(s_rows, o_rows)] @ (vecs[:, keep] / np.sqrt(weight[keep]))
             c -= x @ x.T
             step["conditioned_on"] = int(np.sum(keep))
+            u_det = vecs[:, keep]
+            rest = float(np.trace(cov[np.ix_(o_rows, o_rows)]) - np.sum(vals[keep]))
         subs = [t for t in structure.blocks if t < b]
         r_all = structure.rank_of(b) + sum(structure.rank_of(t) for t in subs)
         f, spec = shrunk_factor((c + c.T) / 2.0, r_all, 1.0, n_samples)
+        if outside and n_samples is not None and leak_z is not None:
+            leaked = _leaked(
+                cov, s_rows, o_rows, u_det, rest, f, spec, n_samples, leak_z, leak_share
+            )
+            f[:, leaked] = 0.0
+            step["leaked"] = int(np.sum(leaked))
         g = f @ f.T
         for t in subs:
             wt = w[s_rows][:, structure.columns(t)]
@@ -473,9 +483,44 @@ def schur_shrink_loadings(
         vals, vecs = top_eigh((g + g.T) / 2.0, r)
         w[s_rows, structure.columns(b)] = vecs * np.sqrt(np.clip(vals, 0.0, None))
         step.update(spec)
-        step["rank"] = int(np.sum(vals > 0))
+        step["rank"] = int(np.sum(vals > 1e-10 * max(float(np.max(vals, initial=0.0)), 1.0)))
         info[_letters(b)] = step
     return w, info
+
+
+def _leaked(cov, s_rows, o_rows, u_det, rest, f, spec, n_samples, z, share):
+    """Flag kept directions of a Schur step that still covary with the views in O.
+
+    For a direction ``v`` of the conditioned covariance ``C_S`` that belongs to a
+    block inside ``S``, ``x_O`` and ``v^T x_S`` are independent, so the residual
+    cross-covariance ``X = (I - U U^T) cov[O, S] v`` (``U`` the detected directions
+    of ``O``) has ``E ||X||^2 = lambda_v tr_rest / n`` with relative sd about
+    ``sqrt(2 / d_O)``. A larger value means ``v`` is (part of) a shared component
+    that was undetectable in ``O`` and leaked into the step; it is dropped when,
+    in addition, the BBP bound ``||w_O||^2 <= sqrt(d_O / n)`` on such a component
+    implies that more than ``share`` of ``v``'s spike is shared (``share = 0``:
+    every significant direction is dropped).
+    """
+    weights = np.asarray(spec["weights"])
+    lam = np.asarray(spec["eigenvalues"])
+    spikes = np.asarray(spec["spikes"])
+    out = np.zeros(f.shape[1], dtype=bool)
+    if rest <= 0:
+        return out
+    cross = cov[np.ix_(o_rows, s_rows)]
+    limit = 1.0 + z * math.sqrt(2.0 / o_rows.size)
+    for k in np.flatnonzero(weights > 0):
+        v = f[:, k] / np.linalg.norm(f[:, k])
+        x = cross @ v
+        x = x - u_det @ (u_det.T @ x)
+        null = lam[k] * rest / n_samples
+        excess = float(x @ x) - null
+        # a component undetectable in O has ||w_O||^2 <= sqrt(gamma_O) (BBP), so
+        # its energy along v is at least excess / sqrt(gamma_O): drop v when the
+        # test is significant and that lower bound exceeds share * (v's spike).
+        shared = excess / math.sqrt(o_rows.size / n_samples)
+        out[k] = (float(x @ x) > limit * null) and (shared > share * spikes[k])
+    return out
 
 
 def _letters(b: frozenset[int]) -> str:
@@ -496,6 +541,16 @@ class SchurShrink(Estimator):
 
     Parameters
     ----------
+    leak_z : float or None, default=4.0
+        Leak test: a direction kept in the step of ``S`` whose residual
+        cross-covariance with the views outside ``S`` exceeds its null expectation
+        by ``leak_z`` null standard deviations is a shared component that was
+        undetectable in those views; it is dropped from ``S`` (docs/shrinkage.md
+        §5.2). None disables the test.
+    leak_share : float, default=0.0
+        Drop a significant direction only if the lower bound on its shared energy
+        (from the BBP bound on the undetected component's ``||w_O||^2``) exceeds
+        this fraction of its spike; 0 drops every significant direction.
     noise_var : {'scalar', 'per_view'} or float or sequence of float, default='scalar'
         See :class:`~hcl_stats.estimators.Estimator`. Per-view noise is handled by
         whitening.
@@ -527,10 +582,22 @@ class SchurShrink(Estimator):
 
     name: ClassVar[str] = "schur_shrink"
 
+    leak_z: float | None = 4.0
+    leak_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.leak_z is not None:
+            check_real(self.leak_z, "leak_z", low=0.0)
+        check_real(self.leak_share, "leak_share", low=0.0, high=1.0)
+
     def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
         noise = _noise_for_shrinkage(self, cov, dims, structure, n_samples)
         white, root = _whiten(cov, dims, noise)
-        w, steps = schur_shrink_loadings(white, dims, structure, n_samples)
+        w, steps = schur_shrink_loadings(
+            white, dims, structure, n_samples, leak_z=self.leak_z,
+            leak_share=self.leak_share,
+        )
         return RawFit(
             w * root[:, None],
             noise,
