@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from .._linalg import top_eigh, top_factor, truncated_inverse_sqrt
+from .._linalg import top_eigh, top_factor
 from .._validation import check_choice
 from ..exceptions import NotIdentifiableError, NumericalWarning
 from ..structure import Structure
@@ -172,7 +172,8 @@ def schur_loadings(
                     "hcl_stats.check_identifiable."
                 )
             s_oo = s_w[np.ix_(o_rows, o_rows)]
-            o_vals, _ = top_eigh(s_oo, min(k_o + 1, o_rows.size))
+            # one eigendecomposition serves the gap check and the truncated inverse
+            o_vals, o_vecs = top_eigh(s_oo, min(k_o + 1, o_rows.size))
             cond = _gap_condition(o_vals, k_o, scale) if k_o else 0.0
             if cond > COND_WARN:
                 warnings.warn(
@@ -186,7 +187,10 @@ def schur_loadings(
                     NumericalWarning,
                     stacklevel=4,
                 )
-            half = truncated_inverse_sqrt(s_oo, k_o)
+            top = o_vals[:k_o]
+            inv = np.zeros_like(top)
+            inv[top > 0] = 1.0 / np.sqrt(top[top > 0])
+            half = o_vecs[:, :k_o] * inv  # B B^T = rank-k_O pseudo-inverse of S_W[O,O]
             c = s_w[np.ix_(s_rows, o_rows)] @ half
             a = a - c @ c.T
         for t in structure.blocks:
