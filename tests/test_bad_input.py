@@ -603,3 +603,12 @@ def test_fuzz_check_covariance(a):
         return
     assert np.all(np.isfinite(out))
     np.testing.assert_array_equal(out, out.T)
+
+
+def test_regression_extreme_view_scale_ratio_is_a_package_warning_only():
+    # found by the long fuzz run: variances 1e-302 vs 1e7 overflowed a numpy division
+    a = np.array([[0.0, 1.0], [1.0, 9175.0], [1.0, 1.0]])
+    b = np.random.default_rng(1).standard_normal((3, 1)) * 1e-150
+    with pytest.warns(NumericalWarning, match=r"differ by a factor inf"):
+        fit = SchurComplement().fit([a, b], structure="AB:1")
+    _assert_finite_result(fit)

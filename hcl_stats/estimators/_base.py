@@ -506,7 +506,8 @@ def _warn_scalar_noise_scales(noise_option: Any, cov: NDArray, dims) -> None:
         [np.trace(cov[off[m] : off[m + 1], off[m] : off[m + 1]]) / dm
          for m, dm in enumerate(dims)]
     )
-    ratio = float(np.max(var) / np.min(var)) if np.min(var) > 0 else np.inf
+    lo, hi = float(np.min(var)), float(np.max(var))
+    ratio = hi / lo if lo > 0 else np.inf  # Python floats: inf, not a warning
     if ratio > SCALE_RATIO_WARN:
         warnings.warn(
             f"the average variances of the views differ by a factor {ratio:.3g} "
