@@ -229,7 +229,10 @@ class FitResult:
         if diag.converged is not None:
             header.append(("Converged", f"{diag.converged} ({diag.n_iter} iterations)"))
         if diag.objective is not None:
-            header.append(("Objective", f"{diag.objective:.6g}"))
+            # per-view noise fits run on views rescaled to unit average variance;
+            # their objective is that of the rescaled problem
+            label = "Objective (views rescaled)" if "view_scales" in diag.extra else "Objective"
+            header.append((label, f"{diag.objective:.6g}"))
         if diag.relative_gradient is not None:
             header.append(("Relative gradient", f"{diag.relative_gradient:.3g}"))
         columns = ["Block", "Level", "Rank", *(f"share {n}" for n in names)]
