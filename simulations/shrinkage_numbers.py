@@ -24,19 +24,30 @@ from pathlib import Path
 import numpy as np
 
 ORDER = [
-    "zero", "naive", "pca_shrink", "schur", "schur_shrink", "masked_gradient",
+    "zero",
+    "naive",
+    "pca_shrink",
+    "schur",
+    "schur_shrink",
+    "masked_gradient",
     "masked_shrink",
 ]
 STRUCTURED_SHRINK = ["schur_shrink", "masked_shrink"]
-SHRINK_PAIRS = [("pca_shrink", "naive"), ("schur_shrink", "schur"),
-                ("masked_shrink", "masked_gradient")]
+SHRINK_PAIRS = [
+    ("pca_shrink", "naive"),
+    ("schur_shrink", "schur"),
+    ("masked_shrink", "masked_gradient"),
+]
 
 
 def load(config: str):
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "export.csv"
-        subprocess.run(["hcl-stats", "export", config, "--out", str(out)], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["hcl-stats", "export", config, "--out", str(out)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         with out.open() as fh:
             rows = list(csv.DictReader(fh))
     overall = defaultdict(dict)  # (n, s2, est) -> rep -> value
@@ -50,8 +61,17 @@ def load(config: str):
             overall[key][rep] = float(r["value"])
         elif r["metric"] == "structure_gram":
             struct[key][rep].append(float(r["value"]))
-    return overall, {k: {rep: float(np.mean(v)) for rep, v in d.items()}
-                     for k, d in struct.items()}
+    struct = {
+        k: {rep: float(np.mean(v)) for rep, v in d.items()} for k, d in struct.items()
+    }
+    # keep only the replications that every estimator of the cell completed
+    for cell in {k[:2] for k in overall}:
+        keys = [k for k in overall if k[:2] == cell]
+        common = set.intersection(*(set(overall[k]) for k in keys))
+        for k in keys:
+            overall[k] = {r: v for r, v in overall[k].items() if r in common}
+            struct[k] = {r: v for r, v in struct[k].items() if r in common}
+    return overall, struct
 
 
 def stat(d):
@@ -63,9 +83,11 @@ def main(config: str) -> None:
     overall, struct = load(config)
     cells = sorted({k[:2] for k in overall}, key=lambda c: (-c[1], c[0]))
     print("# Issue 10 numbers (paper configuration)\n")
-    print(f"Source: `{config}` (mean ± sd over replications; errors are Frobenius norms "
-          "of Gram differences; 'mean per-structure' averages the 7 structures' "
-          "errors within each replication).\n")
+    print(
+        f"Source: `{config}` (mean ± sd over replications; errors are Frobenius norms "
+        "of Gram differences; 'mean per-structure' averages the 7 structures' "
+        "errors within each replication).\n"
+    )
     for n, s2 in cells:
         print(f"## n = {n}, sigma^2 = {s2:g}\n")
         print("| estimator | overall | mean per-structure | reps |")
@@ -85,32 +107,49 @@ def main(config: str) -> None:
             continue
         zo, zs = stat(overall[z])[0], stat(struct[z])[0]
         if s2 >= 1.0:
-            best = min((e for e in STRUCTURED_SHRINK if (n, s2, e) in overall),
-                       key=lambda e: stat(overall[(n, s2, e)])[0], default=None)
+            best = min(
+                (e for e in STRUCTURED_SHRINK if (n, s2, e) in overall),
+                key=lambda e: stat(overall[(n, s2, e)])[0],
+                default=None,
+            )
             if best:
                 bo, bs = stat(overall[(n, s2, best)])[0], stat(struct[(n, s2, best)])[0]
-                print(f"- n = {n}: best structured shrinkage estimator `{best}`: overall "
-                      f"{bo:.2f} vs zero {zo:.2f} ({100 * (bo / zo - 1):+.1f}%), mean "
-                      f"per-structure {bs:.2f} vs zero {zs:.2f} "
-                      f"({100 * (bs / zs - 1):+.1f}%).")
+                print(
+                    f"- n = {n}: best structured shrinkage estimator `{best}`: overall "
+                    f"{bo:.2f} vs zero {zo:.2f} ({100 * (bo / zo - 1):+.1f}%), mean "
+                    f"per-structure {bs:.2f} vs zero {zs:.2f} "
+                    f"({100 * (bs / zs - 1):+.1f}%)."
+                )
                 mg = (n, s2, "masked_gradient")
                 if mg in overall:
                     mo = stat(overall[mg])[0]
-                    print(f"  - vs unshrunk Schur + refinement (masked_gradient) "
-                          f"{mo:.2f}: {100 * (1 - bo / mo):.1f}% lower overall.")
+                    print(
+                        f"  - vs unshrunk Schur + refinement (masked_gradient) "
+                        f"{mo:.2f}: {100 * (1 - bo / mo):.1f}% lower overall."
+                    )
             for e in ORDER:
                 if (n, s2, e) in overall and e != "zero":
                     eo, es = stat(overall[(n, s2, e)])[0], stat(struct[(n, s2, e)])[0]
-                    print(f"  - `{e}` vs zero: overall {100 * (eo / zo - 1):+.1f}%, "
-                          f"per-structure {100 * (es / zs - 1):+.1f}%")
+                    print(
+                        f"  - `{e}` vs zero: overall {100 * (eo / zo - 1):+.1f}%, "
+                        f"per-structure {100 * (es / zs - 1):+.1f}%"
+                    )
         else:
             for shr, plain in SHRINK_PAIRS:
                 if (n, s2, shr) in overall and (n, s2, plain) in overall:
-                    a, b = stat(overall[(n, s2, shr)])[0], stat(overall[(n, s2, plain)])[0]
-                    c, d = stat(struct[(n, s2, shr)])[0], stat(struct[(n, s2, plain)])[0]
-                    print(f"- sigma^2 = {s2:g}, n = {n}: `{shr}` vs `{plain}`: overall "
-                          f"{100 * (a / b - 1):+.2f}%, per-structure "
-                          f"{100 * (c / d - 1):+.2f}%.")
+                    a, b = (
+                        stat(overall[(n, s2, shr)])[0],
+                        stat(overall[(n, s2, plain)])[0],
+                    )
+                    c, d = (
+                        stat(struct[(n, s2, shr)])[0],
+                        stat(struct[(n, s2, plain)])[0],
+                    )
+                    print(
+                        f"- sigma^2 = {s2:g}, n = {n}: `{shr}` vs `{plain}`: overall "
+                        f"{100 * (a / b - 1):+.2f}%, per-structure "
+                        f"{100 * (c / d - 1):+.2f}%."
+                    )
         print()
 
 
