@@ -129,6 +129,15 @@ def test_mp_noise_var_removes_the_bulk_bias(rng):
     assert corrected == pytest.approx(3.0, rel=0.01)
 
 
+@pytest.mark.parametrize("n", [40, 1000])
+def test_mp_noise_var_with_fewer_samples_than_dimensions(rng, n):
+    # p = 300 > n - 1: most eigenvalues are exactly 0; the rule uses the others
+    x = rng.standard_normal((n, 300)) * math.sqrt(2.0)
+    x -= x.mean(axis=0)
+    vals = np.linalg.eigvalsh(x.T @ x / (n - 1))
+    assert mp_noise_var(vals, 5, n) == pytest.approx(2.0, rel=0.05)
+
+
 # ---------------------------------------------------------------- estimators
 STRUCTURES = ["all:2", "ABC:2 AB:1 C:1", "AB:1 A:2 B:1"]
 

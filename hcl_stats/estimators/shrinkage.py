@@ -288,7 +288,9 @@ def mp_noise_var(eigenvalues: ArrayLike, rank: int, n_samples: int) -> float:
     ``k`` the number of eigenvalues above the edge ``sigma^2 (1 + sqrt(gamma))^2``
     (``gamma = (p - k) / n``), the bulk has ``p - k`` eigenvalues and the mean of its
     lowest ``(p - K) / (p - k)`` fraction is divided by the same fraction's mean
-    under the unit Marchenko-Pastur law. Two fixed-point passes.
+    under the unit Marchenko-Pastur law. Two fixed-point passes. When ``p > n - 1``
+    the rule is applied to the ``n - 1`` non-zero eigenvalues, rescaled by
+    ``(n - 1) / p`` (the companion ``(n - 1) x (n - 1)`` matrix).
 
     Parameters
     ----------
@@ -311,6 +313,11 @@ def mp_noise_var(eigenvalues: ArrayLike, rank: int, n_samples: int) -> float:
     """
     vals = np.sort(np.asarray(eigenvalues, dtype=float))[::-1]
     p = vals.size
+    nu = n_samples - 1
+    if p > nu > rank:
+        # p > n: only nu = n - 1 eigenvalues are non-zero; they are p / nu times the
+        # eigenvalues of a nu-dimensional sample covariance from p samples
+        return mp_noise_var(vals[:nu] * nu / p, rank, p)
     bottom = float(np.mean(vals[rank:]))
     s2 = bottom
     for _ in range(2):
