@@ -187,13 +187,13 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class _UnitTimeout(Exception):
+class UnitTimeout(Exception):
     """A fit or a data generation ran past the per-replicate timeout."""
 
 
 @contextlib.contextmanager
 def _deadline(seconds: float | None, what: str) -> Iterator[dict]:
-    """Raise :class:`_UnitTimeout` in the body after ``seconds`` (SIGALRM).
+    """Raise :class:`UnitTimeout` in the body after ``seconds`` (SIGALRM).
 
     Only in the main thread of a process on POSIX (serial and process backends);
     elsewhere (Dask thread workers, Windows) the body runs without a deadline. A
@@ -216,7 +216,7 @@ def _deadline(seconds: float | None, what: str) -> Iterator[dict]:
     def expire(signum, frame):
         if state["armed"]:
             state["armed"] = False
-            raise _UnitTimeout(f"{what} exceeded the per-replicate timeout of {seconds:g} s")
+            raise UnitTimeout(f"{what} exceeded the per-replicate timeout of {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, float(seconds))
@@ -259,7 +259,7 @@ def compute_unit(
     metric values): a study counts it as a failure, not a number. With
     ``timeout`` (seconds), the data generation and each fit (with its metrics)
     that run longer are interrupted and recorded as failed
-    (``"_UnitTimeout: ..."``); see :func:`_deadline` for where this applies.
+    (``"UnitTimeout: ..."``); see :func:`_deadline` for where this applies.
     """
     cell = study.cells[cell_index]
     with _limit_threads(blas_threads), warnings.catch_warnings(record=True):

@@ -229,3 +229,20 @@ def test_masked_gradient_non_convergence_is_surfaced(global_seed):
     assert any(w.startswith("ConvergenceWarning") for w in diag.warnings)
     assert "False" in str(fit.summary())
     assert np.all(np.isfinite(fit.loadings))
+
+
+@pytest.mark.parametrize("c", [1e-150, 1e150])
+@pytest.mark.parametrize("est", [NaivePCA(), SchurComplement(), MaskedGradient(),
+                                 SchurComplement(noise_var="per_view")])
+def test_extreme_global_scales_are_exactly_equivariant(global_seed, c, est):
+    # beyond [1e-100, 1e100] the fit runs on data rescaled by a power of two, so
+    # squares neither overflow nor underflow; found by fuzzing (1e150 overflowed)
+    model = _model(rng=global_seed, noise_var=1.0)
+    data = model.sample(100, rng=global_seed)
+    base = est.fit(data, structure=model.structure)
+    scaled = est.fit(_scaled_views(data, (c, c, c)), structure=model.structure)
+    assert scaled.diagnostics.extra["magnitude_exponent"] % 2 == 0
+    w = scaled.loadings / c
+    g0 = base.loadings @ base.loadings.T
+    assert np.linalg.norm(w @ w.T - g0) <= 1e-12 * np.linalg.norm(g0)
+    np.testing.assert_allclose(np.asarray(scaled.noise_var) / c**2, base.noise_var, rtol=1e-12)

@@ -128,7 +128,7 @@ tol = 1e-14
     for rep in (0, 1):
         status, error = rows[(rep, "hang")]
         assert status == "failed"
-        assert error.startswith("_UnitTimeout: fit of 'hang' exceeded the per-replicate timeout of 0.5 s")
+        assert error.startswith("UnitTimeout: fit of 'hang' exceeded the per-replicate timeout of 0.5 s")
         status, error = rows[(rep, "stalled")]
         assert status == "failed"
         assert error.startswith("NotConverged: solver stopped after 1 iterations")

@@ -345,16 +345,9 @@ class Estimator(abc.ABC):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             _warn_scalar_noise_scales(self.noise_var, cov, dims)
-            if self.balances_views and _per_view(self.noise_var):
-                raw = self._fit_balanced(
-                    cov, dims, structure, n_samples=n_samples, init=init, rng=gen,
-                    data=data,
-                )
-            else:
-                raw = self._fit(
-                    cov, dims, structure, n_samples=n_samples, init=init, rng=gen,
-                    data=data,
-                )
+            raw = self._fit_rescaled(
+                cov, dims, structure, n_samples=n_samples, init=init, rng=gen, data=data
+            )
         _check_finite_fit(self, raw)
         wall = time.perf_counter() - start
         for w in caught:
@@ -377,6 +370,56 @@ class Estimator(abc.ABC):
             estimator=repr(self),
             diagnostics=diagnostics,
             structured=self.structured,
+        )
+
+    def _fit_rescaled(self, cov, dims, structure, *, n_samples, init, rng, data):
+        """Dispatch to ``_fit``; covariances of extreme magnitude are scaled first.
+
+        When the largest variance is outside ``[1e-100, 1e100]``, everything is
+        multiplied by an even power of two ``2^k`` (exact in floating point), fitted,
+        and scaled back (loadings by ``2^(-k/2)``, noise by ``2^(-k)``), so that
+        squares and products inside the estimators neither overflow nor underflow.
+        """
+        mag = float(np.max(np.abs(np.diag(cov))))
+        k = 0
+        if mag > 0 and not 1e-100 <= mag <= 1e100:
+            k = -2 * int(np.round(np.log2(mag) / 2))
+        est = self
+        if k:
+            cov = np.ldexp(cov, k)
+            if not isinstance(self.noise_var, str):
+                nv = self.noise_var
+                scaled = (tuple(float(np.ldexp(v, k)) for v in nv) if isinstance(nv, tuple)
+                          else float(np.ldexp(nv, k)))
+                est = replace(self, noise_var=scaled)
+            if init is not None:
+                init = replace(
+                    init, loadings=np.ldexp(np.asarray(init.loadings), k // 2),
+                    noise_var=np.ldexp(np.asarray(init.noise_var, dtype=float), k),
+                )
+            if data is not None:
+                data = MultimodalData([np.ldexp(x, k // 2) for x in data.Xs],
+                                      data.modality_names)
+        fit = est._fit_balanced if self.balances_views and _per_view(self.noise_var) else (
+            est._fit_plain)
+        raw = fit(cov, dims, structure, n_samples=n_samples, init=init, rng=rng, data=data)
+        if k:
+            raw.loadings = np.ldexp(np.asarray(raw.loadings), -(k // 2))
+            nv = np.ldexp(np.asarray(raw.noise_var, dtype=float), -k)
+            raw.noise_var = float(nv) if nv.ndim == 0 else nv
+            if raw.objective is not None:
+                with np.errstate(over="ignore"):
+                    obj = float(np.ldexp(raw.objective, -2 * k))
+                if np.isfinite(obj):
+                    raw.objective = obj
+                else:  # the loss in data units is beyond float64: keep it scaled
+                    raw.extra = {**raw.extra, "objective_exponent_base2": -2 * k}
+            raw.extra = {**raw.extra, "magnitude_exponent": k}
+        return raw
+
+    def _fit_plain(self, cov, dims, structure, *, n_samples, init, rng, data):
+        return self._fit(
+            cov, dims, structure, n_samples=n_samples, init=init, rng=rng, data=data
         )
 
     def _fit_balanced(self, cov, dims, structure, *, n_samples, init, rng, data):
