@@ -612,3 +612,10 @@ def test_regression_extreme_view_scale_ratio_is_a_package_warning_only():
     with pytest.warns(NumericalWarning, match=r"differ by a factor inf"):
         fit = SchurComplement().fit([a, b], structure="AB:1")
     _assert_finite_result(fit)
+
+
+def test_regression_max_double_entries_are_a_validation_error():
+    # found by the long fuzz run: np.ptp overflowed on +-1.8e308 before the check
+    with pytest.raises(ValidationError, match=r"views\[0\] must have entries of magnitude < .*; got 1\.8e\+308"):
+        SchurComplement().fit([np.array([[1.79769313e308], [-9.97920155e291]]), X1[:2]],
+                              structure="AB:1")

@@ -501,7 +501,6 @@ def _check_columns_vary(data: MultimodalData) -> None:
     """Reject constant columns: the model gives every coordinate variance >= sigma^2."""
     limit = float(np.sqrt(np.finfo(np.float64).max / (4.0 * data.n_samples)))
     for m, x in enumerate(data.Xs):
-        spread = np.ptp(x, axis=0)
         scale = np.max(np.abs(x), axis=0)
         if np.max(scale) >= limit:
             raise ValidationError(
@@ -509,6 +508,7 @@ def _check_columns_vary(data: MultimodalData) -> None:
                 f"sample covariance of n = {data.n_samples} rows fits in float64; got "
                 f"{float(np.max(scale)):.3g}. Rescale the view."
             )
+        spread = np.ptp(x, axis=0)  # cannot overflow below the limit
         flat = spread <= 1e-12 * scale
         if np.any(flat):
             j = int(np.argmax(flat))
