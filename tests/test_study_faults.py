@@ -138,6 +138,7 @@ tol = 1e-14
             assert rows[(rep, label)][0] == "ok", rows[(rep, label)]
     booms = [rows[(rep, "boom")] for rep in (0, 1)]
     assert all(s == "ok" or e == "RuntimeError: injected fault: boom" for s, e in booms)
+    assert any(s == "failed" for s, _ in booms)  # the fault really fired (replicate 1)
     assert failed_values == 0  # a failure stores no number
     # a retry recomputes exactly the failed units and keeps the others
     with ResultStore(tmp_path / "s.sqlite") as store:
