@@ -31,6 +31,7 @@ from .structure import Structure, format_block
 
 __all__ = [
     "HierarchicalFactorModel",
+    "LoadingsAccess",
     "MultimodalData",
     "check_noise_var",
     "equicorrelation",
@@ -114,8 +115,62 @@ def _check_latent_cov(latent_cov: Any, k: int) -> NDArray | None:
     return _readonly((arr + arr.T) / 2)
 
 
+class LoadingsAccess:
+    """Block access shared by models and fit results (mixin).
+
+    Subclasses provide ``dims``, ``structure``, ``loadings`` (shape ``(d, K)``)
+    and ``noise_var``.
+    """
+
+    dims: tuple[int, ...]
+    structure: Structure
+    loadings: NDArray[np.float64]
+    noise_var: float | NDArray[np.float64]
+
+    @property
+    def n_modalities(self) -> int:
+        """Number of views ``M``."""
+        return len(self.dims)
+
+    @property
+    def total_rank(self) -> int:
+        """Total latent dimension ``K``."""
+        return self.structure.total_rank
+
+    def row_slice(self, m: int) -> slice:
+        """Rows of view ``m`` in the stacked ``d``-dimensional vector."""
+        off = int(sum(self.dims[:m]))
+        return slice(off, off + self.dims[m])
+
+    def view_rows(self, block: Sequence[int] | frozenset[int]) -> NDArray[np.intp]:
+        """Row indices of the views in ``block``, in view order."""
+        return np.concatenate(
+            [np.arange(self.row_slice(m).start, self.row_slice(m).stop) for m in sorted(block)]
+        )
+
+    def block(self, m: int, block: Sequence[int] | frozenset[int]) -> NDArray:
+        """Loading block ``W_m^S`` of shape ``(d_m, r_S)`` (zero if ``m`` not in ``S``)."""
+        return self.loadings[self.row_slice(m), self.structure.columns(block)]
+
+    def gram(self, block: Sequence[int] | frozenset[int]) -> NDArray:
+        """Identified Gram ``W^S W^S^T`` over the views of ``S``.
+
+        Returns
+        -------
+        ndarray of shape (d_S, d_S)
+            ``d_S = sum_{m in S} d_m``; includes the cross-view blocks
+            ``W_m^S W_{m'}^S^T``.
+        """
+        w = np.asarray(self.loadings)[self.view_rows(block)][:, self.structure.columns(block)]
+        return w @ w.T
+
+    def noise_diagonal(self) -> NDArray[np.float64]:
+        """Diagonal of ``Psi``, shape ``(d,)``."""
+        return noise_diagonal(self.noise_var, self.dims)
+
+
 @dataclass(frozen=True, eq=False)
-class HierarchicalFactorModel:
+class HierarchicalFactorModel(LoadingsAccess):
     """Hierarchical multi-view factor model with block-sparse loadings.
 
     Parameters
@@ -257,29 +312,6 @@ class HierarchicalFactorModel:
         return cls(dims, structure, w, noise_var, latent_cov)
 
     # ---------------------------------------------------------------- queries
-    @property
-    def n_modalities(self) -> int:
-        """Number of views ``M``."""
-        return len(self.dims)
-
-    @property
-    def total_rank(self) -> int:
-        """Total latent dimension ``K``."""
-        return self.structure.total_rank
-
-    def row_slice(self, m: int) -> slice:
-        """Rows of view ``m`` in the stacked ``d``-dimensional vector."""
-        off = int(sum(self.dims[:m]))
-        return slice(off, off + self.dims[m])
-
-    def block(self, m: int, block: Sequence[int] | frozenset[int]) -> NDArray:
-        """Loading block ``W_m^S`` of shape ``(d_m, r_S)`` (zero if ``m`` not in ``S``)."""
-        return self.loadings[self.row_slice(m), self.structure.columns(block)]
-
-    def noise_diagonal(self) -> NDArray[np.float64]:
-        """Diagonal of ``Psi``, shape ``(d,)``."""
-        return noise_diagonal(self.noise_var, self.dims)
-
     def signal_covariance(self) -> NDArray[np.float64]:
         """``W Cov(z) W^T``, shape ``(d, d)``."""
         w = np.asarray(self.loadings)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._linalg import procrustes
-from .model import noise_diagonal
+from .model import LoadingsAccess
 from .structure import Structure, format_block
 
 __all__ = ["Diagnostics", "FitResult", "Summary"]
@@ -50,7 +50,7 @@ class Diagnostics:
 
 
 @dataclass(frozen=True, eq=False)
-class FitResult:
+class FitResult(LoadingsAccess):
     """Estimate of a hierarchical factor model; returned by every estimator.
 
     Parameters
@@ -101,48 +101,6 @@ class FitResult:
             object.__setattr__(self, "noise_var", float(self.noise_var))
 
     # ----------------------------------------------------------------- access
-    @property
-    def n_modalities(self) -> int:
-        """Number of views ``M``."""
-        return len(self.dims)
-
-    @property
-    def total_rank(self) -> int:
-        """Total latent dimension ``K``."""
-        return self.structure.total_rank
-
-    def row_slice(self, m: int) -> slice:
-        """Rows of view ``m``."""
-        off = int(sum(self.dims[:m]))
-        return slice(off, off + self.dims[m])
-
-    def block(self, m: int, block: Sequence[int] | frozenset[int]) -> NDArray:
-        """Estimated block ``W_m^S``, shape ``(d_m, r_S)``."""
-        return self.loadings[self.row_slice(m), self.structure.columns(block)]
-
-    def view_rows(self, block: Sequence[int] | frozenset[int]) -> NDArray[np.intp]:
-        """Row indices of the views in ``block`` (in view order)."""
-        return np.concatenate(
-            [np.arange(self.row_slice(m).start, self.row_slice(m).stop) for m in sorted(block)]
-        )
-
-    def gram(self, block: Sequence[int] | frozenset[int]) -> NDArray:
-        """Identified Gram ``W^S W^S^T`` over the views of ``S``.
-
-        Returns
-        -------
-        ndarray of shape (d_S, d_S)
-            ``d_S = sum_{m in S} d_m``; includes the cross-view blocks
-            ``W_m^S W_{m'}^S^T``.
-        """
-        w = self.loadings[np.ix_(self.view_rows(block), np.arange(self.total_rank))]
-        w = w[:, self.structure.columns(block)]
-        return w @ w.T
-
-    def noise_diagonal(self) -> NDArray[np.float64]:
-        """Diagonal of the estimated ``Psi``, shape ``(d,)``."""
-        return noise_diagonal(self.noise_var, self.dims)
-
     def covariance(self) -> NDArray[np.float64]:
         """Fitted covariance ``W W^T + Psi``, shape ``(d, d)``."""
         cov = self.loadings @ self.loadings.T
