@@ -16,6 +16,7 @@ A figure is described in the study config::
     logy = true
     reference_slope = -0.5          # optional dashed guide line  ∝ x^slope
     ylim = [0, 1.05]                # optional y range
+    estimators = ["naive", "schur"] # optional: lines to draw (default: all)
     where = { latent_cov = 0.0 }    # optional filter on the other grid factors
 
 Each estimator label has one fixed colour and marker from the Okabe-Ito
@@ -44,6 +45,7 @@ _FIXED = {
     "schur_per_view": ("#E69F00", "^", "Schur (per view)"),
     "masked_gradient": ("#D55E00", "D", "masked gradient"),
     "ajive": ("#009E73", "v", "AJIVE"),
+    "zero": ("#999999", "x", "zero baseline"),
 }
 _MARKERS = ("v", "P", "X", "*", "h", "<", ">")
 
@@ -140,7 +142,7 @@ def line_figure(
     if not labels:
         present = set(data["label"])
         labels = ["mean"] if "mean" in present else (["overall"] if "overall" in present else sorted(present)[:1])
-    ests = [e for e in estimator_order if e in set(data["estimator"])]
+    ests = [e for e in (spec.get("estimators") or estimator_order) if e in set(data["estimator"])]
     ncols = min(len(labels), 3)
     nrows = math.ceil(len(labels) / ncols)
     with mpl.rc_context(_STYLE):

@@ -19,6 +19,7 @@ A table is described in the study config::
     digits = 2                         # significant decimals shown
     where = { latent_cov = 0.0 }       # optional filter on the grid values
     labels = { support = ["structure_precision", "structure_recall"] }  # optional
+    estimators = ["naive", "schur"]    # optional: columns (default: all, config order)
     caption = "..."
 """
 
@@ -230,7 +231,7 @@ def render_table(
     digits = int(spec.get("digits", 2))
     data = _filter(summary, spec.get("where"))
     data = data[data["metric"].isin(metrics)]
-    ests = [e for e in estimator_order if e in set(data["estimator"])]
+    ests = [e for e in (spec.get("estimators") or estimator_order) if e in set(data["estimator"])]
     groups = [None]
     if group:
         groups = list(dict.fromkeys(data[group].tolist()))

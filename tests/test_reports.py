@@ -179,3 +179,13 @@ def test_table_with_groups_as_row_blocks(ran):
     assert r"\multicolumn{6}{l}{n\_samples $= 50$}" in latex
     with pytest.raises(ValueError, match="group_axis"):
         render_table(summary, {**spec, "group_axis": "diagonal"}, list(study.estimators))
+
+
+def test_table_estimator_selection_sets_the_columns(ran):
+    cfg, db, out = ran
+    assert main(["summarize", str(cfg), "--store", str(db), "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv", dtype={"label": str})
+    study = load_study(cfg)
+    spec = {**study.report["tables"][0], "group_axis": "rows", "estimators": ["schur", "naive"]}
+    _, md = render_table(summary, spec, list(study.estimators))
+    assert md.splitlines()[0] == "| metric | label | schur | naive |"
