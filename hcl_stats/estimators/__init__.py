@@ -67,8 +67,11 @@ __all__ = [
 
 _REGISTRY: dict[str, type[Estimator]] = {}
 
-#: The most accurate estimator with a known structure; the CLI default.
-DEFAULT = "masked_gradient"
+#: The most accurate estimator with a known structure; the CLI default. Measured on
+#: the paper configuration (reports/shrinkage_paper/, 20 replications): lowest
+#: overall and per-structure Gram error at n = 5000 and 30000, and within 0.3% of
+#: the unshrunk refinement at high SNR.
+DEFAULT = "masked_shrink"
 
 
 def register(cls: type[Estimator]) -> type[Estimator]:
