@@ -183,6 +183,7 @@ def solve_factored(
     max_rounds: int = 30,
     max_iter: int = 5000,
     polish_iter: int = 300,
+    polish_max_dim: int = 500,
 ) -> tuple[list[NDArray], dict[str, Any]]:
     """Solve the program through PSD factors ``L_S = V_S V_S^T``.
 
@@ -193,7 +194,9 @@ def solve_factored(
     are appended to ``V_S`` (rank augmentation) and L-BFGS restarts. Stops when the
     certified relative duality gap is ``<= tol``. If the certificate stalls at
     L-BFGS precision, up to ``polish_iter`` proximal-gradient steps
-    (:func:`solve_prox`) started from the factored point finish the solve.
+    (:func:`solve_prox`) started from the factored point finish the solve, when
+    every block has at most ``polish_max_dim`` rows (each step needs a full
+    eigendecomposition per block).
 
     Returns
     -------
@@ -275,7 +278,7 @@ def solve_factored(
             converged = True  # zero is optimal: no block violates its bound
             break
     polished = False
-    if not converged and cert:
+    if not converged and cert and max(r.size for r in layout.rows) <= polish_max_dim:
         # The certificate can stall at L-BFGS precision; a few exact proximal steps
         # from the factored point finish the job (and are certified the same way).
         mats = factors_to_mats(layout, factors)
