@@ -619,3 +619,17 @@ def test_regression_max_double_entries_are_a_validation_error():
     with pytest.raises(ValidationError, match=r"views\[0\] must have entries of magnitude < .*; got 1\.8e\+308"):
         SchurComplement().fit([np.array([[1.79769313e308], [-9.97920155e291]]), X1[:2]],
                               structure="AB:1")
+
+
+def test_regression_refinement_at_1e53_does_not_overflow():
+    # found by the long fuzz run: the quartic line search of MaskedGradient formed
+    # sixth powers of the data scale (cov ~ 1e53) and overflowed
+    a = np.full((6, 6), 1.68072518e26)
+    a[0, 0] = a[1, 1] = a[3, 2] = 0.0
+    with warnings.catch_warnings():
+        for cat in _PACKAGE_WARNINGS:
+            warnings.simplefilter("ignore", cat)
+        fit = MaskedGradient(max_iter=50).fit_covariance(
+            a @ a.T, dims=(3, 3), structure="AB:1 A:1 B:1")
+    _assert_finite_result(fit)
+    assert fit.diagnostics.extra["magnitude_exponent"] % 2 == 0

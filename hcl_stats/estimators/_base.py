@@ -375,14 +375,15 @@ class Estimator(abc.ABC):
     def _fit_rescaled(self, cov, dims, structure, *, n_samples, init, rng, data):
         """Dispatch to ``_fit``; covariances of extreme magnitude are scaled first.
 
-        When the largest variance is outside ``[1e-100, 1e100]``, everything is
+        When the largest variance is outside ``[1e-30, 1e30]``, everything is
         multiplied by an even power of two ``2^k`` (exact in floating point), fitted,
         and scaled back (loadings by ``2^(-k/2)``, noise by ``2^(-k)``), so that
-        squares and products inside the estimators neither overflow nor underflow.
+        squares and products inside the estimators neither overflow nor underflow
+        (the refinement forms sixth powers of the data scale).
         """
         mag = float(np.max(np.abs(np.diag(cov))))
         k = 0
-        if mag > 0 and not 1e-100 <= mag <= 1e100:
+        if mag > 0 and not 1e-30 <= mag <= 1e30:
             k = -2 * int(np.round(np.log2(mag) / 2))
         est = self
         if k:
