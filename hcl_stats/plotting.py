@@ -22,7 +22,9 @@ A figure is described in the study config::
 Each estimator label has one fixed colour and marker from the Okabe-Ito
 colour-blind-safe palette (:func:`estimator_style`): the well-known labels
 (``naive``, ``schur``, ``schur_per_view``, ``masked_gradient``) always get the same
-style in every study, other labels take the remaining colours in config order.
+style in every study, shrinkage variants (``pca_shrink``, ``schur_shrink``,
+``masked_shrink``) are dashed with hollow markers in their base estimator's colour,
+and other labels take the remaining colours in config order.
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ _FIXED = {
     "masked_gradient": ("#D55E00", "D", "masked gradient"),
     "ajive": ("#009E73", "v", "AJIVE"),
     "zero": ("#999999", "x", "zero baseline"),
+}
+#: Shrinkage variants share the colour of their base estimator, drawn dashed.
+_DASHED = {
+    "pca_shrink": ("#000000", "o", "naive PCA + shrinkage"),
+    "schur_shrink": ("#0072B2", "s", "Schur + shrinkage"),
+    "masked_shrink": ("#D55E00", "D", "masked gradient + shrinkage"),
 }
 _MARKERS = ("v", "P", "X", "*", "h", "<", ">")
 
@@ -86,9 +94,11 @@ def estimator_style(label: str, order: Sequence[str]) -> tuple[str, str, str]:
     """``(colour, marker, display name)`` of an estimator label."""
     if label in _FIXED:
         return _FIXED[label]
+    if label in _DASHED:
+        return _DASHED[label]
     used = {c for c, _, _ in _FIXED.values()}
     free = [c for c in OKABE_ITO if c not in used]
-    others = [lab for lab in order if lab not in _FIXED]
+    others = [lab for lab in order if lab not in _FIXED and lab not in _DASHED]
     i = others.index(label) if label in others else 0
     return free[i % len(free)], _MARKERS[i % len(_MARKERS)], label.replace("_", " ")
 
@@ -159,11 +169,13 @@ def line_figure(
                 if rows.empty:
                     continue
                 colour, marker, name = estimator_style(est, estimator_order)
+                style = "--" if est in _DASHED else "-"
                 xs = _numeric(rows[x])
                 ys = rows["mean"].astype(float).to_numpy()
                 err = rows[errorbar].astype(float).fillna(0.0).to_numpy()
                 ax.errorbar(xs, ys, yerr=err, color=colour, marker=marker, label=name,
-                            capsize=2, elinewidth=0.8)
+                            capsize=2, elinewidth=0.8, linestyle=style,
+                            markerfacecolor="white" if style == "--" else colour)
                 first_points.append((xs[0], ys[0], xs[-1]))
             slope = spec.get("reference_slope")
             if slope is not None and first_points:
