@@ -282,7 +282,7 @@ def render_table(
     head = ["metric", "label"] + [f"{md_group(g)}{e}" for g, e in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(columns)) + "|"]
     for metric, label in row_keys:
-        cells = [_METRIC_TITLES.get(metric, metric), label]
+        cells = [_METRIC_TITLES.get(metric, metric), label.replace("|", r"\|")]
         cells += [entry(metric, label, g, e, False) for g, e in columns]
         lines.append("| " + " | ".join(cells) + " |")
     markdown = "\n".join(lines) + "\n\n" + caption_full + "\n"
@@ -331,7 +331,7 @@ def _render_grouped_rows(spec, group, groups, ests, row_keys, entry, caption_ful
     for g in groups:
         lines.append("| " + f"**{group} = {g}**" + " |" * (len(head) - 1) + " |")
         for metric, label in row_keys:
-            cells = [_METRIC_TITLES.get(metric, metric), label]
+            cells = [_METRIC_TITLES.get(metric, metric), label.replace("|", r"\|")]
             cells += [entry(metric, label, g, e, False) for e in ests]
             lines.append("| " + " | ".join(cells) + " |")
     markdown = "\n".join(lines) + "\n\n" + caption_full + "\n"
