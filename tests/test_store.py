@@ -83,3 +83,9 @@ def test_export_csv_is_tidy(tmp_path):
         assert col in df.columns
     assert not df.duplicated(["cell_id", "rep", "estimator", "metric", "label"]).any()
     assert main(["export", str(cfg), "--store", str(db), "--out", str(tmp_path / "x.txt")]) == 2
+    pytest.importorskip("pyarrow")
+    parquet = tmp_path / "out.parquet"
+    assert main(["export", str(cfg), "--store", str(db), "--out", str(parquet)]) == 0
+    back = pd.read_parquet(parquet)
+    assert len(back) == len(df)
+    assert back["value"].astype(float).sum() == pytest.approx(df["value"].astype(float).sum())
