@@ -26,18 +26,19 @@ optimal for the whitened Gram loss, not for the raw one (see the docs).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._linalg import top_eigh
-from .._validation import check_choice, check_int, check_real
+from .._validation import check_int, check_real
 from ..exceptions import NotIdentifiableError
 from ..model import noise_diagonal
 from ..structure import Structure
 from ._base import Estimator, RawFit
+from .refine import MaskedGradient
 
 __all__ = [
     "MaskedShrink",
@@ -674,7 +675,7 @@ def shrink_blocks(
 
 
 @dataclass(frozen=True, kw_only=True)
-class MaskedShrink(Estimator):
+class MaskedShrink(MaskedGradient):
     """Masked refinement followed by per-block detectability-aware shrinkage.
 
     Runs :class:`~hcl_stats.estimators.MaskedGradient` (the masked least-squares
@@ -722,33 +723,15 @@ class MaskedShrink(Estimator):
     """
 
     name: ClassVar[str] = "masked_shrink"
-    accepts_init: ClassVar[bool] = True
-
-    max_iter: int = 5000
-    tol: float = 1e-7
-    memory: int = 20
-    init_variant: str = "joint"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_int(self.max_iter, "max_iter", minimum=0)
-        check_real(self.tol, "tol", low=0.0, low_open=True)
-        check_int(self.memory, "memory", minimum=1)
-        check_choice(self.init_variant, "init_variant", ("joint", "per_view"))
+    # per-view noise is handled by whitening each block before shrinking
+    balances_views: ClassVar[bool] = False
 
     def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        from .refine import MaskedGradient
-
         noise = _noise_for_shrinkage(self, cov, dims, structure, n_samples)
-        refine = MaskedGradient(
-            noise_var=noise if np.ndim(noise) == 0 else tuple(noise),
-            max_iter=self.max_iter,
-            tol=self.tol,
-            memory=self.memory,
-            init_variant=self.init_variant,
-        )
-        raw = refine._fit(
-            cov, dims, structure, n_samples=n_samples, init=init, rng=rng, data=data
+        # the refinement itself, with the shrinkage-corrected noise variance
+        refine = replace(self, noise_var=noise if np.ndim(noise) == 0 else tuple(noise))
+        raw = MaskedGradient._fit(
+            refine, cov, dims, structure, n_samples=n_samples, init=init, rng=rng, data=data
         )
         w, blocks = shrink_blocks(raw.loadings, dims, structure, raw.noise_var, n_samples)
         extra = dict(raw.extra)
