@@ -197,16 +197,9 @@ class AJIVE(Estimator):
             check_int(self.joint_rank, "joint_rank", minimum=0)
 
     def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        m_views = len(dims)
-        ks = _check_ranks(
-            _resolve_view_ranks(self.view_ranks, structure, cov, dims, n_samples),
-            "view_ranks", m_views,
+        m_views, ks, phi, bases, eigvals, vals, vecs, noise = _view_scores(
+            self, cov, dims, structure, n_samples
         )
-        phi, bases, eigvals = score_gram(cov, dims, ks)
-        vals, vecs = top_eigh(phi, phi.shape[0])
-        # noise from the view ranks (per view) - independent of the joint rank
-        proxy = Structure(m_views, tuple(frozenset([m]) for m in range(m_views)), ks)
-        noise = self._noise(cov, dims, proxy)
         threshold = _wedin_threshold(eigvals, noise, dims)
         r_j = self.joint_rank
         if r_j is None:
@@ -300,15 +293,9 @@ class GCCA(Estimator):
             check_int(self.rank, "rank", minimum=1)
 
     def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        m_views = len(dims)
-        ks = _check_ranks(
-            _resolve_view_ranks(self.view_ranks, structure, cov, dims, n_samples),
-            "view_ranks", m_views,
+        m_views, ks, phi, bases, eigvals, vals, vecs, noise = _view_scores(
+            self, cov, dims, structure, n_samples
         )
-        phi, bases, eigvals = score_gram(cov, dims, ks)
-        vals, vecs = top_eigh(phi, phi.shape[0])
-        proxy = Structure(m_views, tuple(frozenset([m]) for m in range(m_views)), ks)
-        noise = self._noise(cov, dims, proxy)
         r = self.rank or _global_rank_of(structure) or None
         if r is None:
             r = max(1, int(np.sum(vals > _wedin_threshold(eigvals, noise, dims))))
@@ -322,3 +309,20 @@ class GCCA(Estimator):
         }
         return RawFit(w, noise, fitted, extra=extra)
 
+
+def _view_scores(est, cov, dims, structure, n_samples):
+    """Per-view ranks, the score Gram and its eigenpairs, and the noise variance.
+
+    Shared set-up of AJIVE and GCCA. The noise comes from the per-view ranks
+    (one specific block per view), so it does not depend on the joint rank.
+    """
+    m_views = len(dims)
+    ks = _check_ranks(
+        _resolve_view_ranks(est.view_ranks, structure, cov, dims, n_samples),
+        "view_ranks", m_views,
+    )
+    phi, bases, eigvals = score_gram(cov, dims, ks)
+    vals, vecs = top_eigh(phi, phi.shape[0])
+    proxy = Structure(m_views, tuple(frozenset([m]) for m in range(m_views)), ks)
+    noise = est._noise(cov, dims, proxy)
+    return m_views, ks, phi, bases, eigvals, vals, vecs, noise
