@@ -25,6 +25,7 @@ from .estimators._base import Estimator, RawFit
 from .exceptions import ValidationError
 from .missing import IncompleteData, drop_views, fit_missing
 from .study import (
+    RECOVERY_DEFAULTS,
     Draw,
     Task,
     _recovery_check,
@@ -171,13 +172,7 @@ register_task(
     Task(
         name="missing_views",
         defaults={
-            "dims": None,
-            "structure": None,
-            "n_samples": None,
-            "noise_var": 1.0,
-            "singular_values": [0.5, 1.5],
-            "latent_cov": 0.0,
-            "model": "per_replicate",
+            **RECOVERY_DEFAULTS,
             "missing_fraction": 0.0,
         },
         normalize=_normalize,

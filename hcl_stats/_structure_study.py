@@ -25,6 +25,7 @@ from .study import (
     _is_real,
     _recovery_check,
     _recovery_normalize,
+    random_model,
     register_task,
 )
 
@@ -70,7 +71,6 @@ def _check(factors: Mapping[str, Any]) -> None:
 
 
 def _generate(factors: Mapping[str, Any], rep_rng: Callable, sampler: str) -> Draw:
-    from .model import HierarchicalFactorModel
     from .structure import Structure
 
     dims = tuple(factors["dims"])
@@ -79,16 +79,7 @@ def _generate(factors: Mapping[str, Any], rep_rng: Callable, sampler: str) -> Dr
         structure = random_family(len(dims), factors["rank"], factors["p_present"], gen)
     else:
         structure = Structure.coerce(factors["structure"], len(dims))
-    nv = factors["noise_var"]
-    rho = factors["latent_cov"]
-    model = HierarchicalFactorModel.random(
-        dims,
-        structure,
-        noise_var=np.asarray(nv) if isinstance(nv, list) else nv,
-        singular_values=tuple(factors["singular_values"]),
-        latent_cov=None if rho == 0.0 else rho,
-        rng=gen,
-    )
+    model = random_model(factors, structure, gen)
     n = factors["n_samples"]
     data_rng = rep_rng(STREAM_DATA)
     if sampler == "wishart":

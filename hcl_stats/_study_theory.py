@@ -31,6 +31,7 @@ from typing import Any
 
 from . import downstream as ds
 from .study import (
+    RECOVERY_DEFAULTS,
     Draw,
     Task,
     _default_analyse,
@@ -169,16 +170,7 @@ def _analyse(estimator: Any, draw: Draw, spec: Any, rng: Any) -> DownstreamOutco
 register_task(
     Task(
         name="downstream",
-        defaults={
-            "dims": None,
-            "structure": None,
-            "n_samples": None,
-            "noise_var": 0.1,
-            "singular_values": [0.5, 1.5],
-            "latent_cov": 0.0,
-            "model": "per_replicate",
-            **_DS_DEFAULTS,
-        },
+        defaults={**RECOVERY_DEFAULTS, "noise_var": 0.1, **_DS_DEFAULTS},
         normalize=_normalize,
         generate=_generate,
         analyse=_analyse,

@@ -373,21 +373,46 @@ def _recovery_check(factors: Mapping[str, Any]) -> None:
         raise ValueError(f"d = {d} > K = {k} (the noise variance needs d > K)")
 
 
-def _recovery_generate(factors: Mapping[str, Any], rep_rng: Callable, sampler: str) -> Draw:
-    from .model import HierarchicalFactorModel
-    from .structure import Structure
+def random_model(factors: Mapping[str, Any], structure: Any, rng: Any):
+    """Draw the true model of a replicate from the recovery factors.
 
-    dims = tuple(factors["dims"])
-    structure = Structure.coerce(factors["structure"], len(dims))
+    Uses ``dims``, ``noise_var`` (scalar or per-view list), ``singular_values``
+    and ``latent_cov`` (0.0 means uncorrelated latents) of ``factors``; shared by
+    every task whose data come from :meth:`HierarchicalFactorModel.random`.
+    """
+    from .model import HierarchicalFactorModel
+
     nv = factors["noise_var"]
     rho = factors["latent_cov"]
-    model = HierarchicalFactorModel.random(
-        dims,
+    return HierarchicalFactorModel.random(
+        tuple(factors["dims"]),
         structure,
         noise_var=np.asarray(nv) if isinstance(nv, list) else nv,
         singular_values=tuple(factors["singular_values"]),
         latent_cov=None if rho == 0.0 else rho,
-        rng=rep_rng(STREAM_MODEL, per_cell=factors["model"] == "per_cell"),
+        rng=rng,
+    )
+
+
+#: Scenario defaults of the recovery task; other tasks extend them.
+RECOVERY_DEFAULTS: dict[str, Any] = {
+    "dims": None,
+    "structure": None,
+    "n_samples": None,
+    "noise_var": 1.0,
+    "singular_values": [0.5, 1.5],
+    "latent_cov": 0.0,
+    "model": "per_replicate",
+}
+
+
+def _recovery_generate(factors: Mapping[str, Any], rep_rng: Callable, sampler: str) -> Draw:
+    from .structure import Structure
+
+    dims = tuple(factors["dims"])
+    structure = Structure.coerce(factors["structure"], len(dims))
+    model = random_model(
+        factors, structure, rep_rng(STREAM_MODEL, per_cell=factors["model"] == "per_cell")
     )
     n = factors["n_samples"]
     data_rng = rep_rng(STREAM_DATA)
@@ -402,15 +427,7 @@ def _recovery_generate(factors: Mapping[str, Any], rep_rng: Callable, sampler: s
 register_task(
     Task(
         name="recovery",
-        defaults={
-            "dims": None,
-            "structure": None,
-            "n_samples": None,
-            "noise_var": 1.0,
-            "singular_values": [0.5, 1.5],
-            "latent_cov": 0.0,
-            "model": "per_replicate",
-        },
+        defaults=dict(RECOVERY_DEFAULTS),
         normalize=_recovery_normalize,
         generate=_recovery_generate,
         check=_recovery_check,
