@@ -85,3 +85,22 @@ def test_check_identifiable_exit_codes(capsys):
 def test_help_lists_commands(capsys):
     assert main(["--help"]) == 0
     assert "check-identifiable" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["fit", "check-identifiable", "validate", "run", "status", "summarize", "report",
+     "replay", "export", "real-data-report", "rates"],
+)
+def test_every_command_has_help(command, capsys):
+    assert main(["--help"]) == 0
+    assert command in capsys.readouterr().out
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: hcl-stats {command}")
+    assert "options:" in out
+
+
+def test_no_command_is_a_usage_error(capsys):
+    assert main([]) == 2
+    assert "usage: hcl-stats" in capsys.readouterr().err
