@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 TINY = """
@@ -56,3 +57,17 @@ def values(store) -> dict:
             "WHERE metric != 'wall_time'"
         )
     }
+
+
+def count_units(db: Path) -> int:
+    """Completed units in a store read-only; 0 before the schema exists."""
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute("SELECT COUNT(*) FROM units").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.DatabaseError:  # schema not created yet, or a half-written file
+        return 0

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
-from _study_helpers import values, write_tiny
+from _study_helpers import count_units, values, write_tiny
 
 from hcl_stats.runner import run_study
 from hcl_stats.store import ResultStore
@@ -18,17 +17,6 @@ from hcl_stats.study import load_study
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 
 
-def _units(db) -> int:
-    if not db.exists():
-        return 0
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return con.execute("SELECT COUNT(*) FROM units").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.OperationalError:  # schema not created yet
-        return 0
 
 
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
@@ -43,7 +31,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     )
     deadline = time.monotonic() + 120
     try:
-        while _units(db) < 2 * len(study.estimators) and proc.poll() is None:
+        while count_units(db) < 2 * len(study.estimators) and proc.poll() is None:
             if time.monotonic() > deadline:
                 pytest.fail("the run wrote nothing within 120 s")
             time.sleep(0.02)
@@ -52,7 +40,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
     proc.stderr.close()
-    partial = _units(db)
+    partial = count_units(db)
     assert 0 < partial < total_units, "kill landed before the first or after the last write"
     assert partial % len(study.estimators) == 0  # units are written per (cell, rep)
 

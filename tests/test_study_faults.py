@@ -23,7 +23,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from _study_helpers import values, write_tiny
+from _study_helpers import count_units, values, write_tiny
 
 from hcl_stats import estimators
 from hcl_stats.estimators import SchurComplement
@@ -198,17 +198,6 @@ def test_corrupted_store_is_detected_and_not_overwritten(tiny_clean, tmp_path, h
 
 
 # ------------------------------------------------------------- kills and races
-def _units(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return con.execute("SELECT COUNT(*) FROM units").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.DatabaseError:  # schema not created yet
-        return 0
 
 
 def _start(cfg: Path, db: Path, jobs: int = 1) -> subprocess.Popen:
@@ -229,13 +218,13 @@ def test_repeated_sigkill_at_random_points_then_resume(tiny_clean, tmp_path):
     kills = 0
     for round_ in range(4):
         proc = _start(cfg, db, jobs=1 if round_ % 2 == 0 else 2)
-        before = _units(db)
+        before = count_units(db)
         # kill at a random point: after a random number of newly written units, or
         # after a random delay (which may land during start-up or mid-transaction)
         target = before + n_labels * int(gen.integers(1, 3))
         delay = float(gen.uniform(0.2, 3.0))
         t0 = time.monotonic()
-        while proc.poll() is None and _units(db) < target and time.monotonic() - t0 < 60:
+        while proc.poll() is None and count_units(db) < target and time.monotonic() - t0 < 60:
             if round_ == 3 and time.monotonic() - t0 > delay:
                 break
             time.sleep(0.01)
@@ -244,7 +233,7 @@ def test_repeated_sigkill_at_random_points_then_resume(tiny_clean, tmp_path):
             kills += 1
         proc.wait()
         proc.stderr.close()
-        partial = _units(db)
+        partial = count_units(db)
         assert partial % n_labels == 0  # whole (cell, rep) units only
         assert partial <= total
     assert kills >= 3
