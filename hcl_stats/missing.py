@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._validation import as_generator, check_real
 from .exceptions import ValidationError
-from .model import MultimodalData
+from .model import MultimodalData, ViewsShape
 
 __all__ = [
     "IncompleteData",
@@ -42,7 +42,7 @@ __all__ = [
 
 
 @dataclass(frozen=True, eq=False, init=False)
-class IncompleteData:
+class IncompleteData(ViewsShape):
     """Multi-view data in which some samples miss some views.
 
     Parameters
@@ -158,21 +158,6 @@ class IncompleteData:
     def from_complete(cls, data: MultimodalData, observed: ArrayLike) -> IncompleteData:
         """Mask the rows of complete data (for simulations of missingness)."""
         return cls(list(data.Xs), observed=observed, modality_names=data.modality_names)
-
-    @property
-    def dims(self) -> tuple[int, ...]:
-        """Per-view dimensions ``(d_1, ..., d_M)``."""
-        return tuple(int(x.shape[1]) for x in self.Xs)
-
-    @property
-    def n_samples(self) -> int:
-        """Number of samples ``n`` (observing at least one view or not)."""
-        return int(self.Xs[0].shape[0])
-
-    @property
-    def n_modalities(self) -> int:
-        """Number of views ``M``."""
-        return len(self.Xs)
 
     def pair_counts(self) -> NDArray[np.int64]:
         """``(M, M)`` matrix of ``n_{m m'}``, the samples observing both views."""

@@ -33,6 +33,7 @@ __all__ = [
     "HierarchicalFactorModel",
     "LoadingsAccess",
     "MultimodalData",
+    "ViewsShape",
     "check_noise_var",
     "equicorrelation",
     "noise_diagonal",
@@ -390,8 +391,29 @@ class HierarchicalFactorModel(LoadingsAccess):
         return -0.5 * (n * d * np.log(2 * np.pi) + n * logdet + quad)
 
 
+class ViewsShape:
+    """Shape properties of a container holding one array per view in ``Xs`` (mixin)."""
+
+    Xs: tuple[NDArray[np.float64], ...]
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """Per-view dimensions ``(d_1, ..., d_M)``."""
+        return tuple(int(x.shape[1]) for x in self.Xs)
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples ``n`` (rows of every view)."""
+        return int(self.Xs[0].shape[0])
+
+    @property
+    def n_modalities(self) -> int:
+        """Number of views ``M``."""
+        return len(self.Xs)
+
+
 @dataclass(frozen=True, eq=False, init=False)
-class MultimodalData:
+class MultimodalData(ViewsShape):
     """Validated multi-view data: one read-only ``(n_samples, d_m)`` array per view.
 
     Parameters
@@ -446,21 +468,6 @@ class MultimodalData:
             )
         cuts = np.cumsum(dims)[:-1]
         return cls(np.split(arr, cuts, axis=1), modality_names)
-
-    @property
-    def dims(self) -> tuple[int, ...]:
-        """Per-view dimensions ``(d_1, ..., d_M)``."""
-        return tuple(int(x.shape[1]) for x in self.Xs)
-
-    @property
-    def n_samples(self) -> int:
-        """Number of samples ``n``."""
-        return int(self.Xs[0].shape[0])
-
-    @property
-    def n_modalities(self) -> int:
-        """Number of views ``M``."""
-        return len(self.Xs)
 
     @property
     def stacked(self) -> NDArray[np.float64]:
