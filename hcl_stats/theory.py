@@ -811,6 +811,9 @@ def _bound_values(bound: Any, frame, grid: NDArray) -> NDArray | None:
     )
 
 
+_RATE_COV_TYPES = ("HC0", "HC1", "HC2", "HC3")
+
+
 def fit_rate(
     data: Any,
     x: str = "n_samples",
@@ -853,8 +856,10 @@ def fit_rate(
     Raises
     ------
     ValidationError
-        If a column is missing, ``x`` is not positive, or fewer than two distinct
-        ``x`` values remain.
+        If a column is missing, ``x`` is not positive, ``cov_type`` is unknown, the
+        bound is not positive, fewer than two distinct ``x`` values remain, or some
+        row has leverage 1 (see Notes). All arguments are checked before any
+        regression runs.
     ImportError
         Without pandas/statsmodels (``pip install hcl_stats[study]``).
 
@@ -866,6 +871,12 @@ def fit_rate(
     dropped (counted in ``n_dropped``). The test statistic is
     ``(slope - expected) / se`` with a t reference on ``df_resid`` degrees of
     freedom, the convention of statsmodels' ``t_test``.
+
+    Robust errors need every row's leverage ``h_ii`` below 1 (HC2 and HC3 divide
+    by ``1 - h_ii``). With an intercept and one slope, ``h_ii = 1`` exactly when
+    removing row ``i`` leaves a single distinct ``x``. The rule enforced is
+    therefore: at least three distinct ``x`` values, or two values with at least
+    two rows each (after dropping rows with ``y <= 0``).
 
     Examples
     --------
@@ -890,6 +901,10 @@ def fit_rate(
                 f"{', '.join(map(str, frame.columns))}."
             )
     alpha = check_real(alpha, "alpha", low=0.0, low_open=True, high=0.5)
+    if cov_type not in _RATE_COV_TYPES:
+        raise ValidationError(
+            f"cov_type must be one of {', '.join(_RATE_COV_TYPES)}; got {cov_type!r}."
+        )
     xs = frame[x].to_numpy(dtype=float)
     ys = frame[y].to_numpy(dtype=float)
     if np.any(~np.isfinite(xs)) or np.any(xs <= 0):
@@ -899,11 +914,28 @@ def fit_rate(
     frame = frame.loc[keep].copy()
     frame["__x"] = xs[keep]
     xs, ys = xs[keep], ys[keep]
-    grid = np.unique(xs)
+    grid, counts = np.unique(xs, return_counts=True)
     if grid.size < 2:
         raise ValidationError(
             f"data[{x!r}] must have at least two distinct values with positive "
             f"{y!r}; got {grid.size}."
+        )
+    # Arguments first: the bound is checked before any regression runs.
+    bvals = _bound_values(bound, frame, grid)
+    if bvals is not None and np.any(~(bvals > 0)):
+        raise ValidationError("bound must be positive on the whole grid.")
+    if isinstance(bound, str) and np.any(~(frame[bound].to_numpy(dtype=float) > 0)):
+        raise ValidationError(f"data[{bound!r}] must be positive.")
+    # Robust (HC) errors need every leverage h_ii < 1 (HC2/HC3 divide by 1 - h_ii,
+    # HC1 by the residual degrees of freedom). In a regression on an intercept
+    # and one slope, h_ii = 1 exactly when dropping row i leaves a single
+    # distinct x, i.e. on a two-value grid where one value has only one row.
+    if grid.size == 2 and counts.min() < 2:
+        raise ValidationError(
+            f"data[{x!r}] must have at least three distinct values, or at least two "
+            f"rows with positive {y!r} at each of two values, for {cov_type} "
+            f"standard errors; got {dict(zip(grid.tolist(), counts.tolist(), strict=True))} "
+            "rows per value. Add replicates or grid points."
         )
     design = sm.add_constant(np.log(xs), has_constant="add")
     res = sm.OLS(np.log(ys), design).fit(cov_type=cov_type)
@@ -920,15 +952,10 @@ def fit_rate(
         ) if slope != expected else 0.0
         p_value = float(2.0 * stats.t.sf(abs(t_stat), df)) if df > 0 else math.nan
     geo = np.array([float(np.exp(np.mean(np.log(ys[xs == g])))) for g in grid])
-    bvals = _bound_values(bound, frame, grid)
     ratio = fitted = max_rep = r_slope = r_ci = None
     if bvals is not None:
-        if np.any(~(bvals > 0)):
-            raise ValidationError("bound must be positive on the whole grid.")
         if isinstance(bound, str):  # replicate-level bound values
             row_bound = frame[bound].to_numpy(dtype=float)
-            if np.any(~(row_bound > 0)):
-                raise ValidationError(f"data[{bound!r}] must be positive.")
             bvals = np.array(
                 [float(np.exp(np.mean(np.log(row_bound[xs == g])))) for g in grid]
             )

@@ -256,6 +256,54 @@ def test_fit_rate_validation(data, kwargs, match):
         theory.fit_rate(data, **kwargs)
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"n_samples": [2, 4], "error": [1.0, 2.0]},  # n = p: both leverages are 1
+        {"n_samples": [2, 2, 4], "error": [1.0, 1.5, 2.0]},  # lone row at n=4
+        # the second row at n=4 is dropped (error 0), leaving a lone row again
+        {"n_samples": [2, 2, 4, 4], "error": [1.0, 1.5, 2.0, 0.0]},
+    ],
+)
+@pytest.mark.parametrize("cov_type", ["HC0", "HC1", "HC2", "HC3"])
+def test_fit_rate_refuses_leverage_one_designs(data, cov_type):
+    # checked before statsmodels runs, so no division by 1 - h_ii = 0 can warn
+    with pytest.raises(ValidationError, match="at least three distinct values"):
+        theory.fit_rate(data, cov_type=cov_type)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"n_samples": [2, 2, 4, 4], "error": [1.0, 1.5, 2.0, 2.5]},
+        {"n_samples": [2, 4, 8], "error": [1.0, 2.0, 3.5]},
+    ],
+)
+def test_fit_rate_smallest_allowed_designs_have_finite_hc3(data):
+    fit = theory.fit_rate(data, expected=None)
+    # every leverage < 1, so the HC3 standard error is finite and positive
+    assert math.isfinite(fit.se)
+    assert fit.se > 0
+    assert fit.ci[0] < fit.slope < fit.ci[1]
+    x = np.log(np.asarray(data["n_samples"], dtype=float))
+    design = np.column_stack([np.ones_like(x), x])
+    leverage = np.diag(design @ np.linalg.solve(design.T @ design, design.T))
+    assert leverage.max() < 1 - 1e-9
+
+
+def test_fit_rate_rejects_unknown_cov_type():
+    with pytest.raises(ValidationError, match="cov_type must be one of HC0"):
+        theory.fit_rate({"n_samples": [2, 4, 8], "error": [1, 2, 3]}, cov_type="HC9")
+
+
+def test_fit_rate_checks_bound_column_before_fitting():
+    # per-value means of b are positive, one replicate's bound is not; the design
+    # (a lone row per value) would also fail, so this message proves the order
+    data = {"n_samples": [2, 4, 4], "error": [1.0, 2.0, 2.0], "b": [1.0, 3.0, -1.0]}
+    with pytest.raises(ValidationError, match=r"data\['b'\] must be positive"):
+        theory.fit_rate(data, bound="b")
+
+
 def test_plot_rate_returns_figure_with_ci_box():
     pytest.importorskip("matplotlib")
     from hcl_stats.theory_plots import plot_rate
