@@ -361,6 +361,16 @@ def _process(
             raise
 
 
+# ``dashboard_address=None`` does not free port 8787: the scheduler still starts
+# its HTTP server there, and when the port is taken distributed warns and moves
+# (a failure under ``filterwarnings=error``, noise for users). An ephemeral
+# loopback port with the dashboard switched off never collides.
+_NO_DASHBOARD = {
+    "dashboard_address": "127.0.0.1:0",
+    "scheduler_kwargs": {"dashboard": False},
+}
+
+
 def _dask(
     study: Study,
     items: list[WorkItem],
@@ -385,8 +395,8 @@ def _dask(
             n_workers=local_workers or 1,
             threads_per_worker=1,
             processes=processes,
-            dashboard_address=None,
             silence_logs=logging.WARNING,
+            **_NO_DASHBOARD,
         )
         client = Client(cluster)
     try:

@@ -304,8 +304,8 @@ def test_dask_worker_killed_mid_study_is_retried(tmp_path):
         cfg = write_tiny(tmp_path, reps=2, ns="[60]", extra=extra)
         study = load_study(cfg)
         with distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-            preload=[str(preload)], silence_logs=50,
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
+            preload=[str(preload)], silence_logs=50, scheduler_kwargs={"dashboard": False},
         ) as cluster, ResultStore(tmp_path / "d.sqlite") as store:
             report = run_study(study, store, backend="dask", scheduler=cluster.scheduler_address,
                                quiet=True)
