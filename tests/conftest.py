@@ -53,3 +53,8 @@ def global_seed(request) -> int:
 def rng(global_seed) -> np.random.Generator:
     """A Generator from ``global_seed``."""
     return np.random.default_rng(global_seed)
+
+
+def pytest_terminal_summary(terminalreporter):
+    # ``-q`` (the README's command) hides the header; repeat the seeds at the end
+    terminalreporter.write_line(pytest_report_header(terminalreporter.config))

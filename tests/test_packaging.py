@@ -125,3 +125,22 @@ def test_ci_runs_both_dependency_sets_with_one_printed_seed():
     assert ci.count("run_suite ") >= 2
     assert 'echo "CI: HCL_TEST_SEED=$HCL_TEST_SEED"' in ci
     assert "texlive-latex-recommended" in ci
+
+
+def test_quiet_run_prints_the_drawn_seed():
+    # the README's `python -m pytest -q` hides the report header, so a seed drawn
+    # by HCL_TEST_SEED=any must still be printed to make a failure replayable
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HCL_TEST_SEED": "any"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/test_packaging.py::test_transitive_pins_are_not_declared_dependencies"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seeds = re.findall(r"HCL_TEST_SEED seeds: \[(\d+)\]", proc.stdout)
+    assert len(seeds) == 1
+    assert 0 <= int(seeds[0]) < 100
