@@ -7,6 +7,7 @@ that names the argument, the offending value and the rule.
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -233,3 +234,43 @@ def as_generator(rng: Any) -> np.random.Generator:
             f"rng must be None, an int, a sequence of ints, a SeedSequence or a "
             f"numpy Generator; got {_short(rng)}."
         ) from exc
+
+
+def memory_limit_bytes() -> int:
+    """Physical memory of this machine in bytes (``2**40`` if it cannot be read).
+
+    Used as the ceiling of :func:`check_memory`: an allocation larger than the
+    machine's RAM cannot succeed and would only swap or be killed.
+    """
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - non-POSIX
+        return 2**40
+
+
+def _human_bytes(nbytes: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if nbytes < 1000 or unit == "PB":
+            return f"{nbytes:.3g} {unit}"
+        nbytes /= 1000.0
+    return f"{nbytes:.3g} EB"  # pragma: no cover
+
+
+def check_memory(nbytes: int, what: str, *, fix: str = "") -> None:
+    """Raise :class:`ValidationError` if ``what`` needs more bytes than the RAM.
+
+    Parameters
+    ----------
+    nbytes : int
+        Estimated peak bytes of the arrays that ``what`` would allocate.
+    what : str
+        Description of the computation and the sizes that drive it.
+    fix : str, optional
+        Sentence appended to the message (how to make the request smaller).
+    """
+    limit = memory_limit_bytes()
+    if nbytes > limit:
+        raise ValidationError(
+            f"{what} must fit in memory; it would need about {_human_bytes(nbytes)} "
+            f"but this machine has {_human_bytes(limit)}.{' ' + fix if fix else ''}"
+        )
