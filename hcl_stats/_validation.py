@@ -6,9 +6,11 @@ that names the argument, the offending value and the rule.
 
 from __future__ import annotations
 
+import argparse
+import math
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -274,3 +276,78 @@ def check_memory(nbytes: int, what: str, *, fix: str = "") -> None:
             f"{what} must fit in memory; it would need about {_human_bytes(nbytes)} "
             f"but this machine has {_human_bytes(limit)}.{' ' + fix if fix else ''}"
         )
+
+
+#: Largest integer a CLI option accepts by default (SQLite and numpy seeds are int64).
+CLI_INT_MAX = 2**31 - 1
+
+
+def cli_int(minimum: int, maximum: int = CLI_INT_MAX) -> Callable[[str], int]:
+    """Return an argparse ``type`` that parses an integer in ``[minimum, maximum]``.
+
+    Out-of-range or non-integer text raises :class:`argparse.ArgumentTypeError`,
+    which argparse turns into its usage error (exit code 2).
+
+    Examples
+    --------
+    >>> cli_int(0)("3")
+    3
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer in {minimum}..{maximum}; got {text!r}"
+            ) from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer in {minimum}..{maximum}; got {value}"
+            )
+        return value
+
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+#: argparse type of a count that may be zero.
+non_negative_int = cli_int(0)
+#: argparse type of a count that must be at least one.
+positive_int = cli_int(1)
+
+
+def cli_float(
+    minimum: float, maximum: float = math.inf, *, open_low: bool = False
+) -> Callable[[str], float]:
+    """Return an argparse ``type`` that parses a finite float in a range.
+
+    The range is ``[minimum, maximum]``, or ``(minimum, maximum]`` if ``open_low``.
+
+    Examples
+    --------
+    >>> cli_float(0.0, open_low=True)("1.5")
+    1.5
+    """
+    rule = f"{'>' if open_low else '>='} {minimum:g}"
+    if math.isfinite(maximum):
+        rule += f" and <= {maximum:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and (value > minimum if open_low else value >= minimum)
+        if not ok or value > maximum:
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number {rule}; got {text!r}"
+            )
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
+#: argparse type of a positive duration or size.
+positive_float = cli_float(0.0, open_low=True)
