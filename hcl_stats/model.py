@@ -23,9 +23,9 @@ from ._validation import (
     _short,
     as_generator,
     check_dims,
-    check_memory,
     check_float_array,
     check_int,
+    check_memory,
     check_real,
     check_views,
 )
