@@ -123,6 +123,14 @@ def _check_latent_cov(latent_cov: Any, k: int) -> NDArray | None:
     return _readonly((arr + arr.T) / 2)
 
 
+def check_dense_cov(d: int, what: str) -> None:
+    """Refuse a dense ``d x d`` float64 matrix (and one work copy) that cannot fit."""
+    check_memory(
+        16 * int(d) ** 2, f"{what} (d = {int(d)})",
+        fix="Work with the loadings (d x K) instead of the dense covariance.",
+    )
+
+
 class LoadingsAccess:
     """Block access shared by models and fit results (mixin).
 
@@ -433,6 +441,7 @@ class HierarchicalFactorModel(LoadingsAccess):
     # ---------------------------------------------------------------- queries
     def signal_covariance(self) -> NDArray[np.float64]:
         """``W Cov(z) W^T``, shape ``(d, d)``."""
+        check_dense_cov(sum(self.dims), "the d x d covariance of the model")
         w = np.asarray(self.loadings)
         if self.latent_cov is None:
             return w @ w.T
@@ -612,6 +621,7 @@ class MultimodalData(ViewsShape):
             raise ValidationError(
                 f"n_samples - ddof must be >= 1; got {self.n_samples} - {ddof}."
             )
+        check_dense_cov(sum(self.dims), "the d x d sample covariance")
         x = self.stacked
         with np.errstate(over="ignore", invalid="ignore"):
             x = x - x.mean(axis=0)
