@@ -23,7 +23,7 @@ __all__: list[str] = []
 
 def _short(value: Any) -> str:
     """Return a short repr of ``value`` for error messages."""
-    text = repr(value)
+    text = " ".join(repr(value).split())  # one line, e.g. for arrays
     return text if len(text) <= 80 else text[:77] + "..."
 
 
