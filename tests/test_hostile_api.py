@@ -166,6 +166,20 @@ def test_view_and_block_accessors_reject_bad_views(fit, call, pattern):
         call(fit)
 
 
+@pytest.mark.parametrize(("block", "pattern"), [
+    ("ZZ", r"block must be a set of view indices such as \{0, 1\}; got 'ZZ'"),
+    (5, r"got 5\."),
+    ({True}, r"got \{True\}"),
+    ({5}, r"block F is not in structure AB:1 A:1 B:1"),
+])
+@pytest.mark.parametrize("method", ["index", "columns", "rank_of"])
+def test_structure_block_lookups_are_typed(method, block, pattern):
+    s = hs.Structure.parse(S)
+    with pytest.raises(ValidationError, match=pattern):
+        getattr(s, method)(block)
+    assert s.rank_of({0, 1}) == 1 and s.index(frozenset({1})) == 2
+
+
 def test_aligned_to_rejects_a_non_model_reference(fit):
     with pytest.raises(ValidationError, match=r"reference must be a FitResult or a "
                        r"HierarchicalFactorModel; got 'truth'"):
