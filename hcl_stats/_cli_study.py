@@ -368,6 +368,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .store import ResultStore
 
     study = _load(args)
+    if args.rep >= study.replications:
+        from .exceptions import ValidationError
+
+        raise ValidationError(
+            f"--rep must be a replicate index in 0..{study.replications - 1} "
+            f"(replications = {study.replications}); got {args.rep}."
+        )
     cell = study.cell(args.cell)
     labels = tuple(args.estimator or study.estimators)
     records = compute_unit(study, cell.index, args.rep, labels)

@@ -480,3 +480,11 @@ def test_fit_header_option_end_to_end(tmp_path, capsys):
         build_parser().parse_args(["fit", "--help"])
     out = capsys.readouterr().out
     assert re.search(r"header, and skipped, iff any\s+of its cells is not a number", out)
+
+
+def test_replay_rep_beyond_the_replications_is_refused(tmp_path, capsys):
+    cfg = write_tiny(tmp_path, reps=3)
+    assert main(["replay", str(cfg), "--cell", "0", "--rep", "3"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"ValidationError: --rep must be a replicate index in 0\.\.2 "
+                     r"\(replications = 3\); got 3\.", err), err
