@@ -177,7 +177,8 @@ def test_structure_block_lookups_are_typed(method, block, pattern):
     s = hs.Structure.parse(S)
     with pytest.raises(ValidationError, match=pattern):
         getattr(s, method)(block)
-    assert s.rank_of({0, 1}) == 1 and s.index(frozenset({1})) == 2
+    assert s.rank_of({0, 1}) == 1
+    assert s.index(frozenset({1})) == 2
 
 
 def test_aligned_to_rejects_a_non_model_reference(fit):
