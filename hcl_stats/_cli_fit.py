@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import io
+import logging
 import os
 import sys
 import tempfile
@@ -16,6 +18,8 @@ from .exceptions import ValidationError
 
 __all__: list[str] = []
 
+_log = logging.getLogger(__name__)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``fit`` and ``check-identifiable`` sub-commands."""
@@ -27,8 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Fit a hierarchical multi-view factor model and write the estimate to an "
             ".npz file. DATA is either one .npz file whose arrays, in stored order, "
-            "are the views (rows = samples), or one CSV file per view (a header row "
-            "is skipped if present). Views are lettered A, B, C, ... in data order."
+            "are the views (rows = samples), or one CSV file per view: UTF-8 (a "
+            "byte-order mark is ignored), numbers separated by commas (or by "
+            "semicolons or tabs if the first line has no comma). The first row of a "
+            "CSV is a header, and skipped, iff any of its cells is not a number "
+            "(a numeric first row is data; one that looks like column numbers "
+            "0..p-1 or 1..p is read as data with a warning); --header/--no-header "
+            "force the choice. Views are lettered A, B, C, ... in data order."
         ),
         epilog=(
             "Output arrays: loadings (d x K, columns in the canonical block order of "
@@ -69,6 +78,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="scalar",
         help="'scalar' (one sigma^2), 'per_view' (one per view) or a known value "
         "(default: scalar)",
+    )
+    p.add_argument(
+        "--header",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="CSV files: --header skips the first row of each file, --no-header reads "
+        "it as data (default: skip it iff one of its cells is not a number)",
     )
     p.add_argument("--out", required=True, type=Path, help="output .npz path")
     p.add_argument(
@@ -118,8 +134,13 @@ def _parse_noise(text: str):
         ) from None
 
 
-def read_views(paths: list[Path]) -> tuple[list[np.ndarray], list[str]]:
-    """Read views from one .npz (arrays in stored order) or one CSV per view."""
+def read_views(
+    paths: list[Path], header: bool | None = None
+) -> tuple[list[np.ndarray], list[str]]:
+    """Read views from one .npz (arrays in stored order) or one CSV per view.
+
+    ``header`` is passed to :func:`_read_csv` (None: detect each CSV's header).
+    """
     for path in paths:
         if not path.is_file():
             what = "a directory" if path.is_dir() else "a path that does not exist"
@@ -143,45 +164,97 @@ def read_views(paths: list[Path]) -> tuple[list[np.ndarray], list[str]]:
             "data must be a single .npz file or one CSV file per view; got "
             f"{[str(p) for p in paths]}."
         )
-    views = [_read_csv(p) for p in paths]
+    views = [_read_csv(p, header) for p in paths]
     return views, [p.stem for p in paths]
 
 
-def _read_csv(path: Path) -> np.ndarray:
+def _is_number(cell: str) -> bool:
     try:
-        with open(path, encoding="utf-8") as fh:
-            first = fh.readline()
-            second = fh.readline()
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _split(line: str, delimiter: str) -> list[str]:
+    return [t.strip() for t in line.split(delimiter)]
+
+
+def _read_csv(path: Path, header: bool | None = None) -> np.ndarray:
+    """Read one view from a CSV file of numbers (rows = samples).
+
+    Parameters
+    ----------
+    path : Path
+        UTF-8 text (a leading byte-order mark is ignored), cells separated by
+        commas, or by semicolons or tabs if the first line has no comma.
+    header : bool or None, default=None
+        True: the first row is a header and is skipped. False: the first row is
+        data. None: the first row is a header iff any of its cells is not a
+        number; a first row of column numbers (``0..p-1`` or ``1..p``, ``p >= 3``)
+        is read as data with a logged warning.
+
+    Returns
+    -------
+    ndarray of shape (n_rows, n_columns)
+    """
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ValidationError(
             f"CSV file {str(path)!r} must be UTF-8 text; got undecodable bytes ({exc})."
         ) from None
-    if not first.strip() or (not second.strip() and not _is_numeric_row(first)):
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
         raise ValidationError(
             f"CSV file {str(path)!r} must contain at least one row of numbers; got an "
-            "empty file (or a header only)."
+            "empty file."
         )
-    tokens = [t.strip() for t in first.replace(";", ",").split(",")]
-    try:
-        [float(t) for t in tokens]
-        skip = 0
-    except ValueError:
-        skip = 1
+    first = lines[0]
+    delimiter = "," if "," in first else ";" if ";" in first else "\t" if "\t" in first else ","
+    cells = _split(first, delimiter)
+    numeric = all(_is_number(c) for c in cells)
+    if header is None:
+        header = not numeric
+        if header:
+            _log.info("%s: first row has a non-numeric cell; skipped as a header", path)
+        elif len(cells) >= 3 and all(c.isdigit() for c in cells) and [
+            int(c) for c in cells
+        ] in (list(range(len(cells))), list(range(1, len(cells) + 1))):
+            _log.warning(
+                "%s: the first row %s looks like column numbers but is read as data "
+                "(all its cells are numbers); pass --header to skip it",
+                path, ",".join(cells),
+            )
+        else:
+            _log.info("%s: first row is all numbers; read as data (no header)", path)
+    elif not header and not numeric:
+        bad = next(c for c in cells if not _is_number(c))
+        raise ValidationError(
+            f"CSV file {str(path)!r} must have a numeric first row with --no-header; "
+            f"got the cell {bad!r}. Drop --no-header to skip a header row."
+        )
+    if header and cells and cells[0] == "":
+        _log.warning(
+            "%s: the header's first cell is empty, as in a file written with a pandas "
+            "index; its first column is read as data (write it with index=False)", path,
+        )
+    body = lines[1:] if header else lines
+    if not body:
+        raise ValidationError(
+            f"CSV file {str(path)!r} must contain at least one row of numbers; got a "
+            "header only."
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
-            arr = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+            arr = np.loadtxt(io.StringIO("\n".join(body)), delimiter=delimiter, ndmin=2)
     except ValueError as exc:
-        raise ValidationError(f"CSV file {str(path)!r} could not be parsed: {exc}") from None
+        raise ValidationError(
+            f"CSV file {str(path)!r} could not be parsed (line numbers count from the "
+            f"first {'data ' if header else ''}row): {exc}"
+        ) from None
     return arr
-
-
-def _is_numeric_row(line: str) -> bool:
-    try:
-        [float(t) for t in line.replace(";", ",").split(",")]
-    except ValueError:
-        return False
-    return True
 
 
 def _check_out(path: Path) -> None:
@@ -238,7 +311,7 @@ def run_fit(args: argparse.Namespace) -> int:
     elif not args.data:
         raise ValidationError("DATA files or --dataset NAME must be given; got neither.")
     else:
-        views, names = read_views(list(args.data))
+        views, names = read_views(list(args.data), args.header)
     data = MultimodalData(views, modality_names=None)
     if args.preprocess != "none":
         from .preprocessing import Preprocessor

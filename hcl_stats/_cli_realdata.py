@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import cli_int, positive_int
+
 __all__: list[str] = []
 
 #: Per data set: preprocessing scale and selection options used by the report.
@@ -38,9 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--out", type=Path, default=Path("reports/real_data"), help="output folder")
-    p.add_argument("--n-boot", type=int, default=50, help="bootstrap resamples (default 50)")
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
-    p.add_argument("--seed", type=int, default=20260407, help="root seed (default 20260407)")
+    p.add_argument("--n-boot", type=positive_int, default=50,
+                   help="bootstrap resamples, >= 1 (default 50)")
+    p.add_argument("--folds", type=cli_int(2), default=5,
+                   help="cross-validation folds, >= 2 (default 5)")
+    p.add_argument("--seed", type=cli_int(0, 2**63 - 1), default=20260407,
+                   help="root seed, >= 0 (default 20260407)")
     p.add_argument(
         "--datasets",
         default="breast_cancer,mfeat,mini_acc",

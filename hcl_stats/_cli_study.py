@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._validation import non_negative_int, positive_float, positive_int
+
 __all__: list[str] = []
 
 
@@ -44,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "units and a rough serial cost (--probe times one unit of the largest cell).",
     )
     _common(p)
-    p.add_argument("--reps", type=int, default=None, help="replications (default: from the file)")
+    p.add_argument("--reps", type=positive_int, default=None,
+                   help="replications, >= 1 (default: from the file)")
     p.add_argument("--probe", action="store_true", help="time one unit of the largest cell")
     p.set_defaults(func=cmd_validate)
 
@@ -55,29 +58,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Example: hcl-stats run simulations/quick.toml --jobs 2",
     )
     _common(p)
-    p.add_argument("--jobs", "-j", type=int, default=None,
-                   help="worker processes (default: all cores; 1 = serial in-process)")
-    p.add_argument("--reps", type=int, default=None, help="run replicates 0..R-1 only")
+    p.add_argument("--jobs", "-j", type=positive_int, default=None,
+                   help="worker processes, >= 1 (default: all cores; 1 = serial in-process)")
+    p.add_argument("--reps", type=positive_int, default=None,
+                   help="run replicates 0..R-1 only (R >= 1)")
     p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                    help="only cells with this factor value (repeatable), e.g. n_samples=5000")
     p.add_argument("--estimator", action="append", default=None, metavar="LABEL",
                    help="only this estimator label (repeatable)")
     p.add_argument("--retry-failed", action="store_true", help="recompute failed units")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address tcp://host:port")
-    p.add_argument("--dask-local", type=int, default=None, metavar="N",
-                   help="start a Dask LocalCluster with N worker processes")
-    p.add_argument("--blas-threads", type=int, default=1,
-                   help="BLAS threads per worker (default: 1)")
+    p.add_argument("--dask-local", type=positive_int, default=None, metavar="N",
+                   help="start a Dask LocalCluster with N >= 1 worker processes")
+    p.add_argument("--blas-threads", type=non_negative_int, default=1,
+                   help="BLAS threads per worker (default: 1; 0 = leave the BLAS default)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--strict", action="store_true", help="exit 1 if any unit failed")
-    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
                    help="per-replicate timeout of each fit (and of the data generation); "
                    "a fit running longer is recorded as failed and the study goes on")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="progress and failures of a study")
     _common(p)
-    p.add_argument("--failures", type=int, default=10, help="failed units to list (default 10)")
+    p.add_argument("--failures", type=non_negative_int, default=10,
+                   help="failed units to list, >= 0 (default 10)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("summarize", help="write reports/<study>/summary.csv")
@@ -98,7 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _common(p)
     p.add_argument("--cell", required=True, help="cell id (or a unique prefix)")
-    p.add_argument("--rep", type=int, required=True, help="replicate index")
+    p.add_argument("--rep", type=non_negative_int, required=True,
+                   help="replicate index, 0..replications-1")
     p.add_argument("--estimator", action="append", default=None, metavar="LABEL")
     p.set_defaults(func=cmd_replay)
 
@@ -362,6 +368,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .store import ResultStore
 
     study = _load(args)
+    if args.rep >= study.replications:
+        from .exceptions import ValidationError
+
+        raise ValidationError(
+            f"--rep must be a replicate index in 0..{study.replications - 1} "
+            f"(replications = {study.replications}); got {args.rep}."
+        )
     cell = study.cell(args.cell)
     labels = tuple(args.estimator or study.estimators)
     records = compute_unit(study, cell.index, args.rep, labels)

@@ -6,8 +6,11 @@ that names the argument, the offending value and the rule.
 
 from __future__ import annotations
 
+import argparse
+import math
 import numbers
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +23,7 @@ __all__: list[str] = []
 
 def _short(value: Any) -> str:
     """Return a short repr of ``value`` for error messages."""
-    text = repr(value)
+    text = " ".join(repr(value).split())  # one line, e.g. for arrays
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -233,3 +236,118 @@ def as_generator(rng: Any) -> np.random.Generator:
             f"rng must be None, an int, a sequence of ints, a SeedSequence or a "
             f"numpy Generator; got {_short(rng)}."
         ) from exc
+
+
+def memory_limit_bytes() -> int:
+    """Physical memory of this machine in bytes (``2**40`` if it cannot be read).
+
+    Used as the ceiling of :func:`check_memory`: an allocation larger than the
+    machine's RAM cannot succeed and would only swap or be killed.
+    """
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - non-POSIX
+        return 2**40
+
+
+def _human_bytes(nbytes: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if nbytes < 1000 or unit == "PB":
+            return f"{nbytes:.3g} {unit}"
+        nbytes /= 1000.0
+    return f"{nbytes:.3g} EB"  # pragma: no cover
+
+
+def check_memory(nbytes: int, what: str, *, fix: str = "") -> None:
+    """Raise :class:`ValidationError` if ``what`` needs more bytes than the RAM.
+
+    Parameters
+    ----------
+    nbytes : int
+        Estimated peak bytes of the arrays that ``what`` would allocate.
+    what : str
+        Description of the computation and the sizes that drive it.
+    fix : str, optional
+        Sentence appended to the message (how to make the request smaller).
+    """
+    limit = memory_limit_bytes()
+    if nbytes > limit:
+        raise ValidationError(
+            f"{what} must fit in memory; it would need about {_human_bytes(nbytes)} "
+            f"but this machine has {_human_bytes(limit)}.{' ' + fix if fix else ''}"
+        )
+
+
+#: Largest integer a CLI option accepts by default (SQLite and numpy seeds are int64).
+CLI_INT_MAX = 2**31 - 1
+
+
+def cli_int(minimum: int, maximum: int = CLI_INT_MAX) -> Callable[[str], int]:
+    """Return an argparse ``type`` that parses an integer in ``[minimum, maximum]``.
+
+    Out-of-range or non-integer text raises :class:`argparse.ArgumentTypeError`,
+    which argparse turns into its usage error (exit code 2).
+
+    Examples
+    --------
+    >>> cli_int(0)("3")
+    3
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer in {minimum}..{maximum}; got {text!r}"
+            ) from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer in {minimum}..{maximum}; got {value}"
+            )
+        return value
+
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+#: argparse type of a count that may be zero.
+non_negative_int = cli_int(0)
+#: argparse type of a count that must be at least one.
+positive_int = cli_int(1)
+
+
+def cli_float(
+    minimum: float, maximum: float = math.inf, *, open_low: bool = False
+) -> Callable[[str], float]:
+    """Return an argparse ``type`` that parses a finite float in a range.
+
+    The range is ``[minimum, maximum]``, or ``(minimum, maximum]`` if ``open_low``.
+
+    Examples
+    --------
+    >>> cli_float(0.0, open_low=True)("1.5")
+    1.5
+    """
+    rule = f"{'>' if open_low else '>='} {minimum:g}"
+    if math.isfinite(maximum):
+        rule += f" and <= {maximum:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and (value > minimum if open_low else value >= minimum)
+        if not ok or value > maximum:
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number {rule}; got {text!r}"
+            )
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
+#: argparse type of a positive duration or size.
+positive_float = cli_float(0.0, open_low=True)

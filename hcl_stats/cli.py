@@ -4,8 +4,18 @@ Sub-commands are listed in workflow order. Each lives in a module that exposes
 ``register(subparsers)`` (adds its parser and sets ``func``); heavy imports happen
 inside the command bodies, so ``hcl-stats --help`` is fast.
 
-Exit codes: 0 success, 1 failures recorded (``--strict``) or a run-time error,
-2 usage, input or configuration error. Errors are printed to stderr as one line
+Exit codes (see :func:`exit_code`):
+
+* 0 success (``check-identifiable``: every condition holds);
+* 1 failures recorded (``run --strict``), a failed identifiability check, or an
+  unexpected error (a bug: please report it with ``--debug``);
+* 2 a usage error, or any error the package diagnoses itself, i.e. every
+  :class:`~hcl_stats.exceptions.HCLError` (bad input or configuration, a store
+  that is corrupted or written by other code, a solver failure) and a missing
+  input file;
+* 130 interrupted.
+
+Errors are printed to stderr as one line, ``hcl-stats COMMAND: error: KIND: ...``
 (``--debug`` shows the traceback).
 """
 
@@ -18,14 +28,9 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .exceptions import (
-    HCLError,
-    NotIdentifiableError,
-    StudyConfigError,
-    ValidationError,
-)
+from .exceptions import HCLError
 
-__all__ = ["main"]
+__all__ = ["exit_code", "main"]
 
 #: Modules providing sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
@@ -35,7 +40,32 @@ COMMAND_MODULES = (
     "hcl_stats._cli_theory",
 )
 
-_USAGE_ERRORS = (ValidationError, StudyConfigError, NotIdentifiableError, FileNotFoundError)
+#: Exceptions reported with exit code 2: everything the package diagnoses itself.
+_USAGE_ERRORS = (HCLError, FileNotFoundError)
+
+
+def exit_code(exc: BaseException) -> int:
+    """Exit code of the command line for an exception raised by a command.
+
+    Parameters
+    ----------
+    exc : BaseException
+
+    Returns
+    -------
+    int
+        2 for every :class:`~hcl_stats.exceptions.HCLError` and for
+        ``FileNotFoundError``, 130 for ``KeyboardInterrupt``, 1 otherwise.
+
+    Examples
+    --------
+    >>> from hcl_stats.exceptions import StoreVersionMismatch
+    >>> exit_code(StoreVersionMismatch("x")), exit_code(RuntimeError("x"))
+    (2, 1)
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    return 2 if isinstance(exc, _USAGE_ERRORS) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,8 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        code = 2 if isinstance(exc, _USAGE_ERRORS) else 1
-        kind = type(exc).__name__ if not isinstance(exc, HCLError) else type(exc).__name__
+        code = exit_code(exc)
+        kind = type(exc).__name__
         print(f"hcl-stats {args.command}: error: {kind}: {exc}", file=sys.stderr)
         return code
 

@@ -10,7 +10,9 @@ outside the structure mask, and ``Psi = diag(sigma_m^2 I_{d_m})``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import numbers
+import string
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ from ._validation import (
     check_dims,
     check_float_array,
     check_int,
+    check_memory,
     check_real,
     check_views,
 )
@@ -38,6 +41,10 @@ __all__ = [
     "equicorrelation",
     "noise_diagonal",
 ]
+
+
+#: View letters of the text form of a block (as in :mod:`hcl_stats.structure`).
+_VIEW_LETTERS = string.ascii_uppercase
 
 
 def _readonly(a: NDArray) -> NDArray:
@@ -116,6 +123,14 @@ def _check_latent_cov(latent_cov: Any, k: int) -> NDArray | None:
     return _readonly((arr + arr.T) / 2)
 
 
+def check_dense_cov(d: int, what: str) -> None:
+    """Refuse a dense ``d x d`` float64 matrix (and one work copy) that cannot fit."""
+    check_memory(
+        16 * int(d) ** 2, f"{what} (d = {int(d)})",
+        fix="Work with the loadings (d x K) instead of the dense covariance.",
+    )
+
+
 class LoadingsAccess:
     """Block access shared by models and fit results (mixin).
 
@@ -138,31 +153,133 @@ class LoadingsAccess:
         """Total latent dimension ``K``."""
         return self.structure.total_rank
 
+    def _check_view(self, m: Any, name: str = "m") -> int:
+        """Return view index ``m`` checked to lie in ``range(M)``."""
+        if isinstance(m, bool) or not isinstance(m, numbers.Integral):
+            raise ValidationError(
+                f"{name} must be a view index (an integer in 0..{self.n_modalities - 1}); "
+                f"got {_short(m)}."
+            )
+        if not 0 <= int(m) < self.n_modalities:
+            raise ValidationError(
+                f"{name} must be a view index in 0..{self.n_modalities - 1} (there are "
+                f"{self.n_modalities} views); got {int(m)}."
+            )
+        return int(m)
+
+    def _check_block(
+        self, block: Any, name: str = "block", *, in_structure: bool = True
+    ) -> frozenset[int]:
+        """Return ``block`` as a frozenset of view indices.
+
+        Accepts a block text (view letters such as ``"AB"``, or the named form
+        ``"{text,image}"`` when the structure has view names), or a set, frozenset,
+        tuple or list of view indices (a block of ``structure.blocks`` is a
+        frozenset). With ``in_structure`` the block must be one of the structure's
+        blocks.
+        """
+        available = ", ".join(format_block(b) for b in self.structure.blocks)
+        hint = (
+            f"a block text such as {format_block(self.structure.blocks[0])!r}, or a "
+            "set of view indices such as "
+            f"{set(sorted(self.structure.blocks[0]))!r}; the structure's blocks are "
+            f"{available}"
+        )
+        if isinstance(block, str):
+            texts = {format_block(b): b for b in self.structure.blocks}
+            if self.structure.modality_names is not None:
+                names = self.structure.modality_names
+                texts.update({format_block(b, names): b for b in self.structure.blocks})
+            if block in texts:
+                return texts[block]
+            letters = _VIEW_LETTERS[: self.n_modalities]
+            if not (block and all(ch in letters for ch in block)):
+                raise ValidationError(
+                    f"{name} must be one of the structure's blocks ({hint}); got "
+                    f"{_short(block)}, which is not made of the view letters "
+                    f"{letters[0]}-{letters[-1]}."
+                )
+            block = [letters.index(ch) for ch in block]
+        if isinstance(block, np.ndarray):
+            block = block.tolist()
+        if not isinstance(block, Set | Sequence) or not block:
+            raise ValidationError(
+                f"{name} must be a non-empty block ({hint}); got {_short(block)}."
+            )
+        members = []
+        for v in block:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not (
+                0 <= int(v) < self.n_modalities
+            ):
+                raise ValidationError(
+                    f"{name} must contain view indices in 0..{self.n_modalities - 1} "
+                    f"({hint}); got {_short(block)}, which contains {_short(v)}."
+                )
+            members.append(int(v))
+        key = frozenset(members)
+        if in_structure and key not in self.structure.blocks:
+            raise ValidationError(
+                f"{name} must be one of the structure's blocks ({hint}); got "
+                f"{format_block(key)} = {set(sorted(key))!r}, which is not in "
+                f"structure {self.structure}."
+            )
+        return key
+
     def row_slice(self, m: int) -> slice:
         """Rows of view ``m`` in the stacked ``d``-dimensional vector."""
+        m = self._check_view(m)
         off = int(sum(self.dims[:m]))
         return slice(off, off + self.dims[m])
 
-    def view_rows(self, block: Sequence[int] | frozenset[int]) -> NDArray[np.intp]:
-        """Row indices of the views in ``block``, in view order."""
+    def view_rows(self, block: Sequence[int] | frozenset[int] | str) -> NDArray[np.intp]:
+        """Row indices of the views in ``block`` (any set of views), in view order."""
+        key = self._check_block(block, in_structure=False)
         return np.concatenate(
-            [np.arange(self.row_slice(m).start, self.row_slice(m).stop) for m in sorted(block)]
+            [np.arange(self.row_slice(m).start, self.row_slice(m).stop) for m in sorted(key)]
         )
 
-    def block(self, m: int, block: Sequence[int] | frozenset[int]) -> NDArray:
-        """Loading block ``W_m^S`` of shape ``(d_m, r_S)`` (zero if ``m`` not in ``S``)."""
-        return self.loadings[self.row_slice(m), self.structure.columns(block)]
+    def block(self, m: int, block: Sequence[int] | frozenset[int] | str) -> NDArray:
+        """Loading block ``W_m^S`` of shape ``(d_m, r_S)`` (zero if ``m`` not in ``S``).
 
-    def gram(self, block: Sequence[int] | frozenset[int]) -> NDArray:
+        Parameters
+        ----------
+        m : int
+            View index in ``0..M-1``.
+        block : str, set or frozenset of int
+            A block of ``structure``: its text (``"AB"``) or its view indices
+            (``{0, 1}``).
+
+        Raises
+        ------
+        ValidationError
+            If ``m`` is not a view index or ``block`` is not a block of ``structure``.
+        """
+        m = self._check_view(m)
+        key = self._check_block(block)
+        return self.loadings[self.row_slice(m), self.structure.columns(key)]
+
+    def gram(self, block: Sequence[int] | frozenset[int] | str) -> NDArray:
         """Identified Gram ``W^S W^S^T`` over the views of ``S``.
+
+        Parameters
+        ----------
+        block : str, set or frozenset of int
+            A block of ``structure``: its text (``"AB"``) or its view indices
+            (``{0, 1}``).
 
         Returns
         -------
         ndarray of shape (d_S, d_S)
             ``d_S = sum_{m in S} d_m``; includes the cross-view blocks
             ``W_m^S W_{m'}^S^T``.
+
+        Raises
+        ------
+        ValidationError
+            If ``block`` is not a block of ``structure``; the message lists them.
         """
-        w = np.asarray(self.loadings)[self.view_rows(block)][:, self.structure.columns(block)]
+        key = self._check_block(block)
+        w = np.asarray(self.loadings)[self.view_rows(key)][:, self.structure.columns(key)]
         return w @ w.T
 
     def noise_diagonal(self) -> NDArray[np.float64]:
@@ -300,6 +417,15 @@ class HierarchicalFactorModel(LoadingsAccess):
                         f"{format_block(b)}; a d_m x r_S block cannot have full "
                         "column rank."
                     )
+        # W (d x K) plus, per block, a d_m x r Gaussian and its QR factor
+        big = max(dims[m] * r for b, r in zip(structure.blocks, structure.ranks, strict=True)
+                  for m in b)
+        check_memory(
+            8 * (sum(dims) * structure.total_rank + 3 * big),
+            f"HierarchicalFactorModel.random with dims {_short(dims)} and total rank "
+            f"K = {structure.total_rank}",
+            fix="Use smaller dims or ranks.",
+        )
         w = np.zeros((sum(dims), structure.total_rank))
         row_off = np.concatenate([[0], np.cumsum(dims)])
         for b, r in zip(structure.blocks, structure.ranks, strict=True):
@@ -315,6 +441,7 @@ class HierarchicalFactorModel(LoadingsAccess):
     # ---------------------------------------------------------------- queries
     def signal_covariance(self) -> NDArray[np.float64]:
         """``W Cov(z) W^T``, shape ``(d, d)``."""
+        check_dense_cov(sum(self.dims), "the d x d covariance of the model")
         w = np.asarray(self.loadings)
         if self.latent_cov is None:
             return w @ w.T
@@ -344,6 +471,13 @@ class HierarchicalFactorModel(LoadingsAccess):
         MultimodalData
         """
         n = check_int(n_samples, "n_samples", minimum=2)
+        d, k = sum(self.dims), self.total_rank
+        # Z (n x K), E and X (n x d), the product Z W^T and a scaled copy of E
+        check_memory(
+            8 * n * (2 * k + 4 * d),
+            f"sample(n_samples={n}) with d = {d} and K = {k}",
+            fix="Draw fewer samples, or draw them in batches with separate rng streams.",
+        )
         gen = as_generator(rng)
         z = gen.standard_normal((n, self.total_rank))
         if self.latent_cov is not None:
@@ -487,6 +621,7 @@ class MultimodalData(ViewsShape):
             raise ValidationError(
                 f"n_samples - ddof must be >= 1; got {self.n_samples} - {ddof}."
             )
+        check_dense_cov(sum(self.dims), "the d x d sample covariance")
         x = self.stacked
         with np.errstate(over="ignore", invalid="ignore"):
             x = x - x.mean(axis=0)

@@ -11,7 +11,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._linalg import procrustes
-from .model import LoadingsAccess
+from ._validation import _short
+from .exceptions import ValidationError
+from .model import LoadingsAccess, check_dense_cov
 from .structure import Structure, format_block
 
 __all__ = ["Diagnostics", "FitResult", "Summary"]
@@ -103,6 +105,7 @@ class FitResult(LoadingsAccess):
     # ----------------------------------------------------------------- access
     def covariance(self) -> NDArray[np.float64]:
         """Fitted covariance ``W W^T + Psi``, shape ``(d, d)``."""
+        check_dense_cov(sum(self.dims), "the d x d fitted covariance")
         cov = self.loadings @ self.loadings.T
         cov[np.diag_indices_from(cov)] += self.noise_diagonal()
         return cov
@@ -124,10 +127,13 @@ class FitResult(LoadingsAccess):
         -------
         FitResult
         """
+        if not (hasattr(reference, "loadings") and hasattr(reference, "structure")):
+            raise ValidationError(
+                "reference must be a FitResult or a HierarchicalFactorModel; got "
+                f"{_short(reference)}."
+            )
         ref = np.asarray(reference.loadings)
         if ref.shape != self.loadings.shape or reference.structure != self.structure:
-            from .exceptions import ValidationError
-
             raise ValidationError(
                 "reference must have the same dims and structure as the result; got "
                 f"{reference.structure} with loadings {ref.shape}."

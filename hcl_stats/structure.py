@@ -16,6 +16,7 @@ space-separated ``LETTERS:RANK`` tokens, e.g. ``"ABC:3 AB:2 C:1"``. The token
 from __future__ import annotations
 
 import itertools
+import numbers
 import re
 import string
 from collections.abc import Iterable, Sequence
@@ -351,7 +352,17 @@ class Structure:
 
     def index(self, block: Iterable[int]) -> int:
         """Position of ``block`` in the canonical order."""
-        key = frozenset(block)
+        try:
+            key = frozenset(block)
+        except TypeError:
+            key = None
+        if key is None or not all(
+            isinstance(m, numbers.Integral) and not isinstance(m, bool) and 0 <= m < 26
+            for m in key
+        ):
+            raise ValidationError(
+                f"block must be a set of view indices such as {{0, 1}}; got {_short(block)}."
+            )
         try:
             return self.blocks.index(key)
         except ValueError:

@@ -31,14 +31,15 @@ data. Only exponents are tested against data; constants are reported.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+import numbers
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._validation import check_int, check_real
+from ._validation import _short, check_int, check_real
 from .exceptions import ValidationError
 
 __all__ = [
@@ -144,6 +145,68 @@ class PopulationQuantities:
         }
 
 
+_MODEL_ATTRS = ("dims", "structure", "loadings", "covariance", "noise_diagonal")
+
+
+def _check_model(model: Any, name: str = "model") -> None:
+    """Raise :class:`ValidationError` unless ``model`` looks like a factor model."""
+    from .structure import Structure
+
+    missing = [a for a in _MODEL_ATTRS if not hasattr(model, a)]
+    if missing or not isinstance(model.structure, Structure):
+        why = (
+            f"it has no {', '.join(missing)}" if missing
+            else "its structure is not a Structure"
+        )
+        raise ValidationError(
+            f"{name} must be a HierarchicalFactorModel or a FitResult (anything with "
+            f"{', '.join(_MODEL_ATTRS)}); got {_short(model)}, {why}."
+        )
+    d, k = int(sum(model.dims)), int(model.structure.total_rank)
+    shape = np.shape(model.loadings)
+    if shape != (d, k):
+        raise ValidationError(
+            f"{name}.loadings must have shape (d, K) = ({d}, {k}); got {shape}."
+        )
+
+
+def _check_quantities(q: Any, name: str = "q") -> None:
+    """Raise :class:`ValidationError` unless ``q`` is a :class:`PopulationQuantities`."""
+    if not isinstance(q, PopulationQuantities):
+        fix = (
+            " Pass population_quantities(model) instead of the model."
+            if all(hasattr(q, a) for a in _MODEL_ATTRS) else ""
+        )
+        raise ValidationError(
+            f"{name} must be a PopulationQuantities (from population_quantities(model)); "
+            f"got {_short(q)}.{fix}"
+        )
+
+
+def _block_key(block: Any, q: PopulationQuantities) -> frozenset[int]:
+    """``block`` (view letters such as ``"AB"`` or view indices) as a key of ``q``."""
+    from .structure import format_block
+
+    available = ", ".join(format_block(b) for b in q.block_singular_values)
+    key: frozenset[int] | None = None
+    if isinstance(block, str):
+        letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        if block and all(ch in letters for ch in block):
+            key = frozenset(letters.index(ch) for ch in block)
+    elif isinstance(block, Iterable):
+        members = list(block)
+        if all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in members
+        ):
+            key = frozenset(int(v) for v in members)
+    if key is None or key not in q.block_singular_values:
+        raise ValidationError(
+            f"block must be one of the model's blocks ({available}), as view letters "
+            f"such as 'AB' or a set of view indices such as {{0, 1}}; got {_short(block)}."
+        )
+    return key
+
+
 def population_quantities(model: Any) -> PopulationQuantities:
     """Compute the population quantities that enter every bound.
 
@@ -173,6 +236,7 @@ def population_quantities(model: Any) -> PopulationQuantities:
     >>> q.cov_norm, q.eigengap, q.condition_number
     (5.0, 4.0, 1.0)
     """
+    _check_model(model)
     dims = tuple(int(v) for v in model.dims)
     structure = model.structure
     w = np.asarray(model.loadings, dtype=float)
@@ -344,6 +408,7 @@ def subspace_bound(
     Applies to the column space of the structure-blind top-``K`` estimator
     (:class:`~hcl_stats.estimators.NaivePCA`).
     """
+    _check_quantities(q)
     if norm not in ("fro", "op"):
         raise ValidationError(f"norm must be 'fro' or 'op'; got {norm!r}.")
     e = np.asarray(covariance_concentration(q.cov_norm, q.d, n, confidence=confidence))
@@ -414,6 +479,7 @@ def loading_bound(
     """
     if form not in ("sharp", "paper"):
         raise ValidationError(f"form must be 'sharp' or 'paper'; got {form!r}.")
+    _check_quantities(q)
     constant = check_real(constant, "constant", low=0.0)
     k = q.total_rank
     if form == "sharp":
@@ -422,7 +488,7 @@ def loading_bound(
         )
         out = constant * math.sqrt(2.0 * k) * (2.0 + 4.0 * q.condition_number**2) * e
     else:
-        nn = np.asarray(n, dtype=float)
+        nn = _n_eff(n, centred=False)
         rate = np.sqrt(q.d / nn) + q.d / nn
         out = constant * q.condition_number * math.sqrt(k) * q.cov_norm * rate / q.eigengap
     return float(out) if np.ndim(out) == 0 else out
@@ -461,15 +527,12 @@ def block_loading_bound(
     constant is given here: the Schur-complement propagation adds factors that
     depend on the conditioning of the outside views (docs/theory.md §4).
     """
-    b = frozenset(block)
-    if b not in q.block_singular_values:
-        raise ValidationError(
-            f"block must be one of the model's blocks; got {sorted(b)!r}."
-        )
+    _check_quantities(q)
+    b = _block_key(block, q)
     constant = check_real(constant, "constant", low=0.0)
     lo, _ = q.block_singular_values[b]
     r = q.block_ranks[b]
-    nn = np.asarray(n, dtype=float)
+    nn = _n_eff(n, centred=False)
     rate = np.sqrt(q.d / nn) + q.d / nn
     out = constant * q.block_condition_number(b) * math.sqrt(r) * q.cov_norm * rate / lo**2
     return float(out) if np.ndim(out) == 0 else out

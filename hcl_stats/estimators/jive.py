@@ -321,6 +321,18 @@ def _view_scores(est, cov, dims, structure, n_samples):
         _resolve_view_ranks(est.view_ranks, structure, cov, dims, n_samples),
         "view_ranks", m_views,
     )
+    for m, (k, d_m) in enumerate(zip(ks, dims, strict=True)):
+        if k > d_m:
+            source = (
+                "view_ranks" if est.view_ranks is not None
+                else f"the total rank of the blocks on that view in structure {structure}"
+                if structure is not None else "the estimated view_ranks"
+            )
+            raise ValidationError(
+                f"view_ranks[{m}] must be <= d_{m + 1} = {d_m}, the dimension of view "
+                f"{chr(ord('A') + m)} (a view of dimension d_m has at most d_m principal "
+                f"components); got {k}, from {source}. Lower the ranks of that view."
+            )
     phi, bases, eigvals = score_gram(cov, dims, ks)
     vals, vecs = top_eigh(phi, phi.shape[0])
     proxy = Structure(m_views, tuple(frozenset([m]) for m in range(m_views)), ks)

@@ -118,8 +118,9 @@ class MOFA(Estimator):
     Parameters
     ----------
     n_factors : int, optional
-        Initial number of factors ``K`` given to MOFA. None: the total rank of a
-        given structure, else 15.
+        Initial number of factors ``K`` given to MOFA, at most ``min(n, d)``
+        (mofapy2 starts from a PCA of the concatenated views). None: the total rank
+        of a given structure, else ``min(15, n, d)``.
     share_threshold : float, default=0.1
         A view belongs to a factor's block if it receives at least this fraction of
         the factor's explained variance (module docstring).
@@ -169,8 +170,23 @@ class MOFA(Estimator):
     def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
         if data is None:
             raise ValidationError("MOFA needs the raw data rows; call fit(views).")
+        # mofapy2 initialises the factors by a PCA of the concatenated views, which
+        # has at most min(n, d) components
+        limit = min(data.n_samples, int(sum(dims)))
+        if self.n_factors is not None:
+            k, source = self.n_factors, "n_factors"
+        elif structure is not None:
+            k, source = structure.total_rank, f"the total rank of structure {structure}"
+        else:
+            k, source = min(15, limit), "the default min(15, n, d)"
+        if k > limit:
+            raise ValidationError(
+                f"MOFA's number of factors must be <= min(n_samples, d) = "
+                f"min({data.n_samples}, {int(sum(dims))}) = {limit} (mofapy2 starts "
+                f"from a PCA of the concatenated views); got {k}, from {source}. "
+                "Lower n_factors."
+            )
         entry_point = _import_mofapy2()
-        k = self.n_factors or (structure.total_rank if structure is not None else 15)
         seed = int(rng.integers(2**31 - 1))
         views = [np.array(v, dtype=float) for v in data.Xs]
         log = io.StringIO()

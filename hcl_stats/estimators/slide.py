@@ -502,6 +502,11 @@ class SLIDE(Estimator):
             k_max = max(1, min(sum(ks), min(x.shape) // 2))
         else:
             k_max = self.max_rank
+            if k_max > min(x.shape):
+                raise ValidationError(
+                    f"max_rank must be <= min(n_samples, d) = min{x.shape} = "
+                    f"{min(x.shape)} (the rank of the data); got {k_max}."
+                )
         path = slide_path(
             s, dims, k_max, n_lambda=self.n_lambda,
             lambda_min_ratio=self.lambda_min_ratio,

@@ -1,0 +1,491 @@
+"""Hostile and careless input at the library and CLI-argument boundary (issue 14, §4).
+
+Each test guards one class of defect: untyped errors (IndexError, TypeError,
+AttributeError, OverflowError, a raw MemoryError, a peer's ValueError) where a
+typed :mod:`hcl_stats.exceptions` error naming the argument and the rule belongs,
+values accepted silently (negative counts), the CLI's exit codes, and CSV reading
+(byte-order marks, numeric headers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+import re
+
+import numpy as np
+import pytest
+from _study_helpers import write_tiny
+
+import hcl_stats as hs
+from hcl_stats import _cli_fit, _validation, exceptions, theory
+from hcl_stats._validation import cli_float, cli_int, non_negative_int, positive_int
+from hcl_stats.cli import build_parser, exit_code, main
+from hcl_stats.estimators import AJIVE, GCCA, MOFA, SLIDE, SchurComplement
+from hcl_stats.exceptions import HCLError, StoreVersionMismatch, ValidationError
+from hcl_stats.results import FitResult
+
+
+# ------------------------------------------------------------------ CLI numbers
+def _int_and_float_actions():
+    """(sub-command, option, action) for every option of every sub-command."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            if action.option_strings:
+                yield name, action.option_strings[-1], action
+
+
+def test_no_cli_option_uses_an_unchecked_int_or_float_type():
+    raw = [(c, o) for c, o, a in _int_and_float_actions() if a.type in (int, float)]
+    assert raw == [], f"options without a range-checked type: {raw}"
+
+
+BAD_NUMBERS = [
+    (["replay", "x.toml", "--cell", "c", "--rep", "-1"], "--rep", r"0\.\.2147483647; got -1"),
+    (["replay", "x.toml", "--cell", "c", "--rep", str(10**20)], "--rep",
+     r"got 100000000000000000000"),
+    (["replay", "x.toml", "--cell", "c", "--rep", "10**20"], "--rep", r"got '10\*\*20'"),
+    (["validate", "x.toml", "--reps", "-5"], "--reps", r"1\.\.2147483647; got -5"),
+    (["validate", "x.toml", "--reps", "0"], "--reps", r"got 0"),
+    (["run", "x.toml", "--reps", "0"], "--reps", r"got 0"),
+    (["run", "x.toml", "--jobs", "0"], "--jobs/-j", r"got 0"),
+    (["run", "x.toml", "--dask-local", "-1"], "--dask-local", r"got -1"),
+    (["run", "x.toml", "--blas-threads", "-2"], "--blas-threads", r"0\.\.2147483647; got -2"),
+    (["run", "x.toml", "--timeout", "0"], "--timeout", r"finite number > 0; got '0'"),
+    (["run", "x.toml", "--timeout", "nan"], "--timeout", r"got 'nan'"),
+    (["run", "x.toml", "--timeout", "inf"], "--timeout", r"got 'inf'"),
+    (["status", "x.toml", "--failures", "-1"], "--failures", r"got -1"),
+    (["real-data-report", "--n-boot", "0"], "--n-boot", r"got 0"),
+    (["real-data-report", "--folds", "1"], "--folds", r"2\.\.2147483647; got 1"),
+    (["real-data-report", "--seed", "-3"], "--seed", r"got -3"),
+]
+
+
+@pytest.mark.parametrize(("argv", "option", "pattern"), BAD_NUMBERS,
+                         ids=[" ".join(c[0][:1] + c[0][-2:]) for c in BAD_NUMBERS])
+def test_out_of_range_numbers_are_usage_errors(capsys, argv, option, pattern):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"argument {option}: must be .*{pattern}", err), err
+    assert "Traceback" not in err
+
+
+def test_in_range_numbers_parse():
+    args = build_parser().parse_args(["replay", "x.toml", "--cell", "c", "--rep", "0"])
+    assert args.rep == 0
+    args = build_parser().parse_args(["run", "x.toml", "--blas-threads", "0", "--timeout", "2.5"])
+    assert (args.blas_threads, args.timeout) == (0, 2.5)
+
+
+def test_cli_number_types_raise_argument_type_errors():
+    with pytest.raises(argparse.ArgumentTypeError, match=r"integer in 0\.\.2147483647; got -1"):
+        non_negative_int("-1")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"integer in 1\.\.2147483647; got 'x'"):
+        positive_int("x")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"in 2\.\.5; got 6"):
+        cli_int(2, 5)("6")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"finite number >= 0 and <= 1; got '2'"):
+        cli_float(0.0, 1.0)("2")
+    assert cli_int(2, 5)(" 5 ") == 5
+
+
+# ------------------------------------------------------------- block arguments
+S = "AB:1 A:1 B:1"
+
+
+@pytest.fixture
+def model():
+    return hs.HierarchicalFactorModel.random((3, 4), S, noise_var=0.5, rng=0)
+
+
+@pytest.fixture
+def fit(model):
+    return SchurComplement().fit_covariance(model.covariance(), dims=(3, 4), structure=S)
+
+
+@pytest.mark.parametrize("which", ["model", "fit"])
+@pytest.mark.parametrize(("block", "pattern"), [
+    ({5}, r"block must contain view indices in 0\.\.1 .*got \{5\}, which contains 5"),
+    ("ZZ", r"block must be one of the structure's blocks .*got 'ZZ', which is not made "
+           r"of the view letters A-B"),
+    ("", r"got '', which is not made of the view letters"),
+    ({True}, r"contains True"),
+    ({0.0}, r"contains 0\.0"),
+    (3, r"block must be a non-empty block .*got 3"),
+    (set(), r"block must be a non-empty block .*got set\(\)"),
+    (None, r"got None"),
+])
+def test_gram_rejects_bad_blocks_and_lists_the_blocks(request, which, block, pattern):
+    obj = request.getfixturevalue(which)
+    with pytest.raises(ValidationError, match=pattern) as info:
+        obj.gram(block)
+    assert "the structure's blocks are AB, A, B" in str(info.value)
+
+
+def test_block_not_in_structure_is_named(fit):
+    other = hs.HierarchicalFactorModel.random((3, 4), "AB:1 A:1", rng=0)
+    with pytest.raises(ValidationError, match=r"got B = \{1\}, which is not in structure AB:1 A:1"):
+        other.gram({1})
+    with pytest.raises(ValidationError, match=r"blocks are AB, A\); got B = \{1\}, which is "
+                       r"not in structure AB:1 A:1\.$"):
+        other.block(1, "B")
+
+
+@pytest.mark.parametrize("which", ["model", "fit"])
+def test_block_accepts_text_sets_and_structure_blocks(request, which):
+    obj = request.getfixturevalue(which)
+    ab = obj.structure.blocks[0]
+    g = obj.gram(ab)
+    for same in ("AB", "BA", {0, 1}, [1, 0], (0, 1), np.array([0, 1])):
+        np.testing.assert_array_equal(obj.gram(same), g)
+    assert g.shape == (7, 7)
+    np.testing.assert_array_equal(obj.block(1, "A"), np.zeros((4, 1)))
+    np.testing.assert_array_equal(obj.block(0, "AB"), obj.block(0, {0, 1}))
+    np.testing.assert_array_equal(obj.view_rows("B"), np.arange(3, 7))
+
+
+def test_named_views_accept_the_named_block_text():
+    s = hs.Structure.parse(S, modality_names=["text", "image"])
+    m = hs.HierarchicalFactorModel.random((3, 4), s, rng=0)
+    np.testing.assert_array_equal(m.gram("{text,image}"), m.gram("AB"))
+
+
+@pytest.mark.parametrize(("call", "pattern"), [
+    (lambda o: o.block(7, "AB"), r"m must be a view index in 0\.\.1 \(there are 2 views\); got 7"),
+    (lambda o: o.block(-1, "AB"), r"m must be a view index in 0\.\.1 .*got -1"),
+    (lambda o: o.block("A", "AB"), r"m must be a view index \(an integer in 0\.\.1\); got 'A'"),
+    (lambda o: o.block(0, "ZZ"), r"block must be one of the structure's blocks"),
+    (lambda o: o.row_slice(2), r"m must be a view index in 0\.\.1 .*got 2"),
+    (lambda o: o.view_rows({9}), r"block must contain view indices in 0\.\.1 .*contains 9"),
+])
+def test_view_and_block_accessors_reject_bad_views(fit, call, pattern):
+    with pytest.raises(ValidationError, match=pattern):
+        call(fit)
+
+
+@pytest.mark.parametrize(("block", "pattern"), [
+    ("ZZ", r"block must be a set of view indices such as \{0, 1\}; got 'ZZ'"),
+    (5, r"got 5\."),
+    ({True}, r"got \{True\}"),
+    ({5}, r"block F is not in structure AB:1 A:1 B:1"),
+])
+@pytest.mark.parametrize("method", ["index", "columns", "rank_of"])
+def test_structure_block_lookups_are_typed(method, block, pattern):
+    s = hs.Structure.parse(S)
+    with pytest.raises(ValidationError, match=pattern):
+        getattr(s, method)(block)
+    assert s.rank_of({0, 1}) == 1
+    assert s.index(frozenset({1})) == 2
+
+
+def test_aligned_to_rejects_a_non_model_reference(fit):
+    with pytest.raises(ValidationError, match=r"reference must be a FitResult or a "
+                       r"HierarchicalFactorModel; got 'truth'"):
+        fit.aligned_to("truth")
+
+
+# ----------------------------------------------------------------- theory.py
+@pytest.mark.parametrize(("bad", "pattern"), [
+    ("model", r"model must be a HierarchicalFactorModel or a FitResult .*got 'model', it "
+              r"has no dims, structure, loadings, covariance, noise_diagonal"),
+    (None, r"got None, it has no dims"),
+    (np.eye(3), r"got array\(.*it has no dims"),
+])
+def test_population_quantities_rejects_non_models(bad, pattern):
+    with pytest.raises(ValidationError, match=pattern):
+        theory.population_quantities(bad)
+
+
+def test_population_quantities_rejects_inconsistent_duck_models(model):
+    class Fake:
+        dims = (3, 4)
+        structure = model.structure
+        loadings = np.zeros((5, 3))
+
+        def covariance(self):
+            return np.eye(7)
+
+        def noise_diagonal(self):
+            return np.ones(7)
+
+    with pytest.raises(ValidationError, match=r"model\.loadings must have shape \(d, K\) = "
+                       r"\(7, 3\); got \(5, 3\)"):
+        theory.population_quantities(Fake())
+
+    class NoStructure(Fake):
+        structure = "AB:1 A:1 B:1"
+
+    with pytest.raises(ValidationError, match=r"its structure is not a Structure"):
+        theory.population_quantities(NoStructure())
+
+
+def test_population_quantities_accepts_models_and_fits(model, fit):
+    assert theory.population_quantities(model).total_rank == 3
+    assert theory.population_quantities(fit).d == 7
+
+
+@pytest.mark.parametrize("bound", [theory.subspace_bound, theory.loading_bound])
+def test_bounds_reject_a_model_in_place_of_its_quantities(model, bound):
+    with pytest.raises(ValidationError, match=r"q must be a PopulationQuantities .*Pass "
+                       r"population_quantities\(model\) instead of the model\."):
+        bound(model, 100)
+    with pytest.raises(ValidationError, match=r"q must be a PopulationQuantities .*got 'q'\.$"):
+        bound("q", 100)
+
+
+@pytest.mark.parametrize(("block", "pattern"), [
+    (5, r"block must be one of the model's blocks \(AB, A, B\).*got 5"),
+    ("ZZ", r"got 'ZZ'"),
+    ({0, 7}, r"got \{0, 7\}"),
+    ({"A"}, r"got \{'A'\}"),
+])
+def test_block_loading_bound_rejects_bad_blocks(model, block, pattern):
+    q = theory.population_quantities(model)
+    with pytest.raises(ValidationError, match=pattern):
+        theory.block_loading_bound(q, 100, block)
+
+
+def test_block_loading_bound_accepts_text_and_sets_and_checks_n(model):
+    q = theory.population_quantities(model)
+    v = theory.block_loading_bound(q, 100, {0, 1})
+    assert theory.block_loading_bound(q, 100, "AB") == v
+    assert v > theory.block_loading_bound(q, 400, "AB") > 0
+    with pytest.raises(ValidationError, match=r"n must be >= 2; got"):
+        theory.block_loading_bound(q, 0, "AB")
+    with pytest.raises(ValidationError, match=r"n must be >= 2; got"):
+        theory.loading_bound(q, 1, form="paper")
+
+
+# ------------------------------------------------------------------- memory
+def test_random_with_absurd_dims_is_refused_before_allocating():
+    with pytest.raises(ValidationError, match=r"HierarchicalFactorModel\.random with dims "
+                       r"\(1000000000000, 5\) .*must fit in memory; it would need about "
+                       r"48 TB but this machine has .*Use smaller dims or ranks\."):
+        hs.HierarchicalFactorModel.random((10**12, 5), S, rng=0)
+
+
+def test_sample_with_absurd_n_is_refused(model):
+    with pytest.raises(ValidationError, match=r"sample\(n_samples=10000000000000\) with d = 7 "
+                       r"and K = 3 must fit in memory; it would need about 2\.72 PB"):
+        model.sample(10**13, rng=0)
+
+
+def test_dense_covariances_are_refused_when_they_cannot_fit(monkeypatch):
+    monkeypatch.setattr(_validation, "memory_limit_bytes", lambda: 10**8)
+    s = hs.Structure.parse("AB:1")
+    w = np.zeros((4000, 1))
+    m = hs.HierarchicalFactorModel((2000, 2000), s, w, noise_var=1.0)
+    pattern = r"d = 4000\) must fit in memory; it would need about 256 MB but this machine has 100 MB"
+    with pytest.raises(ValidationError, match=rf"covariance of the model .*{pattern}"):
+        m.covariance()
+    fit = FitResult(w, 1.0, s, (2000, 2000), 10, "x")
+    with pytest.raises(ValidationError, match=rf"fitted covariance .*{pattern}"):
+        fit.covariance()
+    data = hs.MultimodalData([np.ones((2, 2000)), np.zeros((2, 2000))])
+    with pytest.raises(ValidationError, match=rf"sample covariance .*{pattern}"):
+        data.sample_cov()
+    with pytest.raises(ValidationError, match=r"would need about 400 MB"):
+        hs.HierarchicalFactorModel.random((10**7, 10**7), s, rng=0)
+    with pytest.raises(ValidationError, match=r"sample\(n_samples=10000\)"):
+        m.sample(10**4, rng=0)
+    assert m.sample(100, rng=0).n_samples == 100  # 100 x 4000 fits
+
+
+def test_memory_limit_is_the_physical_memory():
+    limit = _validation.memory_limit_bytes()
+    assert 2**27 <= limit <= 2**50
+
+
+# ----------------------------------------------------------- peer estimators
+def _data(dims=(4, 5), n=200):
+    m = hs.HierarchicalFactorModel.random(dims, S, singular_values=(2.0, 3.0), rng=0)
+    return m.sample(n, rng=1)
+
+
+def test_mofa_refuses_more_factors_than_min_n_d():
+    data = _data()
+    with pytest.raises(ValidationError, match=r"MOFA's number of factors must be <= "
+                       r"min\(n_samples, d\) = min\(200, 9\) = 9 .*got 12, from n_factors"):
+        MOFA(n_factors=12).fit(data, rng=0)
+    with pytest.raises(ValidationError, match=r"min\(5, 9\) = 5 .*got 7, from n_factors"):
+        MOFA(n_factors=7).fit(_data(n=5), rng=0)
+
+
+def test_mofa_default_factor_count_fits_small_d():
+    pytest.importorskip("mofapy2")
+    fit = MOFA(max_iter=30).fit(_data(), rng=0)  # d = 9 < 15
+    assert fit.diagnostics.extra["n_factors"] == 9
+
+
+@pytest.mark.parametrize("cls", [AJIVE, GCCA])
+def test_jive_view_ranks_larger_than_dims_are_refused(cls):
+    data = _data()
+    with pytest.raises(ValidationError, match=r"view_ranks\[0\] must be <= d_1 = 4, the "
+                       r"dimension of view A .*got 6, from view_ranks"):
+        cls(view_ranks=(6, 2)).fit(data)
+    with pytest.raises(ValidationError, match=r"view_ranks\[1\] must be <= d_2 = 5, the "
+                       r"dimension of view B .*got 7, from the total rank of the blocks on "
+                       r"that view in structure AB:3 A:1 B:4"):
+        cls().fit(data, structure="AB:3 A:1 B:4")
+
+
+def test_slide_max_rank_larger_than_the_data_rank_is_refused():
+    with pytest.raises(ValidationError, match=r"max_rank must be <= min\(n_samples, d\) = "
+                       r"min\(200, 9\) = 9 \(the rank of the data\); got 12"):
+        SLIDE(max_rank=12).fit(_data(), rng=0)
+
+
+# -------------------------------------------------------------- exit codes
+HCL_ERRORS = sorted(
+    (c for _, c in inspect.getmembers(exceptions, inspect.isclass)
+     if issubclass(c, HCLError) and c is not HCLError),
+    key=lambda c: c.__name__,
+)
+
+
+def test_every_exception_class_is_covered():
+    names = {c.__name__ for c in HCL_ERRORS}
+    assert {"ValidationError", "StoreVersionMismatch", "StoreCorruptedError",
+            "SolverError", "StudyConfigError", "NotIdentifiableError"} <= names
+
+
+@pytest.mark.parametrize("cls", HCL_ERRORS, ids=lambda c: c.__name__)
+def test_every_hcl_error_exits_2_with_one_line(monkeypatch, capsys, cls):
+    def boom(args):
+        raise cls("something must be otherwise; got it.")
+
+    monkeypatch.setattr(_cli_fit, "run_check", boom)
+    code = main(["check-identifiable", "--dims", "3,3", "--structure", "AB:1"])
+    err = capsys.readouterr().err
+    assert code == 2 == exit_code(cls("x"))
+    assert err == (f"hcl-stats check-identifiable: error: {cls.__name__}: "
+                   "something must be otherwise; got it.\n")
+
+
+def test_unexpected_errors_exit_1(monkeypatch, capsys):
+    def boom(args):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(_cli_fit, "run_check", boom)
+    assert main(["check-identifiable", "--dims", "3,3", "--structure", "AB:1"]) == 1
+    assert "RuntimeError: bug" in capsys.readouterr().err
+    assert exit_code(KeyboardInterrupt()) == 130
+
+
+def test_store_version_mismatch_from_a_real_store_exits_2(tmp_path, capsys):
+    from hcl_stats.store import ResultStore
+    from hcl_stats.study import load_study
+
+    db = tmp_path / "s.sqlite"
+    with ResultStore(db) as store:
+        store.prepare(load_study(write_tiny(tmp_path / "a")))
+    other = write_tiny(tmp_path / "b", seed=8)
+    with ResultStore(db) as store, pytest.raises(StoreVersionMismatch, match="seed"):
+        store.prepare(load_study(other))
+    code = main(["run", str(other), "--store", str(db), "--jobs", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert re.search(r"StoreVersionMismatch: .*seed must be '7' to append", err), err
+
+
+# --------------------------------------------------------------------- CSV
+X = np.array([[1.0, 2.5, -3.0], [4.0, 5.0, 6.25], [7.0, 8.0, 9.0], [0.5, 1.5, 2.5]])
+
+
+def _write(path, text, *, bom=False):
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    return path
+
+
+def _rows(a):
+    return "\n".join(",".join(repr(float(v)) for v in r) for r in a) + "\n"
+
+
+def test_bom_without_header_keeps_every_row(tmp_path):
+    p = _write(tmp_path / "v.csv", _rows(X), bom=True)
+    np.testing.assert_array_equal(_cli_fit._read_csv(p), X)
+
+
+def test_bom_with_header_skips_only_the_header(tmp_path):
+    p = _write(tmp_path / "v.csv", "a,b,c\n" + _rows(X), bom=True)
+    np.testing.assert_array_equal(_cli_fit._read_csv(p), X)
+
+
+def test_a_header_is_any_first_row_with_a_non_numeric_cell(tmp_path):
+    p = _write(tmp_path / "v.csv", "1.0,x,3\n" + _rows(X))
+    np.testing.assert_array_equal(_cli_fit._read_csv(p), X)
+
+
+def test_numeric_first_row_is_data_and_column_numbers_warn(tmp_path, caplog):
+    p = _write(tmp_path / "v.csv", "0,1,2\n" + _rows(X))
+    with caplog.at_level(logging.WARNING, logger="hcl_stats._cli_fit"):
+        arr = _cli_fit._read_csv(p)
+    np.testing.assert_array_equal(arr, np.vstack([[0, 1, 2], X]))
+    assert re.search(r"first row 0,1,2 looks like column numbers but is read as data .*"
+                     r"pass --header to skip it", caplog.text), caplog.text
+    np.testing.assert_array_equal(_cli_fit._read_csv(p, header=True), X)
+
+
+def test_numeric_data_rows_do_not_warn(tmp_path, caplog):
+    p = _write(tmp_path / "v.csv", _rows(X))
+    with caplog.at_level(logging.WARNING, logger="hcl_stats._cli_fit"):
+        _cli_fit._read_csv(p)
+    assert caplog.text == ""
+
+
+def test_pandas_index_header_warns(tmp_path, caplog):
+    p = _write(tmp_path / "v.csv", ",a,b\n0,1.5,2\n1,3,4.5\n")
+    with caplog.at_level(logging.WARNING, logger="hcl_stats._cli_fit"):
+        arr = _cli_fit._read_csv(p)
+    assert arr.shape == (2, 3)
+    assert "header's first cell is empty" in caplog.text
+
+
+def test_no_header_refuses_a_text_first_row(tmp_path):
+    p = _write(tmp_path / "v.csv", "a,b,c\n" + _rows(X))
+    with pytest.raises(ValidationError, match=r"must have a numeric first row with "
+                       r"--no-header; got the cell 'a'"):
+        _cli_fit._read_csv(p, header=False)
+
+
+def test_bom_header_only_and_semicolons(tmp_path):
+    with pytest.raises(ValidationError, match=r"must contain at least one row of numbers; "
+                       r"got a header only"):
+        _cli_fit._read_csv(_write(tmp_path / "h.csv", "a,b\n", bom=True))
+    with pytest.raises(ValidationError, match=r"must contain at least one row of numbers; "
+                       r"got an empty file"):
+        _cli_fit._read_csv(_write(tmp_path / "e.csv", "\n\n", bom=True))
+    p = _write(tmp_path / "s.csv", "x;y;z\n" + _rows(X).replace(",", ";"))
+    np.testing.assert_array_equal(_cli_fit._read_csv(p), X)
+
+
+def test_fit_header_option_end_to_end(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((60, 1))
+    a = z @ rng.standard_normal((1, 3)) + 0.3 * rng.standard_normal((60, 3))
+    b = z @ rng.standard_normal((1, 4)) + 0.3 * rng.standard_normal((60, 4))
+    _write(tmp_path / "a.csv", "0,1,2\n" + _rows(a), bom=True)
+    _write(tmp_path / "b.csv", "1,2,3,4\n" + _rows(b))
+    base = ["fit", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--structure", "AB:1",
+            "--estimator", "naive"]
+    assert main([*base, "--header", "--out", str(tmp_path / "h.npz")]) == 0
+    assert main([*base, "--out", str(tmp_path / "auto.npz")]) == 0
+    capsys.readouterr()
+    with np.load(tmp_path / "h.npz") as h, np.load(tmp_path / "auto.npz") as auto:
+        assert int(h["n_samples"]) == 60
+        assert int(auto["n_samples"]) == 61  # numeric first rows are data by default
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["fit", "--help"])
+    out = capsys.readouterr().out
+    assert re.search(r"header, and skipped, iff any\s+of its cells is not a number", out)
+
+
+def test_replay_rep_beyond_the_replications_is_refused(tmp_path, capsys):
+    cfg = write_tiny(tmp_path, reps=3)
+    assert main(["replay", str(cfg), "--cell", "0", "--rep", "3"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"ValidationError: --rep must be a replicate index in 0\.\.2 "
+                     r"\(replications = 3\); got 3\.", err), err
