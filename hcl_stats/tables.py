@@ -3,9 +3,9 @@
 :func:`summarize` reduces the tidy store to one row per
 cell x estimator x metric x label with ``n_ok``, ``n_failed``, ``mean``, ``sd``
 (``ddof=1``), ``mcse`` (``sd / sqrt(n_ok)``, the Monte Carlo standard error of
-the mean) and ``median``; nothing is rounded (CSV floats are written in their
-shortest round-trip form). Table functions take that summary and return strings;
-this module is the only place where numbers are rounded for display.
+the mean) and ``median``; nothing is rounded here (``hcl-stats summarize`` rounds to
+6 significant digits when it writes ``summary.csv``). Table functions take that
+summary and return strings, rounded for display by :func:`format_value`.
 
 A table is described in the study config::
 
