@@ -348,6 +348,7 @@ def _default_report(study: Any) -> dict[str, Any]:
 
 def build_report(study: Any, summary_path: Path, out_dir: Path) -> list[Path]:
     """Write the figures, tables and MANIFEST.json; return the artefact paths."""
+    from ._metric_info import METRICS, axis_label
     from .plotting import line_figure, save_figure
     from .study import get_metric
     from .tables import render_table
@@ -358,7 +359,9 @@ def build_report(study: Any, summary_path: Path, out_dir: Path) -> list[Path]:
     artefacts: list[Path] = []
     for fig_spec in spec.get("figures", []):
         m = get_metric(fig_spec["metric"])
-        fig = line_figure(summary, fig_spec, order, notation=m.notation, unit=m.unit)
+        # the one registry of display names; a metric it does not know keeps its own
+        notation, unit = (axis_label(m.name), "") if m.name in METRICS else (m.notation, m.unit)
+        fig = line_figure(summary, fig_spec, order, notation=notation, unit=unit)
         artefacts += save_figure(fig, out_dir / fig_spec["name"])
     for tab_spec in spec.get("tables", []):
         latex, markdown = render_table(summary, tab_spec, order)

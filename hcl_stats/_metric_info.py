@@ -82,7 +82,7 @@ FACTORS: dict[str, FactorInfo] = {
     "noise_var": FactorInfo(r"noise variance $\sigma^2$", r"\sigma^2"),
     "noise_scale": FactorInfo("noise level $c$", "c"),
     "dims": FactorInfo(r"dimensions $(d_1, \dots, d_M)$", "d"),
-    "d_total": FactorInfo(r"total dimension $d = \sum_m d_m$", "d"),
+    "d": FactorInfo(r"total dimension $d = \sum_m d_m$", "d"),
     "missing_fraction": FactorInfo("fraction of samples missing a view", "q"),
     "singular_values": FactorInfo("singular values", "s"),
     "structure": FactorInfo("structure", "S"),
@@ -115,7 +115,10 @@ def axis_label(metric: str) -> str:
 
     >>> axis_label("wall_time")
     'fit wall time (s)'
+    >>> axis_label("overall_gram_rel")
+    'relative overall Gram error'
     """
     info = metric_info(metric)
-    text = info.notation or info.title
+    # a ratio of norms is too long for an axis: the words, then
+    text = info.title if (not info.notation or " / " in info.notation) else info.notation
     return f"{text} ({info.unit})" if info.unit else text

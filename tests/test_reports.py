@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from hcl_stats.tables import format_value, label_sort_key, render_table
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("matplotlib")
+
+ROOT = Path(__file__).resolve().parents[1]
 
 REPORT = """
 [[report.figures]]
@@ -179,9 +182,9 @@ def test_figure_has_labelled_axes_and_legend(ran):
     fig = line_figure(read_summary(path), spec, list(study.estimators), notation="$E$", unit="")
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert len(axes) == 2
-    for ax in axes:
+    for k, ax in enumerate(axes):
         assert "sample size $n$" in ax.get_xlabel()
-        assert ax.get_ylabel() == "$E$"
+        assert ax.get_ylabel() == ("$E$" if k == 0 else "")  # shared: left column only
         assert ax.get_xscale() == "log"
         assert ax.get_yscale() == "log"
     assert len(fig.legends) == 1
@@ -189,6 +192,61 @@ def test_figure_has_labelled_axes_and_legend(ran):
     assert "1 sd" in fig.legends[0].get_title().get_text()  # spec: errorbar = "sd"
     assert {"naive PCA", "Schur (joint)", "Schur (per view)", "masked gradient"} <= set(names)
     assert estimator_style("schur", ["x"])[0] == estimator_style("schur", ["schur", "y"])[0]
+    # the legend sits below every axes (off the data)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    legend_box = fig.legends[0].get_window_extent()
+    for ax in axes:
+        assert legend_box.y1 <= ax.get_window_extent().y0
+
+
+@pytest.mark.parametrize("config", sorted(
+    p.name for p in (ROOT / "simulations").glob("*.toml")))
+def test_every_estimator_of_a_study_has_its_own_style(config):
+    from hcl_stats.plotting import estimator_style
+
+    study = load_study(ROOT / "simulations" / config)
+    order = list(study.estimators)
+    styles = [estimator_style(e, order) for e in order]
+    assert len({s.colour for s in styles}) == len(order)
+    assert len({s.marker for s in styles}) == len(order)
+    assert len({s.name for s in styles}) == len(order)
+    assert all(s.name for s in styles)
+    # the same label has the same style in every study
+    for e, s in zip(order, styles, strict=True):
+        assert estimator_style(e, ["other", e]) == s
+
+
+def test_sixteen_unknown_estimators_get_sixteen_styles():
+    from hcl_stats.plotting import estimator_style
+
+    order = [f"method_{i}" for i in range(16)]
+    styles = [estimator_style(e, order) for e in order]
+    assert len({(s.colour, s.marker) for s in styles}) == 16
+    assert len({s.colour for s in styles}) == 16
+
+
+def test_varying_non_x_factor_gets_its_own_panels():
+    """Two cells at one x (e.g. two signal strengths) are never joined by one line."""
+    from hcl_stats.plotting import line_figure
+
+    rows = []
+    for sv in ("[0.5, 1.5]", "[1.0, 2.0]"):
+        for n in (100, 1000):
+            rows.append({"cell_id": f"{sv}{n}", "n_samples": n, "singular_values": sv,
+                         "estimator": "schur", "metric": "rank", "label": "exact",
+                         "n_ok": 4, "n_failed": 0, "mean": 0.5 if sv[1] == "0" else 0.9,
+                         "sd": 0.1, "mcse": 0.05, "median": 0.5})
+    fig = line_figure(pd.DataFrame(rows), {"x": "n_samples", "metric": "rank",
+                                           "labels": ["exact"]}, ["schur"])
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 2
+    assert ["singular values = [0.5, 1.5]" in axes[0].get_title(),
+            "singular values = [1.0, 2.0]" in axes[1].get_title()] == [True, True]
+    for ax, level in zip(axes, (0.5, 0.9), strict=True):
+        (bars,) = ax.containers  # one errorbar series per panel, one cell each
+        assert list(bars.lines[0].get_ydata()) == [level, level]
 
 
 def test_table_with_groups_as_row_blocks(ran):
