@@ -165,10 +165,12 @@ def rate_figure(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> 
     labels = spec.get("labels") or [spec.get("label", "overall")]
     panel_keys = ["label", *by]
     panels = list(rows.groupby(panel_keys, sort=True))
-    # one panel per row, full text width: the legend and slopes sit right of the axes
-    nrows = len(panels)
-    fig = Figure(figsize=(6.5, 2.4 * nrows), layout="constrained")
-    axes = fig.subplots(nrows, 1, squeeze=False)
+    # full text width per panel (the legend and slopes sit right of the axes);
+    # two panels per row when there are more than three
+    ncols = 1 if len(panels) <= 3 else 2
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(6.5 * ncols, 2.4 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     bound = "bound" if "bound" in rows.columns else None
     order = {e: i for i, e in enumerate(estimator_order)}
     bound_name = _bound_name(spec.get("bound"))
@@ -176,8 +178,10 @@ def rate_figure(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> 
     def style(est: str) -> Any:
         return estimator_style(est, estimator_order)
 
+    for k in range(len(panels), nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)
     for k, (key, sub) in enumerate(panels):
-        ax = axes[k][0]
+        ax = axes[k // ncols][k % ncols]
         sub = sub.assign(_o=sub["estimator"].map(order)).sort_values("_o", kind="stable")
         plot_rate(sub, x, "error", by="estimator", expected=spec.get("expected", -0.5),
                   bound=bound, bound_label=bound_name, ax=ax,

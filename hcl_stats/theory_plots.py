@@ -127,6 +127,17 @@ def plot_rate(
                     label=f"{name}{bound_label} x fitted constant {fit.fitted_constant:.3g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    from .plotting import _minor_label
+
+    ticks = sorted({float(v) for v in frame[x]})
+    if len(ticks) <= 8:  # label the design points, not powers of ten
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel(ylabel or y)
     from matplotlib.lines import Line2D
