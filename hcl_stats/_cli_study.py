@@ -254,14 +254,64 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Significant digits of the statistics written to ``summary.csv``: the Monte Carlo
+#: error is orders of magnitude larger, and rounding here removes floating-point noise
+#: (~1e-12 between runs, BLAS order) from the committed file.
+SUMMARY_DIGITS = 6
+#: Wall-clock metrics: they differ on every run, so ``summary.csv`` keeps them only
+#: when the study's report shows them (a figure or table of the metric).
+TIMING_METRICS = ("wall_time",)
+
+
+def _reported_metrics(study: Any) -> set[str]:
+    spec = study.report or _default_report(study)
+    used = {f.get("metric") for f in spec.get("figures", [])}
+    for t in spec.get("tables", []):
+        used |= set(t.get("metrics", []))
+    return used
+
+
+def _round_significant(value: float, digits: int = SUMMARY_DIGITS) -> float:
+    """``value`` rounded to ``digits`` significant digits (NaN and inf unchanged).
+
+    >>> _round_significant(0.40393712190159181)
+    0.403937
+    >>> _round_significant(1234567.0, 3)
+    1230000.0
+    """
+    import math
+
+    if not math.isfinite(value):
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def summary_text(study: Any, summary: Any) -> str:
+    """The ``summary.csv`` text of ``summary``: deterministic for the same results.
+
+    Statistics are rounded to :data:`SUMMARY_DIGITS` significant digits, and the
+    wall-clock metrics (:data:`TIMING_METRICS`) are left out unless the report
+    shows them, so rerunning a study rewrites no committed byte.
+    """
+    keep = _reported_metrics(study)
+    drop = [m for m in TIMING_METRICS if m not in keep]
+    summary = summary[~summary["metric"].isin(drop)].copy()
+    for col in ("mean", "sd", "mcse", "median"):
+        summary[col] = summary[col].astype(float).map(_round_significant)
+    return summary.to_csv(index=False, lineterminator="\n")
+
+
 def write_summary(study: Any, store_path: Path, out_dir: Path) -> tuple[Path, bool]:
-    """Summarize the store into ``out_dir/summary.csv``; return (path, changed)."""
+    """Summarize the store into ``out_dir/summary.csv``; return (path, changed).
+
+    The text is :func:`summary_text` (rounded, timings only when reported).
+    """
     from .store import ResultStore
     from .tables import summarize
 
     with ResultStore(store_path, readonly=True) as store:
         summary = summarize(study, store)
-    text = summary.to_csv(index=False, lineterminator="\n")
+    text = summary_text(study, summary)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "summary.csv"
     if path.exists() and path.read_text() == text:
@@ -304,6 +354,7 @@ def _default_report(study: Any) -> dict[str, Any]:
 
 def build_report(study: Any, summary_path: Path, out_dir: Path) -> list[Path]:
     """Write the figures, tables and MANIFEST.json; return the artefact paths."""
+    from ._metric_info import METRICS, axis_label
     from .plotting import line_figure, save_figure
     from .study import get_metric
     from .tables import render_table
@@ -314,7 +365,9 @@ def build_report(study: Any, summary_path: Path, out_dir: Path) -> list[Path]:
     artefacts: list[Path] = []
     for fig_spec in spec.get("figures", []):
         m = get_metric(fig_spec["metric"])
-        fig = line_figure(summary, fig_spec, order, notation=m.notation, unit=m.unit)
+        # the one registry of display names; a metric it does not know keeps its own
+        notation, unit = (axis_label(m.name), "") if m.name in METRICS else (m.notation, m.unit)
+        fig = line_figure(summary, fig_spec, order, notation=notation, unit=unit)
         artefacts += save_figure(fig, out_dir / fig_spec["name"])
     for tab_spec in spec.get("tables", []):
         latex, markdown = render_table(summary, tab_spec, order)

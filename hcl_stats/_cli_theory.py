@@ -7,7 +7,7 @@ per estimator, label and grouping factor. Writes to ``reports/<study>/``:
 
 * ``rates.md``: one Markdown table per entry (slope, 95% CI, test against the
   theoretical exponent, empirical/bound ratio range and fitted constant);
-* ``rates.csv``: the same numbers, unrounded;
+* ``rates.csv``: the same numbers, to 6 significant digits;
 * ``<name>.pdf`` / ``<name>.png``: :func:`hcl_stats.theory_plots.plot_rate`
   figures, one panel per group of ``by``;
 * for every ``[[report.terms]]`` entry, the fitted constants of an additive bound
@@ -155,6 +155,8 @@ def rate_figure(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> 
     """One panel per ``by`` group (per label if several), lines per estimator."""
     from matplotlib.figure import Figure
 
+    from ._metric_info import axis_label, factor_info, metric_info
+    from .plotting import estimator_style
     from .theory_plots import plot_rate
 
     rows = _prepare(tidy, spec)
@@ -163,25 +165,53 @@ def rate_figure(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> 
     labels = spec.get("labels") or [spec.get("label", "overall")]
     panel_keys = ["label", *by]
     panels = list(rows.groupby(panel_keys, sort=True))
-    ncols = min(len(panels), 3)
+    # full text width per panel (the legend and slopes sit right of the axes);
+    # two panels per row when there are more than three
+    ncols = 1 if len(panels) <= 3 else 2
     nrows = -(-len(panels) // ncols)
-    fig = Figure(figsize=(4.0 * ncols, 3.2 * nrows), layout="constrained")
+    fig = Figure(figsize=(6.5 * ncols, 2.4 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     bound = "bound" if "bound" in rows.columns else None
     order = {e: i for i, e in enumerate(estimator_order)}
+    bound_name = _bound_name(spec.get("bound"))
+
+    def style(est: str) -> Any:
+        return estimator_style(est, estimator_order)
+
+    for k in range(len(panels), nrows * ncols):
+        axes[k // ncols][k % ncols].set_visible(False)
     for k, (key, sub) in enumerate(panels):
         ax = axes[k // ncols][k % ncols]
         sub = sub.assign(_o=sub["estimator"].map(order)).sort_values("_o", kind="stable")
         plot_rate(sub, x, "error", by="estimator", expected=spec.get("expected", -0.5),
-                  bound=bound, bound_label=str(spec.get("bound", "bound")), ax=ax,
-                  ylabel=spec["metric"])
+                  bound=bound, bound_label=bound_name, ax=ax,
+                  xlabel=factor_info(x).label, ylabel=axis_label(spec["metric"]), style=style)
         key = key if isinstance(key, tuple) else (key,)
-        parts = [f"{c} = {v}" for c, v in zip(panel_keys, key, strict=True)
+        parts = [_panel_part(c, v) for c, v in zip(panel_keys, key, strict=True)
                  if c != "label" or len(labels) > 1]
-        ax.set_title(", ".join(parts) or spec["metric"], fontsize=8)
-    for k in range(len(panels), nrows * ncols):
-        axes[k // ncols][k % ncols].set_visible(False)
+        ax.set_title(", ".join(parts) or metric_info(spec["metric"]).title, fontsize=8)
     return fig
+
+
+def _bound_name(bound: Any) -> str:
+    """Legend name of a ``"<metric>:<label>"`` bound, e.g. ``"rate bound"``."""
+    if not bound:
+        return "bound"
+    label = str(bound).rpartition(":")[2]
+    return {"rate": "rate bound", "sharp": "sharp bound", "paper": "bound of the paper"}.get(
+        label, f"bound ({label})")
+
+
+def _panel_part(column: str, value: Any) -> str:
+    if column == "label":
+        return str(value).replace("_", " ")
+    from ._metric_info import factor_info
+
+    info = factor_info(column)
+    text = str(value)
+    if text.startswith("[") and text.endswith("]"):
+        text = f"({text[1:-1]})"
+    return f"${info.symbol} = {text}$" if info.symbol else f"{info.label} = {text}"
 
 
 def term_table(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> Any:
@@ -240,6 +270,7 @@ def cmd_rates(args: argparse.Namespace) -> int:
     """``hcl-stats rates``."""
     import pandas as pd
 
+    from ._cli_study import _round_significant
     from .plotting import save_figure
     from .store import ResultStore
     from .study import load_study
@@ -287,15 +318,20 @@ def cmd_rates(args: argparse.Namespace) -> int:
         df.insert(0, "entry", spec.get("name"))
         tables.append(df)
         md.append(_terms_markdown(df, spec))
-    digest = hashlib.sha256(
-        tidy.sort_values(["cell_id", "rep", "estimator", "metric", "label"])[
-            ["cell_id", "rep", "estimator", "metric", "label", "value"]
-        ].to_csv(index=False).encode()
-    ).hexdigest()
-    md.append(f"Results digest (sha256 of the sorted replicate-level values): `{digest}`\n")
+    # values rounded to 8 significant digits: the digest identifies the results, not
+    # the floating-point noise of one machine (~1e-12 relative between runs)
+    cols = ["cell_id", "rep", "estimator", "metric", "label", "value"]
+    hashed = tidy.sort_values(cols[:5])[cols].copy()
+    hashed["value"] = hashed["value"].astype(float).map(lambda v: f"{v:.8g}")
+    digest = hashlib.sha256(hashed.to_csv(index=False).encode()).hexdigest()
+    md.append("Results digest (sha256 of the sorted replicate-level values, 8 significant "
+              f"digits): `{digest}`\n")
     (out_dir / "rates.md").write_text("\n".join(md))
-    pd.concat(tables, ignore_index=True).to_csv(out_dir / "rates.csv", index=False,
-                                                lineterminator="\n")
+    table = pd.concat(tables, ignore_index=True)
+    for col in table.columns:  # 6 significant digits, as in summary.csv
+        if table[col].dtype.kind == "f":
+            table[col] = table[col].map(_round_significant)
+    table.to_csv(out_dir / "rates.csv", index=False, lineterminator="\n")
     for p in [out_dir / "rates.md", out_dir / "rates.csv", *written]:
         print(p)
     return 0

@@ -19,12 +19,14 @@ A figure is described in the study config::
     estimators = ["naive", "schur"] # optional: lines to draw (default: all)
     where = { latent_cov = 0.0 }    # optional filter on the other grid factors
 
-Each estimator label has one fixed colour and marker from the Okabe-Ito
-colour-blind-safe palette (:func:`estimator_style`): the well-known labels
-(``naive``, ``schur``, ``schur_per_view``, ``masked_gradient``) always get the same
-style in every study, shrinkage variants (``pca_shrink``, ``schur_shrink``,
-``masked_shrink``) are dashed with hollow markers in their base estimator's colour,
-and other labels take the remaining colours in config order.
+Each estimator label has one fixed style (colour, marker, line style) from
+:data:`STYLE_TABLE` (:func:`estimator_style`), the same in every figure of every
+study; up to 16 estimators of one figure get 16 distinct colours and markers.
+Shrinkage variants are dashed with hollow markers. Labels not in the table take
+the free styles in config order. Axis titles come from :mod:`hcl_stats._metric_info`.
+Legends sit below the axes, never on the data. A grid factor other than ``x`` that
+still varies after ``where`` (e.g. two signal strengths) gets its own panels, so a
+line never joins different cells at one ``x``.
 """
 
 from __future__ import annotations
@@ -32,38 +34,70 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["AXIS_LABELS", "estimator_style", "line_figure", "save_figure"]
+from ._metric_info import FACTORS, axis_label, factor_info
 
-#: Okabe & Ito (2008) palette, colour-blind safe.
-OKABE_ITO = (
-    "#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
+__all__ = ["AXIS_LABELS", "STYLE_TABLE", "EstimatorStyle", "estimator_style", "line_figure",
+           "save_figure"]
+
+#: 16 colours: Okabe & Ito (2008), colour-blind safe (yellow darkened for white
+#: paper), then Paul Tol's muted scheme; distinct in print.
+PALETTE = (
+    "#000000", "#E69F00", "#56B4E9", "#009E73", "#B8A000", "#0072B2", "#D55E00", "#CC79A7",
+    "#882255", "#44AA99", "#999933", "#332288", "#AA4499", "#661100", "#6699CC", "#888888",
 )
-_FIXED = {
-    "naive": ("#000000", "o", "naive PCA"),
-    "schur": ("#0072B2", "s", "Schur (joint)"),
-    "schur_joint": ("#0072B2", "s", "Schur (joint)"),
-    "schur_per_view": ("#E69F00", "^", "Schur (per view)"),
-    "masked_gradient": ("#D55E00", "D", "masked gradient"),
-    "ajive": ("#009E73", "v", "AJIVE"),
-    "zero": ("#999999", "x", "zero baseline"),
-}
-#: Shrinkage variants share the colour of their base estimator, drawn dashed.
-_DASHED = {
-    "pca_shrink": ("#000000", "o", "naive PCA + shrinkage"),
-    "schur_shrink": ("#0072B2", "s", "Schur + shrinkage"),
-    "masked_shrink": ("#D55E00", "D", "masked gradient + shrinkage"),
-}
-_MARKERS = ("v", "P", "X", "*", "h", "<", ">")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p", "d", "8", "H", "x")
+LINESTYLES = ("-", "--", "-.", ":")
 
-#: Axis labels (notation and unit) of the grid factors.
-AXIS_LABELS = {
-    "n_samples": "sample size $n$ (rows)",
-    "latent_cov": r"latent correlation $\rho$",
-    "noise_var": r"noise variance $\sigma^2$",
-    "dims": r"dimensions $(d_1, \dots, d_M)$",
+
+class EstimatorStyle(NamedTuple):
+    """How one estimator is drawn: ``colour``, ``marker``, display ``name``, line style."""
+
+    colour: str
+    marker: str
+    name: str
+    linestyle: str = "-"
+    hollow: bool = False
+
+
+def _s(i: int, name: str, dashed: bool = False) -> EstimatorStyle:
+    return EstimatorStyle(PALETTE[i % 16], MARKERS[i % 16], name,
+                          "--" if dashed else LINESTYLES[(i // 16) % 2 * 2], dashed)
+
+
+#: Fixed style of every estimator label used in ``simulations/``: slot ``i`` gives
+#: colour and marker ``i mod 16``. The labels of any one study have distinct slots
+#: mod 16 (the missing-view labels, slots 16-22, reuse colours 0-6 dash-dotted and never
+#: share a study with the labels of slots 0-6).
+STYLE_TABLE: dict[str, EstimatorStyle] = {
+    "naive": _s(0, "naive PCA"),
+    "schur": _s(5, "Schur (joint)"),
+    "schur_joint": _s(5, "Schur (joint)"),
+    "schur_per_view": _s(1, "Schur (per view)"),
+    "masked_gradient": _s(6, "masked gradient"),
+    "zero": _s(15, "zero baseline"),
+    "pca_shrink": _s(2, "naive PCA + shrinkage", dashed=True),
+    "schur_shrink": _s(14, "Schur + shrinkage", dashed=True),
+    "masked_shrink": _s(8, "masked gradient + shrinkage", dashed=True),
+    "ajive": _s(3, "AJIVE"),
+    "slide": _s(7, "SLIDE"),
+    "slide_fixed": _s(11, "SLIDE (given structure)"),
+    "gcca": _s(10, "GCCA"),
+    "mofa": _s(2, "MOFA+"),
+    "convex_fast": _s(9, "convex (fast)"),
+    "schur_select": _s(13, "Schur + structure selection"),
+    "pairwise": _s(16, "pairwise"),
+    "pairwise_pwsel": _s(17, "pairwise, pairwise selection"),
+    "complete_case": _s(18, "complete cases"),
+    "pairwise_schur_select": _s(19, "pairwise, Schur selection"),
+    "complete_case_schur_select": _s(20, "complete cases, Schur selection"),
+    "pairwise_oracle": _s(21, "pairwise, true structure"),
+    "complete_case_oracle": _s(22, "complete cases, true structure"),
 }
+
+#: Axis labels of the grid factors (from :mod:`hcl_stats._metric_info`).
+AXIS_LABELS = {name: info.label for name, info in FACTORS.items()}
 
 _STYLE = {
     "font.size": 8,
@@ -90,17 +124,29 @@ def _mpl() -> Any:
     return matplotlib
 
 
-def estimator_style(label: str, order: Sequence[str]) -> tuple[str, str, str]:
-    """``(colour, marker, display name)`` of an estimator label."""
-    if label in _FIXED:
-        return _FIXED[label]
-    if label in _DASHED:
-        return _DASHED[label]
-    used = {c for c, _, _ in _FIXED.values()}
-    free = [c for c in OKABE_ITO if c not in used]
-    others = [lab for lab in order if lab not in _FIXED and lab not in _DASHED]
-    i = others.index(label) if label in others else 0
-    return free[i % len(free)], _MARKERS[i % len(_MARKERS)], label.replace("_", " ")
+def estimator_style(label: str, order: Sequence[str]) -> EstimatorStyle:
+    """Style of estimator ``label`` among the estimators ``order`` of one study.
+
+    Labels of :data:`STYLE_TABLE` always get their fixed style; other labels take,
+    in the order of ``order``, the slots whose colour no tabled label of ``order``
+    uses, so every estimator of a study with at most 16 estimators has its own
+    colour and marker.
+
+    >>> estimator_style("schur", ["naive", "schur"]).name
+    'Schur (joint)'
+    >>> a, b = (estimator_style(x, ["p", "q"]) for x in ("p", "q"))
+    >>> a.colour != b.colour and a.marker != b.marker
+    True
+    """
+    if label in STYLE_TABLE:
+        return STYLE_TABLE[label]
+    used = {STYLE_TABLE[e].colour for e in order if e in STYLE_TABLE}
+    free = [i for i in range(16) if PALETTE[i] not in used] or list(range(16))
+    others = [e for e in dict.fromkeys(order) if e not in STYLE_TABLE]
+    k = others.index(label) if label in others else len(others)
+    i = free[k % len(free)]
+    return EstimatorStyle(PALETTE[i], MARKERS[i], label.replace("_", " "),
+                          LINESTYLES[(k // len(free)) % len(LINESTYLES)])
 
 
 def _numeric(values: Sequence[Any]) -> list[float]:
@@ -153,38 +199,56 @@ def line_figure(
         present = set(data["label"])
         labels = ["mean"] if "mean" in present else (["overall"] if "overall" in present else sorted(present)[:1])
     ests = [e for e in (spec.get("estimators") or estimator_order) if e in set(data["estimator"])]
-    ncols = min(len(labels), 3)
-    nrows = math.ceil(len(labels) / ncols)
+    # grid factors other than x that still vary: one panel per combination
+    grid_cols = list(summary.columns[1:list(summary.columns).index("estimator")])
+    others = [c for c in grid_cols if c != x and data[c].astype(str).nunique() > 1]
+    combos = (list(dict.fromkeys(tuple(r) for r in data[others].astype(str).to_numpy()))
+              if others else [()])
+    panels = [(label, combo) for combo in combos for label in labels]
+    ncols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / ncols)
+    handles: list[Any] = []
+    names: list[str] = []
+    width = 3.4 if ncols == 1 else 2.5 * ncols
+    n_series = len(ests) + (spec.get("reference_slope") is not None)
+    legend_rows = math.ceil(n_series / _legend_columns(
+        [estimator_style(e, estimator_order).name for e in ests] + ["reference slope x^-0.5"],
+        width))
     with mpl.rc_context(_STYLE):
-        fig = Figure(figsize=(3.4 if ncols == 1 else 2.4 * ncols, 2.5 * nrows), layout="constrained")
+        # the axes keep 2.3 in per row; the legend below gets its own height
+        fig = Figure(figsize=(width, 2.3 * nrows + 0.45 + 0.16 * legend_rows),
+                     layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False)
-        unit_text = f" ({unit})" if unit else ""
-        ylab = (notation or metric) + unit_text
-        for k, label in enumerate(labels):
+        ylab = notation or axis_label(metric)
+        if notation and unit:
+            ylab += f" ({unit})"
+        for k, (label, combo) in enumerate(panels):
             ax = axes[k // ncols][k % ncols]
             sub = data[data["label"] == label]
+            for col, val in zip(others, combo, strict=True):
+                sub = sub[sub[col].astype(str) == val]
             first_points = []
             for est in ests:
                 rows = sub[sub["estimator"] == est].sort_values(x, key=lambda s: s.astype(float))
                 if rows.empty:
                     continue
-                colour, marker, name = estimator_style(est, estimator_order)
-                style = "--" if est in _DASHED else "-"
+                st = estimator_style(est, estimator_order)
                 xs = _numeric(rows[x])
                 ys = rows["mean"].astype(float).to_numpy()
                 err = rows[errorbar].astype(float).fillna(0.0).to_numpy()
-                ax.errorbar(xs, ys, yerr=err, color=colour, marker=marker, label=name,
-                            capsize=2, elinewidth=0.8, linestyle=style,
-                            markerfacecolor="white" if style == "--" else colour)
+                ax.errorbar(xs, ys, yerr=err, color=st.colour, marker=st.marker, label=st.name,
+                            capsize=2, elinewidth=0.8, linestyle=st.linestyle,
+                            markerfacecolor="white" if st.hollow else st.colour)
                 first_points.append((xs[0], ys[0], xs[-1]))
             slope = spec.get("reference_slope")
             if slope is not None and first_points:
                 x0 = min(p[0] for p in first_points)
                 x1 = max(p[2] for p in first_points)
                 y0 = max(p[1] for p in first_points) * 1.15
+                sym = factor_info(x).symbol or "x"
                 ax.plot([x0, x1], [y0, y0 * (x1 / x0) ** float(slope)], color="0.5",
-                        linestyle="--", linewidth=0.9,
-                        label=rf"$\propto {x.split('_')[0][0] if x == 'n_samples' else 'x'}^{{{float(slope):g}}}$")
+                        linestyle=(0, (1, 1)), linewidth=0.9,
+                        label=rf"reference slope $\propto {sym}^{{{float(slope):g}}}$")
             if spec.get("logx"):
                 ax.set_xscale("log")
                 from matplotlib.ticker import FixedLocator, NullFormatter
@@ -201,20 +265,43 @@ def line_figure(
                 ax.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
             if spec.get("ylim"):
                 ax.set_ylim(*spec["ylim"])
-            ax.set_xlabel(AXIS_LABELS.get(x, x))
-            ax.set_ylabel(ylab)
+            ax.set_xlabel(AXIS_LABELS.get(x, factor_info(x).label))
+            if k % ncols == 0:
+                ax.set_ylabel(ylab)
             title = spec.get("titles", {}).get(label, label) if isinstance(spec.get("titles"), dict) else label
+            parts = []
             if len(labels) > 1 or label not in ("overall", "fit"):
-                ax.set_title(_label_title(title))
-            if k == 0:
-                handles, names = ax.get_legend_handles_labels()
-        for k in range(len(labels), nrows * ncols):
+                parts.append(_label_title(title))
+            parts += [f"{factor_info(c).label} = {v}" for c, v in zip(others, combo, strict=True)]
+            if parts:
+                ax.set_title(", ".join(parts))
+            for h, n in zip(*ax.get_legend_handles_labels(), strict=True):
+                if n not in names:
+                    handles.append(h)
+                    names.append(n)
+        for k in range(len(panels), nrows * ncols):
             axes[k // ncols][k % ncols].set_visible(False)
         bar = "Monte Carlo s.e. of the mean" if errorbar == "mcse" else "1 sd across replications"
         fig.legend(handles, names, loc="outside lower center", frameon=False,
-                   ncols=min(len(names), 2 if ncols == 1 else 5),
+                   ncols=_legend_columns(names, width),
                    title=f"error bars: {bar}", title_fontsize=6)
     return fig
+
+
+def _legend_columns(names: Sequence[str], width_in: float, fontsize: float = 7.0) -> int:
+    """Legend columns that fit ``width_in`` inches (rough text width, 0.45 em/char).
+
+    >>> _legend_columns(["a", "b", "c"], 6.0)
+    3
+    >>> _legend_columns(["complete cases, Schur selection"] * 4, 3.4)
+    1
+    >>> _legend_columns(["SLIDE (given structure)"] * 7, 3.4)
+    2
+    """
+    if not names:
+        return 1
+    entry = max(len(n) for n in names) * 0.45 * fontsize / 72 + 0.5  # + handle and gap
+    return max(1, min(len(names), int(width_in // entry)))
 
 
 def _minor_label(value: float, _pos: int) -> str:

@@ -172,7 +172,8 @@ def register_metric(
     fn : callable
         Returns one float per label; ``{}`` if the metric does not apply.
     notation : str
-        Mathematical notation (matplotlib mathtext) used on figure axes.
+        Mathematical notation (matplotlib mathtext) used on figure axes; for a
+        metric listed in :mod:`hcl_stats._metric_info` the registry's entry is used.
     unit : str
         Unit shown on figure axes, e.g. ``"s"``; empty for dimensionless values.
 
@@ -180,6 +181,10 @@ def register_metric(
     -------
     MetricSpec
     """
+    from ._metric_info import METRICS  # the one registry of display names wins
+
+    if name in METRICS:
+        notation, unit = METRICS[name].notation or notation, METRICS[name].unit or unit
     spec = MetricSpec(name, fn, notation, unit)
     _METRICS[name] = spec
     return spec

@@ -3,9 +3,9 @@
 :func:`summarize` reduces the tidy store to one row per
 cell x estimator x metric x label with ``n_ok``, ``n_failed``, ``mean``, ``sd``
 (``ddof=1``), ``mcse`` (``sd / sqrt(n_ok)``, the Monte Carlo standard error of
-the mean) and ``median``; nothing is rounded (CSV floats are written in their
-shortest round-trip form). Table functions take that summary and return strings;
-this module is the only place where numbers are rounded for display.
+the mean) and ``median``; nothing is rounded here (``hcl-stats summarize`` rounds to
+6 significant digits when it writes ``summary.csv``). Table functions take that
+summary and return strings, rounded for display by :func:`format_value`.
 
 A table is described in the study config::
 
@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from ._metric_info import factor_info, metric_info
 
 __all__ = [
     "SUMMARY_COLUMNS",
@@ -41,22 +44,10 @@ __all__ = [
 #: Statistic columns of ``summary.csv`` (after the cell, grid and key columns).
 SUMMARY_COLUMNS = ("n_ok", "n_failed", "mean", "sd", "mcse", "median")
 
-_METRIC_TITLES = {
-    "block_gram": "Gram error per block",
-    "block_gram_rel": "relative Gram error per block",
-    "structure_gram": "Gram error per structure",
-    "structure_gram_rel": "relative Gram error per structure",
-    "overall_gram": "overall Gram error",
-    "overall_gram_rel": "relative overall Gram error",
-    "procrustes": "aligned loading error",
-    "sin_theta": "sin-theta distance",
-    "support": "structure recovery",
-    "rank": "rank recovery",
-    "wall_time": "fit time (s)",
-    "converged": "converged",
-    "relative_gradient": "relative gradient",
-    "noise_var": "noise variance error",
-}
+def _title(metric: str) -> str:
+    """Row title of ``metric`` (from :mod:`hcl_stats._metric_info`), unit in brackets."""
+    info = metric_info(metric)
+    return f"{info.title} ({info.unit})" if info.unit else info.title
 
 
 def _pandas() -> Any:
@@ -282,46 +273,249 @@ def render_table(
     head = ["metric", "label"] + [f"{md_group(g)}{e}" for g, e in columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(columns)) + "|"]
     for metric, label in row_keys:
-        cells = [_METRIC_TITLES.get(metric, metric), label.replace("|", r"\|")]
+        cells = [_title(metric), label.replace("|", r"\|")]
         cells += [entry(metric, label, g, e, False) for g, e in columns]
         lines.append("| " + " | ".join(cells) + " |")
     markdown = "\n".join(lines) + "\n\n" + caption_full + "\n"
 
-    # LaTeX
+    colgroups = [(g, list(ests)) for g in groups] if group else [(None, list(ests))]
+    latex = _latex_table(spec, group, colgroups, [None], row_keys, entry, caption_full)
+    return latex, markdown
 
-    out = [r"\begin{table}[t]", r"\centering", r"\small",
-           r"\begin{tabular}{ll" + "r" * len(columns) + "}", r"\toprule"]
-    if group:
-        spans = " & ".join(
-            rf"\multicolumn{{{len(ests)}}}{{c}}{{{_tex(group)} $= {_tex(g)}$}}" for g in groups
-        )
-        out.append(" & & " + spans + r" \\")
-        rules = " ".join(
-            rf"\cmidrule(lr){{{3 + i * len(ests)}-{2 + (i + 1) * len(ests)}}}"
-            for i in range(len(groups))
-        )
-        out.append(rules)
-    out.append("metric & label & " + " & ".join(_tex(e) for _, e in columns) + r" \\")
-    out.append(r"\midrule")
-    previous = None
-    for metric, label in row_keys:
-        if previous is not None and metric != previous:
-            out.append(r"\addlinespace")
-        name = _tex(_METRIC_TITLES.get(metric, metric)) if metric != previous else ""
-        cells = [entry(metric, label, g, e, True) for g, e in columns]
-        out.append(f"{name} & {_tex(label)} & " + " & ".join(cells) + r" \\")
-        previous = metric
-    caption_tex = _tex(caption_full).replace("±", r"$\pm$")
-    out += [r"\bottomrule", r"\end{tabular}",
-            rf"\caption{{{caption_tex}}}",
-            rf"\label{{tab:{_tex(spec.get('name', 'table'))}}}", r"\end{table}"]
-    return "\n".join(out) + "\n", markdown
+
+#: Characters LaTeX treats specially, and their text-mode escapes.
+_TEX_ESCAPES = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "|": r"\textbar{}", "<": r"\textless{}", ">": r"\textgreater{}",
+}
+#: Non-ASCII symbols that the default pdflatex fonts lack, as math.
+_TEX_UNICODE = {
+    "±": r"$\pm$", "×": r"$\times$", "≤": r"$\le$", "≥": r"$\ge$", "−": r"$-$", "≈": r"$\approx$",
+    "σ": r"$\sigma$", "ρ": r"$\rho$", "β": r"$\beta$", "λ": r"$\lambda$", "μ": r"$\mu$",
+    "θ": r"$\theta$", "Θ": r"$\Theta$", "Σ": r"$\Sigma$", "²": r"$^2$", "³": r"$^3$",
+    "∝": r"$\propto$", "∞": r"$\infty$", "→": r"$\to$", "…": r"\dots{}",
+}
+_GREEK = ("alpha", "beta", "gamma", "delta", "epsilon", "eta", "theta", "lambda", "mu", "nu",
+          "pi", "rho", "sigma", "tau", "phi", "chi", "psi", "omega", "Gamma", "Delta", "Theta",
+          "Lambda", "Sigma", "Phi", "Psi", "Omega")
+_SCRIPT = r"(?:\{[A-Za-z0-9,]+\}|[A-Za-z0-9]+)"
+#: An ASCII math token of a caption: ``sigma^2``, ``r_S``, ``W_hat^T``, a bare Greek name.
+_MATH_ATOM = re.compile(
+    rf"(?<![A-Za-z0-9\\])(?:[A-Za-z]+(?:[_^]{_SCRIPT})+|(?:{'|'.join(_GREEK)}))(?![A-Za-z0-9])"
+)
+_NORM = re.compile(r"\|\|([^|]+)\|\|(?:_(\w+))?")
 
 
 def _tex(s: Any) -> str:
-    return (str(s).replace("\\", r"\textbackslash{}").replace("_", r"\_")
-            .replace("&", r"\&").replace("%", r"\%").replace("#", r"\#")
-            .replace("|", r"$|$"))
+    """``s`` as LaTeX text: every special character escaped (the only escaping step)."""
+    return "".join(_TEX_ESCAPES.get(ch) or _TEX_UNICODE.get(ch) or ch for ch in str(s))
+
+
+def _math_atom(token: str) -> str:
+    """An ASCII math token (``sigma_y^2``, ``W_hat``, ``n_ok``) as LaTeX math (no ``$``)."""
+    parts = re.split(r"([_^])", token)
+    base, rest = parts[0], parts[1:]
+    hat = False
+    scripts: dict[str, list[str]] = {"_": [], "^": []}
+    for op, arg in zip(rest[::2], rest[1::2], strict=True):
+        arg = arg.strip("{}")
+        if op == "_" and arg == "hat":
+            hat = True
+            continue
+        if op == "^" and arg == "T":
+            arg = r"\top"
+        elif arg in _GREEK:
+            arg = "\\" + arg
+        elif len(arg) > 1 and not arg.isdigit() and "," not in arg:
+            arg = rf"\mathrm{{{arg}}}"
+        scripts[op].append(arg)
+    if base in _GREEK:
+        base = "\\" + base
+    elif len(base) > 1:
+        base = rf"\mathrm{{{base}}}"
+    if hat:
+        base = rf"\hat{{{base}}}"
+    # several subscripts (a_b_c) are joined by commas: a_{b,c}
+    return base + "".join(f"{op}{{{','.join(args)}}}" for op, args in scripts.items() if args)
+
+
+def _math_text(text: str) -> str:
+    """Text whose ASCII math tokens are typeset in math mode, the rest escaped."""
+    out, pos = [], 0
+    for m in _MATH_ATOM.finditer(text):
+        base = re.split(r"[_^]", m.group(0))[0]
+        if base not in _GREEK and len(base) > 2:  # a name such as glasso_theory: text
+            continue
+        out.append(_tex(text[pos:m.start()]))
+        out.append(f"${_math_atom(m.group(0))}$")
+        pos = m.end()
+    out.append(_tex(text[pos:]))
+    return "".join(out)
+
+
+def _caption_tex(text: str) -> str:
+    r"""A caption as LaTeX: ``||x||_2`` as a norm, ``sigma^2`` and ``r_S`` in math mode.
+
+    >>> _caption_tex("sigma^2 = 1, r_S = 2, 50% & more")
+    '$\\sigma^{2}$ = 1, $r_{S}$ = 2, 50\\% \\& more'
+    >>> _caption_tex("||beta_hat - beta||_2")
+    '$\\|\\hat{\\beta} - \\beta\\|_{2}$'
+    """
+    out, pos = [], 0
+    for m in _NORM.finditer(text):
+        out.append(_math_text(text[pos:m.start()]))
+        inner = _MATH_ATOM.sub(lambda a: _math_atom(a.group(0)), m.group(1).strip())
+        inner = re.sub(r"(?<![\\A-Za-z])([A-Za-z]{3,})(?![A-Za-z{])", r"\\mathrm{\1}", inner)
+        sub = f"_{{{m.group(2)}}}" if m.group(2) else ""
+        out.append(rf"$\|{inner}\|{sub}$")
+        pos = m.end()
+    out.append(_math_text(text[pos:]))
+    return "".join(out)
+
+
+def _tex_label(name: Any) -> str:
+    r"""A ``\label`` key: letters, digits and ``:._-`` kept, anything else ``-`` (no escapes)."""
+    return re.sub(r"[^A-Za-z0-9:._-]", "-", str(name))
+
+
+def _group_text(group: str, value: Any) -> str:
+    info = factor_info(group)
+    if info.symbol and re.fullmatch(r"-?[0-9.]+(e-?[0-9]+)?", str(value)):
+        return f"${info.symbol} = {value}$"
+    head = f"${info.symbol}$" if info.symbol else _tex(info.label)
+    return f"{head} = {_tex(value)}"
+
+
+#: Text width of a standard ``article`` (10 pt) in pt; tables are laid out to fit it.
+TEXT_WIDTH_PT = 345.0
+_TABCOLSEP_PT = 4.0
+_SIZES = ((r"\small", 9.0), (r"\footnotesize", 8.0))
+
+
+def _text_width_em(text: str) -> float:
+    """Rough width of plain ``text`` in em of Computer Modern (generous, per character)."""
+    w = 0.0
+    for ch in str(text):
+        if ch.isdigit() or ch.islower():
+            w += 0.53
+        elif ch.isupper():
+            w += 0.75
+        elif ch == " ":
+            w += 0.34
+        elif ch in "±×":
+            w += 0.8
+        elif ch in ".,:;|'":
+            w += 0.3
+        else:
+            w += 0.55
+    return w
+
+
+def _tabular_width(columns, header, row_texts, headings, fs: float) -> float:
+    """Estimated width (pt) of one tabular at font size ``fs``."""
+    label_w = max([_text_width_em(t) + 1.0 for t in row_texts] + [0.0]) * fs
+    widths = [label_w] + [
+        max(_text_width_em(t) for t in col) * fs for col in columns
+    ]
+    total = sum(w + 2 * _TABCOLSEP_PT for w in widths)
+    head_w = max([_text_width_em(h) * fs + 2 * _TABCOLSEP_PT for h in headings] + [0.0])
+    return max(total, head_w)
+
+
+def _latex_table(spec, group, colgroups, rowgroups, row_keys, entry, caption_full) -> str:
+    r"""A ``table`` of one or more booktabs tabulars that fit :data:`TEXT_WIDTH_PT`.
+
+    ``colgroups`` is a list of ``(group value or None, estimators)`` laid out side by
+    side; ``rowgroups`` a list of group values (or ``[None]``) stacked as row blocks.
+    Metric titles are heading rows above their labels (saving a column). The font is
+    ``\small`` if the table fits, else ``\footnotesize``; a table still too wide is
+    split into several tabulars stacked vertically, at group boundaries first.
+    """
+    flat = [(g, e) for g, es in colgroups for e in es]
+    row_texts = [label for _, label in row_keys]
+    headings = [_title(m) for m in dict.fromkeys(m for m, _ in row_keys)]
+    if group:
+        headings += [f"{group} = {g}" for g in rowgroups if g is not None]
+
+    def col_texts(g, e):
+        texts = [str(e)]
+        for rg in rowgroups:
+            texts += [entry(m, lab, g if g is not None else rg, e, False) for m, lab in row_keys]
+        return texts
+
+    def width(cols, fs):
+        span = [f"{group} = {g}" for g in dict.fromkeys(g for g, _ in cols) if g is not None]
+        return max(_tabular_width([col_texts(g, e) for g, e in cols], [], row_texts,
+                                  headings, fs),
+                   0.0, *(_text_width_em(t) * fs for t in span)) if cols else 0.0
+
+    limit = 0.97 * TEXT_WIDTH_PT
+    size, fs = _SIZES[-1]
+    chunks = None
+    for name, f in _SIZES:
+        if width(flat, f) <= limit:
+            size, fs, chunks = name, f, [flat]
+            break
+    if chunks is None:
+        chunks, current = [], []
+        for g, es in colgroups:
+            cols = [(g, e) for e in es]
+            if current and width(current + cols, fs) <= limit:
+                current += cols
+                continue
+            if current:
+                chunks.append(current)
+            current = []
+            for col in cols:
+                if current and width(current + [col], fs) > limit:
+                    chunks.append(current)
+                    current = []
+                current.append(col)
+        if current:
+            chunks.append(current)
+
+    out = [r"\begin{table}[t]", r"\centering", size, rf"\setlength{{\tabcolsep}}{{{_TABCOLSEP_PT:g}pt}}"]
+    for k, cols in enumerate(chunks):
+        if k:
+            out.append(r"\par\medskip")
+        out += _tabular(group, cols, rowgroups, row_keys, entry)
+    out += [rf"\caption{{{_caption_tex(caption_full)}}}",
+            rf"\label{{tab:{_tex_label(spec.get('name', 'table'))}}}", r"\end{table}"]
+    return "\n".join(out) + "\n"
+
+
+def _tabular(group, cols, rowgroups, row_keys, entry) -> list[str]:
+    ncol = 1 + len(cols)
+    out = [r"\begin{tabular}{l" + "r" * len(cols) + "}", r"\toprule"]
+    runs: list[tuple[Any, int, int]] = []  # (group value, first column, last column)
+    for i, (g, _) in enumerate(cols):
+        if runs and runs[-1][0] == g:
+            runs[-1] = (g, runs[-1][1], i + 2)
+        else:
+            runs.append((g, i + 2, i + 2))
+    if group and any(g is not None for g, _, _ in runs):
+        out.append(" & " + " & ".join(
+            rf"\multicolumn{{{b - a + 1}}}{{c}}{{{_group_text(group, g)}}}" for g, a, b in runs
+        ) + r" \\")
+        out.append(" ".join(rf"\cmidrule(lr){{{a}-{b}}}" for _, a, b in runs))
+    out.append(" & " + " & ".join(_tex(e) for _, e in cols) + r" \\")
+    for rg in rowgroups:
+        out.append(r"\midrule")
+        if rg is not None:
+            out.append(rf"\multicolumn{{{ncol}}}{{l}}{{{_group_text(group, rg)}}} \\")
+            out.append(r"\midrule")
+        previous = None
+        for metric, label in row_keys:
+            if metric != previous:
+                if previous is not None:
+                    out.append(r"\addlinespace")
+                out.append(rf"\multicolumn{{{ncol}}}{{l}}{{\textit{{{_tex(_title(metric))}}}}} \\")
+            cells = [entry(metric, label, g if g is not None else rg, e, True) for g, e in cols]
+            out.append(rf"\quad {_tex(label)} & " + " & ".join(cells) + r" \\")
+            previous = metric
+    out += [r"\bottomrule", r"\end{tabular}"]
+    return out
 
 
 def _render_grouped_rows(spec, group, groups, ests, row_keys, entry, caption_full):
@@ -331,26 +525,10 @@ def _render_grouped_rows(spec, group, groups, ests, row_keys, entry, caption_ful
     for g in groups:
         lines.append("| " + f"**{group} = {g}**" + " |" * (len(head) - 1) + " |")
         for metric, label in row_keys:
-            cells = [_METRIC_TITLES.get(metric, metric), label.replace("|", r"\|")]
+            cells = [_title(metric), label.replace("|", r"\|")]
             cells += [entry(metric, label, g, e, False) for e in ests]
             lines.append("| " + " | ".join(cells) + " |")
     markdown = "\n".join(lines) + "\n\n" + caption_full + "\n"
-    out = [r"\begin{table}[t]", r"\centering", r"\small",
-           r"\begin{tabular}{ll" + "r" * len(ests) + "}", r"\toprule",
-           "metric & label & " + " & ".join(_tex(e) for e in ests) + r" \\"]
-    for g in groups:
-        out.append(r"\midrule")
-        out.append(rf"\multicolumn{{{2 + len(ests)}}}{{l}}{{{_tex(group)} $= {_tex(g)}$}} \\")
-        out.append(r"\midrule")
-        previous = None
-        for metric, label in row_keys:
-            if previous is not None and metric != previous:
-                out.append(r"\addlinespace")
-            name = _tex(_METRIC_TITLES.get(metric, metric)) if metric != previous else ""
-            cells = [entry(metric, label, g, e, True) for e in ests]
-            out.append(f"{name} & {_tex(label)} & " + " & ".join(cells) + r" \\")
-            previous = metric
-    caption_tex = _tex(caption_full).replace("±", r"$\pm$")
-    out += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption_tex}}}",
-            rf"\label{{tab:{_tex(spec.get('name', 'table'))}}}", r"\end{table}"]
-    return "\n".join(out) + "\n", markdown
+    latex = _latex_table(spec, group, [(None, list(ests))], list(groups), row_keys, entry,
+                         caption_full)
+    return latex, markdown

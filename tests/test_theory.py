@@ -316,9 +316,11 @@ def test_plot_rate_returns_figure_with_ci_box():
     })
     fig = plot_rate(df, "n", "err", by="est", bound=lambda g, key: g**-0.5)
     ax = fig.axes[0]
-    text = ax.texts[0].get_text()
-    assert "a: slope -0.500" in text
-    assert "b: slope -0.500" in text
+    legend = ax.get_legend()
+    entries = [t.get_text() for t in legend.get_texts()]
+    assert entries[0].startswith("a: -0.500 [")  # slope -1/2 by construction, with its CI
+    assert entries[1].startswith("b: -0.500 [")
+    assert "95% CI" in legend.get_title().get_text()
     labels = [line.get_label() for line in ax.get_lines()]
     assert "b: bound x fitted constant 1.99" in labels
 
