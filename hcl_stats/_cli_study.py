@@ -125,6 +125,31 @@ def _out_dir(args: argparse.Namespace, study: Any) -> Path:
     return args.out if getattr(args, "out", None) else Path("reports") / study.name
 
 
+def _inside(out_dir: Path, name: Any, suffix: str = "") -> Path:
+    """``out_dir / (name + suffix)``, refused unless it resolves inside ``out_dir``.
+
+    The names are checked when the study is loaded (:func:`hcl_stats.study.is_safe_name`);
+    this second check at write time also covers names that reach here otherwise
+    (e.g. through a symlink planted in the output directory).
+    """
+    from .exceptions import StudyConfigError
+    from .study import is_safe_name
+
+    if not is_safe_name(name):
+        raise StudyConfigError(
+            f"a report name must be a file name of letters, digits, '_', '.' or '-' "
+            f"that does not start with '.'; got {name!r}."
+        )
+    root = out_dir.resolve()
+    target = (out_dir / f"{name}{suffix}").resolve()
+    if target.parent != root:
+        raise StudyConfigError(
+            f"report file {name!r} must resolve inside the output directory {root}; "
+            f"got {target}."
+        )
+    return out_dir / f"{name}{suffix}"
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -161,6 +186,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         from .store import ResultStore
 
         with ResultStore(store_path, readonly=True) as store:
+            store.check_study(study)
             done = store.done()
             mean = dict(store.query(
                 "SELECT estimator, AVG(wall_time) FROM units WHERE status='ok' GROUP BY estimator"))
@@ -219,6 +245,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     study = _load(args)
     path = _store_path(args, study)
     with ResultStore(path, readonly=True) as store:
+        store.check_study(study)
         ids = [c.id for c in study.cells]
         marks = ",".join("?" * len(ids))
         counts = {
@@ -254,6 +281,7 @@ def write_summary(study: Any, store_path: Path, out_dir: Path) -> tuple[Path, bo
     from .tables import summarize
 
     with ResultStore(store_path, readonly=True) as store:
+        store.check_study(study)
         summary = summarize(study, store)
     text = summary.to_csv(index=False, lineterminator="\n")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -309,11 +337,11 @@ def build_report(study: Any, summary_path: Path, out_dir: Path) -> list[Path]:
     for fig_spec in spec.get("figures", []):
         m = get_metric(fig_spec["metric"])
         fig = line_figure(summary, fig_spec, order, notation=m.notation, unit=m.unit)
-        artefacts += save_figure(fig, out_dir / fig_spec["name"])
+        artefacts += save_figure(fig, _inside(out_dir, fig_spec.get("name")))
     for tab_spec in spec.get("tables", []):
         latex, markdown = render_table(summary, tab_spec, order)
         for suffix, text in ((".tex", latex), (".md", markdown)):
-            p = out_dir / f"{tab_spec['name']}{suffix}"
+            p = _inside(out_dir, tab_spec.get("name"), suffix)
             p.write_text(text)
             artefacts.append(p)
     summary_sha = _sha256(summary_path)
@@ -369,6 +397,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     path = _store_path(args, study)
     if path.exists():
         with ResultStore(path, readonly=True) as store:
+            store.check_study(study)
             for est, metric, label, value in store.query(
                 "SELECT estimator, metric, label, value FROM results WHERE cell_id=? AND rep=?",
                 [cell.id, args.rep]):
@@ -404,6 +433,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     study = _load(args)
     with ResultStore(_store_path(args, study), readonly=True) as store:
+        store.check_study(study)
         df = store.tidy()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
