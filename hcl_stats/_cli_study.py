@@ -13,9 +13,11 @@ artefact. ``report`` re-summarizes first when the store exists (rewriting
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run", help="run (or resume) a Monte Carlo study",
         description="Compute every missing (cell, replicate, estimator) unit and store "
-        "it. Re-running resumes; results are identical for any --jobs or backend.",
+        "it. Re-running resumes; results are identical for any --jobs or backend. Two "
+        "runs on one store never lose or duplicate rows but each computes every unit "
+        "missing when it starts; split the work with --where or --estimator.",
         epilog="Example: hcl-stats run simulations/quick.toml --jobs 2",
     )
     _common(p)
@@ -63,7 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--estimator", action="append", default=None, metavar="LABEL",
                    help="only this estimator label (repeatable)")
     p.add_argument("--retry-failed", action="store_true", help="recompute failed units")
-    p.add_argument("--scheduler", default=None, help="Dask scheduler address tcp://host:port")
+    p.add_argument("--scheduler", default=None,
+                   help="Dask scheduler address tcp://host:port. A Dask client unpickles "
+                   "what the scheduler sends (arbitrary code): only connect to schedulers "
+                   "you trust. Refused if it does not answer within 10 s")
     p.add_argument("--dask-local", type=int, default=None, metavar="N",
                    help="start a Dask LocalCluster with N worker processes")
     p.add_argument("--blas-threads", type=int, default=1,
@@ -210,6 +217,43 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like a Ctrl-C so that the same clean-up runs."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[dict]:
+    """Turn SIGTERM (and note SIGINT) into KeyboardInterrupt while a run computes.
+
+    The yielded dict receives ``"signal"``: the number of the signal that stopped
+    the run. Units are written in single transactions, so the interrupted
+    transaction is rolled back and a rerun resumes from the units stored.
+    """
+    import signal
+    import threading
+
+    received: dict = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def on_term(signum, frame):
+        received.setdefault("signal", signum)
+        raise _Terminated()
+
+    def on_int(signum, frame):
+        received.setdefault("signal", signum)
+        raise KeyboardInterrupt()
+
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    old_int = signal.signal(signal.SIGINT, on_int)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``hcl-stats run``."""
     from .runner import run_study
@@ -220,16 +264,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .exceptions import ValidationError
 
         raise ValidationError("give either --scheduler or --dask-local, not both.")
+    if args.dask_local is not None and args.dask_local < 1:
+        from .exceptions import ValidationError
+
+        raise ValidationError(f"--dask-local must be an integer >= 1; got {args.dask_local}.")
     backend = "dask" if (args.scheduler or args.dask_local) else "process"
     path = _store_path(args, study)
-    with ResultStore(path) as store:
-        rep = run_study(
-            study, store, backend=backend, jobs=args.jobs, reps=args.reps, where=args.where,
-            estimators=args.estimator, retry_failed=args.retry_failed,
-            scheduler=args.scheduler, dask_local=args.dask_local,
-            blas_threads=args.blas_threads if args.blas_threads > 0 else None,
-            quiet=args.quiet, argv=sys.argv, timeout=args.timeout,
-        )
+    with ResultStore(path) as store, _terminate_as_interrupt() as received:
+        try:
+            rep = run_study(
+                study, store, backend=backend, jobs=args.jobs, reps=args.reps,
+                where=args.where, estimators=args.estimator, retry_failed=args.retry_failed,
+                scheduler=args.scheduler, dask_local=args.dask_local,
+                blas_threads=args.blas_threads if args.blas_threads > 0 else None,
+                quiet=args.quiet, argv=sys.argv, timeout=args.timeout,
+            )
+        except KeyboardInterrupt:
+            import signal
+
+            sig = received.get("signal", signal.SIGINT)
+            try:
+                stored = f"{store.count('units')} units stored"
+            except Exception:  # noqa: BLE001 - the message must be printed regardless
+                stored = "units written so far are stored"
+            print(f"hcl-stats run: interrupted by {signal.Signals(sig).name}; {stored} in "
+                  f"{path}; rerun the same command to resume", file=sys.stderr)
+            return 128 + int(sig)
     print(
         f"{study.name}: {rep.written_units} units computed ({rep.failed_units} failed fits), "
         f"{rep.skipped_units} fits already stored; backend {rep.backend}, "

@@ -56,8 +56,10 @@ class StoreCorruptedError(HCLError, RuntimeError):
 
 
 class StoreAccessError(HCLError, OSError):
-    """A result store cannot be opened, read or written for a cause outside its
-    content: a directory in its place, a read-only file system, a full disk."""
+    """A result store cannot be opened, read or written for a cause outside it.
+
+    E.g. a directory in its place, a read-only file system or a full disk.
+    """
 
 
 class ConvergenceWarning(UserWarning):
