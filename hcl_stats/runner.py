@@ -399,8 +399,9 @@ def _pool_round(study, items, jobs, blas_threads, timeout, crashed):
         if clean:
             pool.shutdown(wait=True)
         else:  # interrupted: do not wait for running units, stop the workers now
+            procs = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
-            for proc in list(getattr(pool, "_processes", {}).values()):
+            for proc in procs:
                 with contextlib.suppress(Exception):
                     proc.terminate()
 

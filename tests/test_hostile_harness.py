@@ -459,6 +459,14 @@ def _runs_started(db: Path) -> int:
         return 0
 
 
+def _children(pid: int) -> int:
+    """Number of child processes of ``pid`` (Linux /proc; 2 elsewhere)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    if not path.exists():
+        return 2
+    return len(path.read_text().split())
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX process groups")
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -475,8 +483,9 @@ def test_ctrl_c_and_sigterm_end_with_one_line_and_resume(tmp_path, sig, code, wh
     )
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
-        if when == "startup" and _runs_started(db):
-            break  # the run is recorded; the workers are being spawned now
+        if when == "startup" and _runs_started(db) and _children(proc.pid) >= 2:
+            time.sleep(0.3)  # the spawned workers are importing numpy, scipy, hcl_stats
+            break
         if when == "running" and count_units(db) >= len(study.estimators):
             break
         time.sleep(0.01)
