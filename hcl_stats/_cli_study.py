@@ -157,6 +157,15 @@ def _inside(out_dir: Path, name: Any, suffix: str = "") -> Path:
     return out_dir / f"{name}{suffix}"
 
 
+def _check_reps(reps: int | None, option: str) -> None:
+    """``--reps`` must be None or in 1..MAX_REPLICATIONS."""
+    from .exceptions import ValidationError
+    from .study import MAX_REPLICATIONS
+
+    if reps is not None and not 1 <= reps <= MAX_REPLICATIONS:
+        raise ValidationError(f"{option} must be an integer in 1..{MAX_REPLICATIONS}; got {reps}.")
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -175,6 +184,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .runner import estimate_cost, probe_cost
 
     study = _load(args)
+    _check_reps(args.reps, "--reps")
     reps = args.reps or study.replications
     n_units = len(study.cells) * reps
     print(f"study {study.name} ({study.path}): OK")
@@ -450,6 +460,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .store import ResultStore
 
     study = _load(args)
+    from .exceptions import ValidationError
+    from .study import MAX_REPLICATIONS
+
+    if not 0 <= args.rep < MAX_REPLICATIONS:
+        raise ValidationError(
+            f"--rep must be a replicate index in 0..{MAX_REPLICATIONS - 1}; got {args.rep}.")
     cell = study.cell(args.cell)
     labels = tuple(args.estimator or study.estimators)
     records = compute_unit(study, cell.index, args.rep, labels)

@@ -46,7 +46,14 @@ from typing import Any
 
 from .exceptions import ValidationError
 from .store import ResultStore, UnitRecord, provenance
-from .study import STREAM_METHOD, MetricContext, Study, get_metric, unit_rng
+from .study import (
+    MAX_REPLICATIONS,
+    STREAM_METHOD,
+    MetricContext,
+    Study,
+    get_metric,
+    unit_rng,
+)
 
 __all__ = [
     "RunReport",
@@ -151,8 +158,8 @@ def plan(
             )
         labels = tuple(e for e in labels if e in estimators)
     n_reps = study.replications if reps is None else int(reps)
-    if n_reps < 1:
-        raise ValidationError(f"reps must be >= 1; got {n_reps}.")
+    if not 1 <= n_reps <= MAX_REPLICATIONS:
+        raise ValidationError(f"reps must be an integer in 1..{MAX_REPLICATIONS}; got {n_reps}.")
     preds = parse_where(study, where)
     done = set(done)
     items, skipped = [], 0

@@ -75,8 +75,8 @@ def test_report_writes_stay_inside_out_even_past_the_loader(tmp_path):
     for bad in ("../x", "/etc/x", "link/x"):
         with pytest.raises(StudyConfigError, match="report name must be a file name"):
             _inside(out, bad)
+    (out / "escape.tex").symlink_to(tmp_path / "victim.tex")
     with pytest.raises(StudyConfigError, match="must resolve inside the output directory"):
-        (out / "escape.tex").symlink_to(tmp_path / "victim.tex")
         _inside(out, "escape", ".tex")
 
 
@@ -89,7 +89,8 @@ def test_report_run_end_to_end_writes_only_inside_out(tmp_path):
     assert main(["report", str(cfg), "--store", str(store), "--out", str(tmp_path / "out")]) == 0
     after = _files(tmp_path)
     new = {p for p in after - before if not p.name.startswith("s.sqlite")}  # store sidecars
-    assert new and all(tmp_path / "out" in p.parents or p == tmp_path / "out" for p in new)
+    assert new
+    assert all(tmp_path / "out" in p.parents or p == tmp_path / "out" for p in new)
 
 
 @pytest.mark.parametrize("option", [
@@ -227,7 +228,8 @@ def test_commands_refuse_the_store_of_another_study(two_studies, tmp_path, comma
     code = main(argv)
     err = capsys.readouterr().err
     assert code != 0
-    assert "StoreVersionMismatch" in err and "'alpha'" in err, err
+    assert "StoreVersionMismatch" in err, err
+    assert "'alpha'" in err, err
     assert not (tmp_path / "out" / "summary.csv").exists()
     with ResultStore(store, readonly=True) as st, pytest.raises(
             StoreVersionMismatch, match="study must be 'alpha'"):
@@ -328,14 +330,15 @@ def test_read_only_store_is_reported_as_read_only_not_corrupted(stored, monkeypa
     cfg, db = stored
     study = load_study(cfg)
     # a read-only open (mode=ro) that is asked to write: the real SQLITE_READONLY error
-    with ResultStore(db, readonly=True) as store, pytest.raises(
-            StoreAccessError, match="must be writable .*read-only") as info:
-        store.prepare(dataclasses.replace(study, seed=study.seed))
-        store.start_run("x", {}, backend="serial", jobs=1, argv=[])
-    assert not isinstance(info.value, StoreCorruptedError)
+    with ResultStore(db, readonly=True) as store:
+        with pytest.raises(StoreAccessError, match="must be writable .*read-only") as info:
+            store.start_run("x", {}, backend="serial", jobs=1, argv=[])
+        assert not isinstance(info.value, StoreCorruptedError)
+        with pytest.raises(StoreAccessError, match="read-only"):
+            store.prepare(study)
 
 
-@pytest.mark.parametrize("message, expect", [
+@pytest.mark.parametrize(("message", "expect"), [
     ("attempt to write a readonly database", "read-only"),
     ("database or disk is full", "full disk"),
 ])
@@ -469,7 +472,7 @@ def _children(pid: int) -> int:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX process groups")
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("when", ["startup", "running"])
 def test_ctrl_c_and_sigterm_end_with_one_line_and_resume(tmp_path, sig, code, when):
     cfg = write_tiny(tmp_path, reps=6, ns="[300, 600]")
@@ -496,7 +499,8 @@ def test_ctrl_c_and_sigterm_end_with_one_line_and_resume(tmp_path, sig, code, wh
     assert proc.returncode == code, err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert "interrupted" in lines[0] and "rerun the same command to resume" in lines[0]
+    assert "interrupted" in lines[0]
+    assert "rerun the same command to resume" in lines[0]
     partial = count_units(db)
     # resume: nothing lost, nothing duplicated, identical values
     assert main(["run", str(cfg), "--jobs", "2", "--quiet", "--store", str(db)]) == 0
@@ -524,3 +528,17 @@ def test_docs_state_what_concurrent_runs_and_schedulers_do():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     helptext = " ".join(textwrap.dedent(sub.choices["run"].format_help()).split())
     assert "only connect to schedulers you trust" in helptext.lower()
+
+
+@pytest.mark.parametrize(("argv", "match"), [
+    (["validate", "{cfg}", "--reps", "-5"], "--reps must be an integer in 1..100000"),
+    (["validate", "{cfg}", "--reps", "100000000"], "--reps must be an integer in 1..100000"),
+    (["run", "{cfg}", "--reps", "100000000", "--store", "{db}"], "reps must be an integer in 1..100000"),
+    (["replay", "{cfg}", "--cell", "0", "--rep", "-1"], "--rep must be a replicate index"),
+    (["replay", "{cfg}", "--cell", "0", "--rep", str(10**20)], "--rep must be a replicate index"),
+])
+def test_replicate_counts_and_indices_are_bounded(tmp_path, argv, match, capsys):
+    cfg = write_tiny(tmp_path, reps=1, ns="[60]")
+    argv = [a.format(cfg=cfg, db=tmp_path / "s.sqlite") for a in argv]
+    assert main(argv) == 2
+    assert match in capsys.readouterr().err
