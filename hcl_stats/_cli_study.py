@@ -13,9 +13,11 @@ artefact. ``report`` re-summarizes first when the store exists (rewriting
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run", help="run (or resume) a Monte Carlo study",
         description="Compute every missing (cell, replicate, estimator) unit and store "
-        "it. Re-running resumes; results are identical for any --jobs or backend.",
+        "it. Re-running resumes; results are identical for any --jobs or backend. Two "
+        "runs on one store never lose or duplicate rows but each computes every unit "
+        "missing when it starts; split the work with --where or --estimator.",
         epilog="Example: hcl-stats run simulations/quick.toml --jobs 2",
     )
     _common(p)
@@ -67,7 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--estimator", action="append", default=None, metavar="LABEL",
                    help="only this estimator label (repeatable)")
     p.add_argument("--retry-failed", action="store_true", help="recompute failed units")
-    p.add_argument("--scheduler", default=None, help="Dask scheduler address tcp://host:port")
+    p.add_argument("--scheduler", default=None,
+                   help="Dask scheduler address tcp://host:port. A Dask client unpickles "
+                   "what the scheduler sends (arbitrary code): only connect to schedulers "
+                   "you trust. Refused if it does not answer within 10 s")
     p.add_argument("--dask-local", type=positive_int, default=None, metavar="N",
                    help="start a Dask LocalCluster with N >= 1 worker processes")
     p.add_argument("--blas-threads", type=non_negative_int, default=1,
@@ -131,6 +138,40 @@ def _out_dir(args: argparse.Namespace, study: Any) -> Path:
     return args.out if getattr(args, "out", None) else Path("reports") / study.name
 
 
+def _inside(out_dir: Path, name: Any, suffix: str = "") -> Path:
+    """``out_dir / (name + suffix)``, refused unless it resolves inside ``out_dir``.
+
+    The names are checked when the study is loaded (:func:`hcl_stats.study.is_safe_name`);
+    this second check at write time also covers names that reach here otherwise
+    (e.g. through a symlink planted in the output directory).
+    """
+    from .exceptions import StudyConfigError
+    from .study import is_safe_name
+
+    if not is_safe_name(name):
+        raise StudyConfigError(
+            f"a report name must be a file name of letters, digits, '_', '.' or '-' "
+            f"that does not start with '.'; got {name!r}."
+        )
+    root = out_dir.resolve()
+    target = (out_dir / f"{name}{suffix}").resolve()
+    if target.parent != root:
+        raise StudyConfigError(
+            f"report file {name!r} must resolve inside the output directory {root}; "
+            f"got {target}."
+        )
+    return out_dir / f"{name}{suffix}"
+
+
+def _check_reps(reps: int | None, option: str) -> None:
+    """``--reps`` must be None or in 1..MAX_REPLICATIONS."""
+    from .exceptions import ValidationError
+    from .study import MAX_REPLICATIONS
+
+    if reps is not None and not 1 <= reps <= MAX_REPLICATIONS:
+        raise ValidationError(f"{option} must be an integer in 1..{MAX_REPLICATIONS}; got {reps}.")
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -149,6 +190,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .runner import estimate_cost, probe_cost
 
     study = _load(args)
+    _check_reps(args.reps, "--reps")
     reps = args.reps or study.replications
     n_units = len(study.cells) * reps
     print(f"study {study.name} ({study.path}): OK")
@@ -167,6 +209,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         from .store import ResultStore
 
         with ResultStore(store_path, readonly=True) as store:
+            store.check_study(study)
             done = store.done()
             mean = dict(store.query(
                 "SELECT estimator, AVG(wall_time) FROM units WHERE status='ok' GROUP BY estimator"))
@@ -190,6 +233,43 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like a Ctrl-C so that the same clean-up runs."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[dict]:
+    """Turn SIGTERM (and note SIGINT) into KeyboardInterrupt while a run computes.
+
+    The yielded dict receives ``"signal"``: the number of the signal that stopped
+    the run. Units are written in single transactions, so the interrupted
+    transaction is rolled back and a rerun resumes from the units stored.
+    """
+    import signal
+    import threading
+
+    received: dict = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def on_term(signum, frame):
+        received.setdefault("signal", signum)
+        raise _Terminated()
+
+    def on_int(signum, frame):
+        received.setdefault("signal", signum)
+        raise KeyboardInterrupt()
+
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    old_int = signal.signal(signal.SIGINT, on_int)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``hcl-stats run``."""
     from .runner import run_study
@@ -200,16 +280,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .exceptions import ValidationError
 
         raise ValidationError("give either --scheduler or --dask-local, not both.")
+    if args.dask_local is not None and args.dask_local < 1:
+        from .exceptions import ValidationError
+
+        raise ValidationError(f"--dask-local must be an integer >= 1; got {args.dask_local}.")
     backend = "dask" if (args.scheduler or args.dask_local) else "process"
     path = _store_path(args, study)
-    with ResultStore(path) as store:
-        rep = run_study(
-            study, store, backend=backend, jobs=args.jobs, reps=args.reps, where=args.where,
-            estimators=args.estimator, retry_failed=args.retry_failed,
-            scheduler=args.scheduler, dask_local=args.dask_local,
-            blas_threads=args.blas_threads if args.blas_threads > 0 else None,
-            quiet=args.quiet, argv=sys.argv, timeout=args.timeout,
-        )
+    with ResultStore(path) as store, _terminate_as_interrupt() as received:
+        try:
+            rep = run_study(
+                study, store, backend=backend, jobs=args.jobs, reps=args.reps,
+                where=args.where, estimators=args.estimator, retry_failed=args.retry_failed,
+                scheduler=args.scheduler, dask_local=args.dask_local,
+                blas_threads=args.blas_threads if args.blas_threads > 0 else None,
+                quiet=args.quiet, argv=sys.argv, timeout=args.timeout,
+            )
+        except KeyboardInterrupt:
+            import signal
+
+            sig = received.get("signal", signal.SIGINT)
+            try:
+                stored = f"{store.count('units')} units stored"
+            except Exception:  # noqa: BLE001 - the message must be printed regardless
+                stored = "units written so far are stored"
+            print(f"hcl-stats run: interrupted by {signal.Signals(sig).name}; {stored} in "
+                  f"{path}; rerun the same command to resume", file=sys.stderr)
+            return 128 + int(sig)
     print(
         f"{study.name}: {rep.written_units} units computed ({rep.failed_units} failed fits), "
         f"{rep.skipped_units} fits already stored; backend {rep.backend}, "
@@ -225,6 +321,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     study = _load(args)
     path = _store_path(args, study)
     with ResultStore(path, readonly=True) as store:
+        store.check_study(study)
         ids = [c.id for c in study.cells]
         marks = ",".join("?" * len(ids))
         counts = {
@@ -310,6 +407,7 @@ def write_summary(study: Any, store_path: Path, out_dir: Path) -> tuple[Path, bo
     from .tables import summarize
 
     with ResultStore(store_path, readonly=True) as store:
+        store.check_study(study)
         summary = summarize(study, store)
     text = summary_text(study, summary)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -368,11 +466,11 @@ def build_report(study: Any, summary_path: Path, out_dir: Path) -> list[Path]:
         # the one registry of display names; a metric it does not know keeps its own
         notation, unit = (axis_label(m.name), "") if m.name in METRICS else (m.notation, m.unit)
         fig = line_figure(summary, fig_spec, order, notation=notation, unit=unit)
-        artefacts += save_figure(fig, out_dir / fig_spec["name"])
+        artefacts += save_figure(fig, _inside(out_dir, fig_spec.get("name")))
     for tab_spec in spec.get("tables", []):
         latex, markdown = render_table(summary, tab_spec, order)
         for suffix, text in ((".tex", latex), (".md", markdown)):
-            p = out_dir / f"{tab_spec['name']}{suffix}"
+            p = _inside(out_dir, tab_spec.get("name"), suffix)
             p.write_text(text)
             artefacts.append(p)
     summary_sha = _sha256(summary_path)
@@ -435,6 +533,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     path = _store_path(args, study)
     if path.exists():
         with ResultStore(path, readonly=True) as store:
+            store.check_study(study)
             for est, metric, label, value in store.query(
                 "SELECT estimator, metric, label, value FROM results WHERE cell_id=? AND rep=?",
                 [cell.id, args.rep]):
@@ -470,6 +569,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     study = _load(args)
     with ResultStore(_store_path(args, study), readonly=True) as store:
+        store.check_study(study)
         df = store.tidy()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

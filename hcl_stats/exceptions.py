@@ -15,6 +15,7 @@ __all__ = [
     "NotIdentifiableError",
     "NumericalWarning",
     "SolverError",
+    "StoreAccessError",
     "StoreCorruptedError",
     "StoreVersionMismatch",
     "StudyConfigError",
@@ -52,6 +53,13 @@ class StoreVersionMismatch(HCLError, RuntimeError):
 
 class StoreCorruptedError(HCLError, RuntimeError):
     """A result store is unreadable, truncated or inconsistent."""
+
+
+class StoreAccessError(HCLError, OSError):
+    """A result store cannot be opened, read or written for a cause outside it.
+
+    E.g. a directory in its place, a read-only file system or a full disk.
+    """
 
 
 class ConvergenceWarning(UserWarning):

@@ -46,7 +46,14 @@ from typing import Any
 
 from .exceptions import ValidationError
 from .store import ResultStore, UnitRecord, provenance
-from .study import STREAM_METHOD, MetricContext, Study, get_metric, unit_rng
+from .study import (
+    MAX_REPLICATIONS,
+    STREAM_METHOD,
+    MetricContext,
+    Study,
+    get_metric,
+    unit_rng,
+)
 
 __all__ = [
     "RunReport",
@@ -151,8 +158,8 @@ def plan(
             )
         labels = tuple(e for e in labels if e in estimators)
     n_reps = study.replications if reps is None else int(reps)
-    if n_reps < 1:
-        raise ValidationError(f"reps must be >= 1; got {n_reps}.")
+    if not 1 <= n_reps <= MAX_REPLICATIONS:
+        raise ValidationError(f"reps must be an integer in 1..{MAX_REPLICATIONS}; got {n_reps}.")
     preds = parse_where(study, where)
     done = set(done)
     items, skipped = [], 0
@@ -336,29 +343,112 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="hcl-parent-watch").start()
 
 
-def _process(
-    study: Study, items: list[WorkItem], jobs: int, blas_threads: int | None, timeout=None
-):
+#: Failure text of a unit whose worker process died (killed by the OS, e.g. out of
+#: memory, or a crash in C code) while it ran alone in its worker.
+WORKER_DIED = (
+    "WorkerDied: the worker process running this fit died (killed by the operating "
+    "system, e.g. out of memory, or crashed in compiled code); it is recorded as "
+    "failed and not retried (use --retry-failed after fixing the cause)"
+)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while worker processes start (main thread, POSIX only).
+
+    A spawned child inherits an ignored SIGINT, so a Ctrl-C in the terminal does
+    not raise KeyboardInterrupt inside every worker (and print its traceback); the
+    client alone handles it and stops the workers.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _pool_round(study, items, jobs, blas_threads, timeout, crashed):
+    """Run ``items`` in one process pool; yield results, collect crashed items."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=ctx, initializer=_watch_parent, initargs=(os.getpid(),)
-    ) as pool:
+    with _sigint_ignored():
+        pool = ProcessPoolExecutor(
+            max_workers=min(jobs, len(items)), mp_context=ctx, initializer=_watch_parent,
+            initargs=(os.getpid(),),
+        )
         futures = {
             pool.submit(
-                compute_unit, study, it.cell_index, it.rep, it.labels, blas_threads, timeout
+                compute_unit, study, it.cell_index, it.rep, it.labels, blas_threads,
+                timeout,
             ): it
             for it in items
         }
-        try:
-            for fut in as_completed(futures):
-                yield futures[fut], fut.result()
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
+    clean = False
+    try:
+        for fut in as_completed(futures):
+            try:
+                result = fut.result()
+            except BrokenProcessPool:
+                crashed.append(futures[fut])
+                continue
+            yield futures[fut], result
+        clean = True
+    finally:
+        if clean:
+            pool.shutdown(wait=True)
+        else:  # interrupted: do not wait for running units, stop the workers now
+            procs = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+
+
+def _process(
+    study: Study, items: list[WorkItem], jobs: int, blas_threads: int | None, timeout=None
+):
+    """Process-pool backend that survives a worker killed by the OS.
+
+    When a worker dies, the pool breaks and every unit not finished yet is lost
+    for this round. Those units are split into one item per estimator and run
+    again; an item that also breaks its pool is then run alone in a fresh worker,
+    and if that worker dies too the fit is recorded as failed (:data:`WORKER_DIED`).
+    The estimators of a unit that finished are therefore always stored, and a
+    fit that kills its process is tried at most three times.
+    """
+    crashed: list[WorkItem] = []
+    if items:
+        yield from _pool_round(study, items, jobs, blas_threads, timeout, crashed)
+    # round 2: split the units of the broken pool into single estimators
+    singles = [WorkItem(it.cell_index, it.rep, (lab,)) for it in crashed for lab in it.labels]
+    crashed = []
+    if singles:
+        logger.warning("a worker process died; rerunning %d fit(s) one estimator each",
+                       len(singles))
+        yield from _pool_round(study, singles, jobs, blas_threads, timeout, crashed)
+    # round 3: each remaining fit alone, so that a death is its own
+    for it in crashed:
+        again: list[WorkItem] = []
+        yield from _pool_round(study, [it], 1, blas_threads, timeout, again)
+        if again:
+            yield it, [UnitRecord(lab, "failed", WORKER_DIED, 0.0, {}) for lab in it.labels]
+
+
+#: Seconds to wait for a Dask scheduler (``--scheduler``) to answer.
+SCHEDULER_TIMEOUT = 10.0
+
+
+class SchedulerError(ValidationError):
+    """The ``--scheduler`` address does not answer as a Dask scheduler."""
 
 
 # ``dashboard_address=None`` does not free port 8787: the scheduler still starts
@@ -389,7 +479,19 @@ def _dask(
         ) from exc
     cluster = None
     if scheduler:
-        client = Client(scheduler)
+        import dask
+
+        wait = f"{SCHEDULER_TIMEOUT:g}s"
+        try:  # the tcp time-out also bounds a handshake with a server that never answers
+            with dask.config.set({"distributed.comm.timeouts.connect": wait,
+                                  "distributed.comm.timeouts.tcp": wait}):
+                client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - a non-Dask server fails in many ways
+            # (time-out, refused, or garbage read as a frame length: a MemoryError)
+            raise SchedulerError(
+                f"--scheduler must be the address of a running Dask scheduler that "
+                f"answers within {SCHEDULER_TIMEOUT:g} s; got {scheduler!r} ({exc})."
+            ) from exc
     else:
         cluster = LocalCluster(
             n_workers=local_workers or 1,
@@ -476,6 +578,8 @@ def run_study(
     jobs = int(jobs or os.cpu_count() or 1)
     if jobs < 1:
         raise ValidationError(f"jobs must be >= 1; got {jobs}.")
+    if dask_local is not None and not (isinstance(dask_local, int) and dask_local >= 1):
+        raise ValidationError(f"dask_local (--dask-local) must be an integer >= 1; got {dask_local!r}.")
     if timeout is not None and not timeout > 0:
         raise ValidationError(f"timeout must be > 0 seconds; got {timeout!r}.")
     if backend == "process" and jobs == 1:

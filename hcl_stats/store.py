@@ -35,21 +35,26 @@ process writes (the client); readers (``status``) may run concurrently.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sqlite3
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .exceptions import StoreCorruptedError, StoreVersionMismatch
+from .exceptions import StoreAccessError, StoreCorruptedError, StoreVersionMismatch
 
 __all__ = ["ResultStore", "UnitRecord", "default_store_path", "provenance"]
 
 SCHEMA_VERSION = "1"
+
+#: ``PRAGMA application_id`` of a result store ("HCLS"): with the ``meta`` table it
+#: tells a store from the SQLite file of another program, which is never written to.
+APPLICATION_ID = 0x48434C53
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -141,25 +146,92 @@ class ResultStore:
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreAccessError(
+                f"{self.path}: the result store must be a file; got a directory. Give "
+                f"--store a file path such as {self.path / 'study.sqlite'}."
+            )
+        exists = self.path.exists()
         if readonly:
-            if not self.path.exists():
+            if not exists:
                 raise FileNotFoundError(f"no result store at {self.path}; run the study first")
+            if self.path.stat().st_size == 0:
+                raise StoreCorruptedError(
+                    f"{self.path}: must be a result store; got an empty file. Delete it "
+                    "and run the study again."
+                )
             uri = f"file:{self.path}?mode=ro"
-            self._conn = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
-        else:
+            self._conn = self._connect(uri, uri=True)
+            self._check_ours()
+            return
+        nonempty = exists and self.path.stat().st_size > 0
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            try:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-                self._conn.executescript(_SCHEMA)
-                cols = {row[1] for row in self._conn.execute("PRAGMA table_info(runs)")}
-                for col, kind in (("wall_time", "REAL"), ("units", "INTEGER"),
-                                  ("failed", "INTEGER")):
-                    if col not in cols:  # stores created before these columns existed
-                        self._conn.execute(f"ALTER TABLE runs ADD COLUMN {col} {kind}")
-            except sqlite3.DatabaseError as exc:
-                raise StoreCorruptedError(f"{self.path} is not a result store ({exc}).") from exc
+        except OSError as exc:
+            raise StoreAccessError(
+                f"{self.path}: the store's directory must be creatable; got {exc}."
+            ) from exc
+        self._conn = self._connect(self.path)
+        if nonempty:
+            self._check_ours()  # before anything is written: a foreign file stays unchanged
+        with self._guard("create the store's tables"):
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+            if self._conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            cols = {row[1] for row in self._conn.execute("PRAGMA table_info(runs)")}
+            for col, kind in (("wall_time", "REAL"), ("units", "INTEGER"),
+                              ("failed", "INTEGER")):
+                if col not in cols:  # stores created before these columns existed
+                    self._conn.execute(f"ALTER TABLE runs ADD COLUMN {col} {kind}")
+
+    def _connect(self, target: Any, *, uri: bool = False) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(target, uri=uri, timeout=60, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise _mapped(self.path, exc, "open the store") from exc
+
+    def _check_ours(self) -> None:
+        """Refuse a file that is not a result store, without writing to it."""
+        with self._guard("read the store"):
+            tables = {
+                row[0] for row in self._conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            app = self._conn.execute("PRAGMA application_id").fetchone()[0]
+            legacy = "meta" in tables and bool(self._conn.execute(
+                "SELECT 1 FROM meta WHERE key='schema_version'").fetchall())
+        if app == APPLICATION_ID or legacy or (not tables and app == 0):
+            return
+        self._conn.close()
+        shown = ", ".join(sorted(tables)[:6]) or "none"
+        raise StoreCorruptedError(
+            f"{self.path}: must be an hcl_stats result store; got the SQLite database "
+            f"of another program (application_id {app}, tables: {shown}). It was left "
+            "unchanged; give --store a new file."
+        )
+
+    @contextlib.contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        """Map sqlite3 errors (other than integrity errors) to typed errors."""
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise _mapped(self.path, exc, doing) from exc
+
+    def _rollback(self) -> None:
+        """Roll back if a transaction is open; never mask the error being handled.
+
+        SQLite rolls back by itself after some errors (e.g. a full disk), and a
+        second ``ROLLBACK`` would fail with "cannot rollback - no transaction is
+        active" and hide the true cause.
+        """
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
 
     # ------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -176,8 +248,12 @@ class ResultStore:
     def _meta(self) -> dict[str, str]:
         return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
 
-    def prepare(self, study: Any) -> None:
-        """Check compatibility with ``study`` and record its cells and estimators.
+    def check_study(self, study: Any) -> None:
+        """Raise unless this store may hold results of ``study`` (nothing written).
+
+        Every command that reads a store (``status``, ``summarize``, ``report``,
+        ``export``, ``validate``, ``replay``) calls it, so that the numbers of one
+        study are never reported under another.
 
         Raises
         ------
@@ -185,23 +261,29 @@ class ResultStore:
             If the store holds another study, another seed or metric list, or an
             estimator label with other hyper-parameters.
         """
+        self._want(study)
+
+    def _want(self, study: Any) -> dict[str, str]:
         want = {
             "schema_version": SCHEMA_VERSION,
             "study": study.name,
             "seed": str(study.seed),
             "metrics": json.dumps(list(study.metrics)),
         }
-        have = self._meta()
+        with self._guard("read the store"):
+            have = self._meta()
+            stored = {
+                label: digest for label, digest in
+                self._conn.execute("SELECT label, spec_digest FROM estimators")
+            }
         for key, value in want.items():
             if key in have and have[key] != value:
                 raise StoreVersionMismatch(
-                    f"{self.path}: {key} must be {have[key]!r} to append to this store; "
-                    f"got {value!r}. Delete the store or give the study a new name."
+                    f"{self.path}: {key} must be {have[key]!r} to use this store "
+                    f"(study {have.get('study')!r}, seed {have.get('seed')}); got "
+                    f"{value!r} from the config. Give --store the store of this study, "
+                    "delete the store, or give the study a new name."
                 )
-        stored = {
-            label: digest
-            for label, digest in self._conn.execute("SELECT label, spec_digest FROM estimators")
-        }
         for label, spec in study.estimators.items():
             if label in stored and stored[label] != spec.digest:
                 raise StoreVersionMismatch(
@@ -209,6 +291,21 @@ class ResultStore:
                     "hyper-parameters; use a new label for the new settings or delete "
                     "the store."
                 )
+        return want
+
+    def prepare(self, study: Any) -> None:
+        """Check compatibility with ``study`` and record its cells and estimators.
+
+        Raises
+        ------
+        StoreVersionMismatch
+            See :meth:`check_study`.
+        """
+        want = self._want(study)
+        with self._guard("record the study"):
+            self._prepare(study, want)
+
+    def _prepare(self, study: Any, want: Mapping[str, str]) -> None:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             for key, value in want.items():
@@ -226,27 +323,29 @@ class ResultStore:
                 )
             self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             raise
 
     def start_run(self, config_digest: str, prov: Mapping[str, Any], *, backend: str,
                   jobs: int, argv: Sequence[str]) -> int:
         """Record a run; return its id."""
         started = datetime.now(UTC).isoformat(timespec="seconds")
-        cur = self._conn.execute(
+        with self._guard("record the run"):
+            cur = self._conn.execute(
             "INSERT INTO runs (started_utc, config_digest, package_version, git_commit, "
-            "git_dirty, backend, jobs, argv) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (started, config_digest, prov.get("package_version"), prov.get("git_commit"),
-             prov.get("git_dirty"), backend, jobs, json.dumps(list(argv))),
-        )
+                "git_dirty, backend, jobs, argv) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (started, config_digest, prov.get("package_version"), prov.get("git_commit"),
+                 prov.get("git_dirty"), backend, jobs, json.dumps(list(argv))),
+            )
         return int(cur.lastrowid)
 
     def finish_run(self, run_id: int, *, wall_time: float, units: int, failed: int) -> None:
         """Record the wall time and the numbers of units and failed fits of a run."""
-        self._conn.execute(
-            "UPDATE runs SET wall_time=?, units=?, failed=? WHERE run_id=?",
-            (wall_time, units, failed, run_id),
-        )
+        with self._guard("record the end of the run"):
+            self._conn.execute(
+                "UPDATE runs SET wall_time=?, units=?, failed=? WHERE run_id=?",
+                (wall_time, units, failed, run_id),
+            )
 
     # ------------------------------------------------------------ writing
     def write_unit(
@@ -266,6 +365,11 @@ class ResultStore:
         existing successful one raises ``sqlite3.IntegrityError`` and nothing is
         written.
         """
+        with self._guard(f"write unit (cell {cell_id}, rep {rep})"):
+            self._write_unit(cell_id, rep, records, seed_key=seed_key, run_id=run_id,
+                             config_digest=config_digest, prov=prov)
+
+    def _write_unit(self, cell_id, rep, records, *, seed_key, run_id, config_digest, prov):
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -296,7 +400,7 @@ class ResultStore:
                 )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback()
             raise
 
     # ------------------------------------------------------------ reading
@@ -305,27 +409,38 @@ class ResultStore:
         sql = "SELECT cell_id, rep, estimator FROM units"
         if not include_failed:
             sql += " WHERE status='ok'"
-        return {(c, int(r), e) for c, r, e in self._conn.execute(sql)}
+        with self._guard("read the store"):
+            return {(c, int(r), e) for c, r, e in self._conn.execute(sql)}
 
     def count(self, table: str = "results") -> int:
         """Number of rows of ``results``, ``units``, ``cells`` or ``runs``."""
         if table not in ("results", "units", "cells", "runs", "estimators"):
             raise ValueError(f"table must be a store table; got {table!r}.")
-        return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        with self._guard("read the store"):
+            return int(self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Run a read-only SQL query (for status and tests)."""
-        return self._conn.execute(sql, params).fetchall()
+        with self._guard("read the store"):
+            return self._conn.execute(sql, params).fetchall()
 
     def runs(self) -> list[dict[str, Any]]:
         """All recorded runs, oldest first."""
-        cur = self._conn.execute("SELECT * FROM runs ORDER BY run_id")
-        cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+        with self._guard("read the store"):
+            cur = self._conn.execute("SELECT * FROM runs ORDER BY run_id")
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
     def frames(self) -> tuple[Any, Any, Any]:
         """``(results, units, cells)`` as pandas DataFrames (needs pandas)."""
         pd = _pandas()
+        try:
+            return self._frames(pd)
+        except (sqlite3.Error, pd.errors.DatabaseError) as exc:
+            cause = exc.__cause__ if isinstance(exc.__cause__, sqlite3.Error) else exc
+            raise _mapped(self.path, cause, "read the store") from exc
+
+    def _frames(self, pd: Any) -> tuple[Any, Any, Any]:
         results = pd.read_sql_query(
             "SELECT cell_id, rep, estimator, metric, label, value FROM results "
             "ORDER BY cell_id, rep, estimator, metric, label", self._conn)
@@ -350,6 +465,40 @@ class ResultStore:
         if len(varying.columns) > 1:
             out = out.merge(varying, on="cell_id", how="left")
         return out
+
+
+def _mapped(path: Path, exc: BaseException, doing: str) -> Exception:
+    """A typed error naming the true cause of an sqlite3 error."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    low = text.lower()
+    if name.startswith("SQLITE_READONLY") or "readonly" in low or "read-only" in low:
+        return StoreAccessError(
+            f"{path}: the store must be writable to {doing}; got a read-only file or "
+            f"file system ({text}). Give --store a writable path."
+        )
+    if name == "SQLITE_FULL" or "disk is full" in low:
+        return StoreAccessError(
+            f"{path}: the disk must have free space to {doing}; got a full disk "
+            f"({text}). Free space and rerun: stored units are kept."
+        )
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in low:
+        return StoreAccessError(
+            f"{path}: the store must be a file that can be opened to {doing}; got "
+            f"{text!r} (missing directory, a directory, or no permission)."
+        )
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in low:
+        return StoreAccessError(
+            f"{path}: the store must be free to {doing}; got {text!r} (another process "
+            "holds a lock for too long)."
+        )
+    if name.startswith("SQLITE_IOERR") or "disk i/o error" in low:
+        return StoreAccessError(f"{path}: the store must be readable and writable to "
+                                f"{doing}; got an I/O error ({text}).")
+    return StoreCorruptedError(
+        f"{path}: must be a readable hcl_stats result store to {doing}; got {text!r} "
+        "(a garbled, truncated or foreign file). It was left unchanged."
+    )
 
 
 def _cellval(v: Any) -> Any:

@@ -79,6 +79,8 @@ import itertools
 import json
 import math
 import numbers
+import re
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -115,6 +117,30 @@ __all__ = [
 STREAM_MODEL, STREAM_DATA, STREAM_METHOD = 0, 1, 2
 
 SAMPLERS = ("data", "wishart")
+
+#: Limits of a study file, so that a small hostile or careless file cannot make
+#: ``validate`` or ``run`` hang or exhaust memory: the file size in bytes, the number
+#: of cells of the grid and the number of replications.
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CELLS = 10_000
+MAX_REPLICATIONS = 100_000
+
+#: Rule for every name that becomes a file name (``[report]`` figure and table
+#: names): letters, digits, ``_``, ``.`` and ``-``, not starting with a dot, so that
+#: no name can leave the output directory (no separators, no ``..``).
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+
+
+def is_safe_name(name: Any) -> bool:
+    """Whether ``name`` may be used as a file name inside an output directory.
+
+    Examples
+    --------
+    >>> from hcl_stats.study import is_safe_name
+    >>> is_safe_name("errors_by_n"), is_safe_name("../../x"), is_safe_name(".hidden")
+    (True, False, False)
+    """
+    return isinstance(name, str) and SAFE_NAME.fullmatch(name) is not None
 
 
 # --------------------------------------------------------------------- registries
@@ -764,8 +790,24 @@ def load_study(path: str | Path) -> Study:
     ('quick', True)
     """
     path = Path(path)
+    info = path.stat()  # FileNotFoundError if absent
+    if not stat.S_ISREG(info.st_mode):
+        raise StudyConfigError(
+            f"{path}: must be a regular file (a TOML study file); got a "
+            f"{'directory' if stat.S_ISDIR(info.st_mode) else 'device, pipe or socket'}."
+        )
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise StudyConfigError(
+            f"{path}: must be at most {MAX_CONFIG_BYTES} bytes; got {info.st_size} bytes."
+        )
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise StudyConfigError(
+                f"{path}: must be at most {MAX_CONFIG_BYTES} bytes; got more."
+            )
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise StudyConfigError(f"{path}: must be UTF-8 TOML text; got {exc}.") from None
     try:
@@ -801,6 +843,8 @@ def _parse(raw: dict, path: Path) -> Study:
     reps = head.get("replications")
     if not _is_int(reps) or reps < 1:
         raise ctx.fail("study.replications", reps, "an integer >= 1")
+    if reps > MAX_REPLICATIONS:
+        raise ctx.fail("study.replications", reps, f"at most {MAX_REPLICATIONS} (hcl_stats.study.MAX_REPLICATIONS)")
     seed = head.get("seed", 0)
     if not _is_int(seed) or seed < 0:
         raise ctx.fail("study.seed", seed, "a non-negative integer")
@@ -881,6 +925,13 @@ def _parse(raw: dict, path: Path) -> Study:
     fixed = {k: _norm(ctx, task, f"scenario.{k}", k, v) for k, v in fixed.items()}
     fixed.update(scenario)
 
+    n_cells = math.prod(len(axis) for axis in axes)
+    if n_cells > MAX_CELLS:
+        raise ctx.fail(
+            "grid", {k: len(v) for k, v in grid_raw.items() if isinstance(v, list)} or n_cells,
+            f"a grid of at most {MAX_CELLS} cells (hcl_stats.study.MAX_CELLS); it has "
+            f"{n_cells}. Split the study into several files",
+        )
     cells = []
     seen: dict[str, int] = {}
     for index, combo in enumerate(itertools.product(*axes)):
@@ -937,6 +988,7 @@ def _parse(raw: dict, path: Path) -> Study:
     report = raw.get("report", {})
     if not isinstance(report, dict):
         raise ctx.fail("report", report, "a table")
+    _check_report_names(ctx, report)
     semantic = {
         "name": name,
         "kind": kind,
@@ -963,6 +1015,20 @@ def _parse(raw: dict, path: Path) -> Study:
         report=report,
         digest=hashlib.sha256(_canonical(semantic).encode()).hexdigest(),
     )
+
+
+def _check_report_names(ctx: _Ctx, report: Mapping[str, Any]) -> None:
+    """Every ``report.<section>[i].name`` must be a safe file name (:data:`SAFE_NAME`)."""
+    for section, entries in report.items():
+        if not isinstance(entries, list):
+            continue
+        for i, entry in enumerate(entries):
+            if isinstance(entry, dict) and "name" in entry and not is_safe_name(entry["name"]):
+                raise ctx.fail(
+                    f"report.{section}[{i}].name", entry["name"],
+                    "a file name of letters, digits, '_', '.' or '-' that does not start "
+                    "with '.' (no '/', no '..'; it names a file inside the output directory)",
+                )
 
 
 def _norm(ctx: _Ctx, task: Task, keypath: str, key: str, value: Any) -> Any:

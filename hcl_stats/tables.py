@@ -82,8 +82,11 @@ def summarize(study: Any, store: Any) -> Any:
     cell_order = {c.id: c.index for c in study.cells}
     est_order = {e: i for i, e in enumerate(study.estimators)}
     met_order = {m: i for i, m in enumerate(study.metrics)}
-    results = results[results["cell_id"].isin(cell_order) & results["estimator"].isin(est_order)]
-    units = units[units["cell_id"].isin(cell_order) & units["estimator"].isin(est_order)]
+    n_reps = study.replications  # rows of replicates beyond the config are not averaged
+    results = results[results["cell_id"].isin(cell_order) & results["estimator"].isin(est_order)
+                      & (results["rep"] < n_reps)]
+    units = units[units["cell_id"].isin(cell_order) & units["estimator"].isin(est_order)
+                  & (units["rep"] < n_reps)]
     failed = (
         units[units["status"] == "failed"].groupby(["cell_id", "estimator"]).size().to_dict()
     )

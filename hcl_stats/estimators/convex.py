@@ -293,6 +293,64 @@ class _ConvexLearner(Estimator):
                        extra=info)
 
 
+#: Options that :class:`ConvexRelaxation` passes to each cvxpy solver: numeric or
+#: boolean tolerances, iteration and time limits only. Anything else (e.g. SCS's
+#: ``write_data_filename``, which writes a file wherever it points) is refused.
+SOLVER_OPTIONS: dict[str, frozenset[str]] = {
+    "CLARABEL": frozenset({"max_iter", "time_limit", "verbose", "tol_gap_abs",
+                           "tol_gap_rel", "tol_feas", "tol_ktratio"}),
+    "SCS": frozenset({"max_iters", "time_limit_secs", "verbose", "eps_abs", "eps_rel",
+                      "eps_infeas", "acceleration_lookback", "normalize", "scale",
+                      "adaptive_scale"}),
+    "ECOS": frozenset({"max_iters", "verbose", "abstol", "reltol", "feastol"}),
+}
+
+#: Peak bytes of a cvxpy + interior-point solve per byte of the dense PSD-cone blocks
+#: ``8 * sum_S (d_S (d_S + 1) / 2)^2`` (Clarabel, 3 equal views, peak RSS: 8.7 at d = 60,
+#: 8.1 at d = 75; 24 GB observed at d = 180 against 28 GB predicted).
+MEMORY_FACTOR = 8.0
+#: Fixed overhead of the cvxpy compilation, bytes.
+MEMORY_BASE = 100e6
+
+
+def convex_memory_estimate(dims: Sequence[int], candidates: Sequence[frozenset[int]]) -> float:
+    """Predicted peak bytes of :class:`ConvexRelaxation` on ``candidates`` (heuristic).
+
+    Each candidate block ``S`` is a PSD variable of side ``d_S``; its cone has
+    ``n_S = d_S (d_S + 1) / 2`` entries and the interior-point KKT system holds a
+    dense ``n_S x n_S`` block, so memory grows like ``d_S^4``.
+
+    Examples
+    --------
+    >>> from hcl_stats.estimators.convex import convex_memory_estimate
+    >>> from hcl_stats.estimators._convex_core import candidate_blocks
+    >>> round(convex_memory_estimate((60, 60, 60), candidate_blocks(3)) / 1e9)
+    28
+    """
+    total = 0.0
+    for s in candidates:
+        side = float(sum(dims[m] for m in s))
+        total += (side * (side + 1.0) / 2.0) ** 2
+    return MEMORY_BASE + MEMORY_FACTOR * 8.0 * total
+
+
+def available_memory() -> float | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024.0
+    except OSError:
+        pass
+    try:
+        import os
+
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - platform
+        return None
+
+
 @dataclass(frozen=True, kw_only=True)
 class ConvexRelaxation(_ConvexLearner):
     """Weighted-trace convex relaxation solved with cvxpy; learns structure and ranks.
@@ -324,7 +382,13 @@ class ConvexRelaxation(_ConvexLearner):
     solver : str, default='CLARABEL'
         cvxpy solver name; recorded in ``diagnostics.extra``. No fallback.
     solver_options : dict, optional
-        Passed to ``problem.solve``.
+        Passed to ``problem.solve``; only the numeric or boolean options listed in
+        :data:`SOLVER_OPTIONS` for ``solver`` are accepted (ValidationError
+        otherwise), so that no option can make the solver write files.
+    max_memory_gb : float, optional
+        Refuse (ValidationError, before compiling) a program whose predicted peak
+        memory (:func:`convex_memory_estimate`) exceeds this many GB. Default: 80% of
+        the memory available when the fit starts.
     noise_var : {'scalar', 'per_view'} or float, default='scalar'
         ``'scalar'``: :func:`~hcl_stats.estimators.selection.estimate_noise_var_mp`.
 
@@ -352,8 +416,54 @@ class ConvexRelaxation(_ConvexLearner):
 
     solver: str = "CLARABEL"
     solver_options: dict = field(default_factory=dict)
+    max_memory_gb: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.solver, str):
+            raise ValidationError(f"solver must be a cvxpy solver name; got {self.solver!r}.")
+        if not isinstance(self.solver_options, dict):
+            raise ValidationError(
+                f"solver_options must be a dict; got {self.solver_options!r}."
+            )
+        allowed = SOLVER_OPTIONS.get(self.solver.upper(), frozenset())
+        for key, value in self.solver_options.items():
+            if key not in allowed:
+                shown = ", ".join(sorted(allowed)) or "none"
+                raise ValidationError(
+                    f"solver_options key must be one of the options allowed for "
+                    f"{self.solver} ({shown}); got {key!r}."
+                )
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                if not (isinstance(value, bool) and key in ("verbose", "normalize",
+                                                            "adaptive_scale")):
+                    raise ValidationError(
+                        f"solver_options[{key!r}] must be a number; got {value!r}."
+                    )
+        if self.max_memory_gb is not None:
+            check_real(self.max_memory_gb, "max_memory_gb", low=0.0)
+
+    def _memory_guard(self, layout) -> None:
+        need = convex_memory_estimate(layout.dims, layout.candidates)
+        if self.max_memory_gb is not None:
+            limit, origin = float(self.max_memory_gb) * 1e9, "max_memory_gb"
+        else:
+            avail = available_memory()
+            if avail is None:  # pragma: no cover - platform without the information
+                return
+            limit, origin = 0.8 * avail, "80% of the available memory"
+        if need > limit:
+            raise ValidationError(
+                f"the cvxpy program of ConvexRelaxation must fit in memory; got an "
+                f"estimated {need / 1e9:.1f} GB for dims {list(layout.dims)} "
+                f"({len(layout.candidates)} candidate blocks) against a limit of "
+                f"{limit / 1e9:.1f} GB ({origin}). Use the estimator 'convex_fast' "
+                "(ConvexFast, the same program with first-order solvers, memory ~ d^2) "
+                "or raise max_memory_gb."
+            )
 
     def _solve(self, layout, s_w, lam):
+        self._memory_guard(layout)
         program = CvxpyProgram(layout, s_w)
         program.set_data(None, lam)
         mats, info = program.solve(self.solver, **dict(self.solver_options))
