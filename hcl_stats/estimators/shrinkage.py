@@ -34,7 +34,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._linalg import top_eigh
 from .._validation import check_int, check_real
-from ..exceptions import NotIdentifiableError
+from ..exceptions import NotIdentifiableError, ValidationError
 from ..model import noise_diagonal
 from ..structure import Structure
 from ._base import Estimator, RawFit
@@ -261,19 +261,27 @@ def shrunk_factor(
 
 
 # ------------------------------------------------------------- noise variance
-def _mp_lower_mean(gamma: float, fraction: float) -> float:
-    """Mean of the lowest ``fraction`` of the Marchenko-Pastur law (ratio ``gamma``).
+def _mp_lower_mean(ratio: float, fraction: float) -> float:
+    """Mean of the lowest ``fraction`` of the Marchenko-Pastur law (ratio ``ratio <= 1``).
 
     The law of the eigenvalues of a pure-noise sample covariance with unit
-    variance; ``gamma`` is clipped to ``0.98`` (beyond 1 the law has an atom at 0).
+    variance. The substitution ``x = a + (b - a)(1 - cos t) / 2`` removes the
+    square-root singularities at both edges (including the ``1 / sqrt(x)`` one of
+    ``ratio = 1``), so a trapezoid rule on a uniform ``t`` grid is accurate to
+    about ``1e-6``.
     """
-    gamma = min(gamma, 0.98)
-    if gamma <= 0.0 or fraction >= 1.0:
+    ratio = min(ratio, 1.0)
+    if ratio <= 0.0 or fraction >= 1.0:
         return 1.0
-    lo, hi = (1.0 - math.sqrt(gamma)) ** 2, (1.0 + math.sqrt(gamma)) ** 2
-    x = np.linspace(lo, hi, 8001)
-    dens = np.sqrt(np.clip((hi - x) * (x - lo), 0.0, None)) / (2 * np.pi * gamma * x)
-    step = np.diff(x)
+    lo, hi = (1.0 - math.sqrt(ratio)) ** 2, (1.0 + math.sqrt(ratio)) ** 2
+    t = np.linspace(0.0, math.pi, 4001)
+    x = lo + (hi - lo) * (1.0 - np.cos(t)) / 2.0
+    # rho(x) dx with rho = sqrt((hi - x)(x - lo)) / (2 pi ratio x)
+    half = (hi - lo) / 2.0
+    dens = half * half * np.sin(t) ** 2 / (2.0 * math.pi * ratio * np.maximum(x, 1e-300))
+    if lo == 0.0:
+        dens[0] = 2.0 * half / (2.0 * math.pi * ratio)  # sin^2 t / x -> 2 / half at t = 0
+    step = np.diff(t)
     mass = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2 * step)])
     first = np.concatenate([[0.0], np.cumsum((x[1:] * dens[1:] + x[:-1] * dens[:-1]) / 2 * step)])
     mass, first = mass / mass[-1], first / mass[-1]
@@ -281,30 +289,47 @@ def _mp_lower_mean(gamma: float, fraction: float) -> float:
 
 
 def mp_noise_var(eigenvalues: ArrayLike, rank: int, n_samples: int) -> float:
-    """Noise variance from the bulk, corrected for the Marchenko-Pastur bias.
+    """Noise variance from the bulk, corrected for the Marchenko-Pastur biases.
 
     The mean of the ``p - K`` smallest sample eigenvalues underestimates
-    ``sigma^2`` when some spikes are undetectable: their eigenvalues stay in the
-    bulk and the top ``K`` eigenvalues then remove the top of the bulk. With
-    ``k`` the number of eigenvalues above the edge ``sigma^2 (1 + sqrt(gamma))^2``
-    (``gamma = (p - k) / n``), the bulk has ``p - k`` eigenvalues and the mean of its
-    lowest ``(p - K) / (p - k)`` fraction is divided by the same fraction's mean
-    under the unit Marchenko-Pastur law. Two fixed-point passes. When ``p > n - 1``
-    the rule is applied to the ``n - 1`` non-zero eigenvalues, rescaled by
-    ``(n - 1) / p`` (the companion ``(n - 1) x (n - 1)`` matrix).
+    ``sigma^2`` for two reasons: the top ``K`` eigenvalues remove the top of the
+    bulk when some spikes are undetectable, and every detectable spike pulls
+    noise out of the bulk into its own eigenvalue
+    (``lambda - ell - sigma^2 = gamma sigma^2 (1 + sigma^2 / ell)``). The
+    rule, with ``nu = n - 1`` degrees of freedom and ``gamma = p / nu``:
+
+    1. ``k`` is the number of the top ``K`` eigenvalues above the edge
+       ``sigma^2 (1 + sqrt(gamma))^2`` plus two Tracy-Widom standard deviations
+       (a pure-noise top eigenvalue passes this with probability about 1%);
+    2. the ``q - k`` other non-zero eigenvalues (``q = min(p, nu)``; when
+       ``p > nu`` they are rescaled by ``nu / p``, the companion matrix) are a
+       Marchenko-Pastur bulk of ratio ``(q - k) / (max(p, nu) - k)``, scaled by
+       the trace left after the spikes took their share;
+    3. the mean of the lowest ``(q - K) / (q - k)`` fraction of that bulk is
+       matched to the same fraction's mean under the law.
+
+    The three steps are iterated to a fixed point. The derivation and the
+    measured bias (below 0.1% in pure noise, about 0.1-0.3% with spikes) are
+    in ``docs/shrinkage.md``.
 
     Parameters
     ----------
     eigenvalues : array_like of shape (p,)
-        All sample eigenvalues (any order).
+        All eigenvalues (any order) of a sample covariance with divisor ``n - 1``
+        (``(n - 1) S ~ Wishart(n - 1, Sigma)``, the package's convention).
     rank : int
-        Signal rank ``K < p``.
+        Signal rank ``K < min(p, n - 1)``.
     n_samples : int
         Sample size ``n``.
 
     Returns
     -------
     float
+
+    Raises
+    ------
+    ValidationError
+        If ``rank >= min(p, n - 1)``: no bulk eigenvalue is left.
 
     Examples
     --------
@@ -314,16 +339,33 @@ def mp_noise_var(eigenvalues: ArrayLike, rank: int, n_samples: int) -> float:
     """
     vals = np.sort(np.asarray(eigenvalues, dtype=float))[::-1]
     p = vals.size
-    nu = n_samples - 1
-    if p > nu > rank:
-        # p > n: only nu = n - 1 eigenvalues are non-zero; they are p / nu times the
-        # eigenvalues of a nu-dimensional sample covariance from p samples
-        return mp_noise_var(vals[:nu] * nu / p, rank, p)
-    bottom = float(np.mean(vals[rank:]))
+    nu = check_int(n_samples, "n_samples", minimum=2) - 1
+    rank = check_int(rank, "rank", minimum=0)
+    q, long_side = min(p, nu), max(p, nu)
+    if rank >= q:
+        raise ValidationError(
+            f"rank must be < min(p, n_samples - 1) = {q}; got {rank}. "
+            "The noise variance needs at least one bulk eigenvalue."
+        )
+    gamma = p / nu
+    edge = (1.0 + math.sqrt(gamma)) ** 2
+    # standard deviation of the top pure-noise eigenvalue (Johnstone 2001), unit noise
+    tw_sd = (1.0 + math.sqrt(gamma)) * (1.0 + 1.0 / math.sqrt(gamma)) ** (1.0 / 3.0)
+    threshold = edge + 2.0 * tw_sd * nu ** (-2.0 / 3.0)
+    scale_to_short = nu / long_side  # 1 when p <= nu; the companion's scale otherwise
+    bottom = float(np.mean(vals[rank:q])) * scale_to_short
     s2 = bottom
-    for _ in range(2):
-        k = int(np.sum(vals[:rank] > s2 * (1.0 + math.sqrt((p - rank) / n_samples)) ** 2))
-        s2 = bottom / _mp_lower_mean((p - k) / n_samples, (p - rank) / (p - k))
+    for _ in range(100):
+        top = vals[:rank][vals[:rank] > s2 * threshold]
+        k = top.size
+        spikes = debias_eigenvalues(top, s2, gamma)
+        absorbed = float(np.sum(top - spikes - s2)) / s2  # noise the spikes took, units s2
+        bulk_scale = scale_to_short * (p - k - absorbed) / (q - k)
+        ratio = (q - k) / (long_side - k)
+        new = bottom / (bulk_scale * _mp_lower_mean(ratio, (q - rank) / (q - k)))
+        if abs(new - s2) <= 1e-12 * abs(new):
+            return new
+        s2 = new
     return s2
 
 
