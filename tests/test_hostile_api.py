@@ -388,7 +388,7 @@ def test_store_version_mismatch_from_a_real_store_exits_2(tmp_path, capsys):
     code = main(["run", str(other), "--store", str(db), "--jobs", "1", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert re.search(r"StoreVersionMismatch: .*seed must be '7' to append", err), err
+    assert re.search(r"StoreVersionMismatch: .*seed must be '7' to ", err), err
 
 
 # --------------------------------------------------------------------- CSV
