@@ -99,6 +99,7 @@ class MaskedMultistart(Estimator):
     name: ClassVar[str] = "masked_multistart"
     accepts_init: ClassVar[bool] = True
     balances_views: ClassVar[bool] = True
+    needs_rank_below_d: ClassVar[bool] = False
 
     n_starts: int = 8
     max_iter: int = 4000

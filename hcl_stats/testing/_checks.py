@@ -334,8 +334,11 @@ class _Context:
             b = self.est.fit(views, structure=self._structure_arg(), rng=3)
         else:
             cov = self._sample_cov()
-            a = self._fit_cov(cov, rng=3)
-            b = self._fit_cov(cov, rng=3)
+            kw = {"dims": self.kw["dims"], "n_samples": 300, "rng": 3}
+            if not self.est.learns_structure:
+                kw["structure"] = self.kw["structure"]
+            a = self.est.fit_covariance(cov, **kw)
+            b = self.est.fit_covariance(cov, **kw)
         assert np.array_equal(np.asarray(a.loadings), np.asarray(b.loadings)), (
             "two fits with the same rng differ")
 
