@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from .._linalg import top_eigh
 from .._validation import check_int, check_real
 from ..exceptions import ConvergenceWarning, NotIdentifiableError, ValidationError
-from ..identifiability import _Layout, _rank_of, schur_rank
+from ..identifiability import _decide, _Layout, schur_rank
 from ..structure import Structure
 from ._base import Estimator, RawFit
 from .spectral import _rule, schur_loadings
@@ -57,8 +57,9 @@ class MaskedMultistart(Estimator):
         ``diagnostics.extra['certified'] = True``. With samples, every start runs
         and the lowest loss is kept.
     polish_steps : int, default=30
-        Maximum Gauss-Newton steps per start (0 disables them; they are skipped
-        when the Jacobian would have more than ``4e7`` entries).
+        Maximum Gauss-Newton steps per start (0 disables them). They run only
+        when L-BFGS-B ended near a zero residual (loss below ``1e-8 ||S||_F^2``)
+        and the Jacobian has at most ``1e7`` entries.
     noise_var : {'scalar', 'per_view'} or float or sequence of float, default='scalar'
         ``'scalar'``/``'per_view'``: estimated *jointly* with ``W`` (not from the
         bottom eigenvalues, so ``d <= K`` and ``d_m <= k_m`` are allowed when the
@@ -223,7 +224,7 @@ def _not_identified(structure: Structure, dims: tuple[int, ...], noise: str) -> 
         d_s = sum(dims[m] for m in b)
         if r > d_s:
             return f"block rank r_S = {r} > d_S = {d_s} for block {sorted(b)}"
-    jr = _rank_of(_Layout(structure, dims, noise), "auto", 2, np.random.default_rng(0))
+    jr = _decide(structure, dims, noise, np.random.default_rng(0))
     if jr.full:
         return ""
     return (f"generic Jacobian rank {jr.rank} < {jr.n_params} parameters - "
@@ -345,14 +346,17 @@ class _Problem:
         d = self.s.shape[0]
         n_par = x.size
         n_mom = d * (d + 1) // 2
-        if max_steps == 0 or n_par * n_mom > 4e7:
+        loss, _ = self.loss_grad(x)
+        s_sq = float(np.sum(self.s * self.s))
+        # Gauss-Newton pays off only near a zero-residual point (quadratic
+        # convergence there); from a spurious local minimum it cannot help
+        if max_steps == 0 or n_par * n_mom > 1e7 or loss > 1e-8 * s_sq:
             return x, 0
         noise = "known" if self.n_noise == 0 else ("per_view" if self.per_view_noise
                                                      else "scalar")
         lay = _Layout(self.structure, self.dims, noise)
         iu, ju = np.triu_indices(d)
         weight = np.where(iu == ju, 1.0, np.sqrt(2.0))
-        loss, _ = self.loss_grad(x)
         steps = 0
         for _ in range(max_steps):
             w, psi = self.unpack(x)
@@ -369,6 +373,6 @@ class _Problem:
                 break
             x, loss = trial, new_loss
             steps += 1
-            if loss <= 1e-32 * float(np.sum(self.s * self.s)):
+            if loss <= 1e-32 * s_sq:
                 break
         return x, steps
