@@ -95,7 +95,7 @@ def _fd_rank(structure, dims, noise, rng, h=1e-6):
        st.integers(0, 2**32 - 1))
 def test_exact_rank_agrees_with_finite_differences(design, noise, seed):
     s, dims = design
-    jr = jacobian_rank(s, dims, noise=noise)
+    jr = jacobian_rank(s, dims, noise=noise, method="exact")
     if jr.method == "count":
         assert jr.n_params - jr.n_rotations > jr.n_moments
         return
@@ -103,7 +103,8 @@ def test_exact_rank_agrees_with_finite_differences(design, noise, seed):
 
 
 def test_jacobian_rank_counts_parameters_and_rotations():
-    jr = jacobian_rank("AB:2 A:1", (4, 3))
+    jr = jacobian_rank("AB:2 A:1", (4, 3), method="exact")
+    assert jacobian_rank("AB:2 A:1", (4, 3)).method == "schur"  # auto: Theorem 4 shortcut
     assert jr.n_params == 2 * 7 + 4 + 1
     assert jr.n_rotations == 1
     assert jr.target == jr.n_params - 1
