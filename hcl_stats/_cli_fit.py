@@ -109,6 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--noise", choices=("scalar", "per_view"), default="scalar", help="noise model"
     )
+    c.add_argument("--json", action="store_true",
+                   help="print one JSON object (identifiable, exact_estimators, conditions)")
     c.set_defaults(func=run_check)
 
 
@@ -355,5 +357,10 @@ def run_check(args: argparse.Namespace) -> int:
     from .identifiability import check_identifiable
 
     report = check_identifiable(args.structure, _parse_dims(args.dims), noise=args.noise)
-    sys.stdout.write(str(report) + "\n")
+    if getattr(args, "json", False):
+        import json
+
+        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+    else:
+        sys.stdout.write(str(report) + "\n")
     return 0 if report.identifiable else 1

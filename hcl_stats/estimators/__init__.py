@@ -22,7 +22,11 @@ Registry names (used by study configs and ``hcl-stats fit --estimator``):
 ``pca_shrink``      :class:`PCAShrink`, top-K PCA, MP-edge truncation + optimal shrinkage
 ``schur_shrink``    :class:`SchurShrink`, Schur recursion with per-step shrinkage
 ``masked_shrink``   :class:`MaskedShrink`, masked refinement + per-block shrinkage
+``masked_multistart`` :class:`MaskedMultistart`, joint masked fit from several starts
 ==================  ==========================================================
+
+(``masked_multistart`` needs only generic local identifiability, not the Schur
+route; see :func:`hcl_stats.check_identifiable`.)
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 from ._base import Estimator, estimate_noise_var, signal_covariance
 from .convex import ConvexFast, ConvexRelaxation
 from .jive import AJIVE, GCCA
+from .multistart import MaskedMultistart
 from .peers import MOFA
 from .refine import MaskedGradient, masked_loss
 from .selection import SchurSelect
@@ -49,6 +54,7 @@ __all__ = [
     "SLIDEFixed",
     "Estimator",
     "MaskedGradient",
+    "MaskedMultistart",
     "MaskedShrink",
     "NaivePCA",
     "PCAShrink",
@@ -86,6 +92,7 @@ for _cls in (ConvexRelaxation, ConvexFast, SchurSelect):
     register(_cls)
 for _cls in (ZeroEstimator, PCAShrink, SchurShrink, MaskedShrink):
     register(_cls)
+register(MaskedMultistart)
 
 
 def available() -> tuple[str, ...]:

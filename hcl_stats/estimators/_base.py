@@ -226,6 +226,9 @@ class Estimator(abc.ABC):
     #: equivariant to rescaling a view (loadings of view m scale by c_m) and stays
     #: accurate when view scales differ by many orders of magnitude.
     balances_views: ClassVar[bool] = False
+    #: False if the estimator handles a total rank K above d (identifiable designs
+    #: with d <= K exist; see docs/identifiability.md, Proposition 2).
+    needs_rank_below_d: ClassVar[bool] = True
 
     noise_var: Any = "scalar"
 
@@ -334,7 +337,7 @@ class Estimator(abc.ABC):
                 "an overflow. Rescale the views."
             )
         if structure is not None:
-            _check_ranks(structure, dims, n_samples)
+            _check_ranks(structure, dims, n_samples, self.needs_rank_below_d)
         if init is not None and not self.accepts_init:
             raise ValidationError(
                 f"init is not used by {type(self).__name__}; only iterative "
@@ -520,7 +523,8 @@ def _check_columns_vary(data: MultimodalData) -> None:
             )
 
 
-def _check_ranks(structure: Structure, dims, n_samples: int | None) -> None:
+def _check_ranks(structure: Structure, dims, n_samples: int | None,
+                 rank_below_d: bool = True) -> None:
     """Ranks the dims and the sample size can support (before any linear algebra)."""
     d, k = sum(dims), structure.total_rank
     for b, r in zip(structure.blocks, structure.ranks, strict=True):
@@ -530,7 +534,7 @@ def _check_ranks(structure: Structure, dims, n_samples: int | None) -> None:
                 f"rank of block {format_block(b)} must be <= d_S = {d_s} (the number "
                 f"of rows of its views); got r_S = {r}."
             )
-    if k > d:
+    if k > d and rank_below_d:
         raise NotIdentifiableError(
             f"total rank K must be <= d = {d}; got K = {k}."
         )

@@ -137,7 +137,8 @@ class MaskedGradient(Estimator):
         s_w = signal_covariance(cov, dims, noise)
         mask = structure.mask(dims)
         if init is None:
-            w0, _ = schur_loadings(s_w, dims, structure, variant=self.init_variant)
+            w0, _ = schur_loadings(s_w, dims, structure, variant=self.init_variant,
+                                   strict=False)
             init_name = f"schur[{self.init_variant}]"
         else:
             if tuple(init.dims) != tuple(dims) or init.structure != structure:

@@ -34,7 +34,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._linalg import top_eigh
 from .._validation import check_int, check_real
-from ..exceptions import NotIdentifiableError, ValidationError
+from ..exceptions import ValidationError
+from ..identifiability import require_schur_step
 from ..model import noise_diagonal
 from ..structure import Structure
 from ._base import Estimator, RawFit
@@ -491,18 +492,7 @@ def schur_shrink_loadings(
         step: dict[str, object] = {}
         if outside:
             o_rows = np.concatenate([rows[m] for m in outside])
-            k_o = sum(
-                r
-                for t, r in zip(structure.blocks, structure.ranks, strict=True)
-                if not t.isdisjoint(outside)
-            )
-            if k_o > o_rows.size:
-                raise NotIdentifiableError(
-                    f"block {_letters(b)}: the views outside it have d_O = "
-                    f"{o_rows.size} < k_O = {k_o} (total rank of the blocks they load "
-                    "on), so the Schur complement cannot isolate the block; see "
-                    "hcl_stats.check_identifiable."
-                )
+            k_o = require_schur_step(structure, dims, b)
             vals, vecs = top_eigh(cov[np.ix_(o_rows, o_rows)], k_o)
             gamma_o = 0.0 if n_samples is None else o_rows.size / n_samples
             if gamma_o == 0.0:

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from .._linalg import top_eigh, top_factor
 from .._validation import check_choice
 from ..exceptions import NotIdentifiableError, NumericalWarning
+from ..identifiability import require_schur_step
 from ..structure import Structure
 from ._base import Estimator, RawFit, _check_positive_noise, signal_covariance
 
@@ -110,6 +111,7 @@ def schur_loadings(
     structure: Structure,
     *,
     variant: str = "joint",
+    strict: bool = True,
 ) -> tuple[NDArray[np.float64], dict[str, list[float]]]:
     """Bottom-up Schur-complement loadings from a denoised covariance.
 
@@ -130,6 +132,11 @@ def schur_loadings(
     dims : tuple of int
     structure : Structure
     variant : {'joint', 'per_view'}
+    strict : bool, default=True
+        Refuse a block whose Schur step is not exact (the generic column rank of
+        the loadings it conditions on is below ``k_O``; see
+        :func:`hcl_stats.identifiability.schur_rank`). ``False`` only requires
+        ``d_O >= k_O`` and returns an inexact start (used by MaskedGradient).
 
     Returns
     -------
@@ -159,18 +166,7 @@ def schur_loadings(
         a = s_w[np.ix_(s_rows, s_rows)]
         if outside:
             o_rows = np.concatenate([rows[m] for m in outside])
-            k_o = sum(
-                r
-                for t, r in zip(structure.blocks, structure.ranks, strict=True)
-                if not t.isdisjoint(outside)
-            )
-            if k_o > o_rows.size:
-                raise NotIdentifiableError(
-                    f"block {_letters(b)}: the views outside it have d_O = "
-                    f"{o_rows.size} < k_O = {k_o} (total rank of the blocks they load "
-                    "on), so the Schur complement cannot isolate the block; see "
-                    "hcl_stats.check_identifiable."
-                )
+            k_o = _schur_k_o(structure, dims, b, o_rows.size, strict)
             s_oo = s_w[np.ix_(o_rows, o_rows)]
             # one eigendecomposition serves the gap check and the truncated inverse
             o_vals, o_vecs = top_eigh(s_oo, min(k_o + 1, o_rows.size))
@@ -230,6 +226,20 @@ def schur_loadings(
                 w[rows[m], cols] = top_factor(a[np.ix_(idx, idx)], r)
                 local += dims[m]
     return w, spectra
+
+
+def _schur_k_o(structure: Structure, dims, b, d_o: int, strict: bool) -> int:
+    if strict:
+        return require_schur_step(structure, dims, b)
+    k_o = sum(r for t, r in zip(structure.blocks, structure.ranks, strict=True)
+              if not t <= b)
+    if k_o > d_o:
+        raise NotIdentifiableError(
+            f"block {_letters(b)}: the views outside it have d_O = {d_o} < k_O = "
+            f"{k_o} (total rank of the blocks they load on), so the Schur complement "
+            "cannot isolate the block; see hcl_stats.check_identifiable."
+        )
+    return k_o
 
 
 def _letters(b: frozenset[int]) -> str:
