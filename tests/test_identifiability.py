@@ -32,7 +32,9 @@ def _conds(report):
 def test_rank_mod_p_matches_the_rational_rank(m, n, r, seed):
     """rank over F_p equals rank over Q when every minor is below p in size."""
     gen = np.random.default_rng(seed)
-    a = gen.integers(-3, 4, size=(m, r)) @ gen.integers(-3, 4, size=(r, n))
+    # entries in {-1, 0, 1}: |a_ij| <= r <= 6, row norms <= 6*sqrt(6), and the
+    # Hadamard bound (6*sqrt(6))^6 ~ 1.0e7 stays below p for every draw
+    a = gen.integers(-1, 2, size=(m, r)) @ gen.integers(-1, 2, size=(r, n))
     rational = int(np.linalg.matrix_rank(a.astype(float))) if a.any() else 0
     # Hadamard: |minor| <= prod of row norms < p, so a minor vanishes mod p only
     # if it vanishes over Q

@@ -150,6 +150,11 @@ class MaskedMultistart(Estimator):
                 stacklevel=2,
             )
         noise = problem.noise_out(psi) * scale
+        if not isinstance(self.noise_var, str):
+            # a known noise variance is reported as given, not after a round trip
+            # through the scaling (which can move it by one ulp)
+            given = np.asarray(self.noise_var, dtype=float)
+            noise = given if given.ndim else given.item()
         return RawFit(
             w * np.sqrt(scale),
             float(noise) if np.ndim(noise) == 0 else noise,
