@@ -53,10 +53,16 @@ def test_tiny_block_singular_values_warn_with_condition_number(global_seed, tiny
     cols = model.structure.columns({1})  # the specific block of view B
     w[:, cols] *= tiny
     weak = HierarchicalFactorModel(model.dims, model.structure, w, model.noise_var)
-    with pytest.warns(NumericalWarning, match=r"condition number \S+ > 1e\+08") as rec:
+    with pytest.warns(NumericalWarning) as rec:
         fit = SchurComplement(noise_var="per_view").fit_covariance(
             weak.covariance(), dims=weak.dims, structure=weak.structure
         )
+    # at tiny = 1e-7 block B's gram is ~1e-14 of ||Sigma||, i.e. at float64
+    # rounding, so its Schur complement may also (justly) have no positive
+    # eigenvalue (seed 8: -2.7e-16); any other warning is a failure
+    messages = [str(r.message) for r in rec]
+    assert all("condition number" in m or "eigenvalues are positive" in m
+               for m in messages), messages
     conds = [_cond_from(str(r.message)) for r in rec if "condition number" in str(r.message)]
     assert min(conds) > 1e8
     # the condition number scales like 1 / tiny^2 (an eigenvalue of W W^T)
@@ -104,7 +110,7 @@ def test_scalar_noise_with_wildly_different_view_scales_warns(global_seed):
     with pytest.warns(NumericalWarning) as rec:
         fit = SchurComplement().fit_covariance(cov, dims=model.dims, structure=model.structure)
     messages = [str(r.message) for r in rec]
-    assert any(re.match(r"the average variances of the views differ by a factor \d\.\d+e\+1[12] ", m)
+    assert any(re.match(r"the average variances of the views differ by a factor \d(\.\d+)?e\+1[12] ", m)
                for m in messages), messages
     assert any("average variances" in m for m in fit.diagnostics.warnings)
 
@@ -191,8 +197,11 @@ class _no_warning_except:
 
 
 def test_float32_views_equal_fit_on_their_float64_cast(global_seed):
-    model = _model(rng=global_seed, noise_var=1.0)
-    data = model.sample(300, rng=global_seed)
+    # signal well above the noise edge: with singular values down to 0.5 and
+    # n = 300, view A (d = 4, three blocks) can show only 2 signal eigenvalues
+    # in S_W (seed 66), and the truncated-inverse NumericalWarning is justified
+    model = _model(singular_values=(1.0, 1.5), rng=global_seed, noise_var=1.0)
+    data = model.sample(3000, rng=global_seed)
     x32 = [x.astype(np.float32) for x in data.Xs]
     fit32 = SchurComplement().fit(x32, structure=model.structure)
     fit64 = SchurComplement().fit([x.astype(np.float64) for x in x32], structure=model.structure)
