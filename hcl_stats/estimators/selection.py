@@ -29,6 +29,7 @@ from .._validation import check_choice, check_real
 from ..exceptions import NotIdentifiableError
 from ..structure import Structure, format_block
 from ._base import Estimator, RawFit, signal_covariance
+from ._registry import get
 
 __all__ = [
     "REFITS",
@@ -183,8 +184,6 @@ def refit_on(
     data: Any = None,
 ) -> RawFit:
     """Refit the loadings with a registered estimator on a selected structure."""
-    from . import get
-
     est = get(refit)(noise_var=noise_var)
     return est._fit(cov, dims, structure, n_samples=n_samples, init=None, rng=rng, data=data)
 
