@@ -7,9 +7,9 @@ import socket
 import pytest
 from _study_helpers import values, write_tiny
 
-from hcl_stats.runner import _NO_DASHBOARD, run_study
-from hcl_stats.store import ResultStore
 from hcl_stats.study import load_study
+from hcl_stats.study.runner import _NO_DASHBOARD, run_study
+from hcl_stats.study.store import ResultStore
 
 pytest.importorskip("dask.distributed")
 

@@ -327,11 +327,11 @@ class PCAShrink(Estimator):
         noise = _noise_for_shrinkage(self, cov, dims, structure, n_samples)
         white, root = _whiten(cov, dims, noise)
         f, info = shrunk_factor(white, structure.total_rank, 1.0, n_samples)
-        info["noise_rule"] = _rule(self)
+        info["noise_rule"] = noise_rule_name(self)
         return RawFit(f * root[:, None], noise, structure, extra=info)
 
 
-def _rule(est: Estimator) -> str:
+def noise_rule_name(est: Estimator) -> str:
     """Noise rule; estimated rules are Marchenko-Pastur corrected when n is known."""
     return f"{est.noise_var} (MP-corrected)" if isinstance(est.noise_var, str) else "known"
 
@@ -528,7 +528,7 @@ class SchurShrink(Estimator):
             noise,
             structure,
             extra={
-                "noise_rule": _rule(self),
+                "noise_rule": noise_rule_name(self),
                 "steps": steps,
                 "ranks": {k: v["rank"] for k, v in steps.items()},
             },
@@ -652,7 +652,7 @@ class MaskedShrink(MaskedGradient):
         )
         w, blocks = shrink_blocks(raw.loadings, dims, structure, raw.noise_var, n_samples)
         extra = dict(raw.extra)
-        extra["noise_rule"] = _rule(self)
+        extra["noise_rule"] = noise_rule_name(self)
         extra["blocks"] = blocks
         extra["ranks"] = {k: v["rank"] for k, v in blocks.items()}
         extra["unshrunk_objective"] = raw.objective

@@ -14,7 +14,7 @@ from .._validation import check_choice
 from ..exceptions import NotIdentifiableError, NumericalWarning
 from ..identifiability import require_schur_step
 from ..structure import Structure
-from ._base import Estimator, RawFit, _check_positive_noise, signal_covariance
+from ._base import Estimator, RawFit, check_positive_noise, signal_covariance
 
 __all__ = ["NaivePCA", "SchurComplement", "schur_loadings"]
 
@@ -89,20 +89,24 @@ class NaivePCA(Estimator):
             # eigenvectors, with eigenvalues shifted by sigma^2.
             vals, vecs = top_eigh(cov, k)
             noise = (float(np.trace(cov)) - float(np.sum(vals))) / (d - k)
-            _check_positive_noise(noise, cov, "sigma^2")
+            check_positive_noise(noise, cov, "sigma^2")
             w = vecs * np.sqrt(np.clip(vals - noise, 0.0, None))
-            return RawFit(w, noise, structure, extra={"noise_rule": _rule(self)})
+            return RawFit(w, noise, structure, extra={"noise_rule": noise_rule_name(self)})
         noise = self._noise(cov, dims, structure)
         s_w = signal_covariance(cov, dims, noise)
         k = structure.total_rank
         vals, vecs = top_eigh(s_w, k)
         _warn_clipped(vals, k, "NaivePCA: signal covariance S - sigma^2 I")
         w = vecs * np.sqrt(np.clip(vals, 0.0, None))
-        return RawFit(w, noise, structure, extra={"noise_rule": _rule(self)})
+        return RawFit(w, noise, structure, extra={"noise_rule": noise_rule_name(self)})
 
 
-def _rule(est: Estimator) -> str:
+def noise_rule_name(est: Estimator) -> str:
+    """The noise rule of an estimator, ``"known"`` for a given value."""
     return est.noise_var if isinstance(est.noise_var, str) else "known"
+
+
+_rule = noise_rule_name  # the old private name, for code written against it
 
 
 def schur_loadings(
@@ -306,6 +310,6 @@ class SchurComplement(Estimator):
             w,
             noise,
             structure,
-            extra={"noise_rule": _rule(self), "variant": self.variant, "schur_spectra": spectra},
+            extra={"noise_rule": noise_rule_name(self), "variant": self.variant, "schur_spectra": spectra},
         )
 
