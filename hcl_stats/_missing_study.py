@@ -21,7 +21,7 @@ import numpy as np
 
 from . import estimators
 from ._validation import check_choice, check_real
-from .estimators._base import Estimator, RawFit
+from .estimators._base import Estimator, Problem, RawFit
 from .exceptions import ValidationError
 from .missing import IncompleteData, drop_views, fit_missing
 from .study import (
@@ -126,12 +126,13 @@ class MissingViews(Estimator):
             result, estimator=repr(self), diagnostics=replace(result.diagnostics, extra=extra)
         )
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        data = problem.data
         if data is None:  # pragma: no cover - needs_data guarantees data
             raise ValidationError("MissingViews needs the data rows.")
         observed = np.ones((data.n_samples, data.n_modalities), dtype=bool)
         fit = self.fit_incomplete(
-            IncompleteData.from_complete(data, observed), structure=structure, rng=rng
+            IncompleteData.from_complete(data, observed), structure=problem.structure, rng=rng
         )
         d = fit.diagnostics
         return RawFit(
