@@ -461,6 +461,36 @@ _NO_DASHBOARD = {
 }
 
 
+def _probe_scheduler(address: str, seconds: float) -> None:
+    """Connect to ``address`` and finish distributed's handshake within ``seconds``.
+
+    Runs in a thread with its own event loop (the caller may be inside one);
+    raises what the connection raised, or ``TimeoutError``.
+    """
+    import asyncio
+    import threading
+
+    from distributed.comm import connect
+
+    async def probe() -> None:
+        comm = await asyncio.wait_for(connect(address, timeout=seconds), seconds)
+        await comm.close()
+
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(probe())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="hcl-scheduler-probe", daemon=True)
+    thread.start()
+    thread.join()  # wait_for ends the probe after ``seconds``
+    if failure:
+        raise failure[0]
+
+
 def _dask(
     study: Study,
     items: list[WorkItem],
@@ -481,16 +511,21 @@ def _dask(
     if scheduler:
         import dask
 
-        wait = f"{SCHEDULER_TIMEOUT:g}s"
-        try:  # the tcp time-out also bounds a handshake with a server that never answers
-            with dask.config.set({"distributed.comm.timeouts.connect": wait,
-                                  "distributed.comm.timeouts.tcp": wait}):
+        # distributed bounds the TCP connect but not the handshake read that
+        # follows it, so a server that accepts and stays silent hangs ``Client``;
+        # the probe completes one handshake under our own deadline first. Do not
+        # set ``distributed.comm.timeouts.tcp`` below 11 s: distributed asserts
+        # that bound on every TCP stream and would refuse real schedulers.
+        try:
+            _probe_scheduler(scheduler, SCHEDULER_TIMEOUT)
+            with dask.config.set({"distributed.comm.timeouts.connect": f"{SCHEDULER_TIMEOUT:g}s"}):
                 client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - a non-Dask server fails in many ways
             # (time-out, refused, or garbage read as a frame length: a MemoryError)
             raise SchedulerError(
                 f"--scheduler must be the address of a running Dask scheduler that "
-                f"answers within {SCHEDULER_TIMEOUT:g} s; got {scheduler!r} ({exc})."
+                f"answers within {SCHEDULER_TIMEOUT:g} s; got {scheduler!r} "
+                f"({type(exc).__name__}: {exc})."
             ) from exc
     else:
         cluster = LocalCluster(
