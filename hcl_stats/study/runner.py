@@ -476,16 +476,23 @@ def _dask(
     if scheduler:
         import dask
 
-        wait = f"{SCHEDULER_TIMEOUT:g}s"
-        try:  # the tcp time-out also bounds a handshake with a server that never answers
-            with dask.config.set({"distributed.comm.timeouts.connect": wait,
-                                  "distributed.comm.timeouts.tcp": wait}):
+        # distributed bounds the TCP connect but not the handshake read that
+        # follows it, so a server that accepts and stays silent hangs ``Client``;
+        # the probe completes one handshake under our own deadline first. Do not
+        # set ``distributed.comm.timeouts.tcp`` below 11 s: distributed asserts
+        # that bound on every TCP stream and would refuse real schedulers.
+        try:
+            from ._scheduler import probe_scheduler
+
+            probe_scheduler(scheduler, SCHEDULER_TIMEOUT)
+            with dask.config.set({"distributed.comm.timeouts.connect": f"{SCHEDULER_TIMEOUT:g}s"}):
                 client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - a non-Dask server fails in many ways
             # (time-out, refused, or garbage read as a frame length: a MemoryError)
             raise SchedulerError(
                 f"--scheduler must be the address of a running Dask scheduler that "
-                f"answers within {SCHEDULER_TIMEOUT:g} s; got {scheduler!r} ({exc})."
+                f"answers within {SCHEDULER_TIMEOUT:g} s; got {scheduler!r} "
+                f"({type(exc).__name__}: {exc})."
             ) from exc
     else:
         cluster = LocalCluster(
