@@ -26,15 +26,14 @@ from typing import Any
 import numpy as np
 
 from ._jacobian import (
-    DIRECT_ENTRIES,
     PRIMES,
     JacobianRank,
     Layout,
     decide_rank,
+    direct_is_cheap,
     hall_witness,
     jacobian_rank,
     latent_block_verdicts,
-    n_jacobian_entries,
     rank_mod_p,
     require_schur_step,
     schur_rank,
@@ -258,7 +257,7 @@ def check_identifiable(
     schur = _schur_condition(structure, dims, model, tol)
     conds = [block_rank, jac, gap, schur]
     if (model is not None and jac.holds and block_rank.holds
-            and n_jacobian_entries(structure, dims, noise) <= DIRECT_ENTRIES):
+            and direct_is_cheap(structure, dims, noise)):
         conds.insert(2, _model_jacobian_condition(model, noise, tol))
     verdicts = {b: jac.holds and block_rank.holds for b in structure.blocks}
     if model is not None and model.latent_cov is not None:

@@ -326,7 +326,7 @@ def test_plot_rate_returns_figure_with_ci_box():
 
 
 def test_rates_command_tables_from_tidy_rows(global_seed):
-    from hcl_stats._cli_theory import rate_table, term_table
+    from hcl_stats.theory.rates_report import rate_table, term_table
 
     gen = np.random.default_rng(global_seed)
     rows = []
