@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._linalg import block_offsets
+from .._rmt import NOISE_RULES
 from .._validation import (
     _short,
     as_generator,
@@ -38,7 +40,6 @@ from ..structure import Structure, format_block
 
 __all__ = ["Estimator", "estimate_noise_var", "signal_covariance"]
 
-NOISE_RULES = ("scalar", "per_view")
 
 
 @dataclass
@@ -113,7 +114,7 @@ def estimate_noise_var(
         _check_positive_noise(value, cov, "sigma^2")
         return value
     out = np.empty(len(dims))
-    off = np.concatenate([[0], np.cumsum(dims)])
+    off = block_offsets(dims)
     for m, dm in enumerate(dims):
         km = structure.view_rank(m)
         if dm <= km:
@@ -428,7 +429,7 @@ class Estimator(abc.ABC):
 
     def _fit_balanced(self, cov, dims, structure, *, n_samples, init, rng, data):
         """``_fit`` on views rescaled by ``s_m = sqrt(tr(cov_mm) / d_m)``."""
-        off = np.concatenate([[0], np.cumsum(dims)])
+        off = block_offsets(dims)
         scales = np.array(
             [
                 np.sqrt(np.trace(cov[off[m] : off[m + 1], off[m] : off[m + 1]]) / dm)
@@ -549,7 +550,7 @@ def _warn_scalar_noise_scales(noise_option: Any, cov: NDArray, dims) -> None:
     """Warn when one sigma^2 is assumed for views whose scales differ hugely."""
     if _per_view(noise_option) or len(dims) < 2:
         return
-    off = np.concatenate([[0], np.cumsum(dims)])
+    off = block_offsets(dims)
     var = np.array(
         [np.trace(cov[off[m] : off[m + 1], off[m] : off[m + 1]]) / dm
          for m, dm in enumerate(dims)]
