@@ -98,16 +98,17 @@ def detection_edge(noise_var: float, d_s: int, n_samples: int, k_outside: int = 
             f"n_samples - 1 - k_outside must be >= 1; got n_samples = {n_samples}, "
             f"k_outside = {k_outside}."
         )
-    return float(noise_var * np.sqrt(d_s / n_eff))
+    return float(noise_var * np.sqrt(d_s / n_eff))  # BBP: spike_eigenvalue(edge) = mp_edge
 
 
 # --------------------------------------------------------------------- statistic
 def _noise(cov: NDArray, dims: tuple[int, ...], n_samples: int, per_view: bool) -> NDArray:
-    from .estimators.selection import estimate_noise_var_mp
+    from ._linalg import block_offsets
+    from ._rmt import estimate_noise_var_mp
 
     if not per_view:
         return np.full(len(dims), estimate_noise_var_mp(cov, n_samples))
-    off = np.concatenate([[0], np.cumsum(dims)]).astype(int)
+    off = block_offsets(dims)
     return np.array([
         estimate_noise_var_mp(cov[off[m]:off[m + 1], off[m]:off[m + 1]], n_samples)
         for m in range(len(dims))
@@ -467,7 +468,7 @@ def block_evidence(
         freq = selection_frequency(views, learner=learner, n_boot=n_boot, resample=resample,
                                    rng=boot_seed, progress=progress, reference=structure)
 
-    from .estimators.selection import debias_spikes
+    from ._rmt import debias_spikes
 
     rows = []
     for b, k in zip(cands, keys, strict=True):

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import hcl_stats as hs
+from hcl_stats._rmt import debias_spikes, mp_edge, spike_eigenvalue
 from hcl_stats.block_evidence import (
     BlockEvidence,
     attach_evidence,
@@ -15,7 +16,6 @@ from hcl_stats.block_evidence import (
     detection_edge,
     selection_frequency,
 )
-from hcl_stats.estimators.selection import debias_spikes
 from hcl_stats.exceptions import ValidationError
 
 ALPHA = 0.05
@@ -36,6 +36,7 @@ def test_edge_is_the_bbp_threshold_of_the_effective_sample(s2, d, n, k):
     assert edge == pytest.approx(s2 * np.sqrt(gamma), rel=1e-12)
     image = (edge + s2) * (1.0 + gamma * s2 / edge)
     assert image == pytest.approx(s2 * (1.0 + np.sqrt(gamma)) ** 2, rel=1e-9)
+    assert float(spike_eigenvalue(edge, s2, gamma)) == pytest.approx(mp_edge(s2, gamma), rel=1e-9)
     # debiasing inverts the map above the edge, and sends the edge's image to it
     spike = 3.0 * edge
     mu = (spike + s2) * (1.0 + gamma * s2 / spike)
