@@ -535,6 +535,7 @@ def selection_frequency(
     rng: Any = None,
     progress: bool = False,
     reference: Structure | None = None,
+    on_resample: Callable[[SelectionFrequency], None] | None = None,
 ) -> SelectionFrequency:
     """How often a learner selects each block (and each rank) on resampled rows.
 
@@ -562,6 +563,9 @@ def selection_frequency(
         tqdm progress bar (ignored if tqdm is not installed).
     reference : Structure, optional
         Counted in ``exact`` when a resample reproduces it.
+    on_resample : callable, optional
+        Called after every resample with the result over the resamples done so far
+        (its ``n_boot`` is that count); lets a caller keep a partial result.
 
     Returns
     -------
@@ -598,7 +602,16 @@ def selection_frequency(
     found: dict[frozenset[int], dict[int, int]] = {}
     exact = failures = 0
     messages: list[str] = []
-    for ss in it:
+
+    def result(done: int) -> SelectionFrequency:
+        blocks = tuple(sorted(found, key=block_key))
+        return SelectionFrequency(
+            learner=name, n_boot=done, resample=resample, blocks=blocks,
+            rank_counts=tuple(dict(found[b]) for b in blocks), exact=exact,
+            failures=failures, reference=reference, failure_messages=tuple(messages),
+        )
+
+    for done, ss in enumerate(it, start=1):
         g = np.random.default_rng(ss)
         if resample == "bootstrap":
             rows = g.integers(0, n, size=n)
@@ -612,18 +625,15 @@ def selection_frequency(
             failures += 1
             if len(messages) < 3:
                 messages.append(f"{type(exc).__name__}: {exc}")
-            continue
-        if reference is not None:
-            exact += int(s.blocks == reference.blocks and s.ranks == reference.ranks)
-        for b, r in zip(s.blocks, s.ranks, strict=True):
-            found.setdefault(b, {})
-            found[b][r] = found[b].get(r, 0) + 1
-    blocks = tuple(sorted(found, key=block_key))
-    return SelectionFrequency(
-        learner=name, n_boot=n_boot, resample=resample, blocks=blocks,
-        rank_counts=tuple(found[b] for b in blocks), exact=exact, failures=failures,
-        reference=reference, failure_messages=tuple(messages),
-    )
+        else:
+            if reference is not None:
+                exact += int(s.blocks == reference.blocks and s.ranks == reference.ranks)
+            for b, r in zip(s.blocks, s.ranks, strict=True):
+                found.setdefault(b, {})
+                found[b][r] = found[b].get(r, 0) + 1
+        if on_resample is not None:
+            on_resample(result(done))
+    return result(n_boot)
 
 
 def attach_evidence(fit: Any, evidence: BlockEvidence) -> Any:

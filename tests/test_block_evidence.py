@@ -269,3 +269,15 @@ def test_cli_fit_shows_evidence_when_asked_or_learned(tmp_path, capsys):
     assert main(["fit", str(path), "--estimator", "schur_select", "--out", str(out),
                  "--no-evidence"]) == 0
     assert "Block evidence" not in capsys.readouterr().out
+
+
+def test_partial_frequencies_are_prefixes_of_the_full_run(rng):
+    model = hs.HierarchicalFactorModel.random((4, 5, 6), "ABC:1", singular_values=(0.3, 0.5),
+                                              rng=rng)
+    data = model.sample(300, rng=rng)
+    seen = []
+    full = selection_frequency(data, n_boot=4, rng=7, on_resample=seen.append)
+    assert [fr.n_boot for fr in seen] == [1, 2, 3, 4]
+    assert seen[-1] == full
+    for k, partial in enumerate(seen[:-1], start=1):
+        assert partial == selection_frequency(data, n_boot=k, rng=7)
