@@ -297,9 +297,16 @@ class BlockEvidence:
 def _as_views(data: Any) -> Any:
     from .model import MultimodalData
 
-    if isinstance(data, MultimodalData):
-        return data
-    inner = getattr(data, "data", None)
+    from .missing import IncompleteData
+
+    inner = getattr(data, "data", data)
+    if isinstance(inner, IncompleteData):
+        raise ValidationError(
+            "data must have every view observed in every row for block evidence (its "
+            "null draws are complete Gaussian rows); got IncompleteData with "
+            f"{int(inner.observed.all(axis=1).sum())} complete rows of {inner.n_samples}; "
+            "pass data.complete_cases()."
+        )
     if isinstance(inner, MultimodalData):
         return inner
     return MultimodalData(list(data))

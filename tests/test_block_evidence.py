@@ -285,3 +285,13 @@ def test_partial_frequencies_are_prefixes_of_the_full_run(rng):
     assert seen[-1] == full
     for k, partial in enumerate(seen[:-1], start=1):
         assert partial == selection_frequency(data, n_boot=k, rng=7)
+
+
+def test_incomplete_data_is_refused_with_the_fix(rng):
+    from hcl_stats.missing import IncompleteData
+
+    data = _noise_views(rng, n=40)
+    observed = np.ones((40, 3), dtype=bool)
+    observed[:5, 1] = False
+    with pytest.raises(ValidationError, match=r"35 complete rows of 40.*complete_cases"):
+        block_evidence(IncompleteData.from_complete(data, observed), None, n_null=2)
