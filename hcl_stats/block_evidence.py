@@ -295,9 +295,8 @@ class BlockEvidence:
 
 # ---------------------------------------------------------------------- evidence
 def _as_views(data: Any) -> Any:
-    from .model import MultimodalData
-
     from .missing import IncompleteData
+    from .model import MultimodalData
 
     inner = getattr(data, "data", data)
     if isinstance(inner, IncompleteData):
