@@ -42,7 +42,7 @@ from .._validation import check_int
 from ..exceptions import ValidationError
 from ..model import noise_diagonal
 from ..structure import Structure
-from ._base import Estimator, RawFit
+from ._base import Estimator, Problem, RawFit
 from .slide import view_signal_ranks
 from .spectral import _rule
 
@@ -196,10 +196,9 @@ class AJIVE(Estimator):
         if self.joint_rank is not None:
             check_int(self.joint_rank, "joint_rank", minimum=0)
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        m_views, ks, phi, bases, eigvals, vals, vecs, noise = _view_scores(
-            self, cov, dims, structure, n_samples
-        )
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        cov, dims, structure = problem.cov, problem.dims, problem.structure
+        m_views, ks, phi, bases, eigvals, vals, vecs, noise = _view_scores(self, problem)
         threshold = _wedin_threshold(eigvals, noise, dims)
         r_j = self.joint_rank
         if r_j is None:
@@ -233,7 +232,7 @@ class AJIVE(Estimator):
         w = np.hstack([cols[blocks.index(b)] for b in fitted.blocks])
         w[~fitted.mask(dims)] = 0.0
         extra = {
-            "noise_rule": _rule(self), "view_ranks": list(ks), "joint_rank": r_j,
+            "noise_rule": _rule(problem.noise), "view_ranks": list(ks), "joint_rank": r_j,
             "threshold": threshold, "phi": [float(v) for v in vals[: 2 * max(ks)]],
         }
         return RawFit(w, noise, fitted, extra=extra)
@@ -292,10 +291,9 @@ class GCCA(Estimator):
         if self.rank is not None:
             check_int(self.rank, "rank", minimum=1)
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        m_views, ks, phi, bases, eigvals, vals, vecs, noise = _view_scores(
-            self, cov, dims, structure, n_samples
-        )
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        cov, dims, structure = problem.cov, problem.dims, problem.structure
+        m_views, ks, phi, bases, eigvals, vals, vecs, noise = _view_scores(self, problem)
         r = self.rank or _global_rank_of(structure) or None
         if r is None:
             r = max(1, int(np.sum(vals > _wedin_threshold(eigvals, noise, dims))))
@@ -304,18 +302,21 @@ class GCCA(Estimator):
         w = _joint_loadings(s_w, _block_diag_bases(bases, dims, ks), vecs[:, :r], vals[:r])
         fitted = Structure(m_views, (frozenset(range(m_views)),), (r,))
         extra = {
-            "noise_rule": _rule(self), "view_ranks": list(ks), "rank": r,
+            "noise_rule": _rule(problem.noise), "view_ranks": list(ks), "rank": r,
             "canonical_sum": [float(v) for v in vals[:r]],
         }
         return RawFit(w, noise, fitted, extra=extra)
 
 
-def _view_scores(est, cov, dims, structure, n_samples):
+def _view_scores(est, problem: Problem):
     """Per-view ranks, the score Gram and its eigenpairs, and the noise variance.
 
     Shared set-up of AJIVE and GCCA. The noise comes from the per-view ranks
     (one specific block per view), so it does not depend on the joint rank.
     """
+    cov, dims, structure, n_samples = (
+        problem.cov, problem.dims, problem.structure, problem.n_samples
+    )
     m_views = len(dims)
     ks = _check_ranks(
         _resolve_view_ranks(est.view_ranks, structure, cov, dims, n_samples),
@@ -336,5 +337,5 @@ def _view_scores(est, cov, dims, structure, n_samples):
     phi, bases, eigvals = score_gram(cov, dims, ks)
     vals, vecs = top_eigh(phi, phi.shape[0])
     proxy = Structure(m_views, tuple(frozenset([m]) for m in range(m_views)), ks)
-    noise = est._noise(cov, dims, proxy)
+    noise = problem.noise_variance(proxy)
     return m_views, ks, phi, bases, eigvals, vals, vecs, noise

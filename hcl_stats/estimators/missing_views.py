@@ -18,7 +18,7 @@ import numpy as np
 from .._validation import check_choice, check_real
 from ..exceptions import ValidationError
 from ..missing import IncompleteData, fit_missing
-from ._base import Estimator, RawFit
+from ._base import Estimator, Problem, RawFit
 from ._registry import get
 from .rank_counting import select_structure
 
@@ -109,12 +109,13 @@ class MissingViews(Estimator):
             result, estimator=repr(self), diagnostics=replace(result.diagnostics, extra=extra)
         )
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        data = problem.data
         if data is None:  # pragma: no cover - needs_data guarantees data
             raise ValidationError("MissingViews needs the data rows.")
         observed = np.ones((data.n_samples, data.n_modalities), dtype=bool)
         fit = self.fit_incomplete(
-            IncompleteData.from_complete(data, observed), structure=structure, rng=rng
+            IncompleteData.from_complete(data, observed), structure=problem.structure, rng=rng
         )
         d = fit.diagnostics
         return RawFit(

@@ -28,7 +28,7 @@ from .._rmt import debias_spikes, estimate_noise_var_mp, mp_median, noise_edge
 from .._validation import check_choice, check_real
 from ..exceptions import NotIdentifiableError
 from ..structure import Structure, format_block
-from ._base import Estimator, RawFit, signal_covariance
+from ._base import Estimator, Problem, RawFit, signal_covariance
 from ._registry import get
 
 __all__ = [
@@ -173,36 +173,32 @@ def select_structure_schur(
 
 
 def refit_on(
-    refit: str,
-    noise_var: Any,
-    cov: NDArray[np.float64],
-    dims: tuple[int, ...],
-    structure: Structure,
-    *,
-    n_samples: int | None,
-    rng: np.random.Generator,
-    data: Any = None,
+    refit: str, problem: Problem, structure: Structure, *, rng: np.random.Generator
 ) -> RawFit:
-    """Refit the loadings with a registered estimator on a selected structure."""
-    est = get(refit)(noise_var=noise_var)
-    return est._fit(cov, dims, structure, n_samples=n_samples, init=None, rng=rng, data=data)
+    """Refit the loadings with a registered estimator on a selected structure.
+
+    The refit uses ``problem``'s noise option, covariance, ``n`` and data, with
+    ``structure`` and no starting point.
+    """
+    est = get(refit)(noise_var=problem.noise)
+    return est._fit(
+        problem.with_(structure=structure, noise=est.noise_var, init=None), rng
+    )
 
 
-def learner_noise(est: Estimator, cov: NDArray, dims, n_samples) -> float | NDArray:
+def learner_noise(problem: Problem) -> float | NDArray:
     """Noise variance for a structure learner (``K`` unknown)."""
-    if isinstance(est.noise_var, str):
-        if est.noise_var == "per_view":
-            off = block_offsets(dims)
+    noise, n_samples = problem.noise, problem.n_samples
+    if isinstance(noise, str):
+        if noise == "per_view":
             return np.array(
-                [
-                    estimate_noise_var_mp(cov[off[m] : off[m + 1], off[m] : off[m + 1]], n_samples)
-                    for m in range(len(dims))
-                ]
+                [estimate_noise_var_mp(problem.block(m), n_samples)
+                 for m in range(len(problem.dims))]
             )
-        return estimate_noise_var_mp(cov, n_samples)
-    if isinstance(est.noise_var, tuple):
-        return np.asarray(est.noise_var, dtype=float)
-    return float(est.noise_var)
+        return estimate_noise_var_mp(problem.cov, n_samples)
+    if isinstance(noise, tuple):
+        return np.asarray(noise, dtype=float)
+    return float(noise)
 
 
 def _no_block_error(name: str, scores: dict) -> NotIdentifiableError:
@@ -264,8 +260,11 @@ class SchurSelect(Estimator):
         check_real(self.margin, "margin", low=0.0)
         check_choice(self.refit, "refit", REFITS)
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        noise = learner_noise(self, cov, dims, n_samples)
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        cov, dims, structure, n_samples = (
+            problem.cov, problem.dims, problem.structure, problem.n_samples
+        )
+        noise = learner_noise(problem)
         s_w = signal_covariance(cov, dims, noise)
         sel_noise = float(np.mean(noise))
         selected, scores = select_structure_schur(
@@ -281,10 +280,10 @@ class SchurSelect(Estimator):
             raise _no_block_error(type(self).__name__, scores)
         if structure is not None and structure.modality_names is not None:
             selected = selected.with_names(structure.modality_names)
-        return _finish(self, selected, scores, noise, cov, dims, n_samples, rng, data)
+        return _finish(self, problem, selected, scores, noise, rng)
 
 
-def _finish(est, selected, scores, noise, cov, dims, n_samples, rng, data, extra=None):
+def _finish(est, problem: Problem, selected, scores, noise, rng, extra=None):
     from .spectral import schur_loadings
 
     info = {
@@ -295,10 +294,10 @@ def _finish(est, selected, scores, noise, cov, dims, n_samples, rng, data, extra
     if extra:
         info.update(extra)
     if est.refit == "none":
-        s_w = signal_covariance(cov, dims, noise)
-        w, _ = schur_loadings(s_w, dims, selected)
+        s_w = signal_covariance(problem.cov, problem.dims, noise)
+        w, _ = schur_loadings(s_w, problem.dims, selected)
         return RawFit(w, noise, selected, extra=info)
-    raw = refit_on(est.refit, est.noise_var, cov, dims, selected, n_samples=n_samples, rng=rng, data=data)
+    raw = refit_on(est.refit, problem, selected, rng=rng)
     info.update({f"refit_{k}": v for k, v in raw.extra.items()})
     return RawFit(
         raw.loadings,

@@ -26,8 +26,8 @@ optimal for the whitened Gram loss, not for the raw one (see the docs).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -39,7 +39,7 @@ from .._validation import check_int, check_real
 from ..identifiability import require_schur_step
 from ..model import noise_diagonal
 from ..structure import Structure
-from ._base import Estimator, RawFit
+from ._base import Estimator, Problem, RawFit, _check_noise_option
 from .refine import MaskedGradient
 
 __all__ = [
@@ -255,18 +255,18 @@ def shrunk_factor(
 
 
 
-def _noise_for_shrinkage(est: Estimator, cov, dims, structure, n_samples):
-    """``est._noise``, MP-corrected when it is estimated and ``n`` is known."""
-    if not isinstance(est.noise_var, str) or n_samples is None:
-        return est._noise(cov, dims, structure)
-    if est.noise_var == "scalar":
-        vals = np.linalg.eigvalsh(cov)
+def _noise_for_shrinkage(problem: Problem):
+    """``problem.noise_variance()``, MP-corrected when estimated with ``n`` known."""
+    structure, n_samples = problem.structure, problem.n_samples
+    if not isinstance(problem.noise, str) or n_samples is None:
+        return problem.noise_variance()
+    if problem.noise == "scalar":
+        vals = np.linalg.eigvalsh(problem.cov)
         return mp_noise_var(vals, structure.total_rank, n_samples)
-    off = block_offsets(dims)
-    out = np.empty(len(dims))
-    base = est._noise(cov, dims, structure)  # validates d_m > k_m
-    for m in range(len(dims)):
-        vals = np.linalg.eigvalsh(cov[off[m] : off[m + 1], off[m] : off[m + 1]])
+    out = np.empty(len(problem.dims))
+    base = problem.noise_variance()  # validates d_m > k_m
+    for m in range(len(problem.dims)):
+        vals = np.linalg.eigvalsh(problem.block(m))
         km = structure.view_rank(m)
         out[m] = mp_noise_var(vals, km, n_samples) if km else float(base[m])
     return out
@@ -323,17 +323,17 @@ class PCAShrink(Estimator):
     name: ClassVar[str] = "pca_shrink"
     structured: ClassVar[bool] = False
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        noise = _noise_for_shrinkage(self, cov, dims, structure, n_samples)
-        white, root = _whiten(cov, dims, noise)
-        f, info = shrunk_factor(white, structure.total_rank, 1.0, n_samples)
-        info["noise_rule"] = _rule(self)
-        return RawFit(f * root[:, None], noise, structure, extra=info)
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        noise = _noise_for_shrinkage(problem)
+        white, root = _whiten(problem.cov, problem.dims, noise)
+        f, info = shrunk_factor(white, problem.structure.total_rank, 1.0, problem.n_samples)
+        info["noise_rule"] = _rule(problem.noise)
+        return RawFit(f * root[:, None], noise, problem.structure, extra=info)
 
 
-def _rule(est: Estimator) -> str:
+def _rule(noise: Any) -> str:
     """Noise rule; estimated rules are Marchenko-Pastur corrected when n is known."""
-    return f"{est.noise_var} (MP-corrected)" if isinstance(est.noise_var, str) else "known"
+    return f"{noise} (MP-corrected)" if isinstance(noise, str) else "known"
 
 
 def schur_shrink_loadings(
@@ -516,19 +516,19 @@ class SchurShrink(Estimator):
             check_real(self.leak_z, "leak_z", low=0.0)
         check_real(self.leak_share, "leak_share", low=0.0, high=1.0)
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        noise = _noise_for_shrinkage(self, cov, dims, structure, n_samples)
-        white, root = _whiten(cov, dims, noise)
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        noise = _noise_for_shrinkage(problem)
+        white, root = _whiten(problem.cov, problem.dims, noise)
         w, steps = schur_shrink_loadings(
-            white, dims, structure, n_samples, leak_z=self.leak_z,
-            leak_share=self.leak_share,
+            white, problem.dims, problem.structure, problem.n_samples,
+            leak_z=self.leak_z, leak_share=self.leak_share,
         )
         return RawFit(
             w * root[:, None],
             noise,
-            structure,
+            problem.structure,
             extra={
-                "noise_rule": _rule(self),
+                "noise_rule": _rule(problem.noise),
                 "steps": steps,
                 "ranks": {k: v["rank"] for k, v in steps.items()},
             },
@@ -643,16 +643,16 @@ class MaskedShrink(MaskedGradient):
     # per-view noise is handled by whitening each block before shrinking
     balances_views: ClassVar[bool] = False
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        noise = _noise_for_shrinkage(self, cov, dims, structure, n_samples)
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        noise = _noise_for_shrinkage(problem)
         # the refinement itself, with the shrinkage-corrected noise variance
-        refine = replace(self, noise_var=noise if np.ndim(noise) == 0 else tuple(noise))
-        raw = MaskedGradient._fit(
-            refine, cov, dims, structure, n_samples=n_samples, init=init, rng=rng, data=data
-        )
-        w, blocks = shrink_blocks(raw.loadings, dims, structure, raw.noise_var, n_samples)
+        known = _check_noise_option(noise if np.ndim(noise) == 0 else tuple(noise))
+        raw = MaskedGradient._fit(self, problem.with_(noise=known), rng)
+        structure = problem.structure
+        w, blocks = shrink_blocks(raw.loadings, problem.dims, structure, raw.noise_var,
+                                  problem.n_samples)
         extra = dict(raw.extra)
-        extra["noise_rule"] = _rule(self)
+        extra["noise_rule"] = _rule(problem.noise)
         extra["blocks"] = blocks
         extra["ranks"] = {k: v["rank"] for k, v in blocks.items()}
         extra["unshrunk_objective"] = raw.objective

@@ -65,7 +65,7 @@ from .._validation import check_int, check_real
 from ..exceptions import ValidationError
 from ..model import noise_diagonal
 from ..structure import Structure
-from ._base import Estimator, RawFit
+from ._base import Estimator, Problem, RawFit
 from .spectral import _rule
 
 __all__ = ["SLIDE", "SLIDEFixed", "bcv_error", "slide_path", "view_signal_ranks"]
@@ -444,19 +444,22 @@ class SLIDE(Estimator):
         check_int(self.max_iter, "max_iter", minimum=1)
         check_real(self.tol, "tol", low=0.0, low_open=True)
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        off = block_offsets(dims)
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        cov, dims, structure = problem.cov, problem.dims, problem.structure
+        off = problem.offsets
         scale = np.repeat(1.0 / np.sqrt([
             max(float(np.trace(cov[off[m]:off[m + 1], off[m]:off[m + 1]])), 1e-300)
             for m in range(len(dims))
         ]), np.diff(off))
         s = cov * np.outer(scale, scale)
-        extra: dict[str, Any] = {"noise_rule": _rule(self)}
+        extra: dict[str, Any] = {"noise_rule": _rule(problem.noise)}
         v_start = None
         if structure is None:
-            structure, v_start, info = self._learn(s, dims, n_samples, data, rng, scale)
+            structure, v_start, info = self._learn(
+                s, dims, problem.n_samples, problem.data, rng, scale
+            )
             extra.update(info)
-        noise = self._noise(cov, dims, structure)
+        noise = problem.noise_variance(structure)
         mask = structure.mask(dims)
         if v_start is None:
             v_start = _greedy_init(s, dims, structure)
