@@ -368,8 +368,10 @@ def _add_evidence_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--alpha", type=float, default=0.05,
                    help="level of the per-block tests (default 0.05)")
-    p.add_argument("--null-draws", type=cli_int(1), default=99,
-                   help="parametric-bootstrap draws per null, >= 1 (default 99)")
+    p.add_argument("--null-draws", type=cli_int(0), default=None,
+                   help="parametric-bootstrap draws per null of the block test (0: no "
+                   "test, signal and edge only; default 99 when d <= 300 and M <= 4, "
+                   "else 0, as the test reruns the selection (1 + blocks) x draws times)")
     p.add_argument("--bootstrap", type=cli_int(0), default=0, metavar="B",
                    help="row resamples for the selection frequencies (default 0: none; "
                    "costs B structure selections, with a progress bar)")
@@ -386,7 +388,14 @@ def _with_evidence(args, data, result, est, learned: bool):
 
     learner = (est.name if est.learns_structure and est.name in LEARNERS
                else "correlation" if learned else "schur_select")
-    ev = block_evidence(data, result, alpha=args.alpha, n_null=args.null_draws,
+    n_null = args.null_draws
+    if n_null is None:
+        n_null = 99 if sum(result.dims) <= 300 and len(result.dims) <= 4 else 0
+        if not n_null:
+            print("block evidence: no test of r_S = 0 at this size by default (d = "
+                  f"{sum(result.dims)}, M = {len(result.dims)}); pass --null-draws N",
+                  file=sys.stderr)
+    ev = block_evidence(data, result, alpha=args.alpha, n_null=n_null,
                         n_boot=args.bootstrap, learner=learner, rng=args.seed,
                         progress=args.bootstrap > 0)
     return attach_evidence(result, ev)

@@ -22,9 +22,18 @@ def _views(ds):
     obs = getattr(ds.data, "observed", None)
     if obs is None:
         return ds.data, ""
+    import numpy as np
+
+    from .model import MultimodalData
+
     data = ds.data.complete_cases()
+    keep = [np.ptp(x, axis=0) > 0 for x in data.Xs]
+    dropped = sum(int((~k).sum()) for k in keep)
+    data = MultimodalData([x[:, k] for x, k in zip(data.Xs, keep, strict=True)])
+    dims = ", ".join(str(d) for d in data.dims)
     return data, (f" Learners see the {data.n_samples} complete cases of {ds.n_samples} "
-                  "samples (block evidence needs complete rows).")
+                  f"samples (block evidence needs complete rows), without the {dropped} "
+                  f"columns that are constant on them (d_m = {dims}).")
 
 
 def write_survey(names: list[str], out: Path, args: argparse.Namespace) -> None:

@@ -267,7 +267,8 @@ class BlockEvidence:
         header = [
             ("Structure", "none" if self.structure is None else str(self.structure)),
             ("Test", f"H0: r_S = 0 at alpha = {self.alpha:g}; parametric bootstrap, "
-                     f"{self.n_null} draws per null"),
+                     f"{self.n_null} draws per null" if self.n_null
+                     else "not run (n_null = 0); signal and edge only"),
             ("sigma^2 (edges)", f"{self.noise_var:.6g}"),
         ]
         if freq:
@@ -379,7 +380,8 @@ def block_evidence(
         Level of each per-block test.
     n_null : int, default=99
         Parametric-bootstrap draws per null model; p-values are ``(1 + #{T* >= T}) /
-        (n_null + 1)``, so the smallest is ``1 / (n_null + 1)``.
+        (n_null + 1)``, so the smallest is ``1 / (n_null + 1)``. 0 skips the test
+        (p-value None, decision ``'not tested'``): signal and edge only.
     n_boot : int, default=0
         Row resamples for the selection frequency (0: not computed).
     learner : str or callable, default='schur_select'
@@ -421,7 +423,7 @@ def block_evidence(
     from .results import FitResult
 
     alpha = check_real(alpha, "alpha", low=0.0, high=1.0, low_open=True)
-    n_null = check_int(n_null, "n_null", minimum=1)
+    n_null = check_int(n_null, "n_null", minimum=0)
     n_boot = check_int(n_boot, "n_boot", minimum=0)
     views = _as_views(data)
     dims = tuple(views.dims)
@@ -452,9 +454,9 @@ def block_evidence(
     # one null for all blocks absent from the fit, one per fitted block
     nulls: list[tuple[frozenset[int] | None, tuple[frozenset[int], ...]]] = []
     absent = tuple(b for b in cands if b not in fitted)
-    if absent:
+    if absent and n_null:
         nulls.append((None, cands))
-    for b in fitted:
+    for b in fitted if n_null else ():
         nulls.append((b, tuple(c for c in cands if c <= b)))
     exceed = dict.fromkeys(keys, 0)
     seeds = null_seed.spawn(len(nulls))
@@ -486,12 +488,12 @@ def block_evidence(
         vals = np.asarray(sc["eigenvalues"], dtype=float)
         spikes, _ = debias_spikes(vals, sigma2, d_s, n_eff)
         spikes = spikes[spikes > 0]
-        p = (1 + exceed[k]) / (n_null + 1)
+        p = (1 + exceed[k]) / (n_null + 1) if n_null else None
         row = BlockRow(
             block=b, name=k, fitted_rank=int(fitted.get(b, 0)), n_above=int(spikes.size),
             signal=float(spikes[0]) if spikes.size else 0.0, edge=edge,
-            statistic=float(observed[k]), p_value=float(p),
-            decision="present" if p <= alpha else "absent",
+            statistic=float(observed[k]), p_value=p,
+            decision="not tested" if p is None else "present" if p <= alpha else "absent",
             spikes=tuple(float(s) for s in spikes),
         )
         if freq is not None:

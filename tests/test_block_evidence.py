@@ -295,3 +295,14 @@ def test_incomplete_data_is_refused_with_the_fix(rng):
     observed[:5, 1] = False
     with pytest.raises(ValidationError, match=r"35 complete rows of 40.*complete_cases"):
         block_evidence(IncompleteData.from_complete(data, observed), None, n_null=2)
+
+
+def test_without_null_draws_only_signal_and_edge_are_reported(rng):
+    model = hs.HierarchicalFactorModel.random((4, 5, 6), "ABC:1", singular_values=(2.0, 3.0),
+                                              rng=rng)
+    data = model.sample(800, rng=rng)
+    fit = hs.estimators.SchurComplement().fit(data, structure="ABC:1")
+    ev = block_evidence(data, fit, n_null=0)
+    assert all(r.p_value is None and r.decision == "not tested" for r in ev.rows)
+    assert ev.row("ABC").ratio > 10
+    assert "not run (n_null = 0)" in str(ev)
