@@ -217,7 +217,7 @@ def test_evidence_table_in_every_renderer(rng):
     [
         ({"alpha": 0.0}, "alpha must be > 0"),
         ({"alpha": 1.5}, "alpha must be <= 1"),
-        ({"n_null": 0}, "n_null must be >= 1"),
+        ({"n_null": -1}, "n_null must be >= 0"),
         ({"n_boot": 1, "learner": "nope"}, "learner must be one of"),
         ({"max_views": 2}, "M must be <= 2"),
     ],
