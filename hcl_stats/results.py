@@ -200,6 +200,9 @@ class FitResult(LoadingsAccess):
         if diag.relative_gradient is not None:
             header.append(("Relative gradient", f"{diag.relative_gradient:.3g}"))
         columns = ["Block", "Level", "Rank", *(f"share {n}" for n in names)]
+        # per-block evidence (hcl_stats.block_evidence.attach_evidence)
+        evidence = diag.extra.get("block_evidence")
+        sections = (evidence.to_summary(),) if hasattr(evidence, "to_summary") else ()
         return Summary(
             title="Hierarchical factor model fit",
             header=tuple(header),
@@ -207,6 +210,7 @@ class FitResult(LoadingsAccess):
             rows=tuple(tuple(r) for r in rows),
             note="share v = fraction of view v's estimated signal variance "
             "tr(W_v W_v^T) carried by the block.",
+            sections=sections,
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -250,7 +254,8 @@ def _latex_escape(text: str) -> str:
 class Summary:
     """A titled key/value header plus a table; one object, several renderers.
 
-    Rounding happens only here, at rendering time (``digits``).
+    Rounding happens only here, at rendering time (``digits``). ``sections`` are
+    further summaries rendered after this one (e.g. the block-evidence table).
     """
 
     title: str
@@ -259,6 +264,7 @@ class Summary:
     rows: tuple[tuple[Any, ...], ...]
     note: str = ""
     digits: int = 3
+    sections: tuple[Summary, ...] = ()
 
     def _cells(self) -> list[list[str]]:
         return [[_fmt(v, self.digits) for v in row] for row in self.rows]
@@ -282,6 +288,8 @@ class Summary:
         lines.append(rule)
         if self.note:
             lines.append(self.note)
+        for sec in self.sections:
+            lines += ["", str(sec)]
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
@@ -294,6 +302,8 @@ class Summary:
         lines += ["| " + " | ".join(r) + " |" for r in self._cells()]
         if self.note:
             lines += ["", self.note]
+        for sec in self.sections:
+            lines += ["", sec.to_markdown()]
         return "\n".join(lines)
 
     def to_latex(self) -> str:
@@ -305,6 +315,8 @@ class Summary:
                   " & ".join(_latex_escape(c) for c in self.columns) + " \\\\", "\\midrule"]
         lines += [" & ".join(_latex_escape(c) for c in r) + " \\\\" for r in self._cells()]
         lines += ["\\bottomrule", "\\end{tabular}"]
+        for sec in self.sections:
+            lines += ["", sec.to_latex()]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -320,4 +332,5 @@ class Summary:
         return (
             f"<h4>{html.escape(self.title)}</h4><table>{head}</table>"
             f"<table><tr>{cols}</tr>{body}</table><p>{html.escape(self.note)}</p>"
+            + "".join(sec._repr_html_() for sec in self.sections)
         )

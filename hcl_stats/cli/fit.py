@@ -86,6 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="CSV files: --header skips the first row of each file, --no-header reads "
         "it as data (default: skip it iff one of its cells is not a number)",
     )
+    _add_evidence_args(p)
     p.add_argument("--out", required=True, type=Path, help="output .npz path")
     p.add_argument(
         "--format",
@@ -326,7 +327,9 @@ def run_fit(args: argparse.Namespace) -> int:
 
         structure = select_structure(data, method="correlation").structure
         print(f"selected structure: {structure}", file=sys.stderr)
+    learned = args.structure is None
     result = est.fit(data, structure=structure)
+    result = _with_evidence(args, data, result, est, learned)
     arrays = {
         "loadings": np.asarray(result.loadings),
         "noise_var": np.asarray(result.noise_var, dtype=float),
@@ -350,6 +353,52 @@ def run_fit(args: argparse.Namespace) -> int:
     sys.stdout.write(text + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def _add_evidence_args(p: argparse.ArgumentParser) -> None:
+    from .._validation import cli_int
+
+    p.add_argument(
+        "--evidence",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="print the block-evidence table (signal, detection edge, p-value of "
+        "H0: r_S = 0, decision; hcl_stats.block_evidence); default: on iff the "
+        "structure is learned",
+    )
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="level of the per-block tests (default 0.05)")
+    p.add_argument("--null-draws", type=cli_int(0), default=None,
+                   help="parametric-bootstrap draws per null of the block test (0: no "
+                   "test, signal and edge only; default 99 when d <= 300 and M <= 4, "
+                   "else 0, as the test reruns the selection (1 + blocks) x draws times)")
+    p.add_argument("--bootstrap", type=cli_int(0), default=0, metavar="B",
+                   help="row resamples for the selection frequencies (default 0: none; "
+                   "costs B structure selections, with a progress bar)")
+    p.add_argument("--seed", type=cli_int(0, 2**63 - 1), default=0,
+                   help="seed of the null draws and resamples (default 0)")
+
+
+def _with_evidence(args, data, result, est, learned: bool):
+    """Attach the block-evidence table when asked (or the structure is learned)."""
+    show = learned if args.evidence is None else args.evidence
+    if not show or not result.structured:
+        return result
+    from ..block_evidence import LEARNERS, attach_evidence, block_evidence
+
+    learner = (est.name if est.learns_structure and est.name in LEARNERS
+               else "correlation" if learned else "schur_select")
+    n_null = args.null_draws
+    if n_null is None:
+        n_null = 99 if sum(result.dims) <= 300 and len(result.dims) <= 4 else 0
+        if not n_null:
+            print("block evidence: no test of r_S = 0 at this size by default (d = "
+                  f"{sum(result.dims)}, M = {len(result.dims)}); pass --null-draws N",
+                  file=sys.stderr)
+    ev = block_evidence(data, result, alpha=args.alpha, n_null=n_null,
+                        n_boot=args.bootstrap, learner=learner, rng=args.seed,
+                        progress=args.bootstrap > 0)
+    return attach_evidence(result, ev)
 
 
 def run_check(args: argparse.Namespace) -> int:

@@ -52,6 +52,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated data sets (default breast_cancer,mfeat,mini_acc; "
         "mini_acc is skipped with a note when its file or rdata is missing)",
     )
+    p.add_argument("--learners", default="all",
+                   help="structure learners of the learner survey (learners.md), comma-"
+                   "separated, 'all' or 'none' (default all: schur_select, convex_fast, "
+                   "eigen, correlation, slide and the default learner)")
+    p.add_argument("--learner-boot", type=cli_int(0), default=20,
+                   help="bootstrap resamples per learner in the survey (default 20)")
+    p.add_argument("--null-draws", type=cli_int(0), default=99,
+                   help="parametric-bootstrap draws of the block test (default 99; 0: no test)")
+    p.add_argument("--learner-timeout", type=positive_int, default=600,
+                   help="wall-clock seconds per learner and data set (default 600)")
+    p.add_argument("--only-learners", action="store_true",
+                   help="write only the learner survey (learners.md), not README.md")
     p.set_defaults(func=run_real_data_report)
 
 
@@ -266,6 +278,15 @@ def run_real_data_report(args: argparse.Namespace) -> int:
         "`hcl_stats.datasets.load_mini_acc`); without them it is skipped.",
         "",
     ]
+    if args.learners != "none":
+        from .._realdata_learners import write_survey
+
+        write_survey(names, out, args)
+        lines += ["See [learners.md](learners.md) for every structure learner on each "
+                  "data set, raw and preprocessed: the structure it finds or its typed "
+                  "refusal, block evidence and bootstrap selection frequencies.", ""]
+    if args.only_learners:
+        return 0
     for n in names:
         _report_one(n, out, args, lines)
         print(f"real-data-report: {n} done", file=sys.stderr)
