@@ -599,8 +599,13 @@ class SchurShrink(Estimator):
     -----
     Deterministic; ``rng`` is ignored. Identification: each ``W^S`` up to a right
     ``r_S x r_S`` rotation shared by the views of ``S``. With ``n_samples=None``
-    the shrinkage is the identity and the estimate is exact at the population
-    level whenever :class:`~hcl_stats.estimators.SchurComplement` is.
+    the shrinkage weights are the identity (``eta = lambda - 1``) and the leak
+    test is off, so the estimate is exact at the population level whenever
+    :class:`~hcl_stats.estimators.SchurComplement` is. It is *not*
+    ``SchurComplement`` on a sample covariance: each step's conditioned
+    covariance is still truncated to rank ``R_S = sum_{T subset of S} r_T`` before
+    the sub-blocks are subtracted, which ``SchurComplement`` does not do (the
+    two differ by a few per cent of the Gram at moderate ``n``).
     ``diagnostics.extra['steps']`` gives, per block, ``gamma``, ``edge``, the
     debiased ``spikes``, the ``weights``, ``n_detected`` and the kept ``rank``;
     ``diagnostics.extra['ranks']`` the detected rank of every block.

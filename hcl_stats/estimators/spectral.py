@@ -277,8 +277,8 @@ class SchurComplement(Estimator):
         ``'per_view'``) computes the same Schur complement and factors each view's
         diagonal block of it separately, which leaves the rotations of the views
         in ``S`` incoherent; it is this package's simplification, not the official
-        code's rule (it differs from ``'paper'`` by 12-120% on the pairwise and
-        global blocks of the paper's design). ``'paper'`` reproduces the
+        code's rule (the two agree on the specific blocks only). ``'paper'``
+        reproduces the
         published initialiser (``HCL_SVD`` of the authors' public code) to
         round-off: level-wise deflation (the pairwise step conditions on the
         outside view with that view's specific part removed, at rank ``3r`` on
