@@ -26,6 +26,7 @@ optimal for the whitened Gram loss, not for the raw one (see the docs).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -34,7 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._linalg import top_eigh
 from .._validation import check_int, check_real
-from ..exceptions import ValidationError
+from ..exceptions import BlockDroppedWarning, ValidationError
 from ..identifiability import require_schur_step
 from ..model import noise_diagonal
 from ..structure import Structure
@@ -567,6 +568,27 @@ def _letters(b: frozenset[int]) -> str:
     return "".join(chr(ord("A") + m) for m in sorted(b))
 
 
+def _warn_dropped(info: dict[str, dict[str, object]], structure: Structure,
+                  n_samples: int | None, what: str) -> None:
+    """BlockDroppedWarning for every requested block whose kept rank is 0."""
+    gone = [b for b in structure.blocks if info.get(_letters(b), {}).get("rank", 1) == 0]
+    if not gone:
+        return
+    detail = "; ".join(
+        f"{_letters(b)} (r_S = {structure.rank_of(b)}, edge {info[_letters(b)]['edge']:.3g}, "
+        f"eigenvalues {', '.join(f'{v:.3g}' for v in info[_letters(b)]['eigenvalues'][:3])})"
+        for b in gone
+    )
+    warnings.warn(
+        f"{what}: requested block(s) {', '.join(_letters(b) for b in gone)} were shrunk to "
+        f"exactly zero at n = {n_samples}: every spike is at or below the block's "
+        f"detectability edge (whitened scale) [{detail}]. The data show no detectable "
+        "signal for them; FitResult.summary() marks them.",
+        BlockDroppedWarning,
+        stacklevel=4,
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class SchurShrink(Estimator):
     """Schur-complement estimator with per-step detectability and shrinkage.
@@ -643,6 +665,7 @@ class SchurShrink(Estimator):
             white, dims, structure, n_samples, leak_z=self.leak_z,
             leak_share=self.leak_share,
         )
+        _warn_dropped(steps, structure, n_samples, "SchurShrink")
         return RawFit(
             w * root[:, None],
             noise,
@@ -736,6 +759,9 @@ class MaskedShrink(MaskedGradient):
     -----
     ConvergenceWarning
         If the refinement stops before ``tol``.
+    BlockDroppedWarning
+        If a requested block is shrunk to exactly zero (all its spikes at or below
+        its edge); :meth:`FitResult.summary` marks it.
 
     Notes
     -----
@@ -776,6 +802,7 @@ class MaskedShrink(MaskedGradient):
         extra["blocks"] = blocks
         extra["ranks"] = {k: v["rank"] for k, v in blocks.items()}
         extra["unshrunk_objective"] = raw.objective
+        _warn_dropped(blocks, structure, n_samples, "MaskedShrink")
         return RawFit(
             w,
             raw.noise_var,
