@@ -69,8 +69,11 @@ class NaivePCA(Estimator):
     -----
     Deterministic; ``rng`` is ignored. The result has ``structured=False``: its
     columns are identified only up to one global ``K x K`` rotation, so block-level
-    metrics first align it to the truth by a global Procrustes rotation (an oracle
-    step). ``W W^T`` itself is identified without alignment.
+    metrics first split it into blocks without the truth
+    (:func:`hcl_stats.metrics.assign_blocks`) and count its loadings outside each
+    block's views as error; the oracle alternative (a global Procrustes rotation
+    onto the truth) is only under ``alignment='oracle'`` / the ``*_oracle_aligned``
+    study metrics. ``W W^T`` itself is identified without alignment.
 
     Examples
     --------
