@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._linalg import procrustes
-from ._validation import _short
+from ._linalg import block_offsets, procrustes
+from ._validation import short_repr
 from .exceptions import ValidationError
 from .structure import Structure
 
@@ -166,7 +166,7 @@ class _Blocks:
             w = np.where(self.structure.mask(self.dims), w, 0.0)
             self.dense = False
         self.w = w
-        self.offsets = np.concatenate([[0], np.cumsum(self.dims)])
+        self.offsets = block_offsets(self.dims)
 
     def get(self, block: frozenset[int], rank_hint: int) -> NDArray:
         """``W^S`` with all ``d`` rows (zero outside ``S`` unless dense); zeros if absent."""
@@ -193,7 +193,7 @@ def _check_fitlike(obj: Any, name: str) -> None:
     if not all(hasattr(obj, a) for a in ("loadings", "structure", "dims")):
         raise ValidationError(
             f"{name} must be a FitResult or HierarchicalFactorModel (an object with "
-            f"loadings, structure and dims); got {_short(obj)}."
+            f"loadings, structure and dims); got {short_repr(obj)}."
         )
 
 
@@ -445,7 +445,7 @@ def _structure_of(obj: Any, name: str = "structure") -> Structure:
     if not isinstance(out, Structure):
         raise ValidationError(
             f"{name} must be a Structure, FitResult or HierarchicalFactorModel; got "
-            f"{_short(obj)}."
+            f"{short_repr(obj)}."
         )
     return out
 

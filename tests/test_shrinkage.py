@@ -280,8 +280,14 @@ def test_diagnostics_record_edges_and_detected_ranks():
     )
     cov = wishart_sample_cov(model, 50, rng=1)
     kw = {"dims": model.dims, "structure": model.structure, "n_samples": 50}
-    fit = SchurShrink().fit_covariance(cov, **kw)
+    with warnings.catch_warnings():
+        # nothing is detectable: blocks shrunk to zero are expected (and recorded)
+        warnings.simplefilter("ignore", hs.exceptions.BlockDroppedWarning)
+        fit = SchurShrink().fit_covariance(cov, **kw)
+        ms = MaskedShrink().fit_covariance(cov, **kw)
     steps = fit.diagnostics.extra["steps"]
+    dropped = [k for k, r in fit.diagnostics.extra["ranks"].items() if r == 0]
+    assert bool(dropped) == any("shrunk to exactly zero" in m for m in fit.diagnostics.warnings)
     assert set(steps) == {"A", "B", "C", "AB", "AC", "BC", "ABC"}
     assert steps["A"]["gamma"] == pytest.approx(10 / 50)
     assert steps["A"]["edge"] == pytest.approx((1 + math.sqrt(10 / 50)) ** 2)
@@ -289,7 +295,6 @@ def test_diagnostics_record_edges_and_detected_ranks():
     pca = PCAShrink().fit_covariance(cov, **kw)
     assert pca.diagnostics.extra["gamma"] == pytest.approx(36 / 50)
     assert pca.diagnostics.extra["n_detected"] <= 7
-    ms = MaskedShrink().fit_covariance(cov, **kw)
     assert set(ms.diagnostics.extra["ranks"]) == set(steps)
     # the zero columns of undetected components keep the structural mask
     for f in (fit, ms):

@@ -55,27 +55,23 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.integrate
 import scipy.linalg
 import scipy.optimize
 from numpy.typing import NDArray
 
-from .._linalg import top_eigh
+from .._linalg import block_offsets, top_eigh
+from .._rmt import mp_edge, mp_median
 from .._validation import check_int, check_real
 from ..exceptions import ValidationError
 from ..model import noise_diagonal
 from ..structure import Structure
-from ._base import Estimator, RawFit
+from ._base import Estimator, Problem, RawFit
 from .spectral import _rule
 
 __all__ = ["SLIDE", "SLIDEFixed", "bcv_error", "slide_path", "view_signal_ranks"]
 
 
 # ----------------------------------------------------------------- helpers
-def _offsets(dims) -> NDArray[np.intp]:
-    return np.concatenate([[0], np.cumsum(dims)]).astype(np.intp)
-
-
 def _psd_inv_sqrt(a: NDArray, rtol: float = 1e-10) -> NDArray:
     """Pseudo-inverse square root of a symmetric matrix (negative part dropped)."""
     vals, vecs = scipy.linalg.eigh((a + a.T) / 2.0)
@@ -88,19 +84,6 @@ def _psd_inv_sqrt(a: NDArray, rtol: float = 1e-10) -> NDArray:
 def _group_norms(v: NDArray, off: NDArray) -> NDArray:
     """``||V_mj||_2`` as an array of shape (M, K)."""
     return np.sqrt(np.add.reduceat(v * v, off[:-1], axis=0))
-
-
-def _mp_median(gamma: float) -> float:
-    """Median of the Marchenko-Pastur law with ratio ``gamma <= 1`` and unit scale."""
-    a, b = (1.0 - np.sqrt(gamma)) ** 2, (1.0 + np.sqrt(gamma)) ** 2
-
-    def density(x: float) -> float:
-        return np.sqrt(max((b - x) * (x - a), 0.0)) / (2.0 * np.pi * gamma * x)
-
-    def cdf(t: float) -> float:
-        return scipy.integrate.quad(density, a, t, limit=200)[0]
-
-    return float(scipy.optimize.brentq(lambda t: cdf(t) - 0.5, a, b, xtol=1e-10))
 
 
 def view_signal_ranks(
@@ -125,18 +108,14 @@ def view_signal_ranks(
     tuple of int
         ``k_m`` per view.
     """
-    off = _offsets(dims)
+    off = block_offsets(dims)
     out = []
     for m, dm in enumerate(dims):
         vals = np.sort(np.linalg.eigvalsh(cov[off[m] : off[m + 1], off[m] : off[m + 1]]))
         gamma = dm / n_samples
         if gamma > 1.0:  # the n nonzero eigenvalues follow MP(1/gamma) scaled by gamma
             vals = vals[-n_samples:]
-            med = np.median(vals) / (gamma * _mp_median(1.0 / gamma))
-            edge = med * (1.0 + np.sqrt(gamma)) ** 2
-        else:
-            med = np.median(vals) / _mp_median(gamma)
-            edge = med * (1.0 + np.sqrt(gamma)) ** 2
+        edge = mp_edge(np.median(vals) / mp_median(gamma), gamma)
         out.append(int(np.sum(vals > 1.05 * edge)))
     return tuple(out)
 
@@ -221,7 +200,7 @@ def _fixed_fit(
 
 def _greedy_init(s: NDArray, dims, structure: Structure) -> NDArray:
     """Start for a fixed structure: each block's top factor of the deflated covariance."""
-    off = _offsets(dims)
+    off = block_offsets(dims)
     rows = [np.arange(off[m], off[m + 1]) for m in range(len(dims))]
     v = np.zeros((s.shape[0], structure.total_rank))
     resid = s.copy()
@@ -243,6 +222,7 @@ def slide_path(
     lambda_min_ratio: float = 0.05,
     max_iter: int = 100,
     tol: float = 1e-5,
+    refine: int = 8,
 ) -> list[dict[str, Any]]:
     """Group-penalised SLIDE path on a (scaled) covariance.
 
@@ -262,23 +242,31 @@ def slide_path(
         Alternating iterations per ``lambda`` (warm starts make few necessary).
     tol : float, default=1e-5
         Stop when ``||V_new - V||_F / ||V_new||_F < tol``.
+    refine : int, default=8
+        Bisection depth between neighbouring grid points. A structure can live on
+        a ``lambda``-interval much shorter than the grid spacing (e.g. between the
+        death of the last pure-noise group and that of a weak shared group), so
+        wherever the supports of two neighbours differ in more than one group
+        ``(m, j)`` the interval is bisected at its geometric midpoint (warm-started
+        from the smaller penalty), up to ``refine`` times or until the two
+        penalties are within a factor ``1.001``. ``0`` keeps the plain grid.
 
     Returns
     -------
     list of dict
-        One entry per ``lambda`` (increasing) with keys ``lambda``, ``v``
-        (ndarray of shape (d, max_rank)), ``structure`` (Structure or None),
-        ``columns`` and ``n_iter``.
+        One entry per ``lambda`` (increasing, grid and bisection points) with
+        keys ``lambda``, ``v`` (ndarray of shape (d, max_rank)), ``structure``
+        (Structure or None), ``columns`` and ``n_iter``.
     """
-    off = _offsets(dims)
+    off = block_offsets(dims)
     vals, vecs = top_eigh(s, max_rank)
     v = vecs * np.sqrt(np.clip(vals, 0.0, None))
     lam_max = float(_group_norms(v, off).max())
     # increasing penalties, warm-started from the unpenalised SVD start: a column
     # whose groups are all zero can never revive, so the path must start dense
     grid = lam_max * np.geomspace(lambda_min_ratio, 1.0, n_lambda + 1)[:-1]
-    path = []
-    for lam in grid:
+
+    def solve(lam: float, v: NDArray) -> dict[str, Any]:
         n_iter = 0
         for _ in range(max_iter):
             n_iter += 1
@@ -290,11 +278,30 @@ def slide_path(
             v = new
             if change < tol:
                 break
-        structure, cols = _pattern_structure(_group_norms(v, off), len(dims))
-        path.append(
-            {"lambda": float(lam), "v": v.copy(), "structure": structure,
-             "columns": cols, "n_iter": n_iter}
-        )
+        norms = _group_norms(v, off)
+        structure, cols = _pattern_structure(norms, len(dims))
+        return {"lambda": float(lam), "v": v.copy(), "structure": structure,
+                "columns": cols, "n_iter": n_iter, "_support": norms > 0.0}
+
+    def between(lo: dict[str, Any], hi: dict[str, Any], depth: int) -> list[dict[str, Any]]:
+        if (
+            depth <= 0
+            or hi["lambda"] <= 1.001 * lo["lambda"]
+            or np.count_nonzero(lo["_support"] != hi["_support"]) <= 1
+        ):
+            return []
+        mid = solve(float(np.sqrt(lo["lambda"] * hi["lambda"])), lo["v"])
+        return [*between(lo, mid, depth - 1), mid, *between(mid, hi, depth - 1)]
+
+    path: list[dict[str, Any]] = []
+    for lam in grid:
+        entry = solve(float(lam), v)
+        if path:
+            path.extend(between(path[-1], entry, refine))
+        path.append(entry)
+        v = entry["v"]
+    for entry in path:
+        del entry["_support"]
     return path
 
 
@@ -342,7 +349,7 @@ def bcv_error(
     """
     total_gram = sum(grams)
     mask = structure.mask(dims)
-    off = _offsets(dims)
+    off = block_offsets(dims)
     view_of = np.repeat(np.arange(len(dims)), np.diff(off))
     n_col_folds = int(col_id.max()) + 1
     err = 0.0
@@ -465,19 +472,22 @@ class SLIDE(Estimator):
         check_int(self.max_iter, "max_iter", minimum=1)
         check_real(self.tol, "tol", low=0.0, low_open=True)
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        off = _offsets(dims)
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        cov, dims, structure = problem.cov, problem.dims, problem.structure
+        off = problem.offsets
         scale = np.repeat(1.0 / np.sqrt([
             max(float(np.trace(cov[off[m]:off[m + 1], off[m]:off[m + 1]])), 1e-300)
             for m in range(len(dims))
         ]), np.diff(off))
         s = cov * np.outer(scale, scale)
-        extra: dict[str, Any] = {"noise_rule": _rule(self)}
+        extra: dict[str, Any] = {"noise_rule": _rule(problem.noise)}
         v_start = None
         if structure is None:
-            structure, v_start, info = self._learn(s, dims, n_samples, data, rng, scale)
+            structure, v_start, info = self._learn(
+                s, dims, problem.n_samples, problem.data, rng, scale
+            )
             extra.update(info)
-        noise = self._noise(cov, dims, structure)
+        noise = problem.noise_variance(structure)
         mask = structure.mask(dims)
         if v_start is None:
             v_start = _greedy_init(s, dims, structure)

@@ -1,15 +1,11 @@
-"""Study task ``missing_views`` and the estimator ``missing_views`` (private module).
+"""The estimator ``missing_views``: structure selection and fit on data with missing views.
 
-Registers, at import (``hcl_stats.study`` imports this module at its end):
-
-- the task kind ``missing_views``: the ``recovery`` design plus the scenario key
-  ``missing_fraction``; after the rows are drawn, each sample independently loses
-  one uniformly chosen view with probability ``missing_fraction``
-  (:func:`hcl_stats.missing.drop_views`, stream 3 of the unit, MCAR);
-- the estimator ``missing_views`` (:class:`MissingViews`): handles the missing
-  views by the pairwise-complete covariance or by complete-case deletion, selects
-  the structure by rank counting (:func:`hcl_stats.workflow.select_structure`,
-  method ``'eigen'``) or takes the true one, then fits a base estimator.
+:class:`MissingViews` handles the missing views by the pairwise-complete
+covariance or by complete-case deletion, selects the structure by rank counting
+(:func:`~hcl_stats.estimators.rank_counting.select_structure`, method
+``'eigen'``) or takes the
+true one, then fits a base estimator. The study task of the same name is in the
+study harness.
 """
 
 from __future__ import annotations
@@ -19,25 +15,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import estimators
-from ._validation import check_choice, check_real
-from .estimators._base import Estimator, RawFit
-from .exceptions import ValidationError
-from .missing import IncompleteData, drop_views, fit_missing
-from .study import (
-    RECOVERY_DEFAULTS,
-    Draw,
-    Task,
-    _recovery_check,
-    _recovery_generate,
-    _recovery_normalize,
-    register_task,
-)
+from .._validation import check_choice, check_real
+from ..exceptions import ValidationError
+from ..missing import IncompleteData, fit_missing
+from ._base import Estimator, Problem, RawFit
+from ._registry import get
+from .rank_counting import select_structure
 
-__all__ = ["STREAM_MISSING", "MissingViews"]
-
-#: Unit stream of the missingness pattern (study streams 0-2 are model, data, method).
-STREAM_MISSING = 3
+__all__ = ["MissingViews"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,9 +78,9 @@ class MissingViews(Estimator):
         check_choice(self.handling, "handling", ("pairwise", "complete_case"))
         check_real(self.min_snr, "min_snr", low=0.0)
         check_choice(self.selection_missing, "selection_missing", ("subset", "pairwise"))
-        estimators.get(self.base)
+        get(self.base)
         if self.learner != "rank_counting":
-            cls = estimators.get(self.learner)
+            cls = get(self.learner)
             if not cls.learns_structure or cls.needs_data:
                 raise ValidationError(
                     "learner must be 'rank_counting' or a covariance-based estimator "
@@ -104,21 +89,19 @@ class MissingViews(Estimator):
 
     def fit_incomplete(self, data: IncompleteData, *, structure: Any = None, rng: Any = None):
         """Fit incomplete data (see the class docstring); returns a FitResult."""
-        from .workflow import select_structure
-
         work: Any = data if self.handling == "pairwise" else data.complete_cases()
         learn = self.select or structure is None
         if learn and self.learner != "rank_counting":
-            result = fit_missing(estimators.get(self.learner)(), work, rng=rng)
+            result = fit_missing(get(self.learner)(), work, rng=rng)
         else:
             if learn:
                 structure = select_structure(
                     work,
-                    noise_var=self.selection_noise,
+                    noise_rule=self.selection_noise,
                     min_snr=self.min_snr,
                     missing=self.selection_missing,
                 ).structure
-            base = estimators.get(self.base)(noise_var=self.noise_var)
+            base = get(self.base)(noise_var=self.noise_var)
             result = fit_missing(base, work, structure=structure, rng=rng)
         extra = dict(result.diagnostics.extra)
         extra["complete_cases"] = int(np.all(data.observed, axis=1).sum())
@@ -126,59 +109,16 @@ class MissingViews(Estimator):
             result, estimator=repr(self), diagnostics=replace(result.diagnostics, extra=extra)
         )
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        data = problem.data
         if data is None:  # pragma: no cover - needs_data guarantees data
             raise ValidationError("MissingViews needs the data rows.")
         observed = np.ones((data.n_samples, data.n_modalities), dtype=bool)
         fit = self.fit_incomplete(
-            IncompleteData.from_complete(data, observed), structure=structure, rng=rng
+            IncompleteData.from_complete(data, observed), structure=problem.structure, rng=rng
         )
         d = fit.diagnostics
         return RawFit(
             np.asarray(fit.loadings), fit.noise_var, fit.structure, d.converged, d.n_iter,
             d.objective, d.relative_gradient, dict(d.extra),
         )
-
-
-estimators.register(MissingViews)
-
-
-def _normalize(key: str, value: Any) -> Any:
-    if key == "missing_fraction":
-        if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1:
-            return float(value)
-        raise ValueError("a fraction in [0, 1)")
-    return _recovery_normalize(key, value)
-
-
-def _generate(factors: Any, rep_rng: Any, sampler: str) -> Draw:
-    draw = _recovery_generate(factors, rep_rng, "data")
-    incomplete = drop_views(
-        draw.data, factors["missing_fraction"], rng=rep_rng(STREAM_MISSING)
-    )
-    return replace(draw, extra={"observed": np.asarray(incomplete.observed)})
-
-
-def _analyse(estimator: Any, draw: Draw, spec: Any, rng: Any) -> Any:
-    data = IncompleteData.from_complete(draw.data, draw.extra["observed"])
-    if isinstance(estimator, MissingViews):
-        given = None if estimator.select else draw.structure
-        return estimator.fit_incomplete(data, structure=given, rng=rng)
-    # any other estimator: complete cases with the true structure
-    return estimator.fit(data.complete_cases(), structure=draw.structure, rng=rng)
-
-
-register_task(
-    Task(
-        name="missing_views",
-        defaults={
-            **RECOVERY_DEFAULTS,
-            "missing_fraction": 0.0,
-        },
-        normalize=_normalize,
-        generate=_generate,
-        samplers=("data",),
-        analyse=_analyse,
-        check=_recovery_check,
-    )
-)
