@@ -46,6 +46,12 @@ METRICS: dict[str, MetricInfo] = {
     "structure_gram": MetricInfo("Gram error per structure", f"${_GRAM_S}$"),
     "structure_gram_rel": MetricInfo("relative Gram error per structure",
                                      rf"${_GRAM_S} / \|W^S W^{{S\top}}\|_F$"),
+    "block_gram_oracle_aligned": MetricInfo(
+        "ORACLE-aligned Gram error per block (structure-blind fits rotated onto the truth)",
+        rf"${_GRAM_BLOCK}\ (\mathrm{{oracle\ aligned}})$"),
+    "structure_gram_oracle_aligned": MetricInfo(
+        "ORACLE-aligned Gram error per structure (structure-blind fits rotated onto the truth)",
+        rf"${_GRAM_S}\ (\mathrm{{oracle\ aligned}})$"),
     "overall_gram": MetricInfo("overall Gram error", f"${_GRAM}$"),
     "overall_gram_rel": MetricInfo("relative overall Gram error",
                                    rf"${_GRAM} / \|W W^\top\|_F$"),

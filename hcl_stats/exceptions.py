@@ -10,6 +10,7 @@ followed by the context that makes the message actionable.
 from __future__ import annotations
 
 __all__ = [
+    "BlockDroppedWarning",
     "ConvergenceWarning",
     "HCLError",
     "NotIdentifiableError",
@@ -68,3 +69,12 @@ class ConvergenceWarning(UserWarning):
 
 class NumericalWarning(RuntimeWarning):
     """A numerical issue was repaired, e.g. negative eigenvalues were clipped."""
+
+
+class BlockDroppedWarning(UserWarning):
+    """A requested block was estimated as exactly zero.
+
+    Raised by the shrinkage estimators when every spike of a block is at or below
+    its detectability edge: the block is in the structure but the data carry no
+    detectable signal for it at this ``n``. ``FitResult.summary()`` marks it.
+    """

@@ -11,11 +11,25 @@ ambiguity in both arguments:
 
 Arguments ``estimate`` and ``truth`` are :class:`~hcl_stats.results.FitResult` or
 :class:`~hcl_stats.model.HierarchicalFactorModel` (anything with ``loadings``,
-``structure`` and ``dims``). A structure-blind estimate (``structured=False``,
-e.g. :class:`~hcl_stats.estimators.NaivePCA`) has no identified blocks: block-level
-metrics first rotate it onto the truth with one global Procrustes rotation, an
-oracle step that favours the baseline. Blocks present in only one argument are
-compared with an all-zero block in the other.
+``structure`` and ``dims``). Blocks present in only one argument are compared with
+an all-zero block in the other.
+
+Structure-blind estimates
+-------------------------
+A structure-blind estimate (``structured=False``, e.g.
+:class:`~hcl_stats.estimators.NaivePCA`) has no identified blocks. By default
+(``alignment='data'``) the block-level metrics split it into blocks without the
+truth, by :func:`assign_blocks`: the Schur-complement recursion is run on the
+fit's own rank-``K`` signal covariance ``W_hat W_hat^T`` with the fit's own
+(user-given) structure, and ``W_hat`` is rotated by one ``K x K`` Procrustes
+rotation onto the result. The assigned block ``W_hat^S`` keeps its rows on the
+views outside ``S``; the truth is zero there, so those loadings count as error
+(:func:`block_gram_errors` reports them under extra keys ``(m, S)`` with ``m``
+not in ``S``; the structure, Procrustes and sin-theta errors use all ``d`` rows).
+``alignment='oracle'`` instead rotates the fit onto the truth with one global
+Procrustes rotation and drops the rows outside each block: an oracle step that
+favours the structure-blind baseline, reported only under names ending in
+``_oracle_aligned``. For structured estimates both alignments coincide.
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ from .exceptions import ValidationError
 from .structure import Structure
 
 __all__ = [
+    "assign_blocks",
     "block_gram_errors",
     "overall_gram_error",
     "procrustes_errors",
@@ -43,14 +58,102 @@ __all__ = [
 BlockKey = tuple[int, frozenset[int]]
 
 
-class _Blocks:
-    """Loadings split into blocks ``S -> (rows of S's views, W^S restricted)``."""
+ALIGNMENTS = ("data", "oracle")
 
-    def __init__(self, obj: Any, reference: Any | None = None) -> None:
+
+def _check_alignment(alignment: str) -> str:
+    if alignment not in ALIGNMENTS:
+        raise ValidationError(
+            f"alignment must be one of {ALIGNMENTS}; got {alignment!r}."
+        )
+    return alignment
+
+
+def assign_blocks(estimate: Any, structure: Structure | str | None = None) -> NDArray:
+    """Split a structure-blind fit into blocks without using the truth.
+
+    Runs the joint Schur-complement recursion
+    (:func:`hcl_stats.estimators.schur_loadings`, non-strict) on the fit's own
+    rank-``K`` signal covariance ``W_hat W_hat^T`` (its fitted covariance minus its
+    own ``sigma_hat^2``) with the given structure, giving block-supported loadings
+    ``V``, and returns ``W_hat Q`` with ``Q = argmin_Q ||W_hat Q - V||_F`` over
+    orthogonal ``K x K`` matrices. Column block ``S`` of the result is the fit's
+    share of block ``S``; unlike ``V`` it keeps its rows outside ``S``'s views,
+    which the metrics count as error.
+
+    Parameters
+    ----------
+    estimate : FitResult or HierarchicalFactorModel
+        Anything with ``loadings`` of shape ``(d, K_hat)``, ``structure`` and
+        ``dims``.
+    structure : Structure or str, optional
+        The user-given structure; default ``estimate.structure`` (the structure
+        the estimator was given; an input, not the truth).
+
+    Returns
+    -------
+    ndarray of shape (d, K)
+        ``K = structure.total_rank``; columns in the structure's canonical block
+        order (zero-padded when ``K_hat < K``).
+
+    Raises
+    ------
+    NotIdentifiableError
+        If the views outside some block have fewer coordinates than the total rank
+        of the blocks they load on (the recursion cannot isolate the block).
+
+    Notes
+    -----
+    Depends on ``W_hat`` only through ``W_hat W_hat^T`` (hence invariant to any
+    ``K x K`` rotation of the fit) and reads no truth. At the population level a
+    structure-blind fit ``W Q_0`` of an identifiable model is mapped back to
+    ``W`` up to one rotation per block, so every block error is zero.
+
+    Examples
+    --------
+    >>> import hcl_stats as hs, numpy as np
+    >>> model = hs.HierarchicalFactorModel.random((4, 5, 6), "all:1", rng=0)
+    >>> fit = hs.estimators.NaivePCA().fit_covariance(
+    ...     model.covariance(), dims=model.dims, structure=model.structure)
+    >>> w = hs.metrics.assign_blocks(fit)
+    >>> bool(np.all(np.abs(w[~model.structure.mask(model.dims)]) < 1e-8))
+    True
+    """
+    import warnings
+
+    from .estimators.spectral import schur_loadings
+
+    _check_fitlike(estimate, "estimate")
+    dims = tuple(int(d) for d in estimate.dims)
+    structure = Structure.coerce(
+        estimate.structure if structure is None else structure, len(dims)
+    )
+    w = np.asarray(estimate.loadings, dtype=float)
+    k = structure.total_rank
+    with warnings.catch_warnings():
+        # a scoring step, not a fit: its clipped-eigenvalue/conditioning warnings
+        # say nothing about the estimator
+        warnings.simplefilter("ignore")
+        v, _ = schur_loadings(w @ w.T, dims, structure, strict=False)
+    kk = max(w.shape[1], k)
+    wp = _pad(w, kk)
+    out = wp @ procrustes(wp, _pad(v, kk))
+    return out[:, :k]
+
+
+class _Blocks:
+    """Loadings split into blocks ``S -> W^S`` (all ``d`` rows)."""
+
+    def __init__(
+        self, obj: Any, reference: Any | None = None, alignment: str = "data"
+    ) -> None:
         self.dims = tuple(int(d) for d in obj.dims)
         self.structure: Structure = obj.structure
         w = np.asarray(obj.loadings, dtype=float)
-        if not getattr(obj, "structured", True):
+        self.dense = not getattr(obj, "structured", True)
+        if self.dense and alignment == "data":
+            w = assign_blocks(obj)
+        elif self.dense:
             if reference is None:
                 raise ValidationError("a structure-blind estimate needs a reference.")
             ref = np.asarray(reference.loadings, dtype=float)
@@ -59,11 +162,14 @@ class _Blocks:
             w = w @ procrustes(w, _pad(ref, k))
             w = w[:, : ref.shape[1]] if w.shape[1] >= ref.shape[1] else _pad(w, ref.shape[1])
             self.structure = reference.structure
+            # the oracle version drops the rows outside each block's views
+            w = np.where(self.structure.mask(self.dims), w, 0.0)
+            self.dense = False
         self.w = w
         self.offsets = block_offsets(self.dims)
 
     def get(self, block: frozenset[int], rank_hint: int) -> NDArray:
-        """``W^S`` with all ``d`` rows (zero outside ``S``); zeros if absent."""
+        """``W^S`` with all ``d`` rows (zero outside ``S`` unless dense); zeros if absent."""
         if block in self.structure.blocks:
             return self.w[:, self.structure.columns(block)]
         return np.zeros((self.w.shape[0], rank_hint))
@@ -91,11 +197,14 @@ def _check_fitlike(obj: Any, name: str) -> None:
         )
 
 
-def _pair(estimate: Any, truth: Any) -> tuple[_Blocks, _Blocks, list[frozenset[int]]]:
+def _pair(
+    estimate: Any, truth: Any, alignment: str = "data"
+) -> tuple[_Blocks, _Blocks, list[frozenset[int]]]:
     _check_fitlike(estimate, "estimate")
     _check_fitlike(truth, "truth")
+    _check_alignment(alignment)
     t = _Blocks(truth)
-    e = _Blocks(estimate, reference=truth)
+    e = _Blocks(estimate, reference=truth, alignment=alignment)
     if e.dims != t.dims:
         raise ValidationError(
             f"estimate.dims must equal truth.dims; got {e.dims} and {t.dims}."
@@ -115,7 +224,7 @@ def _rel(num: float, den: float, relative: bool) -> float:
 
 
 def block_gram_errors(
-    estimate: Any, truth: Any, *, relative: bool = False
+    estimate: Any, truth: Any, *, relative: bool = False, alignment: str = "data"
 ) -> dict[BlockKey, float]:
     """Frobenius error of every identified loading block.
 
@@ -128,15 +237,23 @@ def block_gram_errors(
     relative : bool, default=False
         Divide by ``||W_m^S W_m^S^T||_F`` of the truth (``inf`` for a block absent
         from the truth but non-zero in the estimate).
+    alignment : {'data', 'oracle'}, default='data'
+        How a structure-blind estimate is split into blocks (module docstring):
+        ``'data'`` by :func:`assign_blocks` (no truth), ``'oracle'`` by a global
+        Procrustes rotation onto the truth. Ignored for structured estimates.
 
     Returns
     -------
     dict[(int, frozenset[int]), float]
-        Keyed by ``(m, S)``; truth's blocks first, in canonical order.
+        Keyed by ``(m, S)``; truth's blocks first, in canonical order. A
+        structure-blind estimate (``alignment='data'``) also gets every key ``(m, S)``
+        with ``m`` not in ``S``, after those with ``m`` in ``S``: there the truth is zero and the error is ``||W_hat_m^S W_hat_m^S^T||_F``
+        (``inf`` if ``relative``).
 
     Notes
     -----
-    Invariant to ``W^S -> W^S Q_S`` in either argument.
+    Invariant to ``W^S -> W^S Q_S`` in either argument, and to any ``K x K``
+    rotation of a structure-blind estimate.
 
     Examples
     --------
@@ -145,22 +262,25 @@ def block_gram_errors(
     >>> max(hs.metrics.block_gram_errors(m, m).values())
     0.0
     """
-    e, t, union = _pair(estimate, truth)
+    e, t, union = _pair(estimate, truth, alignment)
     out: dict[BlockKey, float] = {}
+    leaks: dict[BlockKey, float] = {}
     for b in union:
         r = t.structure.rank_of(b) if b in t.structure.blocks else 1
         we, wt = e.get(b, r), t.get(b, r)
-        for m in sorted(b):
+        for m in range(len(t.dims)):
+            if m not in b and not e.dense:
+                continue
             ge = we[e.view(m)] @ we[e.view(m)].T
             gt = wt[t.view(m)] @ wt[t.view(m)].T
-            out[(m, b)] = _rel(
-                float(np.linalg.norm(ge - gt)), float(np.linalg.norm(gt)), relative
-            )
+            err = _rel(float(np.linalg.norm(ge - gt)), float(np.linalg.norm(gt)), relative)
+            (out if m in b else leaks)[(m, b)] = err
+    out.update(leaks)
     return out
 
 
 def structure_gram_errors(
-    estimate: Any, truth: Any, *, relative: bool = False
+    estimate: Any, truth: Any, *, relative: bool = False, alignment: str = "data"
 ) -> dict[frozenset[int], float]:
     """Frobenius error of each block's full Gram ``W^S W^S^T`` (cross-view included).
 
@@ -173,6 +293,8 @@ def structure_gram_errors(
     estimate, truth : FitResult or HierarchicalFactorModel
     relative : bool, default=False
         Divide by ``||W^S W^S^T||_F`` of the truth.
+    alignment : {'data', 'oracle'}, default='data'
+        See :func:`block_gram_errors`.
 
     Returns
     -------
@@ -180,17 +302,30 @@ def structure_gram_errors(
 
     Notes
     -----
-    Invariant to ``W^S -> W^S Q_S`` in either argument.
+    Invariant to ``W^S -> W^S Q_S`` in either argument. Computed over all ``d``
+    rows, so a structure-blind estimate's loadings outside ``S``'s views count as
+    error (for block-supported arguments this equals the ``d_S x d_S`` norm).
     """
-    e, t, union = _pair(estimate, truth)
+    e, t, union = _pair(estimate, truth, alignment)
     out = {}
     for b in union:
-        rows = t.rows(b)
         r = t.structure.rank_of(b) if b in t.structure.blocks else 1
+        rows = slice(None) if e.dense else t.rows(b)
         we, wt = e.get(b, r)[rows], t.get(b, r)[rows]
         gt = wt @ wt.T
         out[b] = _rel(float(np.linalg.norm(we @ we.T - gt)), float(np.linalg.norm(gt)), relative)
     return out
+
+
+def _gram_distance(a: NDArray, b: NDArray) -> float:
+    """``||a a^T - b b^T||_F`` without forming a ``d x d`` matrix.
+
+    With ``[a, b] = Q [R_a, R_b]``: ``||a a^T - b b^T||_F = ||R_a R_a^T - R_b R_b^T||_F``
+    (accurate to round-off, ``O(d k^2)``).
+    """
+    _, r = np.linalg.qr(np.hstack([a, b]))
+    ra, rb = r[:, : a.shape[1]], r[:, a.shape[1] :]
+    return float(np.linalg.norm(ra @ ra.T - rb @ rb.T))
 
 
 def overall_gram_error(estimate: Any, truth: Any, *, relative: bool = False) -> float:
@@ -218,16 +353,11 @@ def overall_gram_error(estimate: Any, truth: Any, *, relative: bool = False) -> 
             f"estimate and truth must have the same d; got {we.shape[0]} and "
             f"{wt.shape[0]}."
         )
-    # With [A, B] = Q [R_A, R_B]: ||A A^T - B B^T||_F = ||R_A R_A^T - R_B R_B^T||_F,
-    # accurate to round-off and O(d K^2) (no d x d matrix is formed).
-    _, r = np.linalg.qr(np.hstack([we, wt]))
-    ra, rb = r[:, : we.shape[1]], r[:, we.shape[1] :]
-    num = float(np.linalg.norm(ra @ ra.T - rb @ rb.T))
-    return _rel(num, float(np.linalg.norm(rb @ rb.T)), relative)
+    return _rel(_gram_distance(we, wt), _gram_distance(wt, wt[:, :0]), relative)
 
 
 def procrustes_errors(
-    estimate: Any, truth: Any, *, relative: bool = False
+    estimate: Any, truth: Any, *, relative: bool = False, alignment: str = "data"
 ) -> dict[frozenset[int], float]:
     """Aligned loading error ``min_{Q_S orthogonal} ||W_hat^S Q_S - W^S||_F`` per block.
 
@@ -236,6 +366,8 @@ def procrustes_errors(
     estimate, truth : FitResult or HierarchicalFactorModel
     relative : bool, default=False
         Divide by ``||W^S||_F``.
+    alignment : {'data', 'oracle'}, default='data'
+        See :func:`block_gram_errors`.
 
     Returns
     -------
@@ -243,10 +375,11 @@ def procrustes_errors(
 
     Notes
     -----
-    Uses the truth to choose ``Q_S`` (an oracle alignment, the identified
-    ambiguity); blocks of unequal rank are zero-padded to the larger rank.
+    The minimum over ``Q_S`` is the distance between the two identified
+    equivalence classes (it chooses no block assignment); blocks of unequal rank
+    are zero-padded to the larger rank.
     """
-    e, t, union = _pair(estimate, truth)
+    e, t, union = _pair(estimate, truth, alignment)
     out = {}
     for b in union:
         r = t.structure.rank_of(b) if b in t.structure.blocks else 1
@@ -259,7 +392,7 @@ def procrustes_errors(
 
 
 def sin_theta(
-    estimate: Any, truth: Any, *, norm: str = "op"
+    estimate: Any, truth: Any, *, norm: str = "op", alignment: str = "data"
 ) -> dict[frozenset[int], float]:
     """Sine of the principal angles between ``col(W^S)`` and ``col(W_hat^S)``.
 
@@ -272,6 +405,8 @@ def sin_theta(
     estimate, truth : FitResult or HierarchicalFactorModel
     norm : {'op', 'fro'}, default='op'
         Largest sine (operator norm) or root sum of squared sines (Frobenius).
+    alignment : {'data', 'oracle'}, default='data'
+        See :func:`block_gram_errors`.
 
     Returns
     -------
@@ -280,7 +415,7 @@ def sin_theta(
     """
     if norm not in ("op", "fro"):
         raise ValidationError(f"norm must be 'op' or 'fro'; got {norm!r}.")
-    e, t, union = _pair(estimate, truth)
+    e, t, union = _pair(estimate, truth, alignment)
     out = {}
     for b in union:
         r = t.structure.rank_of(b) if b in t.structure.blocks else 1

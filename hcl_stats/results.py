@@ -163,19 +163,30 @@ class FitResult(LoadingsAccess):
             for m in range(self.n_modalities)
         ]
         rows = []
+        zero_blocks, reduced = [], False
         for b, r, lev in zip(
             self.structure.blocks,
             self.structure.ranks,
             self.structure.levels(),
             strict=True,
         ):
+            label = format_block(b, names)
+            rank: int | str = r
+            if self.structured:
+                kept = int(np.sum(np.any(self.loadings[:, self.structure.columns(b)] != 0,
+                                         axis=0)))
+                if kept == 0:
+                    zero_blocks.append(label)
+                    label, rank = f"{label} (zero)", f"0 of {r}"
+                elif kept < r:
+                    reduced, rank = True, f"{kept} of {r}"
             shares = []
             for m in range(self.n_modalities):
                 if m in b and signal[m] > 0:
                     shares.append(float(np.sum(self.block(m, b) ** 2)) / signal[m])
                 else:
                     shares.append(None)
-            rows.append([format_block(b, names), lev, r, *shares])
+            rows.append([label, lev, rank, *shares])
         noise = (
             f"{self.noise_var:.6g}"
             if np.ndim(self.noise_var) == 0
@@ -199,6 +210,13 @@ class FitResult(LoadingsAccess):
             header.append((label, f"{diag.objective:.6g}"))
         if diag.relative_gradient is not None:
             header.append(("Relative gradient", f"{diag.relative_gradient:.3g}"))
+        note = ("share v = fraction of view v's estimated signal variance "
+                "tr(W_v W_v^T) carried by the block.")
+        if zero_blocks:
+            header.append(("Blocks estimated as zero", ", ".join(zero_blocks)))
+        if zero_blocks or reduced:
+            note += (" Rank 'k of r': only k of the r requested columns are non-zero "
+                     "(the rest were shrunk to zero: no detectable signal).")
         columns = ["Block", "Level", "Rank", *(f"share {n}" for n in names)]
         # per-block evidence (hcl_stats.block_evidence.attach_evidence)
         evidence = diag.extra.get("block_evidence")
@@ -208,8 +226,7 @@ class FitResult(LoadingsAccess):
             header=tuple(header),
             columns=tuple(columns),
             rows=tuple(tuple(r) for r in rows),
-            note="share v = fraction of view v's estimated signal variance "
-            "tr(W_v W_v^T) carried by the block.",
+            note=note,
             sections=sections,
         )
 

@@ -268,7 +268,7 @@ CASES = [
     ("tol_zero", lambda: MaskedGradient(tol=0.0),
      ValidationError, r"tol must be > 0\.0; got 0\.0"),
     ("variant_unknown", lambda: SchurComplement(variant="diag"),
-     ValidationError, r"variant must be one of 'joint', 'per_view'; got 'diag'"),
+     ValidationError, r"variant must be one of 'joint', 'view_diagonal', 'per_view', 'paper'; got 'diag'"),
     ("init_not_accepted", lambda: SchurComplement().fit(
         GOOD, structure=S2, init=SchurComplement().fit(GOOD, structure=S2)),
      ValidationError, r"init is not used by SchurComplement"),

@@ -74,10 +74,14 @@ def test_summary_statistics_match_the_store(ran):
     assert row["mcse"] == pytest.approx(vals.std(ddof=1) / math.sqrt(3), rel=5e-6)
     assert row["median"] == pytest.approx(np.median(vals), rel=5e-6)
     assert not summary.duplicated(["cell_id", "estimator", "metric", "label"]).any()
-    # 3 views x 7 structures of "all:1" -> 12 (view, block) labels plus the mean
+    # 3 views x 7 structures of "all:1" -> 12 (view, block) labels plus the mean; the
+    # structure-blind naive fit also gets the 9 off-block (view, block) pairs (m not in S)
     n_block = summary[(summary.metric == "block_gram") & (summary.estimator == "naive")
                       & (summary.n_samples == 50)]
-    assert len(n_block) == 13
+    assert len(n_block) == 13 + 9
+    s_block = summary[(summary.metric == "block_gram") & (summary.estimator == "schur")
+                      & (summary.n_samples == 50)]
+    assert len(s_block) == 13
 
 
 def test_report_is_byte_identical_and_manifest_is_consistent(ran):
@@ -190,7 +194,7 @@ def test_figure_has_labelled_axes_and_legend(ran):
     assert len(fig.legends) == 1
     names = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "1 sd" in fig.legends[0].get_title().get_text()  # spec: errorbar = "sd"
-    assert {"naive PCA", "Schur (joint)", "Schur (per view)", "masked gradient"} <= set(names)
+    assert {"naive PCA", "Schur (joint)", "Schur (view-diagonal)", "masked gradient"} <= set(names)
     assert estimator_style("schur", ["x"])[0] == estimator_style("schur", ["schur", "y"])[0]
     # the legend sits below every axes (off the data)
     from matplotlib.backends.backend_agg import FigureCanvasAgg

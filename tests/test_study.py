@@ -24,7 +24,8 @@ def test_quick_config_loads():
     assert study.name == "quick"
     assert study.grid == ("n_samples",)
     assert [c.factors["n_samples"] for c in study.cells] == [500, 1000, 2000, 4000, 8000]
-    assert list(study.estimators) == ["naive", "schur", "schur_per_view", "masked_gradient"]
+    assert list(study.estimators) == ["naive", "schur", "schur_per_view", "schur_paper", "masked_gradient"]
+    assert study.estimators["schur_paper"].params == {"variant": "paper"}
     assert study.estimators["schur_per_view"].name == "schur"
     assert study.estimators["schur_per_view"].params == {"variant": "per_view"}
 

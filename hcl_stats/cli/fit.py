@@ -356,7 +356,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def _add_evidence_args(p: argparse.ArgumentParser) -> None:
-    from .._validation import cli_int
+    from .._validation import cli_float, cli_int
 
     p.add_argument(
         "--evidence",
@@ -366,7 +366,7 @@ def _add_evidence_args(p: argparse.ArgumentParser) -> None:
         "H0: r_S = 0, decision; hcl_stats.block_evidence); default: on iff the "
         "structure is learned",
     )
-    p.add_argument("--alpha", type=float, default=0.05,
+    p.add_argument("--alpha", type=cli_float(0.0, 1.0, open_low=True), default=0.05,
                    help="level of the per-block tests (default 0.05)")
     p.add_argument("--null-draws", type=cli_int(0), default=None,
                    help="parametric-bootstrap draws per null of the block test (0: no "

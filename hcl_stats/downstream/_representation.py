@@ -81,17 +81,34 @@ class Representation:
         ----------
         fit : FitResult
         reference : FitResult or HierarchicalFactorModel, optional
-            If given, ``fit`` is first rotated onto it with
-            :meth:`FitResult.aligned_to` (one orthogonal ``Q_S`` per block, a
-            global rotation for structure-blind fits). This is an oracle step: it
+            If given, ``fit`` is first rotated onto it with one orthogonal ``Q_S``
+            per block (:meth:`FitResult.aligned_to`), the identified ambiguity: it
             changes neither predictions (OLS) nor group norms (group lasso), only
             the coordinates in which ``beta_hat`` is expressed, so that it can be
-            compared with ``beta``.
+            compared with ``beta``. A structure-blind fit is first split into
+            blocks without the truth (:func:`hcl_stats.metrics.assign_blocks`:
+            the Schur recursion on its own ``W_hat W_hat^T``); a global rotation
+            onto the truth would choose its groups with the truth.
 
         Returns
         -------
         Representation
         """
+        if reference is not None and not getattr(fit, "structured", True):
+            from .._linalg import procrustes
+            from ..metrics import assign_blocks
+
+            if reference.structure != fit.structure:
+                raise ValidationError(
+                    "reference must have the same structure as the fit; got "
+                    f"{reference.structure} and {fit.structure}."
+                )
+            w = assign_blocks(fit)  # data-only split into blocks
+            ref = np.asarray(reference.loadings, dtype=float)
+            for b in fit.structure.blocks:
+                cols = fit.structure.columns(b)
+                w[:, cols] = w[:, cols] @ procrustes(w[:, cols], ref[:, cols])
+            return cls.from_loadings(w, fit.noise_diagonal(), fit.structure)
         if reference is not None:
             fit = fit.aligned_to(reference)
         structure = reference.structure if reference is not None else fit.structure

@@ -18,6 +18,10 @@ from ._base import Estimator, Problem, RawFit, check_positive_noise, signal_cova
 
 __all__ = ["NaivePCA", "SchurComplement", "schur_loadings"]
 
+#: Accepted ``variant`` values of :class:`SchurComplement` (``'per_view'`` is an
+#: alias of ``'view_diagonal'``).
+VARIANTS = ("joint", "view_diagonal", "per_view", "paper")
+
 #: Condition numbers above this trigger a NumericalWarning (about half of the
 #: float64 digits are lost).
 COND_WARN = 1e8
@@ -65,8 +69,11 @@ class NaivePCA(Estimator):
     -----
     Deterministic; ``rng`` is ignored. The result has ``structured=False``: its
     columns are identified only up to one global ``K x K`` rotation, so block-level
-    metrics first align it to the truth by a global Procrustes rotation (an oracle
-    step). ``W W^T`` itself is identified without alignment.
+    metrics first split it into blocks without the truth
+    (:func:`hcl_stats.metrics.assign_blocks`) and count its loadings outside each
+    block's views as error; the oracle alternative (a global Procrustes rotation
+    onto the truth) is only under ``alignment='oracle'`` / the ``*_oracle_aligned``
+    study metrics. ``W W^T`` itself is identified without alignment.
 
     Examples
     --------
@@ -125,7 +132,10 @@ def schur_loadings(
 
     and take its top-``r_S`` factor: jointly over all views of ``S``
     (``variant='joint'``, coherent across views) or separately on each view's
-    diagonal block (``variant='per_view'``, the reference code's rule).
+    diagonal block of that same ``A_S`` (``variant='view_diagonal'``, alias
+    ``'per_view'``; this package's per-view simplification, *not* the official
+    code's rule). ``variant='paper'`` is the official code's rule, a different
+    recursion: see :mod:`hcl_stats.estimators._paper_schur`.
 
     Parameters
     ----------
@@ -133,7 +143,7 @@ def schur_loadings(
         Denoised covariance.
     dims : tuple of int
     structure : Structure
-    variant : {'joint', 'per_view'}
+    variant : {'joint', 'view_diagonal', 'per_view', 'paper'}
     strict : bool, default=True
         Refuse a block whose Schur step is not exact (the generic column rank of
         the loadings it conditions on is below ``k_O``; see
@@ -156,7 +166,11 @@ def schur_loadings(
         ``r_S`` eigenvalues of ``A_S`` are positive (columns are then zero). The
         message gives the condition number.
     """
-    variant = check_choice(variant, "variant", ("joint", "per_view"))
+    variant = check_choice(variant, "variant", VARIANTS)
+    if variant == "paper":
+        from ._paper_schur import paper_schur_loadings
+
+        return paper_schur_loadings(s_w, dims, structure)
     off = block_offsets(dims)
     rows = [np.arange(off[m], off[m + 1]) for m in range(len(dims))]
     w = np.zeros((s_w.shape[0], structure.total_rank))
@@ -222,7 +236,8 @@ def schur_loadings(
                     raise NotIdentifiableError(
                         f"rank of block {_letters(b)} must be <= d_m = {dims[m]} for "
                         f"every view m in it with variant='per_view'; got r_S = {r} "
-                        f"for view {chr(ord('A') + m)}. Use variant='joint'."
+                        f"for view {chr(ord('A') + m)} with variant={variant!r}. Use "
+                        "variant='joint'."
                     )
                 idx = np.arange(local, local + dims[m])
                 w[rows[m], cols] = top_factor(a[np.ix_(idx, idx)], r)
@@ -260,12 +275,22 @@ class SchurComplement(Estimator):
 
     Parameters
     ----------
-    variant : {'joint', 'per_view'}, default='joint'
+    variant : {'joint', 'view_diagonal', 'per_view', 'paper'}, default='joint'
         ``'joint'`` factors the whole ``(S, S)`` Schur complement at once, so the
         views of ``S`` share one rotation and the cross-view blocks
-        ``W_m^S W_{m'}^S^T`` are estimated. ``'per_view'`` is the reference code's
-        rule: each view's diagonal block separately, which leaves the rotations of
-        the views in ``S`` incoherent.
+        ``W_m^S W_{m'}^S^T`` are estimated. ``'view_diagonal'`` (alias
+        ``'per_view'``) computes the same Schur complement and factors each view's
+        diagonal block of it separately, which leaves the rotations of the views
+        in ``S`` incoherent; it is this package's simplification, not the official
+        code's rule (the two agree on the specific blocks only). ``'paper'``
+        reproduces the
+        published initialiser (``HCL_SVD`` of the authors' public code) to
+        round-off: level-wise deflation (the pairwise step conditions on the
+        outside view with that view's specific part removed, at rank ``3r`` on
+        the paper's design, not on the raw block at ``4r``), per-view factors, and
+        eigenpairs of largest magnitude (``svds(which='LM')``), so a large
+        negative eigenvalue of a noisy Schur complement is kept; at most three
+        views (see :mod:`hcl_stats.estimators._paper_schur`).
     noise_var : {'scalar', 'per_view'} or float, default='scalar'
         See :class:`~hcl_stats.estimators.Estimator`.
 
@@ -298,7 +323,7 @@ class SchurComplement(Estimator):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_choice(self.variant, "variant", ("joint", "per_view"))
+        check_choice(self.variant, "variant", VARIANTS)
 
     def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
         noise = problem.noise_variance()
