@@ -1,0 +1,363 @@
+"""Asymptotic predictions of the expected Gram errors of the estimators.
+
+:func:`predicted_error` returns a table laid out like :func:`hcl_stats.theory.limits`
+with the predicted ``E ||G_hat - G||_F`` of every row:
+
+* ``naive`` and ``pca_shrink`` (overall row): spiked-covariance asymptotics
+  (eigenvalue limits and eigenvector cosines; Baik, Ben Arous and Peche 2005;
+  Paul 2007) plus the first-order fluctuation of the ``K x K`` signal block
+  (Daleckii-Krein), which is of order ``K^2 / n`` and not negligible when ``K / D``
+  is not small;
+* ``masked_gradient`` (every row): first-order (delta-method) asymptotics of the
+  masked least-squares fit ``min ||W W^T - (S - sigma_hat^2 I)||_F^2`` (a sandwich
+  covariance), with the Cramer-Rao bound of the Gaussian model under the mask
+  beside it (Fisher information with the rotations removed by a pseudo-inverse).
+
+Derivations are in ``docs/theory.md`` ("Predicted errors").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._limits import RowSpec, _check_model, _noise_of, _row_loadings, row_specs
+from ._validation import check_choice, check_int
+from .exceptions import ValidationError
+
+__all__ = [
+    "fisher_information",
+    "masked_parameters",
+    "param_covariances",
+    "predicted_error",
+    "spiked_overall_risk",
+]
+
+#: Largest number of free loading parameters for which the masked-gradient
+#: prediction builds its (p x p) matrices (about 300 MB each at this size).
+MAX_PARAMS = 6000
+
+ESTIMATORS = ("naive", "pca_shrink", "masked_gradient")
+
+
+# ------------------------------------------------------------------ spectral
+def _shrink_weight(lam: NDArray, s2: float, gamma: float) -> NDArray:
+    """``eta(lambda)`` of PCAShrink: debias, then multiply by the cosine squared."""
+    x = np.asarray(lam, dtype=float) / s2
+    b = x - 1.0 - gamma
+    above = x > (1.0 + math.sqrt(gamma)) ** 2
+    t = np.where(above, (b + np.sqrt(np.clip(b * b - 4 * gamma, 0, None))) / 2.0, 1.0)
+    c2 = (1.0 - gamma / t**2) / (1.0 + gamma / t)
+    return np.where(above, s2 * t * c2, 0.0)
+
+
+def spiked_overall_risk(
+    spikes: NDArray, noise_var: float, n_samples: int, d: int, estimator: str
+) -> dict[str, float]:
+    """Predicted ``E ||G_hat - G||_F^2`` of a spectral estimator of ``W W^T``.
+
+    Parameters
+    ----------
+    spikes : ndarray of shape (K,)
+        Eigenvalues ``ell`` of ``W W^T``.
+    noise_var : float
+        ``sigma^2`` (isotropic).
+    n_samples, d : int
+        ``n`` and ``D``; the sample covariance has ``nu = n - 1`` degrees of freedom.
+    estimator : {'naive', 'pca_shrink', 'oracle_shrink'}
+        ``oracle_shrink`` applies the optimal weights ``ell c^2`` of the true
+        spikes to the sample eigenvectors (the spectral limit's estimator).
+
+    Returns
+    -------
+    dict
+        ``bias`` (the deterministic proportional-limit part), ``fluctuation`` (the
+        ``K x K`` block's first-order variance), ``total`` and ``margin`` (the
+        smallest distance of a detectable spike's eigenvalue limit from the bulk
+        edge, in units of its standard deviation; ``inf`` if none is near).
+    """
+    ell = np.sort(np.asarray(spikes, dtype=float))[::-1]
+    s2 = float(noise_var)
+    nu = n_samples - 1
+    k = ell.size
+    # the K spike directions are not noise directions: the bulk has D - K of them,
+    # which is the finite-K version of gamma (the estimator's own rule uses D / n)
+    gamma = (d - k) / nu
+    gamma_est = d / n_samples
+    t = ell / s2
+    det = t > math.sqrt(gamma)
+    safe = np.where(det, t, 1.0)
+    edge = s2 * (1 + math.sqrt(gamma)) ** 2
+    lam = np.where(det, (ell + s2) * (1 + gamma / safe), edge)
+    c2 = np.where(det, (1 - gamma / safe**2) / (1 + gamma / safe), 0.0)
+    if estimator == "naive":
+        s2_hat = (ell.sum() + d * s2 - lam.sum()) / (d - k)
+        eta = np.clip(lam - s2_hat, 0.0, None)
+
+        def f(x: NDArray) -> NDArray:
+            return np.asarray(x) - s2_hat
+    elif estimator == "pca_shrink":
+        eta = _shrink_weight(lam, s2, gamma_est)
+
+        def f(x: NDArray) -> NDArray:
+            return _shrink_weight(x, s2, gamma_est)
+    elif estimator == "oracle_shrink":
+        eta = ell * c2
+
+        def f(x: NDArray) -> NDArray:
+            return _shrink_weight(x, s2, gamma)
+    else:  # pragma: no cover - checked by the caller
+        raise ValidationError(f"unknown spectral estimator {estimator!r}")
+    bias = float(np.sum((eta - ell * c2) ** 2 + ell**2 * (1 - c2**2)))
+    # first-order fluctuation of the detectable K x K block (Daleckii-Krein):
+    # off-diagonal entries u_i^T (S - Sigma) u_j have variance
+    # (ell_i + s2)(ell_j + s2) / nu and pass through the divided difference of f;
+    # the eigenvalues have variance 2 (ell + s2)^2 (1 - gamma / t^2) / nu (Paul 2007).
+    li = lam[det]
+    var_off = np.outer(ell[det] + s2, ell[det] + s2) / nu
+    h = 1e-6 * np.maximum(li, 1.0)
+    deriv = (f(li + h) - f(li - h)) / (2 * h)
+    diff = li[:, None] - li[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = (f(li)[:, None] - f(li)[None, :]) / diff
+    close = np.abs(diff) < 1e-9 * np.maximum(np.abs(li[:, None]), 1.0)
+    dd = np.where(close, 0.5 * (deriv[:, None] + deriv[None, :]), dd)
+    np.fill_diagonal(dd, deriv)
+    var = var_off.copy()
+    np.fill_diagonal(var, 2 * (ell[det] + s2) ** 2 * (1 - gamma / t[det] ** 2) / nu)
+    fluct = float(np.sum(dd**2 * var))
+    sd = np.sqrt(np.diag(var)) if li.size else np.zeros(0)
+    # Tracy-Widom scale of the bulk edge (Johnstone 2001)
+    tw = s2 * (1 + math.sqrt(gamma)) * (1 + 1 / math.sqrt(gamma)) ** (1 / 3) * nu ** (-2 / 3)
+    margin = float(np.min((li - edge) / (sd + tw))) if li.size else float("inf")
+    return {"bias": bias, "fluctuation": fluct, "total": bias + fluct, "margin": margin,
+            "n_undetectable": int(np.sum(~det))}
+
+
+# ------------------------------------------------------------- masked fit
+def masked_parameters(model: Any) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Row and column indices of the free loading entries (inside the mask)."""
+    mask = model.structure.mask(model.dims)
+    rows, cols = np.nonzero(mask)
+    return rows.astype(np.intp), cols.astype(np.intp)
+
+
+def _t_matrix(p_mat: NDArray, w: NDArray, rows: NDArray, cols: NDArray) -> NDArray:
+    """``T(P)[(a,b),(c,e)] = P_ac (W^T P W)_be + (P W)_ae (P W)_cb`` on the free entries."""
+    pw = p_mat @ w
+    wpw = w.T @ pw
+    return (
+        p_mat[np.ix_(rows, rows)] * wpw[np.ix_(cols, cols)]
+        + pw[rows[:, None], cols[None, :]] * pw[rows[None, :], cols[:, None]]
+    )
+
+
+def fisher_information(model: Any, n_samples: int) -> NDArray[np.float64]:
+    """Fisher information of ``(W under the mask, sigma^2)`` from ``n`` Gaussian rows.
+
+    ``I = nu/2 * d vec(Sigma)^T (Sigma^{-1} kron Sigma^{-1}) d vec(Sigma)`` with
+    ``nu = n - 1`` (unknown mean). With ``P = Sigma^{-1}`` the loading block is
+    ``nu T(P)``, ``T(P)[(a,b),(c,e)] = P_ac (W^T P W)_be + (P W)_ae (P W)_cb``; the
+    cross terms with ``sigma^2`` are ``nu (P^2 W)_ab`` and
+    ``I_{sigma^2 sigma^2} = nu tr(P^2) / 2``. Scalar noise only.
+
+    Returns
+    -------
+    ndarray of shape (p + 1, p + 1)
+        Parameters in the order of :func:`masked_parameters`, then ``sigma^2``.
+    """
+    w = np.asarray(model.loadings)
+    rows, cols = masked_parameters(model)
+    nu = n_samples - 1
+    prec = np.linalg.inv(model.covariance())
+    p = rows.size
+    out = np.empty((p + 1, p + 1))
+    out[:p, :p] = nu * _t_matrix(prec, w, rows, cols)
+    cross = nu * (prec @ prec @ w)[rows, cols]
+    out[:p, p] = cross
+    out[p, :p] = cross
+    out[p, p] = nu * float(np.sum(prec * prec)) / 2.0
+    return out
+
+
+def _pinv_known_null(mat: NDArray, null_dim: int) -> NDArray:
+    """Pseudo-inverse of a symmetric PSD matrix whose null space has ``null_dim`` dims."""
+    vals, vecs = np.linalg.eigh((mat + mat.T) / 2)
+    keep = np.ones(vals.size, dtype=bool)
+    keep[:null_dim] = False
+    return (vecs[:, keep] / vals[keep]) @ vecs[:, keep].T
+
+
+def param_covariances(model: Any, n_samples: int) -> tuple[NDArray, NDArray]:
+    """Asymptotic covariances of the free loading entries: masked fit and CRB.
+
+    The masked least-squares fit solves ``J^T vec(W W^T - S_W) = 0`` on the free
+    entries (``S_W = S - sigma_hat^2 I``, ``sigma_hat^2`` the mean of the bottom
+    ``D - K`` eigenvalues). Linearising at the truth, ``dW = H^+ g`` with the
+    Gauss-Newton matrix ``H = 2 T(I)`` and ``g = 2 (E W - dsigma^2 W)`` masked,
+    ``Cov(E W) = T(Sigma) / nu`` and ``Var(dsigma^2) = 2 sigma^4 / (nu (D - K))``
+    (uncorrelated with ``E W``), so ``Cov(dW) = T(I)^+ [T(Sigma) / nu + 2 sigma^4
+    w w^T / (nu (D - K))] T(I)^+``. The pseudo-inverses drop the
+    ``sum_S r_S (r_S - 1) / 2`` rotation directions ``W^S -> W^S A`` (``A`` skew),
+    along which every ``W^S W^S^T`` is constant.
+
+    Returns
+    -------
+    (masked, crb) : pair of ndarray of shape (p, p)
+    """
+    w = np.asarray(model.loadings)
+    rows, cols = masked_parameters(model)
+    if rows.size > MAX_PARAMS:
+        raise ValidationError(
+            f"the masked-gradient prediction builds p x p matrices; the model has "
+            f"p = {rows.size} free loading entries > {MAX_PARAMS}. Use smaller dims."
+        )
+    nu = n_samples - 1
+    null_dim = sum(r * (r - 1) // 2 for r in model.structure.ranks)
+    h_pinv = _pinv_known_null(_t_matrix(np.eye(w.shape[0]), w, rows, cols), null_dim)
+    meat = _t_matrix(model.covariance(), w, rows, cols) / nu
+    s = _noise_of(model)
+    d, k = w.shape
+    if np.all(s == s[0]) and d > k:
+        wv = w[rows, cols]
+        meat = meat + 2 * s[0] ** 2 / (nu * (d - k)) * np.outer(wv, wv)
+    masked = h_pinv @ meat @ h_pinv
+    fisher = fisher_information(model, n_samples)
+    crb = _pinv_known_null(fisher, null_dim)[: rows.size, : rows.size]
+    return masked, crb
+
+
+def _gram_risk(
+    model: Any, row: RowSpec, cov: NDArray, rows: NDArray, cols: NDArray
+) -> tuple[float, float, float]:
+    """First- and second-order ``E ||dF F^T + F dF^T + dF dF^T||^2`` of a row.
+
+    ``dF`` is Gaussian with covariance ``cov`` on the free entries of the row.
+    Returns ``(first, second, var_first)``, the last the variance of the
+    first-order squared norm (for the Jensen correction of ``E ||.||``).
+    """
+    f = _row_loadings(model, row)
+    ucols = np.unique(np.concatenate(row.columns))
+    # map each free entry to (local row, local column) of the row's factor, or -1
+    loc_r = np.full(rows.size, -1)
+    off = 0
+    for m, c in zip(row.views, row.columns, strict=True):
+        sl = model.row_slice(m)
+        inside = (rows >= sl.start) & (rows < sl.stop) & np.isin(cols, c)
+        loc_r[inside] = rows[inside] - sl.start + off
+        off += model.dims[m]
+    sel = loc_r >= 0
+    a = loc_r[sel]
+    b = np.searchsorted(ucols, cols[sel])
+    c_row = cov[np.ix_(sel, sel)]
+    ftf = f.T @ f
+    # J^T J of dF -> dF F^T + F dF^T is 2 T_F, T_F[(a,b),(c,e)] = [a = c] (F^T F)_be + F_ae F_cb
+    t_f = (a[:, None] == a[None, :]) * ftf[np.ix_(b, b)] + f[a[:, None], b[None, :]] * f[
+        a[None, :], b[:, None]
+    ]
+    tc = t_f @ c_row
+    first = 2.0 * float(np.trace(tc))
+    var_first = 8.0 * float(np.sum(tc * tc.T))  # Var ||J dF||^2 = 2 tr((2 T_F C)^2)
+    full = np.zeros((f.shape[0], ucols.size, f.shape[0], ucols.size))
+    full[a[:, None], b[:, None], a[None, :], b[None, :]] = c_row
+    m1 = np.einsum("abcb->ac", full)
+    m2 = np.einsum("abae->be", full)
+    t3 = float(np.einsum("abce,cbae->", full, full))
+    second = float(np.sum(m1**2) + np.sum(m2**2)) + t3
+    return first, second, var_first
+
+
+def predicted_error(model: Any, n_samples: int, estimator: str) -> Any:
+    """Predicted expected Gram error of an estimator, row by row.
+
+    Parameters
+    ----------
+    model : HierarchicalFactorModel
+        The true model (uncorrelated latents).
+    n_samples : int
+        ``n``; must exceed ``K + 3``.
+    estimator : {'naive', 'pca_shrink', 'masked_gradient'}
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of :func:`hcl_stats.theory.limits` (``view``, ``block``,
+        ``kind``) with ``predicted_error`` (predicted ``E ||G_hat - G||_F``: for
+        ``masked_gradient`` the square root of the predicted mean squared error
+        less its delta-method Jensen gap ``Var(||X||^2) / (8 E||X||^2^{3/2})``; for
+        the spectral estimators the square root, whose gap is below 0.1% there
+        because ``||X||`` concentrates), ``predicted_mse``,
+        ``valid`` (whether the asymptotics apply; see Notes) and ``note``. For
+        ``masked_gradient`` also ``crb`` (``sqrt`` of the Cramer-Rao bound of the
+        Gaussian model under the mask) and ``second_order`` (the ``dW dW^T`` term
+        included in ``predicted_mse``). Spectral estimators are predicted on the
+        ``overall`` row only (NaN elsewhere: their per-block errors depend on how
+        a structure-blind fit is assigned to blocks).
+
+    Raises
+    ------
+    ValidationError
+        On a bad ``estimator``, ``n_samples <= K + 3``, heteroscedastic noise for
+        the spectral estimators, or a model too large for the masked prediction.
+
+    Notes
+    -----
+    ``valid`` is False for the spectral estimators when a spike is undetectable
+    or the eigenvalue of a detectable spike lies within three standard deviations
+    (Gaussian plus Tracy-Widom scale) of the bulk edge: near the BBP transition
+    the eigenvalue is not Gaussian and the cosine limit is not reached. For
+    ``masked_gradient`` it is False when the second-order term exceeds 10% of the
+    first-order one (``n`` not large compared with ``d``).
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> model = hs.HierarchicalFactorModel.random((20, 20, 20), "all:1", rng=0)
+    >>> tab = hs.theory.predicted_error(model, 4000, "masked_gradient")
+    >>> bool(tab["valid"].all()) and bool((tab["crb"] ** 2 <= tab["predicted_mse"]).all())
+    True
+    """
+    import pandas as pd
+
+    _check_model(model)
+    estimator = check_choice(estimator, "estimator", ESTIMATORS)
+    k = model.structure.total_rank
+    n = check_int(n_samples, "n_samples", minimum=k + 4)
+    specs = row_specs(model)
+    recs = [{"view": r.view, "block": r.block, "kind": r.kind,
+             "predicted_error": float("nan"), "predicted_mse": float("nan"),
+             "valid": False, "note": ""} for r in specs]
+    if estimator in ("naive", "pca_shrink"):
+        s = _noise_of(model)
+        if not np.all(s == s[0]):
+            raise ValidationError(
+                "the spiked-model prediction needs isotropic noise (one sigma^2 for "
+                f"all views); got noise_var = {list(s)}."
+            )
+        w = np.asarray(model.loadings)
+        spikes = np.linalg.svd(w, compute_uv=False) ** 2
+        res = spiked_overall_risk(spikes, float(s[0]), n, w.shape[0], estimator)
+        ok = res["n_undetectable"] == 0 and res["margin"] > 3.0
+        note = (f"margin {res['margin']:.2f} sd from the edge; "
+                f"{res['n_undetectable']} undetectable spike(s)")
+        recs[-1].update(predicted_error=math.sqrt(res["total"]), predicted_mse=res["total"],
+                        valid=ok, note=note)
+        for r in recs[:-1]:
+            r["note"] = "per-block error of a structure-blind fit: not predicted"
+        return pd.DataFrame.from_records(recs)
+    masked, crb = param_covariances(model, n)
+    rows, cols = masked_parameters(model)
+    for rec, spec in zip(recs, specs, strict=True):
+        first, second, var_first = _gram_risk(model, spec, masked, rows, cols)
+        c_first, _, _ = _gram_risk(model, spec, crb, rows, cols)
+        mse = first + second
+        # E ||X|| = sqrt(m) - Var(||X||^2) / (8 m^{3/2}) + ... (delta method)
+        mean = math.sqrt(mse) * (1.0 - var_first / (8.0 * mse * mse))
+        rec.update(predicted_error=mean, predicted_mse=mse,
+                   crb=math.sqrt(c_first), second_order=second,
+                   valid=bool(second <= 0.1 * first),
+                   note=f"second/first order = {second / first:.3f}")
+    return pd.DataFrame.from_records(recs)
