@@ -224,7 +224,10 @@ def limits(model: Any, n_samples: int) -> Any:
         known-latent Cramer-Rao bound; an asymptotic lower bound for every
         regular estimator from ``x`` alone) and ``spectral_limit`` (overall row
         only, isotropic noise only: the asymptotic RMS risk of the best
-        orthogonally equivariant estimator of ``W W^T``; NaN elsewhere).
+        orthogonally equivariant estimator of ``W W^T``; NaN elsewhere) and
+        ``spectral_limit_finite_n`` (the same estimator's predicted RMS error at
+        this ``n``: finite-``K`` ratio ``(D - K)/(n - 1)`` plus the first-order
+        fluctuation of the ``K x K`` signal block, docs/theory.md §9).
 
     Raises
     ------
@@ -267,10 +270,15 @@ def limits(model: Any, n_samples: int) -> Any:
         edge_r = s2 * math.sqrt(p / n)
         risk, crb = ls_oracle_risk(model, row, n)
         g_norm = float(np.sqrt(np.sum(spikes**2)))
-        spec = float("nan")
+        spec = spec_n = float("nan")
         if row.kind == "overall" and isotropic:
+            from ._predict import spiked_overall_risk
+
             _, per = spectral_limit_terms(spikes, s2, d_total / n)
             spec = float(np.sqrt(np.sum(per)))
+            spec_n = math.sqrt(
+                spiked_overall_risk(spikes, s2, n, d_total, "oracle_shrink")["total"]
+            )
         records.append(
             {
                 "view": row.view,
@@ -287,6 +295,7 @@ def limits(model: Any, n_samples: int) -> Any:
                 "oracle_floor": math.sqrt(risk),
                 "oracle_crb": math.sqrt(crb),
                 "spectral_limit": spec,
+                "spectral_limit_finite_n": spec_n,
             }
         )
     return pd.DataFrame.from_records(records)

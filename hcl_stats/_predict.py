@@ -33,6 +33,7 @@ __all__ = [
     "masked_parameters",
     "param_covariances",
     "predicted_error",
+    "rotation_basis",
     "spiked_overall_risk",
 ]
 
@@ -183,12 +184,50 @@ def fisher_information(model: Any, n_samples: int) -> NDArray[np.float64]:
     return out
 
 
-def _pinv_known_null(mat: NDArray, null_dim: int) -> NDArray:
-    """Pseudo-inverse of a symmetric PSD matrix whose null space has ``null_dim`` dims."""
-    vals, vecs = np.linalg.eigh((mat + mat.T) / 2)
-    keep = np.ones(vals.size, dtype=bool)
-    keep[:null_dim] = False
-    return (vecs[:, keep] / vals[keep]) @ vecs[:, keep].T
+def rotation_basis(model: Any) -> NDArray[np.float64]:
+    """Orthonormal basis of the rotation directions on the free loading entries.
+
+    For every block ``S`` and ``i < j <= r_S``: ``dW^S = W^S (e_i e_j^T - e_j e_i^T)``,
+    along which every ``W^S W^S^T`` (and the likelihood) is constant.
+
+    Returns
+    -------
+    ndarray of shape (p, sum_S r_S (r_S - 1) / 2)
+    """
+    w = np.asarray(model.loadings)
+    rows, cols = masked_parameters(model)
+    dirs = []
+    for b in model.structure.blocks:
+        c = model.structure.columns(b)
+        ws = w[:, c]
+        r = ws.shape[1]
+        for i in range(r):
+            for j in range(i + 1, r):
+                gen = np.zeros((r, r))
+                gen[i, j], gen[j, i] = 1.0, -1.0
+                dw = np.zeros_like(w)
+                dw[:, c] = ws @ gen
+                dirs.append(dw[rows, cols])
+    if not dirs:
+        return np.zeros((rows.size, 0))
+    q, _ = np.linalg.qr(np.array(dirs).T)
+    return q
+
+
+def _pinv_known_null(mat: NDArray, null: NDArray) -> NDArray:
+    """Pseudo-inverse of a symmetric PSD matrix whose null space is ``span(null)``.
+
+    ``(A + c N N^T)^{-1} = A^+ + N N^T / c`` for orthonormal ``N`` spanning the
+    null space of ``A``; one Cholesky factorisation instead of an eigendecomposition.
+    """
+    from scipy.linalg import cho_factor, cho_solve
+
+    sym = (mat + mat.T) / 2
+    if null.shape[1] == 0:
+        return cho_solve(cho_factor(sym), np.eye(sym.shape[0]))
+    c = float(np.trace(sym)) / sym.shape[0]
+    nn = null @ null.T
+    return cho_solve(cho_factor(sym + c * nn), np.eye(sym.shape[0])) - nn / c
 
 
 def param_covariances(model: Any, n_samples: int) -> tuple[NDArray, NDArray]:
@@ -216,8 +255,8 @@ def param_covariances(model: Any, n_samples: int) -> tuple[NDArray, NDArray]:
             f"p = {rows.size} free loading entries > {MAX_PARAMS}. Use smaller dims."
         )
     nu = n_samples - 1
-    null_dim = sum(r * (r - 1) // 2 for r in model.structure.ranks)
-    h_pinv = _pinv_known_null(_t_matrix(np.eye(w.shape[0]), w, rows, cols), null_dim)
+    null = rotation_basis(model)
+    h_pinv = _pinv_known_null(_t_matrix(np.eye(w.shape[0]), w, rows, cols), null)
     meat = _t_matrix(model.covariance(), w, rows, cols) / nu
     s = _noise_of(model)
     d, k = w.shape
@@ -226,7 +265,9 @@ def param_covariances(model: Any, n_samples: int) -> tuple[NDArray, NDArray]:
         meat = meat + 2 * s[0] ** 2 / (nu * (d - k)) * np.outer(wv, wv)
     masked = h_pinv @ meat @ h_pinv
     fisher = fisher_information(model, n_samples)
-    crb = _pinv_known_null(fisher, null_dim)[: rows.size, : rows.size]
+    crb = _pinv_known_null(fisher, np.vstack([null, np.zeros((1, null.shape[1]))]))[
+        : rows.size, : rows.size
+    ]
     return masked, crb
 
 
