@@ -39,20 +39,36 @@ _MEASURED = {"overall": ("overall_gram", "overall")}
 _PRED_ESTIMATORS = ("naive", "pca_shrink", "masked_gradient")
 
 
-def _needed_metrics(study: Any) -> set[str]:
-    out: set[str] = set()
+def _needed(study: Any) -> dict[str, set[str] | None]:
+    """Metric -> labels (None: all labels) that ``hcl-stats rates`` reads."""
+    need: dict[str, set[str] | None] = {}
+
+    def add(metric: str, labels: Any) -> None:
+        if labels is None or need.get(metric, set()) is None:
+            need[metric] = None
+        else:
+            need.setdefault(metric, set()).update(str(x) for x in labels)  # type: ignore[union-attr]
+
     for spec in list(study.report.get("rates", [])) + list(study.report.get("terms", [])):
+        labels = spec.get("labels") or ([spec["label"]] if "label" in spec else None)
         if "metric" in spec:
-            out.add(str(spec["metric"]))
+            add(str(spec["metric"]), labels)
         if spec.get("bound"):
-            out.add(str(spec["bound"]).partition(":")[0])
+            bmetric, _, blabel = str(spec["bound"]).partition(":")
+            add(bmetric, [blabel] if blabel else None)
         for t in spec.get("terms", []) or []:
-            out.add(str(t).partition(":")[0])
+            add(str(t).partition(":")[0], None)
         if spec.get("y"):
-            out.add(str(spec["y"]))
+            add(str(spec["y"]), None)
     if "predicted_gram" in study.metrics:
-        out |= {"predicted_gram", "oracle_floor", "overall_gram", "structure_gram"}
-    return out & set(study.metrics) if study.metrics else out
+        # read only beside the predictions (masked_gradient rows suffice): recorded
+        # under a private key so that load_replicates can drop the other estimators
+        need["_pred_only"] = {m for m in ("structure_gram", "oracle_floor") if m not in need}
+        add("predicted_gram", None)
+        add("oracle_floor", None)
+        add("overall_gram", ["overall"])
+        add("structure_gram", None)
+    return need
 
 
 def load_replicates(study: Any, store_path: Path | None, out_dir: Path) -> Any:
@@ -70,9 +86,18 @@ def load_replicates(study: Any, store_path: Path | None, out_dir: Path) -> Any:
         with ResultStore(store_path, readonly=True) as store:
             tidy = store.tidy()
         tidy = tidy[tidy["estimator"].isin(list(study.estimators))]
-        metrics = _needed_metrics(study)
-        if metrics:
-            keep = tidy["metric"].isin(sorted(metrics)) | tidy["metric"].isna()
+        need = _needed(study)
+        if need:
+            pred_only = sorted(need.pop("_pred_only", None) or ())
+            keep = tidy["metric"].isna()
+            for metric, labels in need.items():
+                hit = tidy["metric"] == metric
+                if labels is not None:
+                    hit &= tidy["label"].astype(str).isin(sorted(labels))
+                keep |= hit
+            # the per-structure measurements and the truth-only limits are read only
+            # beside the predictions (and the limits are the same for every estimator)
+            keep &= ~tidy["metric"].isin(pred_only) | (tidy["estimator"] == "masked_gradient")
             tidy = tidy[keep]
         factors = [c for c in study.grid if c in tidy.columns]
         cols = ["cell_id", "rep", "estimator", "status", *factors, "metric", "label", "value"]
@@ -207,8 +232,11 @@ def predicted_figure(df: Any, estimator_order: list[str]) -> Any:
     sub = df[df["label"] == "overall"]
     panels = list(sub.groupby("dims", sort=False)) if "dims" in sub.columns else [("", sub)]
     panels.sort(key=lambda kv: sum(json.loads(kv[0])) if isinstance(kv[0], str) and kv[0] else 0)
-    fig = Figure(figsize=(4.2 * len(panels), 3.6), layout="constrained")
+    from matplotlib.ticker import FormatStrFormatter
+
+    fig = Figure(figsize=(4.2 * len(panels), 3.9), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    handles: dict[str, Any] = {}
     for ax, (dims, part) in zip(axes, panels, strict=True):
         for est, e in part.groupby("estimator", sort=False):
             st = estimator_style(est, estimator_order)
@@ -216,18 +244,24 @@ def predicted_figure(df: Any, estimator_order: list[str]) -> Any:
             x = e["n_samples"].to_numpy(dtype=float)
             y = e["measured"].to_numpy(dtype=float)
             err = [y - e["measured_ci_low"].to_numpy(float), e["measured_ci_high"].to_numpy(float) - y]
-            ax.errorbar(x, y, yerr=err, fmt=st.marker, color=st.colour, ms=4, capsize=2,
-                        lw=0, elinewidth=1, label=f"{st.name}: measured (95% CI)")
-            ax.plot(x, e["predicted"].to_numpy(float), "-", color=st.colour, lw=1.2,
-                    label=f"{st.name}: predicted")
+            h1 = ax.errorbar(x, y, yerr=err, fmt=st.marker, color=st.colour, ms=4,
+                             capsize=2, lw=0, elinewidth=1)
+            (h2,) = ax.plot(x, e["predicted"].to_numpy(float), "-", color=st.colour, lw=1.2)
+            handles.setdefault(f"{st.name}: measured mean (95% CI)", h1)
+            handles.setdefault(f"{st.name}: predicted (theory)", h2)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        for axis in (ax.yaxis,):
+            axis.set_major_formatter(FormatStrFormatter("%g"))
+            axis.set_minor_formatter(FormatStrFormatter("%g"))
+        ax.tick_params(axis="y", which="minor", labelsize=6)
         ax.set_xlabel("unlabelled sample size n")
-        ax.set_ylabel(r"overall Gram error $\|\hat W\hat W^\top - WW^\top\|_F$")
+        ax.set_ylabel(r"overall error $\|\hat W\hat W^\top - WW^\top\|_F$")
         d = json.loads(dims) if isinstance(dims, str) and dims else dims
         ax.set_title(f"d = {tuple(d)} (D = {sum(d)})" if d else "overall error", fontsize=9)
         ax.grid(True, which="both", lw=0.3, alpha=0.5)
-    axes[-1].legend(fontsize=7, loc="lower left")
+    fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
+               ncol=3, fontsize=8, frameon=False)
     return fig
 
 
