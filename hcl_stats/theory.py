@@ -40,6 +40,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._limits import limits
+from ._linalg import block_offsets
 from ._predict import predicted_error
 from ._validation import _short, check_int, check_real
 from .exceptions import ValidationError
@@ -257,7 +258,7 @@ def population_quantities(model: Any) -> PopulationQuantities:
     s_max = float(s[0]) if s.size else 0.0
     s_min = float(s[-1]) if s.size else 0.0
     gap = float(ev[k - 1] - ev[k]) if k < ev.size else float(ev[k - 1])
-    offsets = np.concatenate([[0], np.cumsum(dims)])
+    offsets = block_offsets(dims)
     blocks: dict[frozenset[int], tuple[float, float]] = {}
     views: dict[tuple[int, frozenset[int]], tuple[float, float]] = {}
     for b in structure.blocks:
