@@ -189,11 +189,10 @@ def spectral_limit_terms(
     ``eta = ell c^2`` and the spike's limiting squared error ``ell^2 (1 - c^4)``
     (``ell^2`` when undetectable).
     """
-    t = np.asarray(spikes, dtype=float) / noise_var
-    above = t > math.sqrt(gamma)
-    safe = np.where(above, t, 1.0)
-    c2 = np.where(above, (1.0 - gamma / safe**2) / (1.0 + gamma / safe), 0.0)
+    from ._rmt import spike_cosine_sq
+
     ell = np.asarray(spikes, dtype=float)
+    c2 = spike_cosine_sq(ell, noise_var, gamma)
     return c2, ell**2 * (1.0 - c2**2)
 
 

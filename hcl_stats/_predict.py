@@ -25,6 +25,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._limits import RowSpec, _check_model, _noise_of, _row_loadings, row_specs
+from ._rmt import (
+    mp_edge,
+    spike_cosine_sq,
+    spike_eigenvalue,
+    spike_from_eigenvalue,
+    tracy_widom_scale,
+)
 from ._validation import check_choice, check_int
 from .exceptions import ValidationError
 
@@ -47,12 +54,8 @@ ESTIMATORS = ("naive", "pca_shrink", "masked_gradient")
 # ------------------------------------------------------------------ spectral
 def _shrink_weight(lam: NDArray, s2: float, gamma: float) -> NDArray:
     """``eta(lambda)`` of PCAShrink: debias, then multiply by the cosine squared."""
-    x = np.asarray(lam, dtype=float) / s2
-    b = x - 1.0 - gamma
-    above = x > (1.0 + math.sqrt(gamma)) ** 2
-    t = np.where(above, (b + np.sqrt(np.clip(b * b - 4 * gamma, 0, None))) / 2.0, 1.0)
-    c2 = (1.0 - gamma / t**2) / (1.0 + gamma / t)
-    return np.where(above, s2 * t * c2, 0.0)
+    ell = spike_from_eigenvalue(np.atleast_1d(lam), s2, gamma)
+    return ell * spike_cosine_sq(ell, s2, gamma)
 
 
 def spiked_overall_risk(
@@ -90,10 +93,9 @@ def spiked_overall_risk(
     gamma_est = d / n_samples
     t = ell / s2
     det = t > math.sqrt(gamma)
-    safe = np.where(det, t, 1.0)
-    edge = s2 * (1 + math.sqrt(gamma)) ** 2
-    lam = np.where(det, (ell + s2) * (1 + gamma / safe), edge)
-    c2 = np.where(det, (1 - gamma / safe**2) / (1 + gamma / safe), 0.0)
+    edge = mp_edge(s2, gamma)
+    lam = spike_eigenvalue(ell, s2, gamma)
+    c2 = spike_cosine_sq(ell, s2, gamma)
     if estimator == "naive":
         s2_hat = (ell.sum() + d * s2 - lam.sum()) / (d - k)
         eta = np.clip(lam - s2_hat, 0.0, None)
@@ -132,7 +134,7 @@ def spiked_overall_risk(
     fluct = float(np.sum(dd**2 * var))
     sd = np.sqrt(np.diag(var)) if li.size else np.zeros(0)
     # Tracy-Widom scale of the bulk edge (Johnstone 2001)
-    tw = s2 * (1 + math.sqrt(gamma)) * (1 + 1 / math.sqrt(gamma)) ** (1 / 3) * nu ** (-2 / 3)
+    tw = s2 * tracy_widom_scale(d - k, nu)
     margin = float(np.min((li - edge) / (sd + tw))) if li.size else float("inf")
     return {"bias": bias, "fluctuation": fluct, "total": bias + fluct, "margin": margin,
             "n_undetectable": int(np.sum(~det))}
