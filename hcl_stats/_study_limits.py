@@ -10,8 +10,8 @@ replicate and the cell's ``n``; they never enter an estimate):
   ``valid:overall`` (1 if the asymptotics apply, else 0). ``masked_gradient`` is
   predicted only for models with at most :data:`STUDY_MAX_PARAMS` free loading
   entries.
-* ``oracle_floor``: :func:`hcl_stats.theory.limits` ``oracle_floor`` per structure
-  and ``overall``, ``spectral_limit`` (overall) and ``zero_error`` (overall);
+* ``oracle_floor``: :func:`hcl_stats.theory.limits` ``oracle_floor`` per (view,
+  block) (labels ``A|ABC`` as ``block_gram``), per structure and ``overall``, ``spectral_limit`` (overall) and ``zero_error`` (overall);
   these are labelled as oracles (they use the truth).
 """
 
@@ -55,7 +55,9 @@ def _limits(fit: Any, truth: Any, ctx: Any) -> dict[str, float]:
     tab = limits(truth, int(ctx.factors["n_samples"]))
     out: dict[str, float] = {}
     for _, row in tab.iterrows():
-        if row["kind"] == "structure":
+        if row["kind"] == "view_block":
+            out[f"{row['view']}|{row['block']}"] = float(row["oracle_floor"])
+        elif row["kind"] == "structure":
             out[str(row["block"])] = float(row["oracle_floor"])
         elif row["kind"] == "overall":
             out["overall"] = float(row["oracle_floor"])
