@@ -56,8 +56,8 @@ def _needed(study: Any) -> dict[str, set[str] | None]:
         if spec.get("bound"):
             bmetric, _, blabel = str(spec["bound"]).partition(":")
             add(bmetric, [blabel] if blabel else None)
-        for t in spec.get("terms", []) or []:
-            add(str(t).partition(":")[0], None)
+        if spec.get("terms"):
+            add(str(spec.get("terms_metric", "ds_terms")), [str(t) for t in spec["terms"]])
         if spec.get("y"):
             add(str(spec["y"]), None)
     if "predicted_gram" in study.metrics:
