@@ -224,9 +224,11 @@ def limits(model: Any, n_samples: int) -> Any:
         regular estimator from ``x`` alone) and ``spectral_limit`` (overall row
         only, isotropic noise only: the asymptotic RMS risk of the best
         orthogonally equivariant estimator of ``W W^T``; NaN elsewhere) and
-        ``spectral_limit_finite_n`` (the same estimator's predicted RMS error at
-        this ``n``: finite-``K`` ratio ``(D - K)/(n - 1)`` plus the first-order
-        fluctuation of the ``K x K`` signal block, docs/theory.md §9).
+        ``spectral_limit_finite_n`` (an attempted finite-``n`` correction:
+        finite-``K`` ratio ``(D - K)/(n - 1)`` plus the ``K x K`` fluctuation term
+        of docs/theory.md §9; **not validated**: it over-predicts the oracle
+        shrinker's Monte Carlo MSE by 1-15% in reports/limits/numbers.md, while
+        ``spectral_limit`` is within 3%).
 
     Raises
     ------
