@@ -44,8 +44,8 @@ n_samples = {n}
 
 
 def _time_study(text: str, jobs: int, reps: int, workdir: Path, cpu: bool = False) -> float:
-    from hcl_stats.runner import run_study
-    from hcl_stats.store import ResultStore
+    from hcl_stats.study.runner import run_study
+    from hcl_stats.study.store import ResultStore
     from hcl_stats.study import load_study
 
     cfg = workdir / f"mc_{jobs}.toml"

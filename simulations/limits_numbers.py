@@ -27,7 +27,7 @@ import sys
 import numpy as np
 
 import hcl_stats as hs
-from hcl_stats._limits import row_specs
+from hcl_stats.theory.limits import row_specs
 from hcl_stats.sampling import wishart_sample_cov
 
 DESIGNS = [

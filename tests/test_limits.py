@@ -10,8 +10,8 @@ import pytest
 
 import hcl_stats as hs
 from hcl_stats import theory
-from hcl_stats._limits import ls_oracle_risk, row_specs
-from hcl_stats._predict import (
+from hcl_stats.theory.limits import ls_oracle_risk, row_specs
+from hcl_stats.theory.predict import (
     _t_matrix,
     fisher_information,
     masked_parameters,

@@ -347,7 +347,7 @@ def test_fit_rate_checks_bound_column_before_fitting():
 
 def test_plot_rate_returns_figure_with_ci_box():
     pytest.importorskip("matplotlib")
-    from hcl_stats.theory_plots import plot_rate
+    from hcl_stats.theory.plots import plot_rate
 
     n = np.repeat([100.0, 400.0, 1600.0], 3)
     df = pd.DataFrame({
@@ -367,7 +367,7 @@ def test_plot_rate_returns_figure_with_ci_box():
 
 
 def test_rates_command_tables_from_tidy_rows(global_seed):
-    from hcl_stats._cli_theory import rate_table, term_table
+    from hcl_stats.theory.rates_report import rate_table, term_table
 
     gen = np.random.default_rng(global_seed)
     rows = []

@@ -9,7 +9,7 @@ rebuild from committed files, the command
 2. always computes from that CSV, so a run with the store and a run from the
    committed CSV alone give byte-identical outputs.
 
-When the study records ``predicted_gram`` (:mod:`hcl_stats._study_limits`), the
+When the study records ``predicted_gram`` (:mod:`hcl_stats.study.tasks.limits_metrics`), the
 command also writes the predicted-against-measured comparison: a table with the
 measured mean and its 95% CI, the mean prediction, the ratio predicted/measured
 with a CI, and a figure ``rate_predicted_vs_measured``.
@@ -81,7 +81,7 @@ def load_replicates(study: Any, store_path: Path | None, out_dir: Path) -> Any:
 
     path = out_dir / REPLICATES
     if store_path is not None and store_path.exists():
-        from .store import ResultStore
+        from ..study.store import ResultStore
 
         with ResultStore(store_path, readonly=True) as store:
             tidy = store.tidy()
@@ -227,7 +227,7 @@ def predicted_figure(df: Any, estimator_order: list[str]) -> Any:
     """Overall error vs n: measured means with 95% CIs (markers) and predictions (lines)."""
     from matplotlib.figure import Figure
 
-    from .plotting import estimator_style
+    from ..plotting import estimator_style
 
     sub = df[df["label"] == "overall"]
     panels = list(sub.groupby("dims", sort=False)) if "dims" in sub.columns else [("", sub)]

@@ -24,16 +24,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._limits import RowSpec, _check_model, _noise_of, _row_loadings, row_specs
-from ._rmt import (
+from .._rmt import (
     mp_edge,
     spike_cosine_sq,
     spike_eigenvalue,
     spike_from_eigenvalue,
     tracy_widom_scale,
 )
-from ._validation import check_choice, check_int
-from .exceptions import ValidationError
+from .._validation import check_choice, check_int
+from ..exceptions import ValidationError
+from .limits import RowSpec, _check_model, _noise_of, _row_loadings, row_specs
 
 __all__ = [
     "fisher_information",

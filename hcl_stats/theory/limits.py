@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validation import _short, check_int
-from .exceptions import ValidationError
-from .structure import format_block
+from .._validation import _short, check_int
+from ..exceptions import ValidationError
+from ..structure import format_block
 
 __all__ = ["RowSpec", "limits", "ls_oracle_risk", "row_specs", "spectral_limit_terms"]
 
@@ -48,7 +48,7 @@ class RowSpec:
 
 
 def _check_model(model: Any) -> None:
-    from .model import HierarchicalFactorModel
+    from ..model import HierarchicalFactorModel
 
     if not isinstance(model, HierarchicalFactorModel):
         raise ValidationError(
@@ -189,7 +189,7 @@ def spectral_limit_terms(
     ``eta = ell c^2`` and the spike's limiting squared error ``ell^2 (1 - c^4)``
     (``ell^2`` when undetectable).
     """
-    from ._rmt import spike_cosine_sq
+    from .._rmt import spike_cosine_sq
 
     ell = np.asarray(spikes, dtype=float)
     c2 = spike_cosine_sq(ell, noise_var, gamma)
@@ -273,7 +273,7 @@ def limits(model: Any, n_samples: int) -> Any:
         g_norm = float(np.sqrt(np.sum(spikes**2)))
         spec = spec_n = float("nan")
         if row.kind == "overall" and isotropic:
-            from ._predict import spiked_overall_risk
+            from .predict import spiked_overall_risk
 
             _, per = spectral_limit_terms(spikes, s2, d_total / n)
             spec = float(np.sqrt(np.sum(per)))

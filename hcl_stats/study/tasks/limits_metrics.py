@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .study import register_metric
+from ..registry import register_metric
 
 _PREDICTED = ("naive", "pca_shrink", "masked_gradient")
 
@@ -29,7 +29,7 @@ STUDY_MAX_PARAMS = 1000
 
 
 def _predicted(fit: Any, truth: Any, ctx: Any) -> dict[str, float]:
-    from .theory import predicted_error
+    from ...theory import predicted_error
 
     name = getattr(ctx.spec, "name", None)
     if name not in _PREDICTED or getattr(truth, "latent_cov", None) is not None:
@@ -48,7 +48,7 @@ def _predicted(fit: Any, truth: Any, ctx: Any) -> dict[str, float]:
 
 
 def _limits(fit: Any, truth: Any, ctx: Any) -> dict[str, float]:
-    from .theory import limits
+    from ...theory import limits
 
     if getattr(truth, "latent_cov", None) is not None:
         return {}
