@@ -27,8 +27,8 @@ import sys
 import numpy as np
 
 import hcl_stats as hs
-from hcl_stats.theory.limits import row_specs
 from hcl_stats.sampling import wishart_sample_cov
+from hcl_stats.theory.limits import row_specs
 
 DESIGNS = [
     ("SMALL", (50, 100, 150), "all:2", 1.0, (300, 1000, 3000), 200),

@@ -10,6 +10,9 @@ import pytest
 
 import hcl_stats as hs
 from hcl_stats import theory
+from hcl_stats.exceptions import ValidationError
+from hcl_stats.metrics import overall_gram_error
+from hcl_stats.sampling import wishart_sample_cov
 from hcl_stats.theory.limits import ls_oracle_risk, row_specs
 from hcl_stats.theory.predict import (
     _t_matrix,
@@ -18,9 +21,6 @@ from hcl_stats.theory.predict import (
     param_covariances,
     spiked_overall_risk,
 )
-from hcl_stats.exceptions import ValidationError
-from hcl_stats.metrics import overall_gram_error
-from hcl_stats.sampling import wishart_sample_cov
 
 
 def _row_factor(model, row, w):
