@@ -273,7 +273,7 @@ def limits(model: Any, n_samples: int) -> Any:
         g_norm = float(np.sqrt(np.sum(spikes**2)))
         spec = spec_n = float("nan")
         if row.kind == "overall" and isotropic:
-            from .predict import spiked_overall_risk
+            from .spiked import spiked_overall_risk
 
             _, per = spectral_limit_terms(spikes, s2, d_total / n)
             spec = float(np.sqrt(np.sum(per)))
