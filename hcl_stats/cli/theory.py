@@ -54,18 +54,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_rates(args: argparse.Namespace) -> int:
     """``hcl-stats rates``: :func:`hcl_stats.theory.rates_report.write_rates_report`."""
     from ..study.config import load_study
-    from ..study.store import ResultStore, default_store_path
+    from ..study.store import default_store_path
+    from ..theory.rates_data import REPLICATES, load_replicates, update_manifest
     from ..theory.rates_report import rate_entries, write_rates_report
 
     study = load_study(args.config)
     rate_entries(study)  # refused before the store is looked for
     store_path = args.store or default_store_path(study)
-    if not store_path.exists():
-        raise FileNotFoundError(
-            f"no result store {store_path}; run 'hcl-stats run {args.config}' first"
-        )
-    with ResultStore(store_path, readonly=True) as store:
-        tidy = store.tidy()
-    for path in write_rates_report(study, tidy, args.out or Path("reports") / study.name):
+    out_dir = args.out or Path("reports") / study.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # always computed from the committed replicate-level CSV (exported first when
+    # the store exists), so the outputs rebuild from committed files alone
+    tidy = load_replicates(study, store_path, out_dir)
+    outputs = write_rates_report(study, tidy, out_dir)
+    mpath = update_manifest(out_dir, outputs)
+    for path in [*outputs, out_dir / REPLICATES, mpath]:
         print(path)
     return 0

@@ -183,5 +183,9 @@ def build_report(study: Any, summary_path: Path, out_dir: Path) -> list[Path]:
         ],
     }
     mpath = out_dir / "MANIFEST.json"
+    if mpath.exists():  # keep what ``hcl-stats rates`` recorded
+        old = json.loads(mpath.read_text())
+        if "rates" in old:
+            manifest["rates"] = old["rates"]
     mpath.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return [*artefacts, mpath]

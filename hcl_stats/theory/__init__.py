@@ -45,9 +45,13 @@ from .bounds import (
     subspace_bound,
     tail_t,
 )
+from .limits import limits
+from .predict import predicted_error
 from .rates import RateFit, TermFit, fit_rate, fit_rates, fit_terms
 
 __all__ = [
+    "limits",
+    "predicted_error",
     "PopulationQuantities",
     "RateFit",
     "TermFit",

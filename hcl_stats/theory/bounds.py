@@ -505,10 +505,14 @@ def beta_error_bound(
     beta_norm: float = 0.0,
     representation_error: ArrayLike = 0.0,
     constant: float = 1.0,
+    feature_noise: ArrayLike | None = None,
+    beta: ArrayLike | None = None,
 ) -> NDArray[np.float64] | float:
     """Downstream coefficient error: ``sqrt(K/m)`` term plus representation term.
 
-    ``sqrt(residual_var * K / (m - K - 1)) + constant * ||beta|| * rep_error``.
+    ``sqrt(A / (m - K - 1)) + constant * ||beta|| * rep_error`` with
+    ``A = s^2 K`` for noise-free features and, with feature noise
+    ``Phi = C Psi C^T``, ``A = s^2 (K + tr Phi) + ||Phi beta||^2``.
 
     Parameters
     ----------
@@ -526,6 +530,12 @@ def beta_error_bound(
         alignment or a loading bound; zero gives the oracle term alone.
     constant : float, default=1.0
         Constant of the representation term; unknown in the paper (fit it).
+    feature_noise : array_like of shape (K, K), optional
+        ``Phi = C Psi C^T``, the covariance of the noise in the features ``h(x)``
+        (:meth:`hcl_stats.downstream.Representation.feature_noise`). None means
+        noise-free features (``Phi = 0``).
+    beta : array_like of shape (K,), optional
+        The true coefficients; required with ``feature_noise`` (for ``||Phi beta||``).
 
     Returns
     -------
@@ -533,12 +543,16 @@ def beta_error_bound(
 
     Notes
     -----
-    The first term is exact, not just a rate: for OLS on a Gaussian design with
-    identity covariance, ``E ||beta_hat - beta||^2 = s^2 tr E[(Z^T Z)^{-1}] =
-    s^2 K / (m - K - 1)`` (inverse-Wishart mean), so it is the root-mean-square
-    error of the oracle regression on the exact representation. The second term
-    is first-order perturbation of ``H^{-1} b`` in the representation
-    (docs/theory.md §5).
+    Without feature noise the first term is exact: OLS on ``z ~ N(0, I_K)`` has
+    ``E ||beta_hat - beta||^2 = s^2 tr E[(Z^T Z)^{-1}] = s^2 K / (m - K - 1)``
+    (inverse-Wishart mean). With noisy features ``h = z + xi``, ``xi ~ N(0, Phi)``,
+    the errors-in-variables estimator ``H^{-1} b`` has influence function
+    ``u = h (eps_y - xi^T beta) + Phi beta`` with
+    ``Cov(u) = s^2 (I + Phi) + Phi beta beta^T Phi``, so
+    ``m E ||beta_hat - beta||^2 -> s^2 (K + tr Phi) + ||Phi beta||^2``
+    (docs/theory.md §5); the ``m - K - 1`` denominator is then a finite-``m``
+    approximation, not exact. The second term is first-order perturbation of
+    ``H^{-1} b`` in the representation.
 
     Examples
     --------
@@ -550,10 +564,42 @@ def beta_error_bound(
     mm = np.asarray(m, dtype=float)
     if np.any(mm <= k + 1):
         raise ValidationError(f"m must be > K + 1 = {k + 1}; got {np.min(mm)!r}.")
-    out = np.sqrt(s2 * k / (mm - k - 1.0)) + constant * beta_norm * np.asarray(
+    a_const, _ = _eiv_constants(k, s2, feature_noise, beta)
+    out = np.sqrt(a_const / (mm - k - 1.0)) + constant * beta_norm * np.asarray(
         representation_error, dtype=float
     )
     return float(out) if np.ndim(out) == 0 else out
+
+
+def _eiv_constants(
+    k: int, s2: float, feature_noise: ArrayLike | None, beta: ArrayLike | None
+) -> tuple[float, float]:
+    """Asymptotic constants ``(m E||beta_hat - beta||^2, m E excess)`` of the EIV fit.
+
+    ``(s^2 K, s^2 K)`` without feature noise; with ``Phi``:
+    ``(s^2 (K + tr Phi) + ||Phi beta||^2, s^2 tr((I + Phi)^2) + beta^T Phi (I + Phi) Phi beta)``.
+    """
+    if feature_noise is None:
+        if beta is not None:
+            raise ValidationError("beta is only used with feature_noise; got beta alone.")
+        return s2 * k, s2 * k
+    phi = np.asarray(feature_noise, dtype=float)
+    if phi.shape != (k, k) or not np.all(np.isfinite(phi)):
+        raise ValidationError(
+            f"feature_noise must be a finite (K, K) = ({k}, {k}) matrix; got shape "
+            f"{phi.shape}."
+        )
+    if beta is None:
+        raise ValidationError("beta must be given with feature_noise (for ||Phi beta||).")
+    b = np.asarray(beta, dtype=float)
+    if b.shape != (k,):
+        raise ValidationError(f"beta must have shape (K,) = ({k},); got {b.shape}.")
+    pb = phi @ b
+    ip = np.eye(k) + phi
+    return (
+        s2 * (k + float(np.trace(phi))) + float(pb @ pb),
+        s2 * float(np.trace(ip @ ip)) + float(pb @ ip @ pb),
+    )
 
 
 def excess_risk_bound(
@@ -564,14 +610,20 @@ def excess_risk_bound(
     beta_norm: float = 0.0,
     representation_error: ArrayLike = 0.0,
     constant: float = 1.0,
+    feature_noise: ArrayLike | None = None,
+    beta: ArrayLike | None = None,
 ) -> NDArray[np.float64] | float:
     """Downstream excess risk: ``K/m`` term plus squared representation term.
 
-    ``residual_var * K / (m - K - 1) + (constant * ||beta|| * rep_error)^2``.
+    ``B / (m - K - 1) + (constant * ||beta|| * rep_error)^2`` with ``B = s^2 K``
+    for noise-free features and, with ``Phi = C Psi C^T``,
+    ``B = s^2 tr((I + Phi)^2) + beta^T Phi (I + Phi) Phi beta``.
 
     Parameters
     ----------
     m, total_rank, residual_var, beta_norm, representation_error, constant
+        As in :func:`beta_error_bound`.
+    feature_noise, beta : optional
         As in :func:`beta_error_bound`.
 
     Returns
@@ -580,10 +632,11 @@ def excess_risk_bound(
 
     Notes
     -----
-    For a predictor ``x -> h(x)^T beta_hat`` with ``Cov(h(x)) ~ I`` the excess risk
-    over the oracle is ``(beta_hat - beta)^T Cov (beta_hat - beta)``, so it is the
-    square of the coefficient error; the oracle term is exact in expectation
-    (docs/theory.md §5).
+    With the true representation the excess risk over the oracle predictor is
+    ``(beta_hat - beta)^T Cov(h) (beta_hat - beta)`` with ``Cov(h) = I + Phi``, so
+    ``m E[excess] -> tr((I + Phi) Cov(u))`` for the influence function ``u`` of
+    :func:`beta_error_bound`. Exact (with ``m - K - 1``) only for ``Phi = 0``;
+    with feature noise an asymptotic constant (docs/theory.md §5).
 
     Examples
     --------
@@ -596,7 +649,8 @@ def excess_risk_bound(
     if np.any(mm <= k + 1):
         raise ValidationError(f"m must be > K + 1 = {k + 1}; got {np.min(mm)!r}.")
     rep = constant * beta_norm * np.asarray(representation_error, dtype=float)
-    out = s2 * k / (mm - k - 1.0) + rep**2
+    _, b_const = _eiv_constants(k, s2, feature_noise, beta)
+    out = b_const / (mm - k - 1.0) + rep**2
     return float(out) if np.ndim(out) == 0 else out
 
 

@@ -290,3 +290,5 @@ register_metric(
     "gram_bound", _gram_bound,
     notation=r"bound on $\|\hat W \hat W^\top - W W^\top\|_F$",
 )
+
+from . import limits_metrics  # noqa: E402, F401  (registers predicted_gram, oracle_floor)
