@@ -67,6 +67,7 @@ __all__ = [
     "get",
     "masked_loss",
     "register",
+    "sample_path_estimators",
     "schur_loadings",
     "signal_covariance",
 ]
@@ -98,6 +99,23 @@ register(MaskedMultistart)
 def available() -> tuple[str, ...]:
     """Registry names of all estimators, sorted."""
     return tuple(sorted(_REGISTRY))
+
+
+def sample_path_estimators() -> tuple[str, ...]:
+    """Registry names of the estimators with a sample-space path, sorted.
+
+    These fit wide views (``d_m > n``) and ``scipy.sparse`` views without forming
+    the ``d x d`` covariance (``Estimator.fit(..., path=...)``). The others need
+    the covariance.
+
+    Examples
+    --------
+    >>> from hcl_stats import estimators
+    >>> {"masked_shrink", "masked_gradient", "schur", "naive"} <= set(
+    ...     estimators.sample_path_estimators())
+    True
+    """
+    return tuple(sorted(k for k, c in _REGISTRY.items() if c.samples_path))
 
 
 def get(name: str) -> type[Estimator]:

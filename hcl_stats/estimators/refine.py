@@ -119,6 +119,7 @@ class MaskedGradient(Estimator):
     name: ClassVar[str] = "masked_gradient"
     accepts_init: ClassVar[bool] = True
     balances_views: ClassVar[bool] = True
+    samples_path: ClassVar[bool] = True
 
     max_iter: int = 5000
     tol: float = 1e-7
@@ -136,10 +137,11 @@ class MaskedGradient(Estimator):
         dims, structure, init = problem.dims, problem.structure, problem.init
         noise = problem.noise_variance()
         s_w = signal_covariance(problem.cov, dims, noise)
+        s_sq_extra = problem.complement_fro2(noise)
         mask = structure.mask(dims)
         if init is None:
             w0, _ = schur_loadings(s_w, dims, structure, variant=self.init_variant,
-                                   strict=False)
+                                   strict=False, s_sq_extra=s_sq_extra)
             init_name = f"schur[{self.init_variant}]"
         else:
             if tuple(init.dims) != tuple(dims) or init.structure != structure:
@@ -149,7 +151,8 @@ class MaskedGradient(Estimator):
                 )
             w0 = np.where(mask, init.loadings, 0.0)
             init_name = init.estimator
-        w, info = _minimise(s_w, mask, w0, self.max_iter, self.tol, self.memory)
+        w, info = _minimise(s_w, mask, w0, self.max_iter, self.tol, self.memory,
+                            s_sq_extra)
         if not info["converged"]:
             warnings.warn(
                 f"MaskedGradient stopped after {info['n_iter']} iterations "
@@ -234,16 +237,18 @@ def _quartic_step(w, p, sw, sp, wtw, s_dot_p):
     return float(real[int(np.argmin(vals))])
 
 
-def _minimise(s_w, mask, w0, max_iter, tol, memory):
+def _minimise(s_w, mask, w0, max_iter, tol, memory, s_sq_extra=0.0):
     """L-BFGS with exact quartic line search on the masked entries.
 
     Each iteration costs one masked product ``S_W P`` (``S_W W`` is updated
     linearly along the step and recomputed exactly every 50 iterations and before
     declaring convergence) plus ``O(d K^2 + d K memory)`` work. Stops on the
     relative-gradient rule ``||P_mask grad||_F / (||S_W||_F ||W||_F) <= tol``.
+    ``s_sq_extra`` is added to ``||S_W||_F^2`` (the complement term of a reduced
+    ``S_W`` on the sample-space path; it shifts the loss by a constant).
     """
     ops = _MaskedProducts(s_w, mask)
-    s_sq = float(np.sum(s_w * s_w))
+    s_sq = float(np.sum(s_w * s_w)) + s_sq_extra
     s_norm = float(np.sqrt(s_sq))
     w = np.where(mask, w0, 0.0)
     sw = ops.product(w)
@@ -260,7 +265,7 @@ def _minimise(s_w, mask, w0, max_iter, tol, memory):
         loss = 0.5 * (float(np.sum(wtw * wtw)) - 2.0 * float(np.sum(w * sw)) + s_sq)
         if exact and loss < 1e-6 * s_sq:  # cancellation near an exact fit: explicit residual
             resid = w @ w.T - s_w
-            loss = 0.5 * float(np.sum(resid * resid))
+            loss = 0.5 * (float(np.sum(resid * resid)) + s_sq_extra)
         return loss
 
     wtw, grad, relgrad = evaluate(w, sw)
