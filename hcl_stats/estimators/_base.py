@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._linalg import block_offsets
+from .._rmt import NOISE_RULES
 from .._validation import (
     _short,
     as_generator,
@@ -39,7 +41,6 @@ from ._samples import PATHS, Reduction, is_sparse, reduce_views
 
 __all__ = ["Estimator", "Problem", "estimate_noise_var", "signal_covariance"]
 
-NOISE_RULES = ("scalar", "per_view")
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,7 +102,7 @@ class Problem:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dims", tuple(self.dims))
-        off = np.concatenate([[0], np.cumsum(self.dims)])
+        off = block_offsets(self.dims)
         off.flags.writeable = False
         object.__setattr__(self, "offsets", off)
 
@@ -254,7 +255,7 @@ def _estimate_noise_var(cov, dims, structure, rule, full_dims):
         _check_positive_noise(value, cov, "sigma^2")
         return value
     out = np.empty(len(dims))
-    off = np.concatenate([[0], np.cumsum(dims)])
+    off = block_offsets(dims)
     for m, dm in enumerate(full_dims):
         km = structure.view_rank(m)
         if dm <= km:
@@ -753,7 +754,7 @@ def _warn_scalar_noise_scales(noise_option: Any, cov: NDArray, dims,
     """Warn when one sigma^2 is assumed for views whose scales differ hugely."""
     if _per_view(noise_option) or len(dims) < 2:
         return
-    off = np.concatenate([[0], np.cumsum(dims)])
+    off = block_offsets(dims)
     var = np.array(
         [np.trace(cov[off[m] : off[m + 1], off[m] : off[m + 1]]) / dm
          for m, dm in enumerate(dims if full_dims is None else full_dims)]

@@ -35,6 +35,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
+from .._linalg import block_offsets
 from ..exceptions import ValidationError
 
 __all__ = ["PATHS", "Reduction", "is_sparse", "reduce_views"]
@@ -82,7 +83,7 @@ class Reduction:
 
     def lift(self, w: NDArray[np.float64]) -> NDArray[np.float64]:
         """Loadings in data coordinates: ``Q w``, shape ``(d, K)``."""
-        off = np.concatenate([[0], np.cumsum(self.dims)])
+        off = block_offsets(self.dims)
         parts = []
         for m, basis in enumerate(self.bases):
             block = w[off[m] : off[m + 1]]
@@ -91,7 +92,7 @@ class Reduction:
 
     def project(self, w: NDArray[np.float64]) -> NDArray[np.float64]:
         """Reduced coordinates ``Q^T w`` of data-space loadings, shape ``(r, K)``."""
-        off = np.concatenate([[0], np.cumsum(self.full_dims)])
+        off = block_offsets(self.full_dims)
         parts = []
         for m, basis in enumerate(self.bases):
             block = np.asarray(w[off[m] : off[m + 1]], dtype=float)

@@ -41,6 +41,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._linalg import block_offsets
 from .._validation import check_choice, check_int, check_real
 from ..exceptions import ConvergenceWarning, NotIdentifiableError, ValidationError
 from ..structure import Structure, format_block
@@ -102,7 +103,7 @@ def default_penalty(
     if n_samples is None:
         base = float(np.max(np.abs(np.linalg.eigvalsh(s_w)))) if s_w is not None else 1.0
         return 1e-3 * scale * base
-    off = [0, *np.cumsum(dims)]
+    off = block_offsets(dims)
     best = 0.0
     for s, w in zip(candidates, weights, strict=True):
         p = int(sum(off[m + 1] - off[m] for m in s))

@@ -37,13 +37,13 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from .._linalg import top_eigh, top_factor
+from .._linalg import block_offsets, top_eigh, top_factor
 from .._validation import check_int
 from ..exceptions import ValidationError
 from ..model import noise_diagonal
 from ..structure import Structure
 from ._base import Estimator, Problem, RawFit
-from .slide import _offsets, view_signal_ranks
+from .slide import view_signal_ranks
 from .spectral import _rule
 
 __all__ = ["AJIVE", "GCCA", "score_gram"]
@@ -69,7 +69,7 @@ def score_gram(
     eigvals : list of ndarray of shape (k_m,)
         ``lambda_m``.
     """
-    off = _offsets(dims)
+    off = block_offsets(dims)
     bases, eigvals = [], []
     for m, k in enumerate(view_ranks):
         vals, vecs = top_eigh(cov[off[m] : off[m + 1], off[m] : off[m + 1]], k)
@@ -81,7 +81,7 @@ def score_gram(
         bases.append(vecs / np.sqrt(vals))
         eigvals.append(vals)
     big = np.zeros((sum(dims), sum(view_ranks)))
-    col = np.concatenate([[0], np.cumsum(view_ranks)])
+    col = block_offsets(view_ranks)
     for m, b in enumerate(bases):
         big[off[m] : off[m + 1], col[m] : col[m + 1]] = b
     phi = big.T @ cov @ big
@@ -89,8 +89,8 @@ def score_gram(
 
 
 def _block_diag_bases(bases, dims, view_ranks):
-    off = _offsets(dims)
-    col = np.concatenate([[0], np.cumsum(view_ranks)])
+    off = block_offsets(dims)
+    col = block_offsets(view_ranks)
     big = np.zeros((sum(dims), int(col[-1])))
     for m, b in enumerate(bases):
         big[off[m] : off[m + 1], col[m] : col[m + 1]] = b
@@ -209,7 +209,7 @@ class AJIVE(Estimator):
         s_w = cov - np.diag(noise_diagonal(noise, dims))
         big = _block_diag_bases(bases, dims, ks)
         wj = _joint_loadings(s_w, big, vecs[:, :r_j], vals[:r_j])
-        off = _offsets(dims)
+        off = block_offsets(dims)
         blocks, ranks, cols = [], [], []
         if r_j > 0:
             blocks.append(frozenset(range(m_views)))

@@ -23,7 +23,7 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from .._linalg import top_eigh
+from .._linalg import block_offsets, top_eigh
 from .._validation import check_int, check_real
 from ..exceptions import ConvergenceWarning, NotIdentifiableError, ValidationError
 from ..identifiability import _decide, _Layout, schur_rank
@@ -296,7 +296,7 @@ class _Problem:
         vals = np.linalg.eigvalsh(self.s)
         if self.per_view_noise:
             out = np.empty(len(self.dims))
-            off = np.concatenate([[0], np.cumsum(self.dims)])
+            off = block_offsets(self.dims)
             for m in range(len(self.dims)):
                 sub = self.s[off[m] : off[m + 1], off[m] : off[m + 1]]
                 ev = np.linalg.eigvalsh(sub)

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from .._linalg import top_eigh, top_factor
+from .._linalg import block_offsets, top_eigh, top_factor
 from .._validation import check_choice
 from ..exceptions import NotIdentifiableError, NumericalWarning
 from ..identifiability import require_schur_step
@@ -162,7 +162,7 @@ def schur_loadings(
         message gives the condition number.
     """
     variant = check_choice(variant, "variant", ("joint", "per_view"))
-    off = np.concatenate([[0], np.cumsum(dims)])
+    off = block_offsets(dims)
     rows = [np.arange(off[m], off[m + 1]) for m in range(len(dims))]
     w = np.zeros((s_w.shape[0], structure.total_rank))
     spectra: dict[str, list[float]] = {}
