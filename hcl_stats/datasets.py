@@ -16,6 +16,8 @@ loader              samples   views (d_m)                             needs
 ==================  ========  ======================================  =============
 
 ``load(name)`` dispatches by name (used by ``hcl-stats fit --dataset NAME``).
+``from_mudata`` reads the modalities of a MuData object or ``.h5mu`` file as views
+(optional extra ``mudata``; used by ``hcl-stats fit data.h5mu``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import lzma
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,7 @@ from .model import MultimodalData
 __all__ = [
     "DATASETS",
     "MultiViewDataset",
+    "from_mudata",
     "load",
     "load_breast_cancer",
     "load_mfeat",
@@ -471,6 +475,206 @@ DATASETS = {
     "mfeat": load_mfeat,
     "mini_acc": load_mini_acc,
 }
+
+
+def _import_mudata():
+    try:
+        import mudata
+    except ImportError as exc:
+        raise ImportError(
+            "from_mudata needs the mudata package; pip install 'hcl_stats[mudata]'"
+        ) from exc
+    return mudata
+
+
+def _dense_view(x: Any, name: str) -> NDArray[np.float64]:
+    """A modality's matrix as a float64 array (sparse matrices densified)."""
+    if hasattr(x, "toarray"):
+        x = x.toarray()
+    arr = np.asarray(x)
+    if arr.ndim != 2 or not (np.issubdtype(arr.dtype, np.number)
+                             or arr.dtype == np.bool_):
+        raise ValidationError(
+            f"modality {name!r} must hold a 2-D numeric matrix; got shape "
+            f"{arr.shape} and dtype {arr.dtype}."
+        )
+    return arr.astype(np.float64)
+
+
+def _align_obs(mdata: Any, names: list[str], join: str):
+    """Observation order of ``mdata``, each modality's row index, and the rows kept.
+
+    ``join='exact'`` requires every modality to hold exactly ``mdata.obs_names``;
+    ``'inner'`` keeps the observations all of ``names`` share (at least 2).
+    """
+    order = [str(o) for o in mdata.obs_names]
+    if len(set(order)) != len(order):
+        raise ValidationError(
+            "mdata.obs_names must be unique to align the modalities; got repeated "
+            "names (call mdata.obs_names_make_unique())."
+        )
+    rows = {}
+    for m in names:
+        obs = [str(o) for o in mdata.mod[m].obs_names]
+        if len(set(obs)) != len(obs):
+            raise ValidationError(
+                f"modality {m!r} must have unique obs_names to be aligned; got "
+                "repeated names."
+            )
+        rows[m] = {o: i for i, o in enumerate(obs)}
+    if join == "inner":
+        keep = [o for o in order if all(o in rows[m] for m in names)]
+        if len(keep) < 2:
+            raise ValidationError(
+                f"the modalities {names} must share at least 2 observations; got "
+                f"{len(keep)}."
+            )
+    else:
+        keep = order
+        for m in names:
+            missing = [o for o in order if o not in rows[m]]
+            extra = len(rows[m]) - (len(order) - len(missing))
+            if missing or extra:
+                raise ValidationError(
+                    f"modality {m!r} must have exactly the observations of "
+                    f"mdata.obs_names (obs alignment); it misses {len(missing)} "
+                    f"(e.g. {missing[:3]}) and has {extra} others. Use join='inner' "
+                    "to keep the shared observations."
+                )
+    return order, rows, keep
+
+
+def from_mudata(
+    mdata: Any,
+    *,
+    modalities: Sequence[str] | None = None,
+    layer: str | None = None,
+    label_key: str | None = None,
+    join: str = "exact",
+) -> MultiViewDataset:
+    """Views from the modalities of a MuData object (or an ``.h5mu`` file).
+
+    Each modality is one view, rows aligned on the observation names: the rows of
+    every view follow the order of ``mdata.obs_names``.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData or str or os.PathLike
+        The object, or the path of an ``.h5mu`` file (read with
+        ``mudata.read_h5mu``).
+    modalities : sequence of str, optional
+        Modalities to use, in view order; default all, in ``mdata.mod`` order.
+    layer : str, optional
+        Read ``mod.layers[layer]`` instead of ``mod.X`` in every modality.
+    label_key : str, optional
+        A column of ``mdata.obs`` used as the labels (coded ``0, 1, ...`` in sorted
+        order of the values; the values are the ``label_names``).
+    join : {'exact', 'inner'}, default='exact'
+        ``'exact'`` requires every modality to have exactly the observations of
+        ``mdata.obs_names``; ``'inner'`` keeps the observations that every chosen
+        modality has (in ``mdata.obs_names`` order).
+
+    Returns
+    -------
+    MultiViewDataset
+        Dense float64 views (sparse matrices are densified: ``n x d_m`` each, never
+        a ``d x d`` matrix); ``view_names`` are the modality names.
+
+    Raises
+    ------
+    ImportError
+        If mudata is not installed (``pip install 'hcl_stats[mudata]'``).
+    ValidationError
+        If a modality name, the layer or the label column is unknown, observation
+        names repeat, a modality misses observations under ``join='exact'``, no
+        observation is shared, or a matrix is not numeric (each message names the
+        modality).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd                      # doctest: +SKIP
+    >>> import anndata, mudata                                # doctest: +SKIP
+    >>> obs = pd.DataFrame(index=[f"s{i}" for i in range(6)]) # doctest: +SKIP
+    >>> md = mudata.MuData({"rna": anndata.AnnData(np.ones((6, 3)), obs=obs),
+    ...                     "atac": anndata.AnnData(np.ones((6, 5)), obs=obs)})
+    ... # doctest: +SKIP
+    >>> from_mudata(md).dims                                  # doctest: +SKIP
+    (3, 5)
+    """
+    mudata = _import_mudata()
+    import os
+
+    if isinstance(mdata, (str, os.PathLike)):
+        path = Path(mdata)
+        if not path.is_file():
+            raise ValidationError(
+                f"mdata must be a MuData object or an existing .h5mu file; got "
+                f"{str(path)!r}, which does not exist."
+            )
+        try:
+            with warnings.catch_warnings():  # the readers' deprecation chatter
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", FutureWarning)
+                mdata = mudata.read_h5mu(path)
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValidationError(
+                f"mdata file {str(path)!r} is not a readable .h5mu file: {exc}"
+            ) from None
+    if not isinstance(mdata, mudata.MuData):
+        raise ValidationError(
+            f"mdata must be a mudata.MuData or a path to an .h5mu file; got "
+            f"{type(mdata).__name__}."
+        )
+    if join not in ("exact", "inner"):
+        raise ValidationError(f"join must be 'exact' or 'inner'; got {join!r}.")
+    names = list(mdata.mod) if modalities is None else [str(m) for m in modalities]
+    unknown = [m for m in names if m not in mdata.mod]
+    if unknown or not names:
+        raise ValidationError(
+            f"modalities must be names of mdata's modalities {list(mdata.mod)}; got "
+            f"{unknown or names}."
+        )
+    if len(set(names)) != len(names):
+        raise ValidationError(f"modalities must be distinct; got {names}.")
+    order, rows, keep = _align_obs(mdata, names, join)
+    views = []
+    for m in names:
+        mod = mdata.mod[m]
+        if layer is None:
+            x = mod.X
+        elif layer in mod.layers:
+            x = mod.layers[layer]
+        else:
+            raise ValidationError(
+                f"layer {layer!r} must be a layer of modality {m!r}; it has "
+                f"{list(mod.layers)}."
+            )
+        if x is None:
+            raise ValidationError(f"modality {m!r} has no matrix X; pass layer=.")
+        idx = np.fromiter((rows[m][o] for o in keep), dtype=np.intp, count=len(keep))
+        views.append(_dense_view(x, m)[idx])
+    labels = label_names = None
+    if label_key is not None:
+        if label_key not in mdata.obs:
+            raise ValidationError(
+                f"label_key must be a column of mdata.obs {list(mdata.obs.columns)}; "
+                f"got {label_key!r}."
+            )
+        values = mdata.obs[label_key].astype(str).to_numpy()
+        if join == "inner":
+            position = {o: i for i, o in enumerate(order)}
+            values = values[[position[o] for o in keep]]
+        label_names, codes = np.unique(values, return_inverse=True)
+        labels, label_names = codes.astype(np.int64), tuple(str(v) for v in label_names)
+    return MultiViewDataset(
+        data=MultimodalData(views, modality_names=names),
+        labels=labels,
+        sample_ids=tuple(keep),
+        view_names=tuple(names),
+        description=f"MuData with modalities {', '.join(names)}"
+        + (f" (layer {layer!r})" if layer else ""),
+        label_names=label_names,
+    )
 
 
 def load(name: str) -> MultiViewDataset:

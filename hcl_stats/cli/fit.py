@@ -21,13 +21,17 @@ __all__: list[str] = []
 _log = logging.getLogger(__name__)
 
 
+#: Blocks with more rows than this get no ``gram_<BLOCK>`` array in the output.
+GRAM_MAX_ROWS = 5000
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``fit`` and ``check-identifiable`` sub-commands."""
     from ..estimators import DEFAULT, available
 
     p = sub.add_parser(
         "fit",
-        help="fit the model to multi-view data in .npz or CSV files",
+        help="fit the model to multi-view data in .npz, CSV or .h5mu files",
         description=(
             "Fit a hierarchical multi-view factor model and write the estimate to an "
             ".npz file. DATA is either one .npz file whose arrays, in stored order, "
@@ -37,17 +41,22 @@ def register(sub: argparse._SubParsersAction) -> None:
             "CSV is a header, and skipped, iff any of its cells is not a number "
             "(a numeric first row is data; one that looks like column numbers "
             "0..p-1 or 1..p is read as data with a warning); --header/--no-header "
-            "force the choice. Views are lettered A, B, C, ... in data order."
+            "force the choice. An .h5mu file (MuData; needs the 'mudata' extra) "
+            "gives one view per modality, rows aligned on the observation names. "
+            "Views are lettered A, B, C, ... in data order."
         ),
         epilog=(
             "Output arrays: loadings (d x K, columns in the canonical block order of "
             "'structure'), noise_var, dims, structure (text form), view_names and "
-            "gram_<BLOCK> = W^S W^S^T over the views of each block. Example: "
+            "gram_<BLOCK> = W^S W^S^T over the views of each block (written when the "
+            f"block has at most {GRAM_MAX_ROWS} rows; otherwise rebuild it from "
+            "'loadings'). Example: "
             "hcl-stats fit views.npz --structure 'ABC:3 AB:3 AC:3 BC:3 A:3 B:3 C:3' "
             "--out fit.npz"
         ),
     )
-    p.add_argument("data", nargs="*", type=Path, help="an .npz file, or one CSV per view")
+    p.add_argument("data", nargs="*", type=Path,
+                   help="an .npz or .h5mu file, or one CSV per view")
     p.add_argument(
         "--structure",
         default=None,
@@ -150,6 +159,11 @@ def read_views(
             raise ValidationError(
                 f"data file must be an existing file; got {str(path)!r}, {what}."
             )
+    if len(paths) == 1 and paths[0].suffix == ".h5mu":
+        from ..datasets import from_mudata
+
+        ds = from_mudata(paths[0])
+        return list(ds.data.Xs), list(ds.view_names)
     if len(paths) == 1 and paths[0].suffix == ".npz":
         try:
             with open(paths[0], "rb") as fh, np.load(fh, allow_pickle=False) as npz:
@@ -162,9 +176,9 @@ def read_views(
         if not views:
             raise ValidationError(f"data file {str(paths[0])!r} contains no arrays.")
         return views, names
-    if any(p.suffix == ".npz" for p in paths):
+    if any(p.suffix in (".npz", ".h5mu") for p in paths):
         raise ValidationError(
-            "data must be a single .npz file or one CSV file per view; got "
+            "data must be a single .npz or .h5mu file or one CSV file per view; got "
             f"{[str(p) for p in paths]}."
         )
     views = [_read_csv(p, header) for p in paths]
@@ -342,6 +356,12 @@ def run_fit(args: argparse.Namespace) -> int:
     if result.structured:
         for b in result.structure.blocks:
             key = "".join(chr(ord("A") + m) for m in sorted(b))
+            rows = sum(result.dims[m] for m in b)
+            if rows > GRAM_MAX_ROWS:  # d_S x d_S would dwarf the data of wide views
+                print(f"gram_{key} not written: its block has d_S = {rows} > "
+                      f"{GRAM_MAX_ROWS} rows (W^S W^S^T is in 'loadings')",
+                      file=sys.stderr)
+                continue
             arrays[f"gram_{key}"] = result.gram(b)
     _atomic_savez(args.out, arrays)
     summary = result.summary()

@@ -33,7 +33,14 @@ route; see :func:`hcl_stats.check_identifiable`.)
 from __future__ import annotations
 
 from ._base import Estimator, estimate_noise_var, signal_covariance
-from ._registry import DEFAULT, ESTIMATORS, available, get, register
+from ._registry import (
+    DEFAULT,
+    ESTIMATORS,
+    available,
+    get,
+    register,
+    sample_path_estimators,
+)
 from .convex import ConvexFast, ConvexRelaxation
 from .jive import AJIVE, GCCA
 from .missing_views import MissingViews
@@ -71,6 +78,7 @@ __all__ = [
     "get",
     "masked_loss",
     "register",
+    "sample_path_estimators",
     "schur_loadings",
     "signal_covariance",
 ]

@@ -37,6 +37,15 @@ from ..model import MultimodalData, check_noise_var, noise_diagonal
 from ..results import Diagnostics, FitResult
 from ..streaming import streaming_cov
 from ..structure import Structure, format_block
+from ._samples import (
+    PATHS,
+    Reduction,
+    any_sparse,
+    check_reduced_columns_vary,
+    check_sparse_views,
+    reduce_views,
+    samples_names,
+)
 
 __all__ = ["Estimator", "Problem", "estimate_noise_var", "signal_covariance"]
 
@@ -67,6 +76,12 @@ class Problem:
     data : MultimodalData or None, default=None
         The data rows when fitting from data (only ``needs_data`` estimators
         may rely on it).
+    reduction : Reduction or None, default=None
+        Set on the sample-space path: ``cov`` is then the covariance of the views'
+        row-space scores (dims ``(r_1, ..., r_M)``, see
+        :mod:`hcl_stats.estimators._samples`) and the loadings ``_fit`` returns
+        are in those coordinates. Rules that depend on the true dimensions read
+        :attr:`full_dims`.
 
     Attributes
     ----------
@@ -90,6 +105,7 @@ class Problem:
     noise: Any = "scalar"
     init: FitResult | None = None
     data: MultimodalData | None = None
+    reduction: Reduction | None = None
     offsets: NDArray[np.int64] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -100,8 +116,41 @@ class Problem:
 
     @property
     def d(self) -> int:
-        """Total dimension ``d = sum(dims)``."""
+        """Size of ``cov``: ``sum(dims)``."""
         return int(self.offsets[-1])
+
+    @property
+    def full_dims(self) -> tuple[int, ...]:
+        """``(d_1, ..., d_M)`` of the data (``dims`` unless reduced)."""
+        return self.dims if self.reduction is None else self.reduction.full_dims
+
+    @property
+    def n_features(self) -> int:
+        """``d = sum(full_dims)``."""
+        return int(sum(self.full_dims))
+
+    def spectrum(self, m: int | None = None) -> NDArray[np.float64]:
+        """All ``d`` (or ``d_m``) eigenvalues of the sample covariance (or of view m).
+
+        On the sample-space path the ``d_m - r_m`` eigenvalues of the complement
+        of the row space are exact zeros appended to the reduced spectrum.
+        """
+        vals = np.linalg.eigvalsh(self.cov if m is None else self.block(m))
+        size = self.n_features if m is None else self.full_dims[m]
+        if size == vals.size:
+            return vals
+        return np.concatenate([vals, np.zeros(size - vals.size)])
+
+    def complement_fro2(self, noise: Any) -> float:
+        """``||S_W||_F^2`` minus that of the reduced ``S_W``: 0 unless reduced.
+
+        ``S_W = S - Psi`` equals ``-sigma_m^2`` on the ``d_m - r_m`` directions
+        of view ``m`` outside its row space.
+        """
+        if self.reduction is None:
+            return 0.0
+        per_view = noise_diagonal(noise, self.dims)[self.offsets[:-1]]
+        return self.reduction.complement_fro2(per_view)
 
     def rows(self, m: int) -> slice:
         """Rows of view ``m`` in ``cov`` and in the loadings."""
@@ -117,9 +166,9 @@ class Problem:
         ``structure`` defaults to :attr:`structure`; see :func:`estimate_noise_var`.
         """
         if isinstance(self.noise, str):
-            return estimate_noise_var(
+            return _estimate_noise_var(
                 self.cov, self.dims, self.structure if structure is None else structure,
-                rule=self.noise,
+                self.noise, self.full_dims,
             )
         if isinstance(self.noise, tuple):
             return check_noise_var(np.asarray(self.noise), len(self.dims))
@@ -189,21 +238,33 @@ def estimate_noise_var(
     cov = np.asarray(cov, dtype=float)
     dims = tuple(dims)
     rule = check_choice(rule, "noise_var", NOISE_RULES)
+    return _estimate_noise_var(cov, dims, structure, rule, dims)
+
+
+def _estimate_noise_var(cov, dims, structure, rule, full_dims):
+    """:func:`estimate_noise_var` of a possibly reduced covariance.
+
+    ``cov`` has view sizes ``dims``; ``full_dims`` are the data's. The spectrum of
+    the full covariance is that of ``cov`` plus zeros (module ``_samples``), so
+    the traces and top eigenvalues are read from ``cov`` and only the counts
+    ``d - K`` and ``d_m - k_m`` use ``full_dims``.
+    """
     if rule == "scalar":
-        d, k = sum(dims), structure.total_rank
+        d, k = sum(full_dims), structure.total_rank
         if d <= k:
             raise NotIdentifiableError(
                 f"d = {d} must exceed the total rank K = {k} to estimate sigma^2 "
                 "from the bottom eigenvalues; reduce the ranks or pass a known "
                 "noise_var."
             )
-        top = np.linalg.eigvalsh(cov)[::-1][:k] if d <= 64 else _top_vals(cov, k)
+        top = (np.linalg.eigvalsh(cov)[::-1][:k] if cov.shape[0] <= 64
+               else _top_vals(cov, k))
         value = (float(np.trace(cov)) - float(np.sum(top))) / (d - k)
         check_positive_noise(value, cov, "sigma^2")
         return value
     out = np.empty(len(dims))
     off = block_offsets(dims)
-    for m, dm in enumerate(dims):
+    for m, dm in enumerate(full_dims):
         km = structure.view_rank(m)
         if dm <= km:
             raise NotIdentifiableError(
@@ -319,6 +380,11 @@ class Estimator(abc.ABC):
     #: False if the estimator handles a total rank K above d (identifiable designs
     #: with d <= K exist; see docs/identifiability.md, Proposition 2).
     needs_rank_below_d: ClassVar[bool] = True
+    #: True if ``_fit`` handles a reduced :class:`Problem` (the sample-space path
+    #: of :meth:`fit`): it reads the true dimensions from ``problem.full_dims``,
+    #: the spectrum from ``problem.spectrum`` and adds
+    #: ``problem.complement_fro2`` to ``||S_W||_F^2`` where it uses that norm.
+    samples_path: ClassVar[bool] = False
 
     noise_var: Any = "scalar"
 
@@ -333,13 +399,17 @@ class Estimator(abc.ABC):
         structure: Structure | str | None = None,
         init: FitResult | None = None,
         rng: Any = None,
+        path: str = "auto",
     ) -> FitResult:
         """Fit the model to multi-view data.
 
         Parameters
         ----------
         views : MultimodalData or list of array_like of shape (n_samples, d_m)
-            One array per view, rows are samples. Never modified.
+            One array per view, rows are samples. Never modified. Views may be
+            ``scipy.sparse`` matrices on the sample-space path (centred
+            implicitly, never densified beyond ``n x n`` and ``n x d_m``
+            products).
         structure : Structure or str
             The sharing structure, e.g. ``"ABC:3 AB:3 C:2"`` (views lettered in data
             order) or ``"all:3"``.
@@ -347,19 +417,70 @@ class Estimator(abc.ABC):
             Starting point, for iterative estimators only.
         rng : None, int, SeedSequence or Generator
             Only used by randomised estimators; deterministic ones say so.
+        path : {'auto', 'covariance', 'samples'}, default='auto'
+            ``'covariance'`` forms the ``d x d`` sample covariance.
+            ``'samples'`` never does: each view wider than ``n`` is reduced to
+            the row space of its centred data (a thin SVD) and the estimator runs
+            on the covariance of those scores, of size at most ``M n``, with the
+            true dimensions in every rule that uses them; the loadings are mapped
+            back (module :mod:`hcl_stats.estimators._samples`). Both paths give
+            the same estimate up to round-off. ``'auto'`` takes the sample path
+            when the estimator supports it and some view has ``d_m > n`` or is
+            sparse. Estimators with the sample path: see
+            :func:`hcl_stats.estimators.sample_path_estimators`. A given ``init``
+            is projected onto the row spaces there.
 
         Returns
         -------
         FitResult
         """
+        path = check_choice(path, "path", PATHS)
+        if not isinstance(views, MultimodalData) and any_sparse(views):
+            return self._fit_sparse(views, structure, init, rng, path)
         data = views if isinstance(views, MultimodalData) else MultimodalData(views)
         _check_columns_vary(data)
         names = data.modality_names
+        if self._use_samples(path, data.dims, data.n_samples, sparse=False):
+            cov, reduction = reduce_views(list(data.Xs), data.n_samples)
+            return self._run(cov, reduction.dims, structure, data.n_samples, init, rng,
+                             names, data=data, reduction=reduction)
         # chunked syrk over the views: no n x d stacked or centred copy
         cov, _ = streaming_cov(data.Xs, ddof=1)
         return self._run(
             cov, data.dims, structure, data.n_samples, init, rng, names, data=data
         )
+
+    def _use_samples(self, path: str, dims, n_samples: int, *, sparse: bool) -> bool:
+        """Whether to take the sample-space path (refusing an impossible request)."""
+        if path == "covariance":
+            if sparse:
+                raise ValidationError(
+                    "path='covariance' needs dense views; got scipy.sparse input. Use "
+                    "path='auto' or 'samples' (sparse views are centred implicitly "
+                    "there), or densify the views."
+                )
+            return False
+        if not self.samples_path:
+            if path == "samples" or sparse:
+                raise ValidationError(
+                    f"{type(self).__name__} has no sample-space path (it needs the "
+                    f"d x d covariance); path='samples' and sparse views need one of "
+                    f"{', '.join(samples_names())}. Use path='covariance' with "
+                    "dense views."
+                )
+            return False
+        return path == "samples" or sparse or any(dm > n_samples for dm in dims)
+
+    def _fit_sparse(self, views, structure, init, rng, path) -> FitResult:
+        """:meth:`fit` for views of which some are ``scipy.sparse`` (sample path)."""
+        xs = check_sparse_views(views)
+        n = int(xs[0].shape[0])
+        dims = check_dims([x.shape[1] for x in xs])
+        self._use_samples(path, dims, n, sparse=True)  # refuses when impossible
+        cov, reduction = reduce_views(xs, n)
+        check_reduced_columns_vary(xs, n)
+        return self._run(cov, reduction.dims, structure, n, init, rng, None,
+                         reduction=reduction)
 
     def fit_covariance(
         self,
@@ -409,8 +530,10 @@ class Estimator(abc.ABC):
 
     # ------------------------------------------------------------- machinery
     def _run(
-        self, cov, dims, structure, n_samples, init, rng, names, data=None
+        self, cov, dims, structure, n_samples, init, rng, names, data=None,
+        reduction=None,
     ) -> FitResult:
+        full_dims = tuple(dims) if reduction is None else reduction.full_dims
         if structure is None:
             if not self.learns_structure:
                 raise ValidationError(
@@ -427,20 +550,31 @@ class Estimator(abc.ABC):
                 "an overflow. Rescale the views."
             )
         if structure is not None:
-            _check_ranks(structure, dims, n_samples, self.needs_rank_below_d)
+            _check_ranks(structure, full_dims, n_samples, self.needs_rank_below_d)
         if init is not None and not self.accepts_init:
             raise ValidationError(
                 f"init is not used by {type(self).__name__}; only iterative "
                 "estimators (e.g. MaskedGradient) accept a starting point."
             )
+        if init is not None and reduction is not None:
+            if tuple(init.dims) != full_dims:
+                raise ValidationError(
+                    f"init must have the dims of the data {full_dims}; got {init.dims}."
+                )
+            init = replace(init, loadings=reduction.project(np.asarray(init.loadings)),
+                           dims=reduction.dims)
         gen = as_generator(rng)
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            _warn_scalar_noise_scales(self.noise_var, cov, dims)
+            _warn_scalar_noise_scales(self.noise_var, cov, dims, full_dims)
             problem = Problem(cov, tuple(dims), structure, n_samples, self.noise_var,
-                              init, data)
+                              init, data, reduction)
             raw = self._fit_rescaled(problem, gen)
+            if reduction is not None:
+                raw = replace(raw, loadings=reduction.lift(np.asarray(raw.loadings)),
+                              extra={**raw.extra, "path": "samples",
+                                     "reduced_dims": list(reduction.dims)})
         _check_finite_fit(self, raw)
         wall = time.perf_counter() - start
         for w in caught:
@@ -458,7 +592,7 @@ class Estimator(abc.ABC):
             loadings=raw.loadings,
             noise_var=raw.noise_var,
             structure=raw.structure,
-            dims=tuple(dims),
+            dims=full_dims,
             n_samples=n_samples,
             estimator=repr(self),
             diagnostics=diagnostics,
@@ -524,7 +658,8 @@ class Estimator(abc.ABC):
         """``_fit`` on views rescaled by ``s_m = sqrt(tr(cov_mm) / d_m)``."""
         dims, off = problem.dims, problem.offsets
         scales = np.array(
-            [np.sqrt(np.trace(problem.block(m)) / dm) for m, dm in enumerate(dims)]
+            [np.sqrt(np.trace(problem.block(m)) / dm)
+             for m, dm in enumerate(problem.full_dims)]
         )
         rows = np.repeat(scales, dims)
         est = self
@@ -623,14 +758,15 @@ def _check_ranks(structure: Structure, dims, n_samples: int | None,
         )
 
 
-def _warn_scalar_noise_scales(noise_option: Any, cov: NDArray, dims) -> None:
+def _warn_scalar_noise_scales(noise_option: Any, cov: NDArray, dims,
+                              full_dims=None) -> None:
     """Warn when one sigma^2 is assumed for views whose scales differ hugely."""
     if _per_view(noise_option) or len(dims) < 2:
         return
     off = block_offsets(dims)
     var = np.array(
         [np.trace(cov[off[m] : off[m + 1], off[m] : off[m + 1]]) / dm
-         for m, dm in enumerate(dims)]
+         for m, dm in enumerate(dims if full_dims is None else full_dims)]
     )
     lo, hi = float(np.min(var)), float(np.max(var))
     ratio = hi / lo if lo > 0 else np.inf  # Python floats: inf, not a warning

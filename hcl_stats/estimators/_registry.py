@@ -15,7 +15,7 @@ from ..exceptions import ValidationError
 if TYPE_CHECKING:
     from ._base import Estimator
 
-__all__ = ["DEFAULT", "ESTIMATORS", "available", "get", "register"]
+__all__ = ["DEFAULT", "ESTIMATORS", "available", "get", "register", "sample_path_estimators"]
 
 #: Registry name -> class.
 ESTIMATORS: dict[str, type[Estimator]] = {}
@@ -60,6 +60,23 @@ def available() -> tuple[str, ...]:
     True
     """
     return tuple(sorted(ESTIMATORS))
+
+
+def sample_path_estimators() -> tuple[str, ...]:
+    """Registry names of the estimators with a sample-space path, sorted.
+
+    These fit wide views (``d_m > n``) and ``scipy.sparse`` views without forming
+    the ``d x d`` covariance (``Estimator.fit(..., path=...)``). The others need
+    the covariance.
+
+    Examples
+    --------
+    >>> from hcl_stats import estimators
+    >>> {"masked_shrink", "masked_gradient", "schur", "naive"} <= set(
+    ...     estimators.sample_path_estimators())
+    True
+    """
+    return tuple(sorted(k for k, c in ESTIMATORS.items() if c.samples_path))
 
 
 def get(name: str) -> type[Estimator]:

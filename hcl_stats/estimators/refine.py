@@ -59,7 +59,9 @@ def masked_loss(
     return float(loss), grad
 
 
-def _expanded_loss(w, sw, wtw, s_w, s_sq: float, exact: bool = True) -> float:
+def _expanded_loss(
+    w, sw, wtw, s_w, s_sq: float, exact: bool = True, s_sq_extra: float = 0.0
+) -> float:
     """``1/2 (||W^T W||^2 - 2 <W, S_W W> + ||S_W||^2)`` from the products ``sw``, ``wtw``.
 
     The expanded form cancels catastrophically near an exact fit (error about
@@ -68,7 +70,7 @@ def _expanded_loss(w, sw, wtw, s_w, s_sq: float, exact: bool = True) -> float:
     loss = 0.5 * (float(np.sum(wtw * wtw)) - 2.0 * float(np.sum(w * sw)) + s_sq)
     if exact and loss < 1e-6 * s_sq:
         resid = w @ w.T - s_w
-        loss = 0.5 * float(np.sum(resid * resid))
+        loss = 0.5 * (float(np.sum(resid * resid)) + s_sq_extra)
     return loss
 
 
@@ -127,6 +129,7 @@ class MaskedGradient(Estimator):
     name: ClassVar[str] = "masked_gradient"
     accepts_init: ClassVar[bool] = True
     balances_views: ClassVar[bool] = True
+    samples_path: ClassVar[bool] = True
 
     max_iter: int = 5000
     tol: float = 1e-7
@@ -144,10 +147,11 @@ class MaskedGradient(Estimator):
         dims, structure, init = problem.dims, problem.structure, problem.init
         noise = problem.noise_variance()
         s_w = signal_covariance(problem.cov, dims, noise)
+        s_sq_extra = problem.complement_fro2(noise)
         mask = structure.mask(dims)
         if init is None:
             w0, _ = schur_loadings(s_w, dims, structure, variant=self.init_variant,
-                                   strict=False)
+                                   strict=False, s_sq_extra=s_sq_extra)
             init_name = f"schur[{self.init_variant}]"
         else:
             if tuple(init.dims) != tuple(dims) or init.structure != structure:
@@ -157,7 +161,7 @@ class MaskedGradient(Estimator):
                 )
             w0 = np.where(mask, init.loadings, 0.0)
             init_name = init.estimator
-        info = _minimise(s_w, mask, w0, self.max_iter, self.tol, self.memory)
+        info = _minimise(s_w, mask, w0, self.max_iter, self.tol, self.memory, s_sq_extra)
         w = info.w
         if not info.converged:
             warnings.warn(
@@ -286,16 +290,18 @@ def _remember(s_k, y, s_hist, y_hist, rho_hist, memory) -> None:
             s_hist.pop(0), y_hist.pop(0), rho_hist.pop(0)
 
 
-def _minimise(s_w, mask, w0, max_iter, tol, memory) -> MinimiseResult:
+def _minimise(s_w, mask, w0, max_iter, tol, memory, s_sq_extra=0.0) -> MinimiseResult:
     """L-BFGS with exact quartic line search on the masked entries.
 
     Each iteration costs one masked product ``S_W P`` (``S_W W`` is updated
     linearly along the step and recomputed exactly every 50 iterations and before
     declaring convergence) plus ``O(d K^2 + d K memory)`` work. Stops on the
     relative-gradient rule ``||P_mask grad||_F / (||S_W||_F ||W||_F) <= tol``.
+    ``s_sq_extra`` is added to ``||S_W||_F^2`` (the complement term of a reduced
+    ``S_W`` on the sample-space path; it shifts the loss by a constant).
     """
     ops = _MaskedProducts(s_w, mask)
-    s_sq = float(np.sum(s_w * s_w))
+    s_sq = float(np.sum(s_w * s_w)) + s_sq_extra
     s_norm = float(np.sqrt(s_sq))
     w = np.where(mask, w0, 0.0)
     sw = ops.product(w)
@@ -309,7 +315,7 @@ def _minimise(s_w, mask, w0, max_iter, tol, memory) -> MinimiseResult:
         return wtw, grad, relgrad
 
     def loss_of(w, sw, wtw, exact=True):
-        return _expanded_loss(w, sw, wtw, s_w, s_sq, exact)
+        return _expanded_loss(w, sw, wtw, s_w, s_sq, exact, s_sq_extra)
 
     wtw, grad, relgrad = evaluate(w, sw)
     loss0 = loss_of(w, sw, wtw)

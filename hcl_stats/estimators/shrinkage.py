@@ -263,12 +263,12 @@ def _noise_for_shrinkage(problem: Problem):
     if not isinstance(problem.noise, str) or n_samples is None:
         return problem.noise_variance()
     if problem.noise == "scalar":
-        vals = np.linalg.eigvalsh(problem.cov)
+        vals = problem.spectrum()
         return mp_noise_var(vals, structure.total_rank, n_samples)
     out = np.empty(len(problem.dims))
     base = problem.noise_variance()  # validates d_m > k_m
     for m in range(len(problem.dims)):
-        vals = np.linalg.eigvalsh(problem.block(m))
+        vals = problem.spectrum(m)
         km = structure.view_rank(m)
         out[m] = mp_noise_var(vals, km, n_samples) if km else float(base[m])
     return out
@@ -570,6 +570,7 @@ def shrink_blocks(
     structure: Structure,
     noise_var: float | NDArray[np.float64],
     n_samples: int | None,
+    full_dims: tuple[int, ...] | None = None,
 ) -> tuple[NDArray[np.float64], dict[str, dict[str, object]]]:
     """Shrink every block ``W^S`` as the top factor of a ``d_S``-dimensional PCA.
 
@@ -589,6 +590,9 @@ def shrink_blocks(
         Noise variance(s) used for whitening.
     n_samples : int or None
         None leaves the Grams unchanged (population level).
+    full_dims : tuple of int, optional
+        The data's ``(d_1, ..., d_M)`` for ``gamma = d_S / n`` when ``loadings``
+        are in reduced coordinates of sizes ``dims`` (sample-space path).
 
     Returns
     -------
@@ -607,7 +611,8 @@ def shrink_blocks(
         wb = loadings[rows, cols] / root[rows, None]
         u, s, _ = np.linalg.svd(wb, full_matrices=False)
         lam = s**2 + 1.0
-        gamma = 0.0 if n_samples is None else rows.size / n_samples
+        d_s = rows.size if full_dims is None else sum(full_dims[m] for m in b)
+        gamma = 0.0 if n_samples is None else d_s / n_samples
         eta = s**2 if gamma == 0.0 else shrink_eigenvalues(lam, 1.0, gamma)
         out[rows, cols] = (u * np.sqrt(eta)) * root[rows, None]
         info[_letters(b)] = {
@@ -682,7 +687,7 @@ class MaskedShrink(MaskedGradient):
         raw = MaskedGradient._fit(self, problem.with_(noise=known), rng)
         structure = problem.structure
         w, blocks = shrink_blocks(raw.loadings, problem.dims, structure, raw.noise_var,
-                                  problem.n_samples)
+                                  problem.n_samples, problem.full_dims)
         extra = dict(raw.extra)
         extra["noise_rule"] = _rule(problem.noise)
         extra["blocks"] = blocks

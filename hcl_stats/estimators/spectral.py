@@ -87,10 +87,11 @@ class NaivePCA(Estimator):
 
     name: ClassVar[str] = "naive"
     structured: ClassVar[bool] = False
+    samples_path: ClassVar[bool] = True
 
     def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
         cov, structure = problem.cov, problem.structure
-        k, d = structure.total_rank, problem.d
+        k, d = structure.total_rank, problem.n_features
         if problem.noise == "scalar" and d > k:
             # One top-K eigendecomposition serves both sigma^2 (from the trace and
             # the top-K eigenvalues) and the factor: S - sigma^2 I has the same
@@ -121,6 +122,7 @@ def schur_loadings(
     *,
     variant: str = "joint",
     strict: bool = True,
+    s_sq_extra: float = 0.0,
 ) -> tuple[NDArray[np.float64], dict[str, list[float]]]:
     """Bottom-up Schur-complement loadings from a denoised covariance.
 
@@ -149,6 +151,9 @@ def schur_loadings(
         the loadings it conditions on is below ``k_O``; see
         :func:`hcl_stats.identifiability.schur_rank`). ``False`` only requires
         ``d_O >= k_O`` and returns an inexact start (used by MaskedGradient).
+    s_sq_extra : float, default=0.0
+        Added to ``||s_w||_F^2`` in the condition numbers of the warnings: the
+        complement term of a reduced ``s_w`` (sample-space path).
 
     Returns
     -------
@@ -175,7 +180,9 @@ def schur_loadings(
     rows = [np.arange(off[m], off[m + 1]) for m in range(len(dims))]
     w = np.zeros((s_w.shape[0], structure.total_rank))
     spectra: dict[str, list[float]] = {}
-    scale = max(float(np.linalg.norm(s_w)), np.finfo(float).tiny)
+    norm = (float(np.linalg.norm(s_w)) if not s_sq_extra
+            else float(np.sqrt(np.linalg.norm(s_w) ** 2 + s_sq_extra)))
+    scale = max(norm, np.finfo(float).tiny)
     for b in sorted(structure.blocks, key=len):
         s_rows = np.concatenate([rows[m] for m in sorted(b)])
         outside = [m for m in range(len(dims)) if m not in b]
@@ -319,6 +326,7 @@ class SchurComplement(Estimator):
 
     name: ClassVar[str] = "schur"
     balances_views: ClassVar[bool] = True
+    samples_path: ClassVar[bool] = True
     variant: str = "joint"
 
     def __post_init__(self) -> None:
@@ -329,7 +337,8 @@ class SchurComplement(Estimator):
         noise = problem.noise_variance()
         s_w = signal_covariance(problem.cov, problem.dims, noise)
         w, spectra = schur_loadings(s_w, problem.dims, problem.structure,
-                                    variant=self.variant)
+                                    variant=self.variant,
+                                    s_sq_extra=problem.complement_fro2(noise))
         return RawFit(
             w,
             noise,

@@ -48,6 +48,7 @@ class ZeroEstimator(Estimator):
     """
 
     name: ClassVar[str] = "zero"
+    samples_path: ClassVar[bool] = True
 
     def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
         noise = problem.noise_variance()

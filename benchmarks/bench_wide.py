@@ -1,0 +1,203 @@
+"""Wide views (d_m >> n): the sample-space path against its baselines and MOFA+.
+
+Rows (ratios measured side by side in one run; median and min - max):
+
+1. ``masked_shrink`` on the sample path / the same fit on the covariance path
+   (at ``d = (250, 500, 750), n = 100``: the covariance path costs O(d^3) and is
+   repeated; at the goal size it takes minutes per fit);
+2. load + fit (sample path) / load + one thin SVD of the centred data;
+3. MOFA+ (mofapy2) / our default fit on the same data, with accuracy;
+4. peak resident memory of one fit in a fresh process (``/usr/bin/time -v``),
+   for the moderate size and for the large one (time and memory; ``--big-runs``).
+
+Sizes: ``--dims 1000,2000,3000 --n 200`` (structure ``all:2``); the large size
+``--big-dims 5000,10000,20000 --big-n 500``. ``--quick`` runs tiny sizes.
+
+Accuracy is the relative Gram error against the true loadings (an **oracle**
+metric: it uses the simulation's truth) and the block F1 of the structure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+import hcl_stats as hs
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+import _harness  # noqa: E402
+from _harness import Row, limit_threads, machine, parser, side_by_side, table, use_clock  # noqa: E402
+
+_CHILD = r"""
+import json, sys, time, warnings
+import numpy as np
+import hcl_stats as hs
+warnings.simplefilter("ignore")
+path, structure, est_name, how = sys.argv[1:5]
+with np.load(path) as f:
+    xs = [f[k] for k in f.files]
+t0 = time.perf_counter(); c0 = time.process_time()
+if how == "fit":
+    fit = hs.estimators.get(est_name)().fit(xs, structure=structure)
+    info = {"path": fit.diagnostics.extra.get("path", "covariance")}
+else:  # load + one thin SVD of the centred stacked data
+    x = np.hstack(xs)
+    np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
+    info = {}
+info.update(wall=time.perf_counter() - t0, cpu=time.process_time() - c0)
+print(json.dumps(info))
+"""
+
+
+#: Singular values of every W_m^S: spikes a^2 in [9, 25] are above the
+#: Marchenko-Pastur detection limit sigma^2 sqrt(d_S / n) (at most 5.5 here), so
+#: the structure is recoverable and accuracy comparisons mean something.
+SINGULAR_VALUES = (3.0, 5.0)
+
+
+def _data(dims, n, structure, seed=0):
+    model = hs.HierarchicalFactorModel.random(dims, structure, noise_var=1.0,
+                                              singular_values=SINGULAR_VALUES, rng=seed)
+    return model, model.sample(n, rng=np.random.default_rng(seed + 1))
+
+
+def _peak(path: Path, structure: str, est: str, how: str) -> dict:
+    """Run one fit in a fresh process under /usr/bin/time -v: peak RSS and times."""
+    env = dict(os.environ)
+    if _harness.CLOCK["fn"] is time.process_time:  # cpu clock: one BLAS thread
+        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    out = subprocess.run(
+        ["/usr/bin/time", "-v", sys.executable, "-c", _CHILD, str(path), structure, est, how],
+        capture_output=True, text=True, check=True, env=env,
+    )
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    for line in out.stderr.splitlines():
+        if "Maximum resident set size" in line:
+            info["peak_mib"] = int(line.split()[-1]) / 1024.0
+    return info
+
+
+def _pairs(name, goal, candidate, baseline, runs, warm=True):
+    """Like ``side_by_side``; ``warm=False`` skips the warm-up (costly baselines)."""
+    if warm:
+        return side_by_side(name, goal, candidate, baseline, runs)
+    row, clock = Row(name, goal), _harness.CLOCK["fn"]
+    out = None
+    for _ in range(runs):
+        t0 = clock()
+        out = candidate()
+        t1 = clock()
+        baseline()
+        t2 = clock()
+        row.num.append(t1 - t0)
+        row.den.append(t2 - t1)
+        row.ratios.append((t1 - t0) / (t2 - t1))
+    print(f"  {name}: ratios {[round(r, 3) for r in row.ratios]}", file=sys.stderr, flush=True)
+    return row, out
+
+
+def _accuracy(fit, model):
+    sup = hs.metrics.support_scores(fit, model)
+    return {
+        "gram_error_oracle": hs.metrics.overall_gram_error(fit, model, relative=True),
+        "block_f1": sup["block_f1"], "exact": sup["exact"], "structure": str(fit.structure),
+    }
+
+
+def _mofa_row(model, data, runs):
+    mofa = hs.estimators.get("mofa")(n_factors=model.structure.total_rank)
+    ours = hs.estimators.MaskedShrink()
+    fits = {}
+
+    def run_mofa():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits["MOFA+"] = mofa.fit(data, rng=0)
+        return fits["MOFA+"]
+
+    def run_ours():
+        fits["ours"] = ours.fit(data, structure=model.structure)
+        return fits["ours"]
+
+    row, _ = _pairs("MOFA+ (mofapy2) / our default fit (masked_shrink, sample path)",
+                    ">= 100", run_mofa, run_ours, runs, warm=False)
+    return row, {k: _accuracy(v, model) for k, v in fits.items()}
+
+
+def run(quick=False, runs=3, dims=(1000, 2000, 3000), n=200, structure="all:2",
+        big_dims=(5000, 10000, 20000), big_n=500, paths_dims=(250, 500, 750), paths_n=100,
+        mofa=True, big=True, big_runs=1):
+    if quick:
+        dims, n, big_dims, big_n = (20, 40, 60), 30, (40, 80, 120), 35
+        paths_dims, paths_n = (20, 40, 60), 30
+    rows, extra = [], {}
+    # 1. the two paths on the same wide data (the covariance path is O(d^3): a
+    #    smaller wide size, so that it can be repeated)
+    pmodel, pdata = _data(paths_dims, paths_n, structure, seed=5)
+    est = hs.estimators.MaskedShrink()
+    row, _ = _pairs(f"masked_shrink, sample path / covariance path (d={paths_dims}, "
+                    f"n={paths_n})", "-",
+                    lambda: est.fit(pdata, structure=structure, path="samples"),
+                    lambda: est.fit(pdata, structure=structure, path="covariance"),
+                    runs, warm=False)
+    rows.append(row)
+    model, data = _data(dims, n, structure)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "wide.npz"
+        np.savez(path, *data.Xs)
+        fit_runs, svd_runs = [], []
+        for _ in range(runs):
+            fit_runs.append(_peak(path, structure, "masked_shrink", "fit"))
+            svd_runs.append(_peak(path, structure, "masked_shrink", "svd"))
+        row = Row(f"load + fit / load + one thin SVD of X (d={dims}, n={n}, fresh process)",
+                  "fit <= 2 s, <= 300 MB")
+        key = "cpu" if _harness.CLOCK["fn"] is time.process_time else "wall"
+        for f, s in zip(fit_runs, svd_runs, strict=True):
+            row.num.append(f[key])
+            row.den.append(s[key])
+            row.ratios.append(f[key] / s[key])
+        rows.append(row)
+        extra["moderate"] = {"fit": fit_runs, "svd": svd_runs}
+        if big:
+            bmodel, bdata = _data(big_dims, big_n, structure, seed=3)
+            bpath = Path(tmp) / "big.npz"
+            np.savez(bpath, *bdata.Xs)
+            extra["big_data_mib"] = sum(x.nbytes for x in bdata.Xs) / 2**20
+            del bdata
+            extra["big"] = [_peak(bpath, structure, "masked_shrink", "fit")
+                            for _ in range(big_runs)]
+    if mofa:
+        row, acc = _mofa_row(model, data, runs)
+        rows.append(row)
+        extra["accuracy"] = acc
+    return rows, extra
+
+
+def main(argv=None):
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--no-mofa", action="store_true")
+    p.add_argument("--no-big", action="store_true")
+    p.add_argument("--big-runs", type=int, default=1)
+    args = p.parse_args(argv)
+    threads = use_clock(args.clock) or args.threads
+    with limit_threads(threads):
+        rows, extra = run(quick=args.quick, runs=args.runs or 3, mofa=not args.no_mofa,
+                          big=not args.no_big, big_runs=args.big_runs)
+    print(f"<!-- {machine()}; clock {args.clock} -->")
+    print(table(rows))
+    print()
+    print("```json")
+    print(json.dumps(extra, indent=1, default=float))
+    print("```")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""Sample-space path for wide views: each view reduced to its row space (private).
+
+When a view has more columns than samples (``d_m > n``), its centred rows
+``Y_m = (X_m - 1 mean_m^T) / sqrt(n - 1)`` span a subspace of dimension
+``r_m <= n - 1`` of ``R^{d_m}``. With an orthonormal basis ``V_m`` (``d_m x r_m``)
+of that row space and ``Q = blockdiag(V_1, ..., V_M)``:
+
+- the sample covariance is ``S = Q S~ Q^T`` with ``S~ = Z^T Z`` the covariance of
+  the reduced scores ``Z_m = Y_m V_m`` (``n x r_m``), of size ``sum_m r_m``;
+- a noise matrix ``Psi = blockdiag(sigma_m^2 I_{d_m})`` commutes with ``Q Q^T``,
+  so ``S - Psi = Q (S~ - Psi~) Q^T - Psi (I - Q Q^T)``: the spectrum of any
+  principal view-submatrix of ``S - Psi`` is that of the reduced one plus
+  ``-sigma_m^2`` repeated ``d_m - r_m`` times;
+- Schur complements over view subsets, truncated inverses of their top
+  eigenpairs, the masked loss ``1/2 ||W W^T - S_W||_F^2`` and its gradient all
+  respect the view blocks, so for loadings ``W = Q W~`` they are the reduced
+  quantities mapped by ``Q``, plus the constant ``sum_m sigma_m^4 (d_m - r_m)``
+  in ``||S_W||_F^2``.
+
+The estimators that support this path run on ``S~`` (never forming a ``d x d``
+matrix) with the full dimensions for every rule that depends on them (noise
+variance, Marchenko-Pastur ratios, Frobenius norms), and their loadings are
+lifted by ``Q``. Memory is ``O(n d + d K + (sum_m r_m)^2)``.
+
+``scipy.sparse`` views are centred implicitly: only ``X X^T``-type products of
+the sparse matrix are formed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+from numpy.typing import NDArray
+
+from .._linalg import block_offsets
+from .._validation import check_float_array, short_repr
+from ..exceptions import ValidationError
+
+__all__ = [
+    "PATHS",
+    "Reduction",
+    "any_sparse",
+    "check_reduced_columns_vary",
+    "check_sparse_views",
+    "is_sparse",
+    "reduce_views",
+    "samples_names",
+]
+
+#: Values of the ``path`` option of :meth:`Estimator.fit`.
+PATHS = ("auto", "covariance", "samples")
+
+
+def is_sparse(x: Any) -> bool:
+    """True for a ``scipy.sparse`` matrix or array (without importing it eagerly)."""
+    mod = type(x).__module__
+    if not mod.startswith("scipy.sparse"):
+        return False
+    import scipy.sparse
+
+    return scipy.sparse.issparse(x)
+
+
+@dataclass(frozen=True, eq=False)
+class Reduction:
+    """How a fit on reduced scores maps back to the views (internal).
+
+    Attributes
+    ----------
+    full_dims : tuple of int
+        ``(d_1, ..., d_M)`` of the data.
+    bases : tuple of (ndarray of shape (d_m, r_m) or None)
+        Orthonormal basis of view ``m``'s centred row space; None when the view
+        is kept as is (``r_m = d_m``).
+    dims : tuple of int
+        ``(r_1, ..., r_M)``.
+    max_variance : float
+        Largest sample variance of a column of the data.
+    """
+
+    full_dims: tuple[int, ...]
+    bases: tuple[NDArray[np.float64] | None, ...]
+    dims: tuple[int, ...]
+    max_variance: float
+
+    @property
+    def complement(self) -> NDArray[np.int64]:
+        """``d_m - r_m`` per view: directions with zero sample variance."""
+        return np.asarray(self.full_dims) - np.asarray(self.dims)
+
+    def lift(self, w: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Loadings in data coordinates: ``Q w``, shape ``(d, K)``."""
+        off = block_offsets(self.dims)
+        parts = []
+        for m, basis in enumerate(self.bases):
+            block = w[off[m] : off[m + 1]]
+            parts.append(block if basis is None else basis @ block)
+        return np.vstack(parts)
+
+    def project(self, w: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Reduced coordinates ``Q^T w`` of data-space loadings, shape ``(r, K)``."""
+        off = block_offsets(self.full_dims)
+        parts = []
+        for m, basis in enumerate(self.bases):
+            block = np.asarray(w[off[m] : off[m + 1]], dtype=float)
+            parts.append(block if basis is None else basis.T @ block)
+        return np.vstack(parts)
+
+    def complement_fro2(self, noise_diag_per_view: NDArray[np.float64]) -> float:
+        """``||Psi (I - Q Q^T)||_F^2 = sum_m sigma_m^4 (d_m - r_m)``."""
+        psi = np.asarray(noise_diag_per_view, dtype=float)
+        return float(np.sum(psi * psi * self.complement))
+
+
+def _centred_dense(x: NDArray, scale: float) -> NDArray:
+    return (x - x.mean(axis=0)) * scale
+
+
+def _view_scores(x: Any, n: int, reduce: bool) -> tuple[NDArray, NDArray | None, float]:
+    """Scores ``Z_m`` (``n x r_m``), basis ``V_m`` (or None) and the largest variance.
+
+    ``reduce=False`` keeps the centred view itself (``V_m = I``).
+    """
+    scale = 1.0 / np.sqrt(n - 1.0)
+    if is_sparse(x):
+        x = x.tocsr().astype(np.float64)
+        mean = np.asarray(x.mean(axis=0)).ravel()
+        sq = np.asarray(x.multiply(x).sum(axis=0)).ravel()
+        var = (sq - n * mean * mean) * scale * scale
+        if not reduce:
+            y = (x.toarray() - mean) * scale
+            return y, None, float(np.max(var))
+        # Gram of the implicitly centred rows: (X - 1 mu^T)(X - 1 mu^T)^T
+        xm = np.asarray(x @ mean).ravel()
+        gram = np.asarray((x @ x.T).toarray())
+        gram = gram - xm[:, None] - xm[None, :] + float(mean @ mean)
+        gram = (gram + gram.T) / 2.0 * (scale * scale)
+        vals, u = scipy.linalg.eigh(gram)
+        vals, u = vals[::-1], u[:, ::-1]
+        keep = vals > max(float(vals[0]), 0.0) * n * np.finfo(float).eps
+        s = np.sqrt(vals[keep])
+        u = u[:, keep]
+        # V = Y^T U / s, with Y^T U = (X^T U - mu (1^T U)) * scale
+        v = (np.asarray(x.T @ u) - np.outer(mean, u.sum(axis=0))) * scale / s
+        return u * s, v, float(np.max(var))
+    y = _centred_dense(np.asarray(x, dtype=float), scale)
+    var = float(np.max(np.einsum("ij,ij->j", y, y)))
+    if not reduce:
+        return y, None, var
+    u, s, vt = scipy.linalg.svd(y, full_matrices=False, lapack_driver="gesdd")
+    keep = s > max(float(s[0]), 0.0) * n * np.finfo(float).eps
+    return u[:, keep] * s[keep], vt[keep].T, var
+
+
+def reduce_views(views: list[Any], n_samples: int) -> tuple[NDArray, Reduction]:
+    """Reduced covariance ``S~`` and the :class:`Reduction` of centred views.
+
+    Parameters
+    ----------
+    views : list of (ndarray or scipy.sparse matrix) of shape (n_samples, d_m)
+    n_samples : int
+
+    Returns
+    -------
+    cov : ndarray of shape (r, r)
+        ``S~ = Z^T Z`` with ``r = sum_m r_m``.
+    reduction : Reduction
+        A view is reduced when ``d_m > n_samples`` (its centred rows have rank
+        at most ``n - 1``); the others are kept (``V_m = I``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hcl_stats.estimators._samples import reduce_views
+    >>> rng = np.random.default_rng(0)
+    >>> xs = [rng.standard_normal((10, 4)), rng.standard_normal((10, 30))]
+    >>> cov, red = reduce_views(xs, 10)
+    >>> red.dims, cov.shape
+    ((4, 9), (13, 13))
+    >>> full = np.cov(np.hstack(xs).T)
+    >>> big = np.hstack([np.vstack([np.eye(4), np.zeros((30, 4))]),
+    ...                  np.vstack([np.zeros((4, 9)), red.bases[1]])])
+    >>> bool(np.allclose(big @ cov @ big.T, full))
+    True
+    """
+    scores, bases, var = [], [], 0.0
+    for x in views:
+        z, v, vmax = _view_scores(x, n_samples, x.shape[1] > n_samples)
+        scores.append(z)
+        bases.append(v)
+        var = max(var, vmax)
+    z = np.hstack(scores)
+    cov = z.T @ z
+    cov = (cov + cov.T) / 2.0
+    if not np.all(np.isfinite(cov)):
+        raise ValidationError(
+            "views must have a sample covariance representable in float64; got an "
+            "overflow. Rescale the views."
+        )
+    reduction = Reduction(
+        full_dims=tuple(int(x.shape[1]) for x in views),
+        bases=tuple(bases),
+        dims=tuple(int(s.shape[1]) for s in scores),
+        max_variance=var,
+    )
+    return cov, reduction
+
+
+# --------------------------------------------------------------- sparse input
+def any_sparse(views: Any) -> bool:
+    try:
+        return any(is_sparse(v) for v in views)
+    except TypeError:  # not iterable: MultimodalData's validator says why
+        return False
+
+
+def samples_names() -> list[str]:
+    from ._registry import sample_path_estimators
+
+    return list(sample_path_estimators())
+
+
+def check_sparse_views(views: Any) -> list[Any]:
+    """Validate views of which some are ``scipy.sparse``: 2-D, float, finite, same n."""
+    if not isinstance(views, Sequence) or len(views) == 0:
+        raise ValidationError(
+            "views must be a non-empty list of 2-D arrays or scipy.sparse matrices; "
+            f"got {short_repr(views)}."
+        )
+    out = []
+    for i, v in enumerate(views):
+        if is_sparse(v):
+            if v.ndim != 2 or not np.issubdtype(v.dtype, np.number) or np.iscomplexobj(v):
+                raise ValidationError(
+                    f"views[{i}] must be a 2-D real sparse matrix; got shape {v.shape} "
+                    f"and dtype {v.dtype}."
+                )
+            v = v.tocsr().astype(np.float64)
+            if not np.all(np.isfinite(v.data)):
+                raise ValidationError(f"views[{i}] must have finite entries; got NaN or inf.")
+        else:
+            v = check_float_array(v, f"views[{i}]", ndim=2)
+        if v.shape[1] == 0:
+            raise ValidationError(
+                f"views[{i}] must have at least one column (d_{i + 1} >= 1); got "
+                f"shape {v.shape}."
+            )
+        if out and v.shape[0] != out[0].shape[0]:
+            raise ValidationError(
+                f"views[{i}] has {v.shape[0]} rows but views[0] has {out[0].shape[0]}; "
+                "all views must have the same number of samples."
+            )
+        out.append(v)
+    if out[0].shape[0] < 2:
+        raise ValidationError(
+            f"n_samples must be >= 2 to estimate a covariance; got {out[0].shape[0]}."
+        )
+    return out
+
+
+def check_reduced_columns_vary(xs: list[Any], n: int) -> None:
+    """Reject constant columns of sparse or dense views (as ``_check_columns_vary``)."""
+    for m, x in enumerate(xs):
+        if is_sparse(x):
+            mean = np.asarray(x.mean(axis=0)).ravel()
+            sq = np.asarray(x.multiply(x).mean(axis=0)).ravel()
+            spread = sq - mean * mean
+            scale = np.maximum(sq, np.finfo(float).tiny)
+        else:
+            spread = np.ptp(x, axis=0)
+            scale = np.max(np.abs(x), axis=0)
+        flat = spread <= 1e-12 * scale
+        if np.any(flat):
+            j = int(np.argmax(flat))
+            raise ValidationError(
+                f"views[{m}][:, {j}] must vary across samples (the model gives every "
+                "coordinate noise variance sigma^2 > 0); got a constant column. Drop "
+                "the column before fitting."
+            )

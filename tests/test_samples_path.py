@@ -1,0 +1,183 @@
+"""The sample-space path for wide views: agreement with the covariance path.
+
+On the sample path each view wider than ``n`` is replaced by the scores on its
+row space and the estimator runs on their covariance (module
+``hcl_stats.estimators._samples``). The two paths compute the same estimate in
+exact arithmetic, so every block Gram ``W^S W^S^T`` must agree to round-off, on
+both sides of ``n = d_m``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import structures_and_dims
+
+import hcl_stats as hs
+from hcl_stats import estimators
+from hcl_stats.estimators._samples import reduce_views
+from hcl_stats.exceptions import ValidationError
+
+# The two paths must agree, including on blocks the shrinkage drops at small n
+# (BlockDroppedWarning is the estimator's documented notice, not a failure here).
+pytestmark = pytest.mark.filterwarnings("ignore::hcl_stats.exceptions.BlockDroppedWarning")
+
+
+SAMPLE_PATH = ("naive", "schur", "masked_gradient", "masked_shrink")
+
+
+def _block_grams(fit):
+    off = np.concatenate([[0], np.cumsum(fit.dims)])
+    w = np.asarray(fit.loadings)
+    out = {}
+    for b in fit.structure.blocks:
+        rows = np.concatenate([np.arange(off[m], off[m + 1]) for m in sorted(b)])
+        wb = w[rows][:, fit.structure.columns(b)]
+        out[b] = wb @ wb.T
+    return out
+
+
+def _assert_same_fit(a, b, scale):
+    """Every block Gram and the noise variance agree to 1e-8 relative."""
+    assert a.structure == b.structure
+    assert a.dims == b.dims
+    ga, gb = _block_grams(a), _block_grams(b)
+    for blk in ga:
+        # relative to the Gram, floored at 1e-8 of the data scale (a block shrunk
+        # to zero on one path must be zero on the other)
+        ref = max(float(np.linalg.norm(ga[blk])), 1e-8 * scale)
+        assert float(np.linalg.norm(ga[blk] - gb[blk])) <= 1e-8 * ref, blk
+    np.testing.assert_allclose(np.asarray(b.noise_var), np.asarray(a.noise_var),
+                               rtol=1e-10)
+
+
+def _fit_both(est, xs, structure):
+    out = []
+    for path in ("covariance", "samples"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                out.append(est.fit(xs, structure=structure, path=path))
+            except hs.exceptions.HCLError as exc:
+                out.append(type(exc))
+    return out
+
+
+@settings(max_examples=25)
+@given(
+    design=structures_and_dims(max_views=3, max_blocks=3, max_rank=2),
+    widen=st.lists(st.integers(0, 40), min_size=3, max_size=3),
+    n_extra=st.integers(0, 40),
+    name=st.sampled_from(SAMPLE_PATH),
+    noise=st.sampled_from(["scalar", "per_view"]),
+    seed=st.integers(0, 2**16),
+)
+def test_paths_agree_in_every_block_gram(design, widen, n_extra, name, noise, seed):
+    structure, dims = design
+    dims = tuple(d + w for d, w in zip(dims, widen, strict=False))
+    n = structure.total_rank + 2 + n_extra  # n below, at and above the d_m
+    model = hs.HierarchicalFactorModel.random(dims, structure, rng=seed)
+    data = model.sample(n, rng=np.random.default_rng(seed + 1))
+    a, b = _fit_both(estimators.get(name)(noise_var=noise), data, structure)
+    if isinstance(a, type) or isinstance(b, type):  # refused: on both paths alike
+        assert a is b
+        return
+    assert b.diagnostics.extra["path"] == "samples"
+    scale = float(np.trace(data.sample_cov()))
+    _assert_same_fit(a, b, scale)
+
+
+@pytest.mark.parametrize("name", SAMPLE_PATH)
+def test_wide_views_on_both_sides_of_n(name, rng):
+    """d_1 < n < d_2, d_3: views 2 and 3 are reduced to rank n - 1, view 1 kept."""
+    model = hs.HierarchicalFactorModel.random((12, 90, 150), "ABC:2 AB:1 C:1", rng=rng)
+    data = model.sample(40, rng=rng)
+    a, b = _fit_both(estimators.get(name)(), data, model.structure)
+    assert b.diagnostics.extra["reduced_dims"] == [12, 39, 39]
+    _assert_same_fit(a, b, float(np.trace(data.sample_cov())))
+    auto = estimators.get(name)().fit(data, structure=model.structure)
+    assert auto.diagnostics.extra["path"] == "samples"
+    np.testing.assert_array_equal(auto.loadings, b.loadings)
+
+
+def test_narrow_views_take_the_covariance_path_by_default(rng):
+    model = hs.HierarchicalFactorModel.random((5, 6), "AB:1 B:1", rng=rng)
+    fit = estimators.MaskedShrink().fit(model.sample(50, rng=rng), structure=model.structure)
+    assert "path" not in fit.diagnostics.extra
+
+
+def test_reduced_covariance_is_the_covariance_in_the_row_space_basis(rng):
+    xs = [rng.standard_normal((15, 4)) + 3.0, rng.standard_normal((15, 40))]
+    cov, red = reduce_views(xs, 15)
+    assert red.dims == (4, 14)  # centring removes one direction of the wide view
+    basis = red.bases[1]
+    np.testing.assert_allclose(basis.T @ basis, np.eye(14), atol=1e-12)
+    q = np.zeros((44, 18))
+    q[:4, :4] = np.eye(4)
+    q[4:, 4:] = basis
+    np.testing.assert_allclose(q @ cov @ q.T, np.cov(np.hstack(xs).T), atol=1e-12)
+    w = rng.standard_normal((18, 3))
+    np.testing.assert_allclose(red.project(red.lift(w)), w, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["masked_shrink", "schur", "naive"])
+def test_sparse_views_are_centred_implicitly(name, rng):
+    """Sparse views with non-zero column means give the dense fit."""
+    model = hs.HierarchicalFactorModel.random((20, 80), "AB:2 B:1", rng=rng)
+    data = model.sample(30, rng=rng)
+    dense = [np.where(rng.random(x.shape) < 0.3, 0.0, x + 2.0) for x in data.Xs]
+    est = estimators.get(name)(noise_var="per_view")
+    ref = est.fit(dense, structure=model.structure, path="samples")
+    scale = float(np.trace(np.cov(np.hstack(dense).T)))
+    for views in ([sp.csr_matrix(x) for x in dense], [dense[0], sp.csc_matrix(dense[1])]):
+        fit = est.fit(views, structure=model.structure)
+        assert fit.diagnostics.extra["path"] == "samples"
+        _assert_same_fit(ref, fit, scale)
+
+
+def test_sample_path_never_forms_the_covariance(rng):
+    """d = 60,010: the d x d covariance (29 GB) cannot be formed, the fit runs."""
+    z = rng.standard_normal((30, 2))
+    xs = [z @ rng.standard_normal((2, d)) + rng.standard_normal((30, d))
+          for d in (10, 60_000)]
+    fit = estimators.MaskedShrink().fit(xs, structure="AB:2")
+    assert fit.loadings.shape == (60_010, 2)
+    assert fit.diagnostics.extra["reduced_dims"] == [10, 29]
+
+
+def test_estimators_without_the_sample_path_refuse_it_clearly(rng):
+    data = [rng.standard_normal((10, 4)), rng.standard_normal((10, 30))]
+    assert set(SAMPLE_PATH) <= set(estimators.sample_path_estimators())
+    assert "slide" not in estimators.sample_path_estimators()
+    with pytest.raises(ValidationError, match="SLIDE has no sample-space path"):
+        estimators.SLIDE().fit(data, structure="AB:1", path="samples")
+    with pytest.raises(ValidationError, match="no sample-space path"):
+        estimators.SLIDE().fit([sp.csr_matrix(x) for x in data], structure="AB:1")
+    with pytest.raises(ValidationError, match="path='covariance' needs dense"):
+        estimators.NaivePCA().fit([sp.csr_matrix(x) for x in data], structure="AB:1",
+                                  path="covariance")
+    with pytest.raises(ValidationError, match="path must be one of"):
+        estimators.NaivePCA().fit(data, structure="AB:1", path="thin")
+
+
+def test_sparse_constant_column_is_refused(rng):
+    x = sp.random(12, 30, density=0.3, random_state=1, format="csr")
+    x = sp.hstack([x, sp.csr_matrix(np.zeros((12, 1)))]).tocsr()
+    with pytest.raises(ValidationError, match=r"views\[1\]\[:, 30\] must vary"):
+        estimators.NaivePCA().fit([rng.standard_normal((12, 3)), x], structure="AB:1")
+
+
+def test_init_is_projected_onto_the_row_spaces(rng):
+    """A start in the row spaces gives the same refinement on both paths."""
+    model = hs.HierarchicalFactorModel.random((8, 60), "AB:1 B:1", rng=rng)
+    data = model.sample(25, rng=rng)
+    start = estimators.SchurComplement().fit(data, structure=model.structure)
+    est = estimators.MaskedGradient()
+    a = est.fit(data, structure=model.structure, init=start, path="covariance")
+    b = est.fit(data, structure=model.structure, init=start, path="samples")
+    _assert_same_fit(a, b, float(np.trace(data.sample_cov())))
