@@ -130,7 +130,10 @@ def check_float_array(
                 f"{name} must have integer entries of magnitude <= 2**53 (exactly "
                 f"representable in float64); got {int(arr[where])} at index {where}."
             )
-    if kind == "f" and not np.all(np.isfinite(arr)):
+    # A NaN or an infinity makes the sum non-finite, so a finite sum (one pass, no
+    # temporary) proves every entry finite; only a non-finite sum (possibly an
+    # overflow of finite values) needs the entry-wise test.
+    if kind == "f" and not _sum_is_finite(arr) and not np.all(np.isfinite(arr)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise ValidationError(
             f"{name} must contain only finite values; got {float(arr[bad])!r} at "
@@ -138,13 +141,21 @@ def check_float_array(
         )
     with np.errstate(over="ignore"):
         out = np.array(arr, dtype=np.float64)
-    if not np.all(np.isfinite(out)):
+    # finite floats of at most 64 bits and integers below 2**53 cast exactly to
+    # finite float64 values; only wider floats (longdouble) can overflow
+    if (kind == "f" and arr.dtype.itemsize > 8) and not np.all(np.isfinite(out)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
         raise ValidationError(
             f"{name} must contain values representable in float64; got {arr[bad]!r} "
             f"at index {bad}, which overflows."
         )
     return out
+
+
+def _sum_is_finite(arr: np.ndarray) -> bool:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.sum(arr, dtype=np.float64 if arr.dtype.itemsize <= 8
+                                       else arr.dtype)))
 
 
 def check_views(views: Any, name: str = "views") -> tuple[NDArray[np.float64], ...]:

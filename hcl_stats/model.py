@@ -575,7 +575,10 @@ class MultimodalData(ViewsShape):
         views: Sequence[ArrayLike],
         modality_names: Sequence[str] | None = None,
     ) -> None:
-        arrays = tuple(_readonly(x) for x in check_views(views))
+        # check_views returns private float64 copies: freeze them, no second copy
+        arrays = check_views(views)
+        for x in arrays:
+            x.setflags(write=False)
         if modality_names is not None:
             modality_names = tuple(str(n) for n in modality_names)
             if len(modality_names) != len(arrays):

@@ -32,6 +32,7 @@ route; see :func:`hcl_stats.check_identifiable`.)
 from __future__ import annotations
 
 from ._base import Estimator, estimate_noise_var, signal_covariance
+from ._cache import SpectralCache
 from .convex import ConvexFast, ConvexRelaxation
 from .jive import AJIVE, GCCA
 from .multistart import MaskedMultistart
@@ -61,6 +62,7 @@ __all__ = [
     "SchurComplement",
     "SchurSelect",
     "SchurShrink",
+    "SpectralCache",
     "ZeroEstimator",
     "available",
     "estimate_noise_var",

@@ -8,6 +8,7 @@ outcome in an immutable :class:`~hcl_stats.results.FitResult`.
 from __future__ import annotations
 
 import abc
+import copy
 import time
 import warnings
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from ..model import MultimodalData, check_noise_var, noise_diagonal
 from ..results import Diagnostics, FitResult
 from ..streaming import streaming_cov
 from ..structure import Structure, format_block
+from ._cache import SpectralCache, cached_top_eigh
 
 __all__ = ["Estimator", "estimate_noise_var", "signal_covariance"]
 
@@ -61,6 +63,7 @@ def estimate_noise_var(
     structure: Structure,
     *,
     rule: str = "scalar",
+    cache: SpectralCache | None = None,
 ) -> float | NDArray[np.float64]:
     """Estimate the noise variance from the bottom of the covariance spectrum.
 
@@ -78,6 +81,10 @@ def estimate_noise_var(
         ``'per_view'``: ``sigma_m^2`` = mean of the ``d_m - k_m`` smallest
         eigenvalues of the diagonal block ``cov[m, m]``, where
         ``k_m = sum_{S contains m} r_S``.
+    cache : SpectralCache, optional
+        Shares the top-``K`` eigendecomposition of ``cov`` with other fits of the
+        same matrix (e.g. :class:`~hcl_stats.estimators.NaivePCA`); the value is
+        bit-identical with or without it.
 
     Returns
     -------
@@ -108,7 +115,16 @@ def estimate_noise_var(
                 "from the bottom eigenvalues; reduce the ranks or pass a known "
                 "noise_var."
             )
-        top = np.linalg.eigvalsh(cov)[::-1][:k] if d <= 64 else _top_vals(cov, k)
+        if d <= 64:
+            top = np.linalg.eigvalsh(cov)[::-1][:k]
+        elif cache is not None:
+            # LAPACK dsyevr computes a proper subset of eigenvalues by bisection
+            # whether or not vectors are wanted: these values are bit-identical to
+            # _top_vals' (tests/test_spectral_cache.py checks it); reversed to
+            # _top_vals' ascending order, so that the sum rounds identically
+            top = cached_top_eigh(cache, cov, k)[0][::-1]
+        else:
+            top = _top_vals(cov, k)
         value = (float(np.trace(cov)) - float(np.sum(top))) / (d - k)
         _check_positive_noise(value, cov, "sigma^2")
         return value
@@ -232,8 +248,34 @@ class Estimator(abc.ABC):
 
     noise_var: Any = "scalar"
 
+    #: Per-unit memo of shared spectral work (set by :meth:`with_cache`; not a
+    #: hyper-parameter, so it is neither compared nor printed).
+    _cache: ClassVar[SpectralCache | None] = None
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "noise_var", _check_noise_option(self.noise_var))
+
+    def with_cache(self, cache: SpectralCache | None) -> Estimator:
+        """A copy of this estimator that shares spectral work through ``cache``.
+
+        Fits of the same covariance by estimators holding the same
+        :class:`~hcl_stats.estimators.SpectralCache` compute the validation of the
+        covariance, its top-``K`` eigendecomposition and the Schur-complement
+        recursion once. The results are bit-identical to fits without a cache.
+
+        Parameters
+        ----------
+        cache : SpectralCache or None
+            None returns a copy without a cache.
+
+        Returns
+        -------
+        Estimator
+            Equal (``==``) to this one; only the cache differs.
+        """
+        est = copy.copy(self)
+        object.__setattr__(est, "_cache", cache)
+        return est
 
     # ---------------------------------------------------------------- public
     def fit(
@@ -300,7 +342,13 @@ class Estimator(abc.ABC):
         FitResult
         """
         dims = check_dims(dims)
-        cov = _fast_checked_covariance(cov, sum(dims))
+        if self._cache is not None and isinstance(cov, np.ndarray):
+            cov = self._cache.memo(
+                "checked_cov", (cov,), sum(dims),
+                lambda: _fast_checked_covariance(cov, sum(dims)),
+            )
+        else:
+            cov = _fast_checked_covariance(cov, sum(dims))
         diag = np.diag(cov)
         if np.any(diag <= 0):
             j = int(np.argmax(diag <= 0))
@@ -395,7 +443,7 @@ class Estimator(abc.ABC):
                 nv = self.noise_var
                 scaled = (tuple(float(np.ldexp(v, k)) for v in nv) if isinstance(nv, tuple)
                           else float(np.ldexp(nv, k)))
-                est = replace(self, noise_var=scaled)
+                est = _keep_cache(replace(self, noise_var=scaled), self)
             if init is not None:
                 init = replace(
                     init, loadings=np.ldexp(np.asarray(init.loadings), k // 2),
@@ -439,7 +487,9 @@ class Estimator(abc.ABC):
         est = self
         if isinstance(self.noise_var, tuple):
             check_noise_var(np.asarray(self.noise_var), len(dims))
-            est = replace(self, noise_var=tuple(np.asarray(self.noise_var) / scales**2))
+            est = _keep_cache(
+                replace(self, noise_var=tuple(np.asarray(self.noise_var) / scales**2)), self
+            )
         if init is not None:
             init = replace(
                 init,
@@ -463,7 +513,8 @@ class Estimator(abc.ABC):
     def _noise(self, cov: NDArray, dims, structure: Structure):
         """Noise variance per the ``noise_var`` option."""
         if isinstance(self.noise_var, str):
-            return estimate_noise_var(cov, dims, structure, rule=self.noise_var)
+            return estimate_noise_var(cov, dims, structure, rule=self.noise_var,
+                                      cache=self._cache)
         if isinstance(self.noise_var, tuple):
             return check_noise_var(np.asarray(self.noise_var), len(dims))
         return float(self.noise_var)
@@ -491,6 +542,11 @@ class Estimator(abc.ABC):
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def _keep_cache(new: Estimator, old: Estimator) -> Estimator:
+    """``new`` with the spectral cache of ``old`` (``dataclasses.replace`` drops it)."""
+    return new.with_cache(old._cache) if old._cache is not None else new
+
+
 # ------------------------------------------------------------- input checks
 #: Per-view average variances differing by more than this factor trigger a
 #: NumericalWarning under a scalar noise model.
@@ -505,14 +561,17 @@ def _check_columns_vary(data: MultimodalData) -> None:
     """Reject constant columns: the model gives every coordinate variance >= sigma^2."""
     limit = float(np.sqrt(np.finfo(np.float64).max / (4.0 * data.n_samples)))
     for m, x in enumerate(data.Xs):
-        scale = np.max(np.abs(x), axis=0)
+        # two reductions, no |x| temporary: max|x| = max(max x, -min x) and
+        # ptp = max x - min x, exactly
+        hi, lo = np.max(x, axis=0), np.min(x, axis=0)
+        scale = np.maximum(hi, -lo)
         if np.max(scale) >= limit:
             raise ValidationError(
                 f"views[{m}] must have entries of magnitude < {limit:.3g} so that the "
                 f"sample covariance of n = {data.n_samples} rows fits in float64; got "
                 f"{float(np.max(scale)):.3g}. Rescale the view."
             )
-        spread = np.ptp(x, axis=0)  # cannot overflow below the limit
+        spread = hi - lo  # cannot overflow below the limit
         flat = spread <= 1e-12 * scale
         if np.any(flat):
             j = int(np.argmax(flat))

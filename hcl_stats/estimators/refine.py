@@ -138,7 +138,7 @@ class MaskedGradient(Estimator):
         mask = structure.mask(dims)
         if init is None:
             w0, _ = schur_loadings(s_w, dims, structure, variant=self.init_variant,
-                                   strict=False)
+                                   strict=False, cache=self._cache)
             init_name = f"schur[{self.init_variant}]"
         else:
             if tuple(init.dims) != tuple(dims) or init.structure != structure:

@@ -38,7 +38,7 @@ from ..exceptions import ValidationError
 from ..identifiability import require_schur_step
 from ..model import noise_diagonal
 from ..structure import Structure
-from ._base import Estimator, RawFit
+from ._base import Estimator, RawFit, _keep_cache
 from .refine import MaskedGradient
 
 __all__ = [
@@ -761,7 +761,9 @@ class MaskedShrink(MaskedGradient):
     def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
         noise = _noise_for_shrinkage(self, cov, dims, structure, n_samples)
         # the refinement itself, with the shrinkage-corrected noise variance
-        refine = replace(self, noise_var=noise if np.ndim(noise) == 0 else tuple(noise))
+        refine = _keep_cache(
+            replace(self, noise_var=noise if np.ndim(noise) == 0 else tuple(noise)), self
+        )
         raw = MaskedGradient._fit(
             refine, cov, dims, structure, n_samples=n_samples, init=init, rng=rng, data=data
         )
