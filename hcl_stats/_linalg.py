@@ -9,6 +9,27 @@ from numpy.typing import NDArray
 __all__: list[str] = []
 
 
+def block_offsets(dims) -> NDArray[np.intp]:
+    """Block offsets ``(0, d_1, d_1 + d_2, ..., d)`` of stacked blocks of sizes ``dims``.
+
+    Block ``m`` is the slice ``off[m]:off[m + 1]``.
+
+    Parameters
+    ----------
+    dims : sequence of int of length M
+
+    Returns
+    -------
+    ndarray of shape (M + 1,)
+
+    Examples
+    --------
+    >>> block_offsets((3, 2, 4)).tolist()
+    [0, 3, 5, 9]
+    """
+    return np.concatenate([[0], np.cumsum(np.asarray(dims, dtype=np.intp))]).astype(np.intp)
+
+
 def top_eigh(a: NDArray[np.float64], k: int) -> tuple[NDArray, NDArray]:
     """Top-``k`` eigenpairs of a symmetric matrix, in descending order.
 
@@ -65,26 +86,7 @@ def top_factor(a: NDArray[np.float64], k: int) -> NDArray[np.float64]:
     return vecs * np.sqrt(np.clip(vals, 0.0, None))
 
 
-def truncated_inverse_sqrt(
-    a: NDArray[np.float64], k: int
-) -> NDArray[np.float64]:
-    """Return ``B`` of shape (p, k) with ``B B^T`` the rank-``k`` pseudo-inverse of ``a``.
-
-    Eigenvalues that are not positive are dropped (their columns are zero).
-    """
-    vals, vecs = top_eigh(a, k)
-    inv = np.zeros_like(vals)
-    pos = vals > 0
-    inv[pos] = 1.0 / np.sqrt(vals[pos])
-    return vecs * inv
-
-
 def procrustes(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
     """Orthogonal ``Q`` minimising ``||a Q - b||_F`` (a and b of shape (p, k))."""
     u, _, vt = np.linalg.svd(a.T @ b)
     return u @ vt
-
-
-def symmetrize(a: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Return ``(a + a^T) / 2``."""
-    return (a + a.T) / 2.0

@@ -1,7 +1,7 @@
 """Study-harness registrations for theory checks (private module).
 
-Registers, at import time (``hcl_stats`` imports it through
-:mod:`hcl_stats.downstream`, so worker processes see it too):
+Registers, at import time (:mod:`hcl_stats.study` imports it, so worker
+processes see it too):
 
 * the task ``kind = "downstream"``: the recovery scenario plus labelled data
   ``y = z^T beta + eps_y``; each estimator of the study learns the representation

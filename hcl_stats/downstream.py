@@ -1314,8 +1314,3 @@ def _logistic_kkt(grad: NDArray, groups, tw, beta) -> float:
             viol = max(0.0, float(np.linalg.norm(grad[g])) - t)
         worst = max(worst, viol)
     return worst
-
-
-# Register the "downstream" study task and the theory metrics as an import side
-# effect, so that every process importing hcl_stats (study workers too) sees them.
-from . import _study_theory  # noqa: E402, F401

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._linalg import block_offsets
 from ._validation import as_generator, check_choice, check_dims
 from .exceptions import NotIdentifiableError, ValidationError
 from .structure import Structure, format_block
@@ -230,7 +231,7 @@ class _Layout:
         mask = structure.mask(dims)
         self.d, self.k = mask.shape
         self.w_rows, self.w_cols = np.nonzero(mask)
-        off = np.concatenate([[0], np.cumsum(dims)]).astype(int)
+        off = block_offsets(dims)
         if noise == "scalar":
             self.noise_rows = [np.arange(self.d)]
         elif noise == "per_view":
@@ -314,7 +315,7 @@ class _Layout:
         vals = ws[:, self.w_cols[q]].T.copy()
         vals[np.arange(q.size), self.w_rows[q]] *= 2
         jt[q[:, None], self.pos[self.w_rows[q]]] = vals
-        off = np.concatenate([[0], np.cumsum(self.dims)]).astype(int)
+        off = block_offsets(self.dims)
         rows = np.concatenate([np.arange(off[m], off[m + 1]) for m in sorted(block)])
         sub = self.pos[np.ix_(rows, rows)][np.triu_indices(rows.size)]
         out = jt[:, sub]

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._linalg import procrustes
+from ._linalg import block_offsets, procrustes
 from ._validation import _short
 from .exceptions import ValidationError
 from .structure import Structure
@@ -60,7 +60,7 @@ class _Blocks:
             w = w[:, : ref.shape[1]] if w.shape[1] >= ref.shape[1] else _pad(w, ref.shape[1])
             self.structure = reference.structure
         self.w = w
-        self.offsets = np.concatenate([[0], np.cumsum(self.dims)])
+        self.offsets = block_offsets(self.dims)
 
     def get(self, block: frozenset[int], rank_hint: int) -> NDArray:
         """``W^S`` with all ``d`` rows (zero outside ``S``); zeros if absent."""

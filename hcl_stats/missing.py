@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._linalg import block_offsets
 from ._validation import as_generator, check_real
 from .exceptions import ValidationError
 from .model import MultimodalData, ViewsShape
@@ -274,7 +275,7 @@ def pairwise_covariance(data: IncompleteData | MultimodalData, *, ddof: int = 1)
         mask = np.asarray(data.observed)
         views = data.Xs
     dims = tuple(int(x.shape[1]) for x in views)
-    off = np.concatenate([[0], np.cumsum(dims)])
+    off = block_offsets(dims)
     d = int(off[-1])
     raw = np.zeros((d, d))
     counts = mask.T.astype(np.int64) @ mask.astype(np.int64)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._linalg import block_offsets
 from ._validation import (
     _short,
     as_generator,
@@ -427,7 +428,7 @@ class HierarchicalFactorModel(LoadingsAccess):
             fix="Use smaller dims or ranks.",
         )
         w = np.zeros((sum(dims), structure.total_rank))
-        row_off = np.concatenate([[0], np.cumsum(dims)])
+        row_off = block_offsets(dims)
         for b, r in zip(structure.blocks, structure.ranks, strict=True):
             cols = structure.columns(b)
             for m in sorted(b):

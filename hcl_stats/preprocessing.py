@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._linalg import block_offsets
+from ._rmt import RANK_FREE_NOISE_RULES, mp_lower_mean, mp_median
 from ._validation import check_choice
 from .exceptions import ValidationError
 from .model import MultimodalData
@@ -41,7 +43,7 @@ from .model import MultimodalData
 __all__ = ["NOISE_RULES", "SCALINGS", "Preprocessor", "noise_variance", "preprocess"]
 
 SCALINGS = ("view", "feature", "none")
-NOISE_RULES = ("per_view", "scalar", "bottom_half")
+NOISE_RULES = RANK_FREE_NOISE_RULES
 
 
 def _views_and_mask(data: Any) -> tuple[tuple[NDArray, ...], NDArray | None]:
@@ -175,31 +177,6 @@ def preprocess(data: Any, *, center: bool = True, scale: str = "view") -> tuple[
     return pre.transform(data), pre
 
 
-def _mp_lower_mean(gamma: float, q: float) -> float:
-    """Mean of the lowest fraction ``q`` of the Marchenko-Pastur law (variance 1, ratio gamma <= 1)."""
-    if gamma <= 0:
-        return 1.0
-    lo, hi = (1 - np.sqrt(gamma)) ** 2, (1 + np.sqrt(gamma)) ** 2
-    x = np.linspace(lo, hi, 4001)
-    dens = np.sqrt(np.clip((hi - x) * (x - lo), 0.0, None)) / (2 * np.pi * gamma * x)
-    mass = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2 * np.diff(x))])
-    mass /= mass[-1]
-    first = np.concatenate([[0.0], np.cumsum((dens[1:] * x[1:] + dens[:-1] * x[:-1]) / 2 * np.diff(x))])
-    first /= first[-1]  # the law has mean 1
-    cut = float(np.interp(q, mass, x))
-    return float(np.interp(cut, x, first)) / q
-
-
-def _mp_median(gamma: float) -> float:
-    if gamma <= 0:
-        return 1.0
-    lo, hi = (1 - np.sqrt(gamma)) ** 2, (1 + np.sqrt(gamma)) ** 2
-    x = np.linspace(lo, hi, 4001)
-    dens = np.sqrt(np.clip((hi - x) * (x - lo), 0.0, None)) / (2 * np.pi * gamma * x)
-    mass = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2 * np.diff(x))])
-    return float(np.interp(0.5, mass / mass[-1], x))
-
-
 def noise_variance(
     cov: NDArray,
     dims: Sequence[int],
@@ -250,8 +227,8 @@ def noise_variance(
             return 1.0
         gamma = min(d / (ns[m] - 1.0), 0.98)  # the law has an atom at 0 beyond 1
         if median:
-            return _mp_median(gamma)
-        return _mp_lower_mean(gamma, int(np.ceil(d / 2)) / d)
+            return mp_median(gamma)
+        return mp_lower_mean(gamma, int(np.ceil(d / 2)) / d)
 
     if rule == "scalar":
         vals = np.linalg.eigvalsh(cov)
@@ -259,7 +236,7 @@ def noise_variance(
         value = float(np.mean(vals[:k])) / correction(vals.size, 0, False)
         return np.full(len(dims), max(value, floor))
     out = np.empty(len(dims))
-    off = np.concatenate([[0], np.cumsum(dims)])
+    off = block_offsets(dims)
     for m in range(len(dims)):
         vals = np.linalg.eigvalsh(cov[off[m] : off[m + 1], off[m] : off[m + 1]])
         if rule == "per_view":

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._linalg import block_offsets
 from ._validation import _short, check_dims, check_int
 from .exceptions import ValidationError
 
@@ -376,7 +377,7 @@ class Structure:
 
     def offsets(self) -> tuple[int, ...]:
         """Column offsets of the blocks in ``W``; length ``len(self) + 1``."""
-        return tuple(int(x) for x in np.concatenate([[0], np.cumsum(self.ranks)]))
+        return tuple(int(x) for x in block_offsets(self.ranks))
 
     def columns(self, block: Iterable[int]) -> slice:
         """Columns of ``W`` that belong to ``block``."""

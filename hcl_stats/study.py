@@ -1043,7 +1043,7 @@ def _norm(ctx: _Ctx, task: Task, keypath: str, key: str, value: Any) -> Any:
 #: imported here, at the end of this module, so that every process that loads a
 #: study (including spawned and Dask workers) sees the same registries. A module
 #: of this list that is absent from an installation is skipped.
-PLUGIN_MODULES = ("hcl_stats._missing_study", "hcl_stats._structure_study")
+PLUGIN_MODULES = ("hcl_stats._missing_study", "hcl_stats._structure_study", "hcl_stats._study_theory")
 
 
 def _load_plugins() -> None:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._linalg import block_offsets
 from ._validation import _short, check_int, check_real
 from .exceptions import ValidationError
 
@@ -253,7 +254,7 @@ def population_quantities(model: Any) -> PopulationQuantities:
     s_max = float(s[0]) if s.size else 0.0
     s_min = float(s[-1]) if s.size else 0.0
     gap = float(ev[k - 1] - ev[k]) if k < ev.size else float(ev[k - 1])
-    offsets = np.concatenate([[0], np.cumsum(dims)])
+    offsets = block_offsets(dims)
     blocks: dict[frozenset[int], tuple[float, float]] = {}
     views: dict[tuple[int, frozenset[int]], tuple[float, float]] = {}
     for b in structure.blocks:

@@ -160,7 +160,7 @@ from hcl_stats.estimators import SchurComplement
 @dataclass(frozen=True, kw_only=True)
 class _Killer(SchurComplement):
     name: ClassVar[str] = "_hostile_killer"
-    def _fit(self, cov, dims, structure, **kw):
+    def _fit(self, problem, rng):
         os._exit(9)   # what the OS's OOM killer does to the worker
 
 if "_hostile_killer" not in estimators.available():

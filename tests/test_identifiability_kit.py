@@ -112,11 +112,10 @@ class _Drifting(SchurComplement):
     name: ClassVar[str] = "drifting"
     _calls: ClassVar[list] = []
 
-    def _fit(self, cov, dims, structure, **kw):
-        raw = super()._fit(cov, dims, structure, **kw)
+    def _fit(self, problem, rng):
+        raw = super()._fit(problem, rng)
         self._calls.append(1)
-        raw.loadings = raw.loadings * (1 + 1e-3 * len(self._calls))
-        return raw
+        return dataclasses.replace(raw, loadings=raw.loadings * (1 + 1e-3 * len(self._calls)))
 
 
 def test_check_estimator_reports_broken_estimators():

@@ -42,10 +42,10 @@ class _Boom(SchurComplement):
 
     name: ClassVar[str] = "_fault_boom"
 
-    def _fit(self, cov, dims, structure, **kw):
-        if cov[0, 0] > np.median(np.diag(cov)):
+    def _fit(self, problem, rng):
+        if problem.cov[0, 0] > np.median(np.diag(problem.cov)):
             raise RuntimeError("injected fault: boom")
-        return super()._fit(cov, dims, structure, **kw)
+        return super()._fit(problem, rng)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,9 +54,9 @@ class _Hang(SchurComplement):
 
     name: ClassVar[str] = "_fault_hang"
 
-    def _fit(self, cov, dims, structure, **kw):
+    def _fit(self, problem, rng):
         time.sleep(60)
-        return super()._fit(cov, dims, structure, **kw)
+        return super()._fit(problem, rng)
 
 
 for _cls in (_Boom, _Hang):
@@ -278,11 +278,11 @@ MARK = Path({mark!r})
 class _KillOnce(SchurComplement):
     """Kills its worker process the first time it runs; fits normally afterwards."""
     name: ClassVar[str] = "_fault_kill_worker_once"
-    def _fit(self, cov, dims, structure, **kw):
+    def _fit(self, problem, rng):
         try:
             fd = os.open(MARK, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            return super()._fit(cov, dims, structure, **kw)
+            return super()._fit(problem, rng)
         os.close(fd)
         os._exit(1)
 

@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._linalg import block_offsets
+from .._rmt import NOISE_RULES
 from .._validation import (
     _short,
     as_generator,
@@ -38,14 +40,106 @@ from ..streaming import streaming_cov
 from ..structure import Structure, format_block
 from ._cache import SpectralCache, cached_top_eigh
 
-__all__ = ["Estimator", "estimate_noise_var", "signal_covariance"]
-
-NOISE_RULES = ("scalar", "per_view")
+__all__ = ["Estimator", "Problem", "estimate_noise_var", "signal_covariance"]
 
 
-@dataclass
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """One validated fitting problem, as :meth:`Estimator._fit` receives it.
+
+    The base class builds it once per fit (after validation, rescaling and view
+    balancing), so that every estimator reads the same few quantities instead of
+    taking them as loose arguments.
+
+    Parameters
+    ----------
+    cov : ndarray of shape (d, d)
+        Validated symmetric sample covariance (``ddof=1``) or population ``Sigma``.
+    dims : tuple of int
+        ``(d_1, ..., d_M)``.
+    structure : Structure or None
+        The sharing structure; None for estimators that learn it.
+    n_samples : int or None, default=None
+        ``n`` behind ``cov``; None for a population covariance.
+    noise : {'scalar', 'per_view'} or float or tuple of float, default='scalar'
+        The noise rule to estimate ``sigma^2`` by, or the known value(s).
+    init : FitResult or None, default=None
+        Starting point of iterative estimators.
+    data : MultimodalData or None, default=None
+        The data rows when fitting from data (only ``needs_data`` estimators
+        may rely on it).
+    cache : SpectralCache or None, default=None
+        Memo of spectral work shared with other fits of the same covariance
+        (set by :meth:`Estimator.with_cache`); results are bit-identical
+        without it.
+
+    Attributes
+    ----------
+    offsets : ndarray of shape (M + 1,)
+        ``(0, d_1, d_1 + d_2, ..., d)``: view ``m`` is rows
+        ``offsets[m]:offsets[m + 1]`` (read-only).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hcl_stats.estimators._base import Problem
+    >>> p = Problem(np.eye(5), (2, 3), None)
+    >>> p.offsets.tolist(), p.d, p.block(1).shape
+    ([0, 2, 5], 5, (3, 3))
+    """
+
+    cov: NDArray[np.float64]
+    dims: tuple[int, ...]
+    structure: Structure | None
+    n_samples: int | None = None
+    noise: Any = "scalar"
+    init: FitResult | None = None
+    data: MultimodalData | None = None
+    cache: SpectralCache | None = field(default=None, repr=False)
+    offsets: NDArray[np.int64] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dims", tuple(self.dims))
+        off = block_offsets(self.dims)
+        off.flags.writeable = False
+        object.__setattr__(self, "offsets", off)
+
+    @property
+    def d(self) -> int:
+        """Total dimension ``d = sum(dims)``."""
+        return int(self.offsets[-1])
+
+    def rows(self, m: int) -> slice:
+        """Rows of view ``m`` in ``cov`` and in the loadings."""
+        return slice(int(self.offsets[m]), int(self.offsets[m + 1]))
+
+    def block(self, m: int, l: int | None = None) -> NDArray[np.float64]:  # noqa: E741
+        """The ``(m, l)`` block of ``cov`` (diagonal block if ``l`` is None); a view."""
+        return self.cov[self.rows(m), self.rows(m if l is None else l)]
+
+    def noise_variance(self, structure: Structure | None = None):
+        """Noise variance per :attr:`noise` (estimated with ``structure``'s ranks).
+
+        ``structure`` defaults to :attr:`structure`; see :func:`estimate_noise_var`.
+        """
+        if isinstance(self.noise, str):
+            return estimate_noise_var(
+                self.cov, self.dims, self.structure if structure is None else structure,
+                rule=self.noise, cache=self.cache,
+            )
+        if isinstance(self.noise, tuple):
+            return check_noise_var(np.asarray(self.noise), len(self.dims))
+        return float(self.noise)
+
+    def with_(self, **changes: Any) -> Problem:
+        """A copy with some fields replaced (``offsets`` follows ``dims``)."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
 class RawFit:
-    """What ``Estimator._fit`` returns before wrapping (internal)."""
+    """What ``Estimator._fit`` returns before wrapping (internal, immutable)."""
 
     loadings: NDArray[np.float64]
     noise_var: float | NDArray[np.float64]
@@ -129,7 +223,7 @@ def estimate_noise_var(
         _check_positive_noise(value, cov, "sigma^2")
         return value
     out = np.empty(len(dims))
-    off = np.concatenate([[0], np.cumsum(dims)])
+    off = block_offsets(dims)
     for m, dm in enumerate(dims):
         km = structure.view_rank(m)
         if dm <= km:
@@ -396,9 +490,9 @@ class Estimator(abc.ABC):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             _warn_scalar_noise_scales(self.noise_var, cov, dims)
-            raw = self._fit_rescaled(
-                cov, dims, structure, n_samples=n_samples, init=init, rng=gen, data=data
-            )
+            problem = Problem(cov, tuple(dims), structure, n_samples, self.noise_var,
+                              init, data, cache=self._cache)
+            raw = self._fit_rescaled(problem, gen)
         _check_finite_fit(self, raw)
         wall = time.perf_counter() - start
         for w in caught:
@@ -423,7 +517,7 @@ class Estimator(abc.ABC):
             structured=self.structured,
         )
 
-    def _fit_rescaled(self, cov, dims, structure, *, n_samples, init, rng, data):
+    def _fit_rescaled(self, problem: Problem, rng: np.random.Generator) -> RawFit:
         """Dispatch to ``_fit``; covariances of extreme magnitude are scaled first.
 
         When the largest variance is outside ``[1e-30, 1e30]``, everything is
@@ -432,119 +526,99 @@ class Estimator(abc.ABC):
         squares and products inside the estimators neither overflow nor underflow
         (the refinement forms sixth powers of the data scale).
         """
-        mag = float(np.max(np.abs(np.diag(cov))))
+        mag = float(np.max(np.abs(np.diag(problem.cov))))
         k = 0
         if mag > 0 and not 1e-30 <= mag <= 1e30:
             k = -2 * int(np.round(np.log2(mag) / 2))
         est = self
         if k:
-            cov = np.ldexp(cov, k)
-            if not isinstance(self.noise_var, str):
-                nv = self.noise_var
+            changes: dict[str, Any] = {"cov": np.ldexp(problem.cov, k)}
+            if not isinstance(problem.noise, str):
+                nv = problem.noise
                 scaled = (tuple(float(np.ldexp(v, k)) for v in nv) if isinstance(nv, tuple)
                           else float(np.ldexp(nv, k)))
-                est = _keep_cache(replace(self, noise_var=scaled), self)
+                est = replace(self, noise_var=scaled)
+                changes["noise"] = est.noise_var
+            init = problem.init
             if init is not None:
-                init = replace(
+                changes["init"] = replace(
                     init, loadings=np.ldexp(np.asarray(init.loadings), k // 2),
                     noise_var=np.ldexp(np.asarray(init.noise_var, dtype=float), k),
                 )
-            if data is not None:
-                data = MultimodalData([np.ldexp(x, k // 2) for x in data.Xs],
-                                      data.modality_names)
+            if problem.data is not None:
+                changes["data"] = MultimodalData(
+                    [np.ldexp(x, k // 2) for x in problem.data.Xs],
+                    problem.data.modality_names,
+                )
+            problem = problem.with_(**changes)
         fit = est._fit_balanced if self.balances_views and _per_view(self.noise_var) else (
-            est._fit_plain)
-        raw = fit(cov, dims, structure, n_samples=n_samples, init=init, rng=rng, data=data)
+            est._fit)
+        raw = fit(problem, rng)
         if k:
-            raw.loadings = np.ldexp(np.asarray(raw.loadings), -(k // 2))
             nv = np.ldexp(np.asarray(raw.noise_var, dtype=float), -k)
-            raw.noise_var = float(nv) if nv.ndim == 0 else nv
+            back: dict[str, Any] = {
+                "loadings": np.ldexp(np.asarray(raw.loadings), -(k // 2)),
+                "noise_var": float(nv) if nv.ndim == 0 else nv,
+            }
+            extra = raw.extra
             if raw.objective is not None:
                 with np.errstate(over="ignore"):
                     obj = float(np.ldexp(raw.objective, -2 * k))
                 if np.isfinite(obj):
-                    raw.objective = obj
+                    back["objective"] = obj
                 else:  # the loss in data units is beyond float64: keep it scaled
-                    raw.extra = {**raw.extra, "objective_exponent_base2": -2 * k}
-            raw.extra = {**raw.extra, "magnitude_exponent": k}
+                    extra = {**extra, "objective_exponent_base2": -2 * k}
+            back["extra"] = {**extra, "magnitude_exponent": k}
+            raw = replace(raw, **back)
         return raw
 
-    def _fit_plain(self, cov, dims, structure, *, n_samples, init, rng, data):
-        return self._fit(
-            cov, dims, structure, n_samples=n_samples, init=init, rng=rng, data=data
-        )
-
-    def _fit_balanced(self, cov, dims, structure, *, n_samples, init, rng, data):
+    def _fit_balanced(self, problem: Problem, rng: np.random.Generator) -> RawFit:
         """``_fit`` on views rescaled by ``s_m = sqrt(tr(cov_mm) / d_m)``."""
-        off = np.concatenate([[0], np.cumsum(dims)])
+        dims, off = problem.dims, problem.offsets
         scales = np.array(
-            [
-                np.sqrt(np.trace(cov[off[m] : off[m + 1], off[m] : off[m + 1]]) / dm)
-                for m, dm in enumerate(dims)
-            ]
+            [np.sqrt(np.trace(problem.block(m)) / dm) for m, dm in enumerate(dims)]
         )
         rows = np.repeat(scales, dims)
         est = self
-        if isinstance(self.noise_var, tuple):
-            check_noise_var(np.asarray(self.noise_var), len(dims))
-            est = _keep_cache(
-                replace(self, noise_var=tuple(np.asarray(self.noise_var) / scales**2)), self
-            )
+        changes: dict[str, Any] = {"cov": problem.cov / np.outer(rows, rows)}
+        if isinstance(problem.noise, tuple):
+            check_noise_var(np.asarray(problem.noise), len(dims))
+            est = replace(self, noise_var=tuple(np.asarray(problem.noise) / scales**2))
+            changes["noise"] = est.noise_var
+        init = problem.init
         if init is not None:
-            init = replace(
+            changes["init"] = replace(
                 init,
                 loadings=np.asarray(init.loadings) / rows[:, None],
                 noise_var=noise_diagonal(init.noise_var, dims)[off[:-1]] / scales**2,
             )
-        if data is not None:
-            data = MultimodalData(
-                [x / c for x, c in zip(data.Xs, scales, strict=True)],
-                data.modality_names,
+        if problem.data is not None:
+            changes["data"] = MultimodalData(
+                [x / c for x, c in zip(problem.data.Xs, scales, strict=True)],
+                problem.data.modality_names,
             )
-        raw = est._fit(
-            cov / np.outer(rows, rows), dims, structure, n_samples=n_samples,
-            init=init, rng=rng, data=data,
+        raw = est._fit(problem.with_(**changes), rng)
+        return replace(
+            raw,
+            loadings=np.asarray(raw.loadings) * rows[:, None],
+            noise_var=noise_diagonal(raw.noise_var, dims)[off[:-1]] * scales**2,
+            extra={**raw.extra, "view_scales": [float(c) for c in scales]},
         )
-        raw.loadings = np.asarray(raw.loadings) * rows[:, None]
-        raw.noise_var = noise_diagonal(raw.noise_var, dims)[off[:-1]] * scales**2
-        raw.extra = {**raw.extra, "view_scales": [float(c) for c in scales]}
-        return raw
-
-    def _noise(self, cov: NDArray, dims, structure: Structure):
-        """Noise variance per the ``noise_var`` option."""
-        if isinstance(self.noise_var, str):
-            return estimate_noise_var(cov, dims, structure, rule=self.noise_var,
-                                      cache=self._cache)
-        if isinstance(self.noise_var, tuple):
-            return check_noise_var(np.asarray(self.noise_var), len(dims))
-        return float(self.noise_var)
 
     @abc.abstractmethod
-    def _fit(
-        self,
-        cov: NDArray[np.float64],
-        dims: tuple[int, ...],
-        structure: Structure,
-        *,
-        n_samples: int | None,
-        init: FitResult | None,
-        rng: np.random.Generator,
-        data: MultimodalData | None = None,
-    ) -> RawFit:
-        """Compute the estimate from a validated covariance.
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        """Compute the estimate from a validated :class:`Problem`.
 
-        ``data`` is the validated data when called from :meth:`fit` (None from
-        :meth:`fit_covariance`); only ``needs_data`` estimators may rely on it.
+        ``problem.data`` is the validated data when called from :meth:`fit` (None
+        from :meth:`fit_covariance`); only ``needs_data`` estimators may rely on it.
+        ``problem.noise`` is the noise option in the units of ``problem.cov``
+        (after any rescaling by the base class), so read it rather than
+        ``self.noise_var``.
         """
 
     def get_params(self) -> dict[str, Any]:
         """Hyper-parameters as a dict (for study records)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def _keep_cache(new: Estimator, old: Estimator) -> Estimator:
-    """``new`` with the spectral cache of ``old`` (``dataclasses.replace`` drops it)."""
-    return new.with_cache(old._cache) if old._cache is not None else new
 
 
 # ------------------------------------------------------------- input checks
@@ -608,7 +682,7 @@ def _warn_scalar_noise_scales(noise_option: Any, cov: NDArray, dims) -> None:
     """Warn when one sigma^2 is assumed for views whose scales differ hugely."""
     if _per_view(noise_option) or len(dims) < 2:
         return
-    off = np.concatenate([[0], np.cumsum(dims)])
+    off = block_offsets(dims)
     var = np.array(
         [np.trace(cov[off[m] : off[m + 1], off[m] : off[m + 1]]) / dm
          for m, dm in enumerate(dims)]

@@ -26,6 +26,8 @@ import scipy.optimize
 import scipy.sparse.linalg
 from numpy.typing import NDArray
 
+from .._linalg import block_offsets
+
 __all__: list[str] = []
 
 
@@ -51,7 +53,7 @@ class Layout:
     def build(
         cls, dims: Sequence[int], candidates: Sequence[frozenset[int]], power: float
     ) -> Layout:
-        off = np.concatenate([[0], np.cumsum(dims)]).astype(int)
+        off = block_offsets(dims)
         rows = tuple(
             np.concatenate([np.arange(off[m], off[m + 1]) for m in sorted(s)])
             for s in candidates
@@ -164,7 +166,7 @@ def certificate(
 # ------------------------------------------------------------------ factored solver
 def _pack_index(layout: Layout, ranks: Sequence[int]):
     d = sum(layout.dims)
-    cols = np.concatenate([[0], np.cumsum(ranks)]).astype(int)
+    cols = block_offsets(ranks)
     mask = np.zeros((d, int(cols[-1])), dtype=bool)
     colw = np.zeros(int(cols[-1]))
     for i, (r, w) in enumerate(zip(layout.rows, layout.weights, strict=True)):
@@ -419,7 +421,7 @@ class CvxpyProgram:
 
         self.layout = layout
         dims = layout.dims
-        off = np.concatenate([[0], np.cumsum(dims)]).astype(int)
+        off = block_offsets(dims)
         n_views = len(dims)
         self.variables = [
             cp.Variable((r.size, r.size), PSD=True) for r in layout.rows
@@ -465,7 +467,7 @@ class CvxpyProgram:
         if self.blocks:
             if s_w is None:
                 raise ValueError("s_w must be given in Parameter mode; got None.")
-            off = np.concatenate([[0], np.cumsum(self.layout.dims)]).astype(int)
+            off = block_offsets(self.layout.dims)
             for (m, mp), par in self.blocks.items():
                 par.value = np.ascontiguousarray(
                     s_w[off[m] : off[m + 1], off[mp] : off[mp + 1]]

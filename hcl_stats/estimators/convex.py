@@ -41,10 +41,11 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._linalg import block_offsets
 from .._validation import check_choice, check_int, check_real
 from ..exceptions import ConvergenceWarning, NotIdentifiableError, ValidationError
 from ..structure import Structure, format_block
-from ._base import Estimator, RawFit, signal_covariance
+from ._base import Estimator, Problem, RawFit, signal_covariance
 from ._convex_core import (
     CvxpyProgram,
     Layout,
@@ -102,7 +103,7 @@ def default_penalty(
     if n_samples is None:
         base = float(np.max(np.abs(np.linalg.eigvalsh(s_w)))) if s_w is not None else 1.0
         return 1e-3 * scale * base
-    off = [0, *np.cumsum(dims)]
+    off = block_offsets(dims)
     best = 0.0
     for s, w in zip(candidates, weights, strict=True):
         p = int(sum(off[m + 1] - off[m] for m in s))
@@ -229,7 +230,10 @@ class _ConvexLearner(Estimator):
     def _solve(self, layout: Layout, s_w: NDArray, lam: float):  # pragma: no cover
         raise NotImplementedError
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        cov, dims, structure, n_samples = (
+            problem.cov, problem.dims, problem.structure, problem.n_samples
+        )
         n_views = len(dims)
         if n_views > MAX_CONVEX_VIEWS:
             raise ValidationError(
@@ -238,7 +242,7 @@ class _ConvexLearner(Estimator):
             )
         cands = candidate_blocks(n_views) if structure is None else tuple(structure.blocks)
         layout = Layout.build(dims, cands, self.weight_power)
-        noise = learner_noise(self, cov, dims, n_samples)
+        noise = learner_noise(problem)
         s_w = signal_covariance(cov, dims, noise)
         sel_noise = float(np.mean(noise))
         lam = (
@@ -289,8 +293,7 @@ class _ConvexLearner(Estimator):
             return RawFit(w, noise, selected, converged=info.get("converged"),
                           n_iter=int(info.get("n_iter") or 0),
                           objective=info.get("objective"), extra=extra)
-        return _finish(self, selected, scores, noise, cov, dims, n_samples, rng, data,
-                       extra=info)
+        return _finish(self, problem, selected, scores, noise, rng, extra=info)
 
 
 #: Options that :class:`ConvexRelaxation` passes to each cvxpy solver: numeric or

@@ -37,13 +37,13 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from .._linalg import top_eigh, top_factor
+from .._linalg import block_offsets, top_eigh, top_factor
 from .._validation import check_int
 from ..exceptions import ValidationError
 from ..model import noise_diagonal
 from ..structure import Structure
-from ._base import Estimator, RawFit
-from .slide import _offsets, view_signal_ranks
+from ._base import Estimator, Problem, RawFit
+from .slide import view_signal_ranks
 from .spectral import _rule
 
 __all__ = ["AJIVE", "GCCA", "score_gram"]
@@ -69,7 +69,7 @@ def score_gram(
     eigvals : list of ndarray of shape (k_m,)
         ``lambda_m``.
     """
-    off = _offsets(dims)
+    off = block_offsets(dims)
     bases, eigvals = [], []
     for m, k in enumerate(view_ranks):
         vals, vecs = top_eigh(cov[off[m] : off[m + 1], off[m] : off[m + 1]], k)
@@ -81,7 +81,7 @@ def score_gram(
         bases.append(vecs / np.sqrt(vals))
         eigvals.append(vals)
     big = np.zeros((sum(dims), sum(view_ranks)))
-    col = np.concatenate([[0], np.cumsum(view_ranks)])
+    col = block_offsets(view_ranks)
     for m, b in enumerate(bases):
         big[off[m] : off[m + 1], col[m] : col[m + 1]] = b
     phi = big.T @ cov @ big
@@ -89,8 +89,8 @@ def score_gram(
 
 
 def _block_diag_bases(bases, dims, view_ranks):
-    off = _offsets(dims)
-    col = np.concatenate([[0], np.cumsum(view_ranks)])
+    off = block_offsets(dims)
+    col = block_offsets(view_ranks)
     big = np.zeros((sum(dims), int(col[-1])))
     for m, b in enumerate(bases):
         big[off[m] : off[m + 1], col[m] : col[m + 1]] = b
@@ -196,10 +196,9 @@ class AJIVE(Estimator):
         if self.joint_rank is not None:
             check_int(self.joint_rank, "joint_rank", minimum=0)
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        m_views, ks, phi, bases, eigvals, vals, vecs, noise = _view_scores(
-            self, cov, dims, structure, n_samples
-        )
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        cov, dims, structure = problem.cov, problem.dims, problem.structure
+        m_views, ks, phi, bases, eigvals, vals, vecs, noise = _view_scores(self, problem)
         threshold = _wedin_threshold(eigvals, noise, dims)
         r_j = self.joint_rank
         if r_j is None:
@@ -210,7 +209,7 @@ class AJIVE(Estimator):
         s_w = cov - np.diag(noise_diagonal(noise, dims))
         big = _block_diag_bases(bases, dims, ks)
         wj = _joint_loadings(s_w, big, vecs[:, :r_j], vals[:r_j])
-        off = _offsets(dims)
+        off = block_offsets(dims)
         blocks, ranks, cols = [], [], []
         if r_j > 0:
             blocks.append(frozenset(range(m_views)))
@@ -233,7 +232,7 @@ class AJIVE(Estimator):
         w = np.hstack([cols[blocks.index(b)] for b in fitted.blocks])
         w[~fitted.mask(dims)] = 0.0
         extra = {
-            "noise_rule": _rule(self), "view_ranks": list(ks), "joint_rank": r_j,
+            "noise_rule": _rule(problem.noise), "view_ranks": list(ks), "joint_rank": r_j,
             "threshold": threshold, "phi": [float(v) for v in vals[: 2 * max(ks)]],
         }
         return RawFit(w, noise, fitted, extra=extra)
@@ -292,10 +291,9 @@ class GCCA(Estimator):
         if self.rank is not None:
             check_int(self.rank, "rank", minimum=1)
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        m_views, ks, phi, bases, eigvals, vals, vecs, noise = _view_scores(
-            self, cov, dims, structure, n_samples
-        )
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        cov, dims, structure = problem.cov, problem.dims, problem.structure
+        m_views, ks, phi, bases, eigvals, vals, vecs, noise = _view_scores(self, problem)
         r = self.rank or _global_rank_of(structure) or None
         if r is None:
             r = max(1, int(np.sum(vals > _wedin_threshold(eigvals, noise, dims))))
@@ -304,18 +302,21 @@ class GCCA(Estimator):
         w = _joint_loadings(s_w, _block_diag_bases(bases, dims, ks), vecs[:, :r], vals[:r])
         fitted = Structure(m_views, (frozenset(range(m_views)),), (r,))
         extra = {
-            "noise_rule": _rule(self), "view_ranks": list(ks), "rank": r,
+            "noise_rule": _rule(problem.noise), "view_ranks": list(ks), "rank": r,
             "canonical_sum": [float(v) for v in vals[:r]],
         }
         return RawFit(w, noise, fitted, extra=extra)
 
 
-def _view_scores(est, cov, dims, structure, n_samples):
+def _view_scores(est, problem: Problem):
     """Per-view ranks, the score Gram and its eigenpairs, and the noise variance.
 
     Shared set-up of AJIVE and GCCA. The noise comes from the per-view ranks
     (one specific block per view), so it does not depend on the joint rank.
     """
+    cov, dims, structure, n_samples = (
+        problem.cov, problem.dims, problem.structure, problem.n_samples
+    )
     m_views = len(dims)
     ks = _check_ranks(
         _resolve_view_ranks(est.view_ranks, structure, cov, dims, n_samples),
@@ -336,5 +337,5 @@ def _view_scores(est, cov, dims, structure, n_samples):
     phi, bases, eigvals = score_gram(cov, dims, ks)
     vals, vecs = top_eigh(phi, phi.shape[0])
     proxy = Structure(m_views, tuple(frozenset([m]) for m in range(m_views)), ks)
-    noise = est._noise(cov, dims, proxy)
+    noise = problem.noise_variance(proxy)
     return m_views, ks, phi, bases, eigvals, vals, vecs, noise

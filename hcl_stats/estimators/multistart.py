@@ -23,12 +23,12 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from .._linalg import top_eigh
+from .._linalg import block_offsets, top_eigh
 from .._validation import check_int, check_real
 from ..exceptions import ConvergenceWarning, NotIdentifiableError, ValidationError
 from ..identifiability import _decide, _Layout, schur_rank
 from ..structure import Structure
-from ._base import Estimator, RawFit
+from ._base import Estimator, Problem, RawFit
 from .spectral import _rule, schur_loadings
 
 __all__ = ["MaskedMultistart"]
@@ -114,8 +114,10 @@ class MaskedMultistart(Estimator):
         check_real(self.certify_tol, "certify_tol", low=0.0, low_open=True)
         check_int(self.polish_steps, "polish_steps", minimum=0)
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        kind = self.noise_var if isinstance(self.noise_var, str) else "known"
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        cov, dims, structure, init = problem.cov, problem.dims, problem.structure, problem.init
+        n_samples, noise_option = problem.n_samples, problem.noise
+        kind = noise_option if isinstance(noise_option, str) else "known"
         reason = _not_identified(structure, tuple(dims), kind)
         if reason:
             raise NotIdentifiableError(
@@ -124,14 +126,14 @@ class MaskedMultistart(Estimator):
             )
         scale = float(np.mean(np.diag(cov)))
         s = cov / scale
-        problem = _Problem(s, dims, structure, self._known_noise(dims, scale))
-        problem.configure(self.noise_var == "per_view" or isinstance(self.noise_var, tuple))
-        starts = self._starts(problem, init, scale, rng)
+        solver = _Problem(s, dims, structure, _known_noise(noise_option, dims, scale))
+        solver.configure(noise_option == "per_view" or isinstance(noise_option, tuple))
+        starts = self._starts(solver, init, scale, rng)
         s_norm = float(np.linalg.norm(s))
         best = None
         tried = []
         for label, w0, psi0 in starts:
-            w, psi, info = problem.solve(w0, psi0, self.max_iter, self.polish_steps)
+            w, psi, info = solver.solve(w0, psi0, self.max_iter, self.polish_steps)
             rel = float(np.sqrt(2.0 * info["loss"])) / s_norm
             tried.append({"start": label, "relative_residual": rel, **info})
             if best is None or rel < best[0]:
@@ -149,11 +151,11 @@ class MaskedMultistart(Estimator):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        noise = problem.noise_out(psi) * scale
-        if not isinstance(self.noise_var, str):
+        noise = solver.noise_out(psi) * scale
+        if not isinstance(noise_option, str):
             # a known noise variance is reported as given, not after a round trip
             # through the scaling (which can move it by one ulp)
-            given = np.asarray(self.noise_var, dtype=float)
+            given = np.asarray(noise_option, dtype=float)
             noise = given if given.ndim else given.item()
         return RawFit(
             w * np.sqrt(scale),
@@ -163,7 +165,7 @@ class MaskedMultistart(Estimator):
             n_iter=int(sum(t["n_iter"] for t in tried)),
             objective=float(info["loss"]) * scale**2,
             extra={
-                "noise_rule": "joint" if kind != "known" else _rule(self),
+                "noise_rule": "joint" if kind != "known" else _rule(noise_option),
                 "certified": bool(certified),
                 "relative_residual": rel,
                 "start": label,
@@ -173,18 +175,6 @@ class MaskedMultistart(Estimator):
                 ],
             },
         )
-
-    def _known_noise(self, dims, scale):
-        if isinstance(self.noise_var, str):
-            return None
-        nv = np.asarray(self.noise_var, dtype=float) / scale
-        if nv.ndim == 0:
-            return np.full(len(dims), float(nv))
-        if nv.shape != (len(dims),):
-            raise ValidationError(
-                f"noise_var must have one entry per view ({len(dims)}); got {nv.shape[0]}."
-            )
-        return nv
 
     def _starts(self, problem: _Problem, init, scale, rng):
         out = []
@@ -234,6 +224,20 @@ def _not_identified(structure: Structure, dims: tuple[int, ...], noise: str) -> 
         return ""
     return (f"generic Jacobian rank {jr.rank} < {jr.n_params} parameters - "
             f"{jr.n_rotations} rotation dimensions = {jr.target}")
+
+
+def _known_noise(noise_option, dims, scale):
+    """A known noise variance per view, in units of the scaled covariance (or None)."""
+    if isinstance(noise_option, str):
+        return None
+    nv = np.asarray(noise_option, dtype=float) / scale
+    if nv.ndim == 0:
+        return np.full(len(dims), float(nv))
+    if nv.shape != (len(dims),):
+        raise ValidationError(
+            f"noise_var must have one entry per view ({len(dims)}); got {nv.shape[0]}."
+        )
+    return nv
 
 
 def _schur_applies(problem: _Problem) -> bool:
@@ -292,7 +296,7 @@ class _Problem:
         vals = np.linalg.eigvalsh(self.s)
         if self.per_view_noise:
             out = np.empty(len(self.dims))
-            off = np.concatenate([[0], np.cumsum(self.dims)])
+            off = block_offsets(self.dims)
             for m in range(len(self.dims)):
                 sub = self.s[off[m] : off[m + 1], off[m] : off[m + 1]]
                 ev = np.linalg.eigvalsh(sub)

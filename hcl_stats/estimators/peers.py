@@ -46,7 +46,7 @@ import numpy as np
 from .._validation import check_choice, check_int, check_real
 from ..exceptions import ValidationError
 from ..structure import Structure
-from ._base import Estimator, RawFit
+from ._base import Estimator, Problem, RawFit
 
 __all__ = ["MOFA", "factors_to_structure"]
 
@@ -167,7 +167,8 @@ class MOFA(Estimator):
         check_int(self.max_iter, "max_iter", minimum=1)
         check_choice(self.convergence_mode, "convergence_mode", ("fast", "medium", "slow"))
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        data, dims, structure = problem.data, problem.dims, problem.structure
         if data is None:
             raise ValidationError("MOFA needs the raw data rows; call fit(views).")
         # mofapy2 initialises the factors by a PCA of the concatenated views, which

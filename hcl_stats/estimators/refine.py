@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from .._validation import check_choice, check_int, check_real
 from ..exceptions import ConvergenceWarning, ValidationError
-from ._base import Estimator, RawFit, signal_covariance
+from ._base import Estimator, Problem, RawFit, signal_covariance
 from .spectral import _rule, schur_loadings
 
 __all__ = ["MaskedGradient", "masked_loss"]
@@ -132,13 +132,14 @@ class MaskedGradient(Estimator):
         check_int(self.memory, "memory", minimum=1)
         check_choice(self.init_variant, "init_variant", ("joint", "per_view"))
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        noise = self._noise(cov, dims, structure)
-        s_w = signal_covariance(cov, dims, noise)
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        dims, structure, init = problem.dims, problem.structure, problem.init
+        noise = problem.noise_variance()
+        s_w = signal_covariance(problem.cov, dims, noise)
         mask = structure.mask(dims)
         if init is None:
             w0, _ = schur_loadings(s_w, dims, structure, variant=self.init_variant,
-                                   strict=False, cache=self._cache)
+                                   strict=False, cache=problem.cache)
             init_name = f"schur[{self.init_variant}]"
         else:
             if tuple(init.dims) != tuple(dims) or init.structure != structure:
@@ -166,7 +167,7 @@ class MaskedGradient(Estimator):
             objective=info["loss"],
             relative_gradient=info["relgrad"],
             extra={
-                "noise_rule": _rule(self),
+                "noise_rule": _rule(problem.noise),
                 "init": init_name,
                 "initial_objective": info["loss0"],
                 "initial_relative_gradient": info["relgrad0"],

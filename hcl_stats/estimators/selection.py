@@ -18,19 +18,18 @@ over every candidate subset, then refits on the selected structure.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.integrate
-import scipy.optimize
 from numpy.typing import NDArray
 
-from .._linalg import top_eigh
+from .._linalg import block_offsets, top_eigh
+from .._rmt import debias_spikes, estimate_noise_var_mp, mp_median, noise_edge
 from .._validation import check_choice, check_real
-from ..exceptions import NotIdentifiableError, ValidationError
+from ..exceptions import NotIdentifiableError
 from ..structure import Structure, format_block
-from ._base import Estimator, RawFit, signal_covariance
+from ._base import Estimator, Problem, RawFit, signal_covariance
+from ._registry import get
 
 __all__ = [
     "REFITS",
@@ -43,176 +42,6 @@ __all__ = [
 
 #: Estimators a learner may refit with on its selected structure.
 REFITS = ("schur", "masked_gradient", "none")
-
-
-@lru_cache(maxsize=256)
-def mp_median(gamma: float) -> float:
-    """Median of the Marchenko-Pastur law with ratio ``gamma = p / n`` (unit variance).
-
-    For ``gamma > 1`` the law of the ``n`` non-zero eigenvalues is used (ratio
-    ``1 / gamma`` scaled by ``gamma``).
-
-    Examples
-    --------
-    >>> from hcl_stats.estimators.selection import mp_median
-    >>> round(mp_median(1e-12), 6)
-    1.0
-    """
-    gamma = float(gamma)
-    if gamma > 1.0:
-        return gamma * mp_median(1.0 / gamma)
-    if gamma < 1e-10:
-        return 1.0
-    a, b = (1.0 - np.sqrt(gamma)) ** 2, (1.0 + np.sqrt(gamma)) ** 2
-
-    def density(x: float) -> float:
-        return np.sqrt(max((b - x) * (x - a), 0.0)) / (2.0 * np.pi * gamma * x)
-
-    def cdf(x: float) -> float:
-        return scipy.integrate.quad(density, a, x, limit=200)[0]
-
-    return float(scipy.optimize.brentq(lambda x: cdf(x) - 0.5, a, b, xtol=1e-12))
-
-
-def noise_edge(
-    noise_var: float,
-    p: int,
-    n_samples: int | None,
-    *,
-    tw: float = 3.0,
-    margin: float = 0.3,
-) -> float:
-    """Largest pure-noise eigenvalue of a ``p``-dimensional block of ``S - sigma^2 I``.
-
-    ``(1 + margin) sigma^2 ((1 + sqrt(p/n))^2 - 1) + tw * sigma^2 * s_TW`` with the
-    Tracy-Widom scale ``s_TW = (sqrt(n) + sqrt(p)) (1/sqrt(n) + 1/sqrt(p))^{1/3} / n``
-    (Johnstone, 2001). For ``n_samples=None`` (population) the edge is 0.
-
-    Parameters
-    ----------
-    noise_var : float
-        ``sigma^2``.
-    p : int
-        Dimension of the block.
-    n_samples : int or None
-    tw : float, default=3.0
-        Margin in Tracy-Widom standard deviations.
-    margin : float, default=0.3
-        Relative widening of the Marchenko-Pastur bulk. Schur complements are not
-        exactly white Wishart: their noise bulk was measured 5-15% wider than MP
-        and leftover signal from imperfect conditioning sits just above it
-        (conditioning on estimated subspaces, subtraction of estimated
-        sub-blocks); 0.3 plus the signal-by-noise cross term of
-        :func:`select_structure_schur` was best on random structure families
-        (docs/convex.md §5).
-
-    Returns
-    -------
-    float
-    """
-    if n_samples is None or p == 0:
-        return 0.0
-    n = float(n_samples)
-    bulk = (1.0 + np.sqrt(p / n)) ** 2 - 1.0
-    s_tw = (np.sqrt(n) + np.sqrt(p)) * (1.0 / np.sqrt(n) + 1.0 / np.sqrt(p)) ** (
-        1.0 / 3.0
-    ) / n
-    return float(noise_var * ((1.0 + margin) * bulk + tw * s_tw))
-
-
-def estimate_noise_var_mp(
-    cov: NDArray[np.float64], n_samples: int | None, *, n_iter: int = 5
-) -> float:
-    """Noise variance from the spectral bulk, without knowing the total rank ``K``.
-
-    Population (``n_samples=None``): the smallest eigenvalue, exact when ``K < d``.
-    Sample: start from ``median(eigenvalues) / mp_median(d/n)``, then repeat
-    ``n_iter`` times: count the eigenvalues ``K_hat`` above the Marchenko-Pastur
-    edge ``sigma^2 (1 + sqrt(d/n))^2`` and re-estimate ``sigma^2`` as the median of
-    the remaining ``d - K_hat`` eigenvalues over the MP median (the bulk of a
-    spiked covariance follows MP with ratio ``(d - K)/n``).
-
-    Parameters
-    ----------
-    cov : ndarray of shape (d, d)
-    n_samples : int or None
-
-    Returns
-    -------
-    float
-
-    Notes
-    -----
-    Consistent when ``K / d -> 0``; with ``K`` a sizeable fraction of ``d`` the
-    median of the bulk is biased upwards by ``O(K/d)``.
-    """
-    vals = np.sort(np.linalg.eigvalsh(cov))
-    d = vals.size
-    if n_samples is None:
-        value = float(max(vals[0], 0.0))
-    else:
-        n = float(n_samples)
-        # with d >= n only the top n - 1 eigenvalues are non-zero; mp_median(d/n)
-        # is then the median of the law of the non-zero ones
-        nonzero = vals[-(int(n_samples) - 1) :] if d >= n_samples else vals
-        value = float(np.median(nonzero)) / mp_median(d / n)
-        for _ in range(n_iter):
-            edge = value * (1.0 + np.sqrt(d / n)) ** 2
-            bulk = nonzero[nonzero <= edge]
-            if bulk.size < max(2, nonzero.size // 4):
-                break
-            k_hat = nonzero.size - bulk.size
-            value = float(np.median(bulk)) / mp_median((d - k_hat) / n)
-    scale = float(np.max(np.abs(vals))) if d else 1.0
-    if not value > 1e-12 * scale:
-        raise ValidationError(
-            f"estimated sigma^2 must be > 0; got {value:.3g}: the covariance is "
-            "(numerically) singular, but the model needs positive noise."
-        )
-    return value
-
-
-def debias_spikes(
-    values: NDArray[np.float64], noise_var: float, p: int, n_samples: int | None
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Population spikes and eigenvector cosines behind sample spikes.
-
-    In the spiked model a population eigenvalue ``sigma^2 + l`` with
-    ``l > sigma^2 sqrt(gamma)`` (``gamma = p / n``) appears in the sample covariance
-    at ``mu = (l + sigma^2)(1 + gamma sigma^2 / l)``, with squared cosine
-    ``c^2 = (1 - gamma sigma^4 / l^2) / (1 + gamma sigma^2 / l)`` between the sample
-    and population eigenvectors (Baik-Silverstein; Paul, 2007).
-
-    Parameters
-    ----------
-    values : ndarray of shape (k,)
-        Eigenvalues of the denoised block, ``mu - sigma^2``.
-    noise_var : float
-    p : int
-        Block dimension.
-    n_samples : int or None
-        None returns ``(values, 1)`` unchanged.
-
-    Returns
-    -------
-    spikes : ndarray of shape (k,)
-        ``l`` (0 below the detection threshold).
-    cos2 : ndarray of shape (k,)
-    """
-    values = np.asarray(values, dtype=float)
-    if n_samples is None:
-        return np.clip(values, 0.0, None), np.ones_like(values)
-    g, s2 = p / float(n_samples), float(noise_var)
-    mu = values + s2
-    b = mu - s2 * (1.0 + g)
-    disc = b * b - 4.0 * g * s2 * s2
-    ok = (b > 0) & (disc > 0)
-    ell = np.where(ok, (b + np.sqrt(np.where(ok, disc, 0.0))) / 2.0, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c2 = np.where(
-            ell > 0, (1.0 - g * s2 * s2 / ell**2) / (1.0 + g * s2 / ell), 0.0
-        )
-    return ell, np.clip(c2, 0.0, 1.0)
 
 
 def _candidates(n_views: int, structure: Structure | None) -> tuple[frozenset[int], ...]:
@@ -274,7 +103,7 @@ def select_structure_schur(
     n_views = len(dims)
     if candidates is None:
         candidates = _candidates(n_views, None)
-    off = np.concatenate([[0], np.cumsum(dims)]).astype(int)
+    off = block_offsets(dims)
     rows = [np.arange(off[m], off[m + 1]) for m in range(n_views)]
     scale = float(np.max(np.abs(np.linalg.eigvalsh(s_w)))) if s_w.size else 1.0
     pop_tol = rel_tol * max(scale, 1e-300)
@@ -344,38 +173,32 @@ def select_structure_schur(
 
 
 def refit_on(
-    refit: str,
-    noise_var: Any,
-    cov: NDArray[np.float64],
-    dims: tuple[int, ...],
-    structure: Structure,
-    *,
-    n_samples: int | None,
-    rng: np.random.Generator,
-    data: Any = None,
+    refit: str, problem: Problem, structure: Structure, *, rng: np.random.Generator
 ) -> RawFit:
-    """Refit the loadings with a registered estimator on a selected structure."""
-    from . import get
+    """Refit the loadings with a registered estimator on a selected structure.
 
-    est = get(refit)(noise_var=noise_var)
-    return est._fit(cov, dims, structure, n_samples=n_samples, init=None, rng=rng, data=data)
+    The refit uses ``problem``'s noise option, covariance, ``n`` and data, with
+    ``structure`` and no starting point.
+    """
+    est = get(refit)(noise_var=problem.noise)
+    return est._fit(
+        problem.with_(structure=structure, noise=est.noise_var, init=None), rng
+    )
 
 
-def learner_noise(est: Estimator, cov: NDArray, dims, n_samples) -> float | NDArray:
+def learner_noise(problem: Problem) -> float | NDArray:
     """Noise variance for a structure learner (``K`` unknown)."""
-    if isinstance(est.noise_var, str):
-        if est.noise_var == "per_view":
-            off = np.concatenate([[0], np.cumsum(dims)]).astype(int)
+    noise, n_samples = problem.noise, problem.n_samples
+    if isinstance(noise, str):
+        if noise == "per_view":
             return np.array(
-                [
-                    estimate_noise_var_mp(cov[off[m] : off[m + 1], off[m] : off[m + 1]], n_samples)
-                    for m in range(len(dims))
-                ]
+                [estimate_noise_var_mp(problem.block(m), n_samples)
+                 for m in range(len(problem.dims))]
             )
-        return estimate_noise_var_mp(cov, n_samples)
-    if isinstance(est.noise_var, tuple):
-        return np.asarray(est.noise_var, dtype=float)
-    return float(est.noise_var)
+        return estimate_noise_var_mp(problem.cov, n_samples)
+    if isinstance(noise, tuple):
+        return np.asarray(noise, dtype=float)
+    return float(noise)
 
 
 def _no_block_error(name: str, scores: dict) -> NotIdentifiableError:
@@ -437,8 +260,11 @@ class SchurSelect(Estimator):
         check_real(self.margin, "margin", low=0.0)
         check_choice(self.refit, "refit", REFITS)
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        noise = learner_noise(self, cov, dims, n_samples)
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        cov, dims, structure, n_samples = (
+            problem.cov, problem.dims, problem.structure, problem.n_samples
+        )
+        noise = learner_noise(problem)
         s_w = signal_covariance(cov, dims, noise)
         sel_noise = float(np.mean(noise))
         selected, scores = select_structure_schur(
@@ -454,10 +280,10 @@ class SchurSelect(Estimator):
             raise _no_block_error(type(self).__name__, scores)
         if structure is not None and structure.modality_names is not None:
             selected = selected.with_names(structure.modality_names)
-        return _finish(self, selected, scores, noise, cov, dims, n_samples, rng, data)
+        return _finish(self, problem, selected, scores, noise, rng)
 
 
-def _finish(est, selected, scores, noise, cov, dims, n_samples, rng, data, extra=None):
+def _finish(est, problem: Problem, selected, scores, noise, rng, extra=None):
     from .spectral import schur_loadings
 
     info = {
@@ -468,10 +294,10 @@ def _finish(est, selected, scores, noise, cov, dims, n_samples, rng, data, extra
     if extra:
         info.update(extra)
     if est.refit == "none":
-        s_w = signal_covariance(cov, dims, noise)
-        w, _ = schur_loadings(s_w, dims, selected)
+        s_w = signal_covariance(problem.cov, problem.dims, noise)
+        w, _ = schur_loadings(s_w, problem.dims, selected)
         return RawFit(w, noise, selected, extra=info)
-    raw = refit_on(est.refit, est.noise_var, cov, dims, selected, n_samples=n_samples, rng=rng, data=data)
+    raw = refit_on(est.refit, problem, selected, rng=rng)
     info.update({f"refit_{k}": v for k, v in raw.extra.items()})
     return RawFit(
         raw.loadings,

@@ -26,19 +26,20 @@ optimal for the whitened Gram loss, not for the raw one (see the docs).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._linalg import top_eigh
+from .. import _rmt
+from .._linalg import block_offsets, top_eigh
+from .._rmt import mp_noise_var
 from .._validation import check_int, check_real
-from ..exceptions import ValidationError
 from ..identifiability import require_schur_step
 from ..model import noise_diagonal
 from ..structure import Structure
-from ._base import Estimator, RawFit, _keep_cache
+from ._base import Estimator, Problem, RawFit, _check_noise_option
 from .refine import MaskedGradient
 
 __all__ = [
@@ -86,7 +87,7 @@ def mp_edge(noise_var: float, gamma: float) -> float:
     2.25
     """
     s2, g = _check_gamma_sigma(noise_var, gamma)
-    return s2 * (1.0 + math.sqrt(g)) ** 2
+    return _rmt.mp_edge(s2, g)
 
 
 def spike_eigenvalue(spike: ArrayLike, noise_var: float, gamma: float) -> NDArray:
@@ -113,11 +114,7 @@ def spike_eigenvalue(spike: ArrayLike, noise_var: float, gamma: float) -> NDArra
     3.75
     """
     s2, g = _check_gamma_sigma(noise_var, gamma)
-    ell = np.asarray(spike, dtype=float)
-    edge = s2 * (1.0 + math.sqrt(g)) ** 2
-    above = ell > s2 * math.sqrt(g)
-    safe = np.where(above, ell, 1.0)
-    return np.where(above, (safe + s2) * (1.0 + g * s2 / safe), edge)
+    return _rmt.spike_eigenvalue(spike, s2, g)
 
 
 def debias_eigenvalues(eigenvalues: ArrayLike, noise_var: float, gamma: float) -> NDArray:
@@ -147,11 +144,7 @@ def debias_eigenvalues(eigenvalues: ArrayLike, noise_var: float, gamma: float) -
     2.0
     """
     s2, g = _check_gamma_sigma(noise_var, gamma)
-    x = np.asarray(eigenvalues, dtype=float) / s2
-    b = x - 1.0 - g
-    disc = np.clip(b * b - 4.0 * g, 0.0, None)
-    above = x > (1.0 + math.sqrt(g)) ** 2
-    return np.where(above, s2 * (b + np.sqrt(disc)) / 2.0, 0.0)
+    return _rmt.spike_from_eigenvalue(eigenvalues, s2, g)
 
 
 def spike_cosine_sq(spike: ArrayLike, noise_var: float, gamma: float) -> NDArray:
@@ -177,10 +170,7 @@ def spike_cosine_sq(spike: ArrayLike, noise_var: float, gamma: float) -> NDArray
     0.7
     """
     s2, g = _check_gamma_sigma(noise_var, gamma)
-    t = np.asarray(spike, dtype=float) / s2
-    above = t > math.sqrt(g)
-    safe = np.where(above, t, 1.0)
-    return np.where(above, (1.0 - g / safe**2) / (1.0 + g / safe), 0.0)
+    return _rmt.spike_cosine_sq(spike, s2, g)
 
 
 def shrink_eigenvalues(eigenvalues: ArrayLike, noise_var: float, gamma: float) -> NDArray:
@@ -262,126 +252,21 @@ def shrunk_factor(
 
 
 # ------------------------------------------------------------- noise variance
-def _mp_lower_mean(ratio: float, fraction: float) -> float:
-    """Mean of the lowest ``fraction`` of the Marchenko-Pastur law (ratio ``ratio <= 1``).
-
-    The law of the eigenvalues of a pure-noise sample covariance with unit
-    variance. The substitution ``x = a + (b - a)(1 - cos t) / 2`` removes the
-    square-root singularities at both edges (including the ``1 / sqrt(x)`` one of
-    ``ratio = 1``), so a trapezoid rule on a uniform ``t`` grid is accurate to
-    about ``1e-6``.
-    """
-    ratio = min(ratio, 1.0)
-    if ratio <= 0.0 or fraction >= 1.0:
-        return 1.0
-    lo, hi = (1.0 - math.sqrt(ratio)) ** 2, (1.0 + math.sqrt(ratio)) ** 2
-    t = np.linspace(0.0, math.pi, 4001)
-    x = lo + (hi - lo) * (1.0 - np.cos(t)) / 2.0
-    # rho(x) dx with rho = sqrt((hi - x)(x - lo)) / (2 pi ratio x)
-    half = (hi - lo) / 2.0
-    dens = half * half * np.sin(t) ** 2 / (2.0 * math.pi * ratio * np.maximum(x, 1e-300))
-    if lo == 0.0:
-        dens[0] = 2.0 * half / (2.0 * math.pi * ratio)  # sin^2 t / x -> 2 / half at t = 0
-    step = np.diff(t)
-    mass = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2 * step)])
-    first = np.concatenate([[0.0], np.cumsum((x[1:] * dens[1:] + x[:-1] * dens[:-1]) / 2 * step)])
-    mass, first = mass / mass[-1], first / mass[-1]
-    return float(np.interp(fraction, mass, first) / fraction)
 
 
-def mp_noise_var(eigenvalues: ArrayLike, rank: int, n_samples: int) -> float:
-    """Noise variance from the bulk, corrected for the Marchenko-Pastur biases.
 
-    The mean of the ``p - K`` smallest sample eigenvalues underestimates
-    ``sigma^2`` for two reasons: the top ``K`` eigenvalues remove the top of the
-    bulk when some spikes are undetectable, and every detectable spike pulls
-    noise out of the bulk into its own eigenvalue
-    (``lambda - ell - sigma^2 = gamma sigma^2 (1 + sigma^2 / ell)``). The
-    rule, with ``nu = n - 1`` degrees of freedom and ``gamma = p / nu``:
-
-    1. ``k`` is the number of the top ``K`` eigenvalues above the edge
-       ``sigma^2 (1 + sqrt(gamma))^2`` plus two Tracy-Widom standard deviations
-       (a pure-noise top eigenvalue passes this with probability about 1%);
-    2. the ``q - k`` other non-zero eigenvalues (``q = min(p, nu)``; when
-       ``p > nu`` they are rescaled by ``nu / p``, the companion matrix) are a
-       Marchenko-Pastur bulk of ratio ``(q - k) / (max(p, nu) - k)``, scaled by
-       the trace left after the spikes took their share;
-    3. the mean of the lowest ``(q - K) / (q - k)`` fraction of that bulk is
-       matched to the same fraction's mean under the law.
-
-    The three steps are iterated to a fixed point. The derivation and the
-    measured bias (below 0.1% in pure noise, about 0.1-0.3% with spikes) are
-    in ``docs/shrinkage.md``.
-
-    Parameters
-    ----------
-    eigenvalues : array_like of shape (p,)
-        All eigenvalues (any order) of a sample covariance with divisor ``n - 1``
-        (``(n - 1) S ~ Wishart(n - 1, Sigma)``, the package's convention).
-    rank : int
-        Signal rank ``K < min(p, n - 1)``.
-    n_samples : int
-        Sample size ``n``.
-
-    Returns
-    -------
-    float
-
-    Raises
-    ------
-    ValidationError
-        If ``rank >= min(p, n - 1)``: no bulk eigenvalue is left.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> abs(mp_noise_var(np.full(10, 2.0), 2, 10**9) - 2.0) < 1e-3  # no spread
-    True
-    """
-    vals = np.sort(np.asarray(eigenvalues, dtype=float))[::-1]
-    p = vals.size
-    nu = check_int(n_samples, "n_samples", minimum=2) - 1
-    rank = check_int(rank, "rank", minimum=0)
-    q, long_side = min(p, nu), max(p, nu)
-    if rank >= q:
-        raise ValidationError(
-            f"rank must be < min(p, n_samples - 1) = {q}; got {rank}. "
-            "The noise variance needs at least one bulk eigenvalue."
-        )
-    gamma = p / nu
-    edge = (1.0 + math.sqrt(gamma)) ** 2
-    # standard deviation of the top pure-noise eigenvalue (Johnstone 2001), unit noise
-    tw_sd = (1.0 + math.sqrt(gamma)) * (1.0 + 1.0 / math.sqrt(gamma)) ** (1.0 / 3.0)
-    threshold = edge + 2.0 * tw_sd * nu ** (-2.0 / 3.0)
-    scale_to_short = nu / long_side  # 1 when p <= nu; the companion's scale otherwise
-    bottom = float(np.mean(vals[rank:q])) * scale_to_short
-    s2 = bottom
-    for _ in range(100):
-        top = vals[:rank][vals[:rank] > s2 * threshold]
-        k = top.size
-        spikes = debias_eigenvalues(top, s2, gamma)
-        absorbed = float(np.sum(top - spikes - s2)) / s2  # noise the spikes took, units s2
-        bulk_scale = scale_to_short * (p - k - absorbed) / (q - k)
-        ratio = (q - k) / (long_side - k)
-        new = bottom / (bulk_scale * _mp_lower_mean(ratio, (q - rank) / (q - k)))
-        if abs(new - s2) <= 1e-12 * abs(new):
-            return new
-        s2 = new
-    return s2
-
-
-def _noise_for_shrinkage(est: Estimator, cov, dims, structure, n_samples):
-    """``est._noise``, MP-corrected when it is estimated and ``n`` is known."""
-    if not isinstance(est.noise_var, str) or n_samples is None:
-        return est._noise(cov, dims, structure)
-    if est.noise_var == "scalar":
-        vals = np.linalg.eigvalsh(cov)
+def _noise_for_shrinkage(problem: Problem):
+    """``problem.noise_variance()``, MP-corrected when estimated with ``n`` known."""
+    structure, n_samples = problem.structure, problem.n_samples
+    if not isinstance(problem.noise, str) or n_samples is None:
+        return problem.noise_variance()
+    if problem.noise == "scalar":
+        vals = np.linalg.eigvalsh(problem.cov)
         return mp_noise_var(vals, structure.total_rank, n_samples)
-    off = np.concatenate([[0], np.cumsum(dims)])
-    out = np.empty(len(dims))
-    base = est._noise(cov, dims, structure)  # validates d_m > k_m
-    for m in range(len(dims)):
-        vals = np.linalg.eigvalsh(cov[off[m] : off[m + 1], off[m] : off[m + 1]])
+    out = np.empty(len(problem.dims))
+    base = problem.noise_variance()  # validates d_m > k_m
+    for m in range(len(problem.dims)):
+        vals = np.linalg.eigvalsh(problem.block(m))
         km = structure.view_rank(m)
         out[m] = mp_noise_var(vals, km, n_samples) if km else float(base[m])
     return out
@@ -438,17 +323,17 @@ class PCAShrink(Estimator):
     name: ClassVar[str] = "pca_shrink"
     structured: ClassVar[bool] = False
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        noise = _noise_for_shrinkage(self, cov, dims, structure, n_samples)
-        white, root = _whiten(cov, dims, noise)
-        f, info = shrunk_factor(white, structure.total_rank, 1.0, n_samples)
-        info["noise_rule"] = _rule(self)
-        return RawFit(f * root[:, None], noise, structure, extra=info)
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        noise = _noise_for_shrinkage(problem)
+        white, root = _whiten(problem.cov, problem.dims, noise)
+        f, info = shrunk_factor(white, problem.structure.total_rank, 1.0, problem.n_samples)
+        info["noise_rule"] = _rule(problem.noise)
+        return RawFit(f * root[:, None], noise, problem.structure, extra=info)
 
 
-def _rule(est: Estimator) -> str:
+def _rule(noise: Any) -> str:
     """Noise rule; estimated rules are Marchenko-Pastur corrected when n is known."""
-    return f"{est.noise_var} (MP-corrected)" if isinstance(est.noise_var, str) else "known"
+    return f"{noise} (MP-corrected)" if isinstance(noise, str) else "known"
 
 
 def schur_shrink_loadings(
@@ -481,7 +366,7 @@ def schur_shrink_loadings(
     step 2 (``gamma``, ``edge``, ``n_detected``, ...).
     """
     m_views = len(dims)
-    off = np.concatenate([[0], np.cumsum(dims)])
+    off = block_offsets(dims)
     rows = [np.arange(off[m], off[m + 1]) for m in range(m_views)]
     w = np.zeros((cov.shape[0], structure.total_rank))
     info: dict[str, dict[str, object]] = {}
@@ -631,19 +516,19 @@ class SchurShrink(Estimator):
             check_real(self.leak_z, "leak_z", low=0.0)
         check_real(self.leak_share, "leak_share", low=0.0, high=1.0)
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        noise = _noise_for_shrinkage(self, cov, dims, structure, n_samples)
-        white, root = _whiten(cov, dims, noise)
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        noise = _noise_for_shrinkage(problem)
+        white, root = _whiten(problem.cov, problem.dims, noise)
         w, steps = schur_shrink_loadings(
-            white, dims, structure, n_samples, leak_z=self.leak_z,
-            leak_share=self.leak_share,
+            white, problem.dims, problem.structure, problem.n_samples,
+            leak_z=self.leak_z, leak_share=self.leak_share,
         )
         return RawFit(
             w * root[:, None],
             noise,
-            structure,
+            problem.structure,
             extra={
-                "noise_rule": _rule(self),
+                "noise_rule": _rule(problem.noise),
                 "steps": steps,
                 "ranks": {k: v["rank"] for k, v in steps.items()},
             },
@@ -684,7 +569,7 @@ def shrink_blocks(
         and the kept ``rank``.
     """
     root = np.sqrt(noise_diagonal(noise_var, dims))
-    off = np.concatenate([[0], np.cumsum(dims)])
+    off = block_offsets(dims)
     out = np.zeros_like(loadings)
     info: dict[str, dict[str, object]] = {}
     for b in structure.blocks:
@@ -758,18 +643,16 @@ class MaskedShrink(MaskedGradient):
     # per-view noise is handled by whitening each block before shrinking
     balances_views: ClassVar[bool] = False
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        noise = _noise_for_shrinkage(self, cov, dims, structure, n_samples)
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        noise = _noise_for_shrinkage(problem)
         # the refinement itself, with the shrinkage-corrected noise variance
-        refine = _keep_cache(
-            replace(self, noise_var=noise if np.ndim(noise) == 0 else tuple(noise)), self
-        )
-        raw = MaskedGradient._fit(
-            refine, cov, dims, structure, n_samples=n_samples, init=init, rng=rng, data=data
-        )
-        w, blocks = shrink_blocks(raw.loadings, dims, structure, raw.noise_var, n_samples)
+        known = _check_noise_option(noise if np.ndim(noise) == 0 else tuple(noise))
+        raw = MaskedGradient._fit(self, problem.with_(noise=known), rng)
+        structure = problem.structure
+        w, blocks = shrink_blocks(raw.loadings, problem.dims, structure, raw.noise_var,
+                                  problem.n_samples)
         extra = dict(raw.extra)
-        extra["noise_rule"] = _rule(self)
+        extra["noise_rule"] = _rule(problem.noise)
         extra["blocks"] = blocks
         extra["ranks"] = {k: v["rank"] for k, v in blocks.items()}
         extra["unshrunk_objective"] = raw.objective

@@ -55,27 +55,23 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.integrate
 import scipy.linalg
 import scipy.optimize
 from numpy.typing import NDArray
 
-from .._linalg import top_eigh
+from .._linalg import block_offsets, top_eigh
+from .._rmt import mp_edge, mp_median
 from .._validation import check_int, check_real
 from ..exceptions import ValidationError
 from ..model import noise_diagonal
 from ..structure import Structure
-from ._base import Estimator, RawFit
+from ._base import Estimator, Problem, RawFit
 from .spectral import _rule
 
 __all__ = ["SLIDE", "SLIDEFixed", "bcv_error", "slide_path", "view_signal_ranks"]
 
 
 # ----------------------------------------------------------------- helpers
-def _offsets(dims) -> NDArray[np.intp]:
-    return np.concatenate([[0], np.cumsum(dims)]).astype(np.intp)
-
-
 def _psd_inv_sqrt(a: NDArray, rtol: float = 1e-10) -> NDArray:
     """Pseudo-inverse square root of a symmetric matrix (negative part dropped)."""
     vals, vecs = scipy.linalg.eigh((a + a.T) / 2.0)
@@ -88,19 +84,6 @@ def _psd_inv_sqrt(a: NDArray, rtol: float = 1e-10) -> NDArray:
 def _group_norms(v: NDArray, off: NDArray) -> NDArray:
     """``||V_mj||_2`` as an array of shape (M, K)."""
     return np.sqrt(np.add.reduceat(v * v, off[:-1], axis=0))
-
-
-def _mp_median(gamma: float) -> float:
-    """Median of the Marchenko-Pastur law with ratio ``gamma <= 1`` and unit scale."""
-    a, b = (1.0 - np.sqrt(gamma)) ** 2, (1.0 + np.sqrt(gamma)) ** 2
-
-    def density(x: float) -> float:
-        return np.sqrt(max((b - x) * (x - a), 0.0)) / (2.0 * np.pi * gamma * x)
-
-    def cdf(t: float) -> float:
-        return scipy.integrate.quad(density, a, t, limit=200)[0]
-
-    return float(scipy.optimize.brentq(lambda t: cdf(t) - 0.5, a, b, xtol=1e-10))
 
 
 def view_signal_ranks(
@@ -125,18 +108,14 @@ def view_signal_ranks(
     tuple of int
         ``k_m`` per view.
     """
-    off = _offsets(dims)
+    off = block_offsets(dims)
     out = []
     for m, dm in enumerate(dims):
         vals = np.sort(np.linalg.eigvalsh(cov[off[m] : off[m + 1], off[m] : off[m + 1]]))
         gamma = dm / n_samples
         if gamma > 1.0:  # the n nonzero eigenvalues follow MP(1/gamma) scaled by gamma
             vals = vals[-n_samples:]
-            med = np.median(vals) / (gamma * _mp_median(1.0 / gamma))
-            edge = med * (1.0 + np.sqrt(gamma)) ** 2
-        else:
-            med = np.median(vals) / _mp_median(gamma)
-            edge = med * (1.0 + np.sqrt(gamma)) ** 2
+        edge = mp_edge(np.median(vals) / mp_median(gamma), gamma)
         out.append(int(np.sum(vals > 1.05 * edge)))
     return tuple(out)
 
@@ -221,7 +200,7 @@ def _fixed_fit(
 
 def _greedy_init(s: NDArray, dims, structure: Structure) -> NDArray:
     """Start for a fixed structure: each block's top factor of the deflated covariance."""
-    off = _offsets(dims)
+    off = block_offsets(dims)
     rows = [np.arange(off[m], off[m + 1]) for m in range(len(dims))]
     v = np.zeros((s.shape[0], structure.total_rank))
     resid = s.copy()
@@ -270,7 +249,7 @@ def slide_path(
         (ndarray of shape (d, max_rank)), ``structure`` (Structure or None),
         ``columns`` and ``n_iter``.
     """
-    off = _offsets(dims)
+    off = block_offsets(dims)
     vals, vecs = top_eigh(s, max_rank)
     v = vecs * np.sqrt(np.clip(vals, 0.0, None))
     lam_max = float(_group_norms(v, off).max())
@@ -342,7 +321,7 @@ def bcv_error(
     """
     total_gram = sum(grams)
     mask = structure.mask(dims)
-    off = _offsets(dims)
+    off = block_offsets(dims)
     view_of = np.repeat(np.arange(len(dims)), np.diff(off))
     n_col_folds = int(col_id.max()) + 1
     err = 0.0
@@ -465,19 +444,22 @@ class SLIDE(Estimator):
         check_int(self.max_iter, "max_iter", minimum=1)
         check_real(self.tol, "tol", low=0.0, low_open=True)
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        off = _offsets(dims)
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        cov, dims, structure = problem.cov, problem.dims, problem.structure
+        off = problem.offsets
         scale = np.repeat(1.0 / np.sqrt([
             max(float(np.trace(cov[off[m]:off[m + 1], off[m]:off[m + 1]])), 1e-300)
             for m in range(len(dims))
         ]), np.diff(off))
         s = cov * np.outer(scale, scale)
-        extra: dict[str, Any] = {"noise_rule": _rule(self)}
+        extra: dict[str, Any] = {"noise_rule": _rule(problem.noise)}
         v_start = None
         if structure is None:
-            structure, v_start, info = self._learn(s, dims, n_samples, data, rng, scale)
+            structure, v_start, info = self._learn(
+                s, dims, problem.n_samples, problem.data, rng, scale
+            )
             extra.update(info)
-        noise = self._noise(cov, dims, structure)
+        noise = problem.noise_variance(structure)
         mask = structure.mask(dims)
         if v_start is None:
             v_start = _greedy_init(s, dims, structure)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .._linalg import top_eigh, top_factor
+from .._linalg import block_offsets, top_eigh, top_factor
 from .._validation import check_choice
 from ..exceptions import NotIdentifiableError, NumericalWarning
 from ..identifiability import require_schur_step
 from ..structure import Structure
-from ._base import Estimator, RawFit, _check_positive_noise, signal_covariance
+from ._base import Estimator, Problem, RawFit, _check_positive_noise, signal_covariance
 from ._cache import SpectralCache, cached_top_eigh
 
 __all__ = ["NaivePCA", "SchurComplement", "schur_loadings"]
@@ -82,28 +82,30 @@ class NaivePCA(Estimator):
     name: ClassVar[str] = "naive"
     structured: ClassVar[bool] = False
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        k, d = structure.total_rank, sum(dims)
-        if self.noise_var == "scalar" and d > k:
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        cov, structure = problem.cov, problem.structure
+        k, d = structure.total_rank, problem.d
+        if problem.noise == "scalar" and d > k:
             # One top-K eigendecomposition serves both sigma^2 (from the trace and
             # the top-K eigenvalues) and the factor: S - sigma^2 I has the same
             # eigenvectors, with eigenvalues shifted by sigma^2.
-            vals, vecs = cached_top_eigh(self._cache, cov, k)
+            vals, vecs = cached_top_eigh(problem.cache, cov, k)
             noise = (float(np.trace(cov)) - float(np.sum(vals))) / (d - k)
             _check_positive_noise(noise, cov, "sigma^2")
             w = vecs * np.sqrt(np.clip(vals - noise, 0.0, None))
-            return RawFit(w, noise, structure, extra={"noise_rule": _rule(self)})
-        noise = self._noise(cov, dims, structure)
-        s_w = signal_covariance(cov, dims, noise)
+            return RawFit(w, noise, structure, extra={"noise_rule": _rule(problem.noise)})
+        noise = problem.noise_variance()
+        s_w = signal_covariance(cov, problem.dims, noise)
         k = structure.total_rank
-        vals, vecs = cached_top_eigh(self._cache, s_w, k)
+        vals, vecs = cached_top_eigh(problem.cache, s_w, k)
         _warn_clipped(vals, k, "NaivePCA: signal covariance S - sigma^2 I")
         w = vecs * np.sqrt(np.clip(vals, 0.0, None))
-        return RawFit(w, noise, structure, extra={"noise_rule": _rule(self)})
+        return RawFit(w, noise, structure, extra={"noise_rule": _rule(problem.noise)})
 
 
-def _rule(est: Estimator) -> str:
-    return est.noise_var if isinstance(est.noise_var, str) else "known"
+def _rule(noise: Any) -> str:
+    """The noise rule for the diagnostics: the rule's name, or 'known'."""
+    return noise if isinstance(noise, str) else "known"
 
 
 def schur_loadings(
@@ -169,7 +171,7 @@ def schur_loadings(
             "schur_loadings", (s_w,), (tuple(dims), structure, variant, k_os),
             lambda: schur_loadings(s_w, dims, structure, variant=variant, strict=strict),
         )
-    off = np.concatenate([[0], np.cumsum(dims)])
+    off = block_offsets(dims)
     rows = [np.arange(off[m], off[m + 1]) for m in range(len(dims))]
     w = np.zeros((s_w.shape[0], structure.total_rank))
     spectra: dict[str, list[float]] = {}
@@ -312,15 +314,15 @@ class SchurComplement(Estimator):
         super().__post_init__()
         check_choice(self.variant, "variant", ("joint", "per_view"))
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        noise = self._noise(cov, dims, structure)
-        s_w = signal_covariance(cov, dims, noise)
-        w, spectra = schur_loadings(s_w, dims, structure, variant=self.variant,
-                                    cache=self._cache)
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        noise = problem.noise_variance()
+        s_w = signal_covariance(problem.cov, problem.dims, noise)
+        w, spectra = schur_loadings(s_w, problem.dims, problem.structure,
+                                    variant=self.variant, cache=problem.cache)
         return RawFit(
             w,
             noise,
-            structure,
-            extra={"noise_rule": _rule(self), "variant": self.variant, "schur_spectra": spectra},
+            problem.structure,
+            extra={"noise_rule": _rule(problem.noise), "variant": self.variant, "schur_spectra": spectra},
         )
 

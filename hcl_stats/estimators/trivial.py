@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ._base import Estimator, RawFit
+from ._base import Estimator, Problem, RawFit
 
 __all__ = ["ZeroEstimator"]
 
@@ -49,7 +49,7 @@ class ZeroEstimator(Estimator):
 
     name: ClassVar[str] = "zero"
 
-    def _fit(self, cov, dims, structure, *, n_samples, init, rng, data=None) -> RawFit:
-        noise = self._noise(cov, dims, structure)
-        w = np.zeros((sum(dims), structure.total_rank))
-        return RawFit(w, noise, structure, extra={"baseline": "zero"})
+    def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
+        noise = problem.noise_variance()
+        w = np.zeros((problem.d, problem.structure.total_rank))
+        return RawFit(w, noise, problem.structure, extra={"baseline": "zero"})
