@@ -12,7 +12,9 @@ once to a temporary ``.npz``. ``--clock cpu`` compares the children's CPU time
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
+import io
 import os
 import pstats
 import resource
@@ -32,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 #: (label, function name as cProfile reports it) of the CPU split.
 PHASES = [
     ("read .npz (memory-mapped, CRC-checked)", "read_views"),
-    ("validate views (one float64 copy)", "__init__", "model.py"),
+    ("validate views (no copy of a read-only memory map)", "__init__", "model.py"),
     ("constant-column check", "_check_columns_vary"),
     ("sample covariance (chunked syrk)", "streaming_cov"),
     ("sigma^2: all eigenvalues of S (MP correction)", "_noise_for_shrinkage"),
@@ -79,7 +81,8 @@ def profile_split(data: Path, out: Path, structure: str) -> list[tuple[str, floa
     with threadpool_limits(1):
         t0 = time.process_time()
         prof.enable()
-        main(["fit", str(data), "--structure", structure, "--out", str(out)])
+        with contextlib.redirect_stdout(io.StringIO()):
+            main(["fit", str(data), "--structure", structure, "--out", str(out)])
         prof.disable()
         total = time.process_time() - t0
     stats = pstats.Stats(prof).stats

@@ -94,6 +94,10 @@ def check_float_array(
 ) -> NDArray[np.float64]:
     """Return a finite float64 copy of ``array``; reject non-real or non-numeric dtypes.
 
+    A read-only float64 ``numpy.memmap`` (mode ``'r'``) is validated and returned
+    as is: nothing can write through it, so a copy would only cost time and
+    memory (the file itself must not be rewritten while it is in use).
+
     Floating-point dtypes (float16 to longdouble) and integer dtypes are accepted
     and cast to float64. Integers are accepted because counts are common data and
     the cast is exact up to ``2**53``; larger integers, which the cast would round,
@@ -139,6 +143,11 @@ def check_float_array(
             f"{name} must contain only finite values; got {float(arr[bad])!r} at "
             f"index {bad}."
         )
+    if (isinstance(array, np.memmap) and getattr(array, "mode", None) == "r"
+            and array.dtype == np.float64):
+        # nothing can write through a read-only float64 memory map: no copy needed
+        # (``hcl-stats fit`` maps .npz members; np.load(..., mmap_mode='r') too)
+        return array
     with np.errstate(over="ignore"):
         out = np.array(arr, dtype=np.float64)
     # finite floats of at most 64 bits and integers below 2**53 cast exactly to

@@ -58,3 +58,25 @@ def test_not_a_zip_file_raises_like_numpy(tmp_path):
     path.write_bytes(b"not a zip archive at all")
     with pytest.raises(zipfile.BadZipFile):
         read_npz(path)
+
+
+def test_views_from_a_mapped_npz_are_validated_without_a_copy(tmp_path, rng):
+    from hcl_stats import MultimodalData
+    from hcl_stats.exceptions import ValidationError
+
+    path = tmp_path / "x.npz"
+    a, b = rng.standard_normal((30, 3)), rng.standard_normal((30, 4))
+    np.savez(path, A=a, B=b)
+    views, _ = read_npz(path)
+    data = MultimodalData(views)
+    assert all(np.shares_memory(x, v) for x, v in zip(data.Xs, views, strict=True))
+    assert not any(x.flags.writeable for x in data.Xs)
+    assert np.array_equal(data.Xs[0], a)
+    # a writable array is still copied, and a non-finite mapped value still refused
+    own = MultimodalData([a, b])
+    assert not np.shares_memory(own.Xs[0], a)
+    b[5, 2] = np.nan
+    np.savez(path, A=a, B=b)
+    views, _ = read_npz(path)
+    with pytest.raises(ValidationError, match=r"views\[1\] must contain only finite"):
+        MultimodalData(views)
