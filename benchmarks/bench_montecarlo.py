@@ -50,9 +50,9 @@ n_samples = {n}
 
 
 def _time_study(text: str, jobs: int, reps: int, workdir: Path, cpu: bool = False) -> float:
-    from hcl_stats.runner import run_study
-    from hcl_stats.store import ResultStore
     from hcl_stats.study import load_study
+    from hcl_stats.study.runner import run_study
+    from hcl_stats.study.store import ResultStore
 
     cfg = workdir / f"mc_{jobs}.toml"
     cfg.write_text(text)
@@ -79,8 +79,8 @@ def cpu_rows(text: str, n_values: list[int], reps: int, full_units: int) -> list
     """
     from threadpoolctl import threadpool_limits
 
-    from hcl_stats.runner import compute_unit
     from hcl_stats.study import load_study
+    from hcl_stats.study.runner import compute_unit
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "mc.toml"

@@ -21,16 +21,19 @@ from .exceptions import ValidationError
 __all__: list[str] = []
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any) -> str:
     """Return a short repr of ``value`` for error messages."""
     text = " ".join(repr(value).split())  # one line, e.g. for arrays
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+_short = short_repr  # the old private name, for code written against it
+
+
 def check_int(value: Any, name: str, *, minimum: int | None = None) -> int:
     """Return ``value`` as an int, checking type and lower bound."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValidationError(f"{name} must be an integer; got {_short(value)}.")
+        raise ValidationError(f"{name} must be an integer; got {short_repr(value)}.")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValidationError(f"{name} must be >= {minimum}; got {value}.")
@@ -49,7 +52,7 @@ def check_real(
     if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
         value = value.item()  # a 0-d numeric array is a scalar
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValidationError(f"{name} must be a real number; got {_short(value)}.")
+        raise ValidationError(f"{name} must be a real number; got {short_repr(value)}.")
     value = float(value)
     if not np.isfinite(value):
         raise ValidationError(f"{name} must be finite; got {value!r}.")
@@ -65,7 +68,7 @@ def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
     """Check that ``value`` is one of the strings in ``choices``."""
     if not isinstance(value, str) or value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
-        raise ValidationError(f"{name} must be one of {allowed}; got {_short(value)}.")
+        raise ValidationError(f"{name} must be one of {allowed}; got {short_repr(value)}.")
     return value
 
 
@@ -73,13 +76,13 @@ def check_dims(dims: Any, name: str = "dims") -> tuple[int, ...]:
     """Return per-view dimensions ``(d_1, ..., d_M)`` as a tuple of positive ints."""
     if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence | np.ndarray):
         raise ValidationError(
-            f"{name} must be a sequence of positive integers; got {_short(dims)}."
+            f"{name} must be a sequence of positive integers; got {short_repr(dims)}."
         )
     out = []
     for i, d in enumerate(dims):
         if isinstance(d, bool) or not isinstance(d, numbers.Integral):
             raise ValidationError(
-                f"{name}[{i}] must be a positive integer; got {_short(d)}."
+                f"{name}[{i}] must be a positive integer; got {short_repr(d)}."
             )
         if int(d) < 1:
             raise ValidationError(f"{name}[{i}] must be a positive integer; got {d}.")
@@ -254,7 +257,7 @@ def as_generator(rng: Any) -> np.random.Generator:
     except (TypeError, ValueError) as exc:
         raise ValidationError(
             f"rng must be None, an int, a sequence of ints, a SeedSequence or a "
-            f"numpy Generator; got {_short(rng)}."
+            f"numpy Generator; got {short_repr(rng)}."
         ) from exc
 
 
@@ -371,3 +374,25 @@ def cli_float(
 
 #: argparse type of a positive duration or size.
 positive_float = cli_float(0.0, open_low=True)
+
+
+def keyword_alias(new: Any, new_name: str, old: Any, old_name: str) -> Any:
+    """The value of a keyword given under its new name or its older spelling.
+
+    Examples
+    --------
+    >>> keyword_alias(None, "n_views", 3, "n_modalities")
+    3
+    >>> keyword_alias(2, "n_views", 3, "n_modalities")
+    Traceback (most recent call last):
+    ...
+    hcl_stats.exceptions.ValidationError: give n_views or its older spelling n_modalities, not both; got n_views=2 and n_modalities=3.
+    """
+    if old is None:
+        return new
+    if new is not None:
+        raise ValidationError(
+            f"give {new_name} or its older spelling {old_name}, not both; got "
+            f"{new_name}={short_repr(new)} and {old_name}={short_repr(old)}."
+        )
+    return old

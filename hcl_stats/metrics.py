@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._linalg import block_offsets, procrustes
-from ._validation import _short
+from ._validation import short_repr
 from .exceptions import ValidationError
 from .structure import Structure
 
@@ -87,7 +87,7 @@ def _check_fitlike(obj: Any, name: str) -> None:
     if not all(hasattr(obj, a) for a in ("loadings", "structure", "dims")):
         raise ValidationError(
             f"{name} must be a FitResult or HierarchicalFactorModel (an object with "
-            f"loadings, structure and dims); got {_short(obj)}."
+            f"loadings, structure and dims); got {short_repr(obj)}."
         )
 
 
@@ -310,7 +310,7 @@ def _structure_of(obj: Any, name: str = "structure") -> Structure:
     if not isinstance(out, Structure):
         raise ValidationError(
             f"{name} must be a Structure, FitResult or HierarchicalFactorModel; got "
-            f"{_short(obj)}."
+            f"{short_repr(obj)}."
         )
     return out
 

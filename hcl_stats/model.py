@@ -21,7 +21,6 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._linalg import block_offsets
 from ._validation import (
-    _short,
     as_generator,
     check_dims,
     check_float_array,
@@ -29,6 +28,8 @@ from ._validation import (
     check_memory,
     check_real,
     check_views,
+    keyword_alias,
+    short_repr,
 )
 from .exceptions import ValidationError
 from .structure import Structure, format_block
@@ -146,6 +147,11 @@ class LoadingsAccess:
 
     @property
     def n_modalities(self) -> int:
+        """Number of views ``M`` (older spelling of :attr:`n_views`)."""
+        return len(self.dims)
+
+    @property
+    def n_views(self) -> int:
         """Number of views ``M``."""
         return len(self.dims)
 
@@ -159,7 +165,7 @@ class LoadingsAccess:
         if isinstance(m, bool) or not isinstance(m, numbers.Integral):
             raise ValidationError(
                 f"{name} must be a view index (an integer in 0..{self.n_modalities - 1}); "
-                f"got {_short(m)}."
+                f"got {short_repr(m)}."
             )
         if not 0 <= int(m) < self.n_modalities:
             raise ValidationError(
@@ -197,7 +203,7 @@ class LoadingsAccess:
             if not (block and all(ch in letters for ch in block)):
                 raise ValidationError(
                     f"{name} must be one of the structure's blocks ({hint}); got "
-                    f"{_short(block)}, which is not made of the view letters "
+                    f"{short_repr(block)}, which is not made of the view letters "
                     f"{letters[0]}-{letters[-1]}."
                 )
             block = [letters.index(ch) for ch in block]
@@ -205,7 +211,7 @@ class LoadingsAccess:
             block = block.tolist()
         if not isinstance(block, Set | Sequence) or not block:
             raise ValidationError(
-                f"{name} must be a non-empty block ({hint}); got {_short(block)}."
+                f"{name} must be a non-empty block ({hint}); got {short_repr(block)}."
             )
         members = []
         for v in block:
@@ -214,7 +220,7 @@ class LoadingsAccess:
             ):
                 raise ValidationError(
                     f"{name} must contain view indices in 0..{self.n_modalities - 1} "
-                    f"({hint}); got {_short(block)}, which contains {_short(v)}."
+                    f"({hint}); got {short_repr(block)}, which contains {short_repr(v)}."
                 )
             members.append(int(v))
         key = frozenset(members)
@@ -338,7 +344,7 @@ class HierarchicalFactorModel(LoadingsAccess):
     def __post_init__(self) -> None:
         if not isinstance(self.structure, Structure):
             raise ValidationError(
-                f"structure must be a Structure; got {_short(self.structure)}."
+                f"structure must be a Structure; got {short_repr(self.structure)}."
             )
         dims = self.structure._check_dims(self.dims)
         w = check_float_array(self.loadings, "loadings", ndim=2)
@@ -423,7 +429,7 @@ class HierarchicalFactorModel(LoadingsAccess):
                   for m in b)
         check_memory(
             8 * (sum(dims) * structure.total_rank + 3 * big),
-            f"HierarchicalFactorModel.random with dims {_short(dims)} and total rank "
+            f"HierarchicalFactorModel.random with dims {short_repr(dims)} and total rank "
             f"K = {structure.total_rank}",
             fix="Use smaller dims or ranks.",
         )
@@ -543,8 +549,18 @@ class ViewsShape:
 
     @property
     def n_modalities(self) -> int:
+        """Number of views ``M`` (older spelling of :attr:`n_views`)."""
+        return len(self.Xs)
+
+    @property
+    def n_views(self) -> int:
         """Number of views ``M``."""
         return len(self.Xs)
+
+    @property
+    def view_names(self) -> tuple[str, ...] | None:
+        """Display names of the views (``modality_names`` is the older spelling)."""
+        return self.modality_names
 
 
 @dataclass(frozen=True, eq=False, init=False)
@@ -557,7 +573,8 @@ class MultimodalData(ViewsShape):
         ``M`` arrays with the same number of rows ``n >= 2``; converted to float64
         copies and made read-only, so no estimator can modify them.
     modality_names : sequence of str, optional
-        Display names of the views.
+        Display names of the views (``view_names=`` is the same keyword under
+        the paper's vocabulary).
 
     Examples
     --------
@@ -575,8 +592,12 @@ class MultimodalData(ViewsShape):
         self,
         views: Sequence[ArrayLike],
         modality_names: Sequence[str] | None = None,
+        *,
+        view_names: Sequence[str] | None = None,
     ) -> None:
-        # check_views returns private float64 copies: freeze them, no second copy
+        modality_names = keyword_alias(view_names, "view_names", modality_names, "modality_names")
+        # check_views returns private float64 copies (or a read-only memory map):
+        # freeze them, no second copy
         arrays = check_views(views)
         for x in arrays:
             x.setflags(write=False)

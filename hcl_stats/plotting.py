@@ -227,44 +227,8 @@ def line_figure(
             sub = data[data["label"] == label]
             for col, val in zip(others, combo, strict=True):
                 sub = sub[sub[col].astype(str) == val]
-            first_points = []
-            for est in ests:
-                rows = sub[sub["estimator"] == est].sort_values(x, key=lambda s: s.astype(float))
-                if rows.empty:
-                    continue
-                st = estimator_style(est, estimator_order)
-                xs = _numeric(rows[x])
-                ys = rows["mean"].astype(float).to_numpy()
-                err = rows[errorbar].astype(float).fillna(0.0).to_numpy()
-                ax.errorbar(xs, ys, yerr=err, color=st.colour, marker=st.marker, label=st.name,
-                            capsize=2, elinewidth=0.8, linestyle=st.linestyle,
-                            markerfacecolor="white" if st.hollow else st.colour)
-                first_points.append((xs[0], ys[0], xs[-1]))
-            slope = spec.get("reference_slope")
-            if slope is not None and first_points:
-                x0 = min(p[0] for p in first_points)
-                x1 = max(p[2] for p in first_points)
-                y0 = max(p[1] for p in first_points) * 1.15
-                sym = factor_info(x).symbol or "x"
-                ax.plot([x0, x1], [y0, y0 * (x1 / x0) ** float(slope)], color="0.5",
-                        linestyle=(0, (1, 1)), linewidth=0.9,
-                        label=rf"reference slope $\propto {sym}^{{{float(slope):g}}}$")
-            if spec.get("logx"):
-                ax.set_xscale("log")
-                from matplotlib.ticker import FixedLocator, NullFormatter
-
-                ticks = sorted({float(v) for v in sub[x]})
-                ax.xaxis.set_major_locator(FixedLocator(ticks))
-                ax.set_xticklabels([f"{t:g}" for t in ticks])
-                ax.xaxis.set_minor_formatter(NullFormatter())
-            if spec.get("logy"):
-                from matplotlib.ticker import FuncFormatter
-
-                ax.set_yscale("log")
-                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-                ax.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
-            if spec.get("ylim"):
-                ax.set_ylim(*spec["ylim"])
+            _draw_series(ax, sub, x, ests, estimator_order, errorbar, spec)
+            _scale_axes(ax, sub, x, spec)
             ax.set_xlabel(AXIS_LABELS.get(x, factor_info(x).label))
             if k % ncols == 0:
                 ax.set_ylabel(ylab)
@@ -288,6 +252,53 @@ def line_figure(
     return fig
 
 
+def _draw_series(ax: Any, sub: Any, x: str, ests: Sequence[str],
+                 estimator_order: Sequence[str], errorbar: str, spec: Mapping[str, Any]) -> None:
+    """One error-bar line per estimator, then the optional reference slope."""
+    first_points = []
+    for est in ests:
+        rows = sub[sub["estimator"] == est].sort_values(x, key=lambda s: s.astype(float))
+        if rows.empty:
+            continue
+        st = estimator_style(est, estimator_order)
+        xs = _numeric(rows[x])
+        ys = rows["mean"].astype(float).to_numpy()
+        err = rows[errorbar].astype(float).fillna(0.0).to_numpy()
+        ax.errorbar(xs, ys, yerr=err, color=st.colour, marker=st.marker, label=st.name,
+                    capsize=2, elinewidth=0.8, linestyle=st.linestyle,
+                    markerfacecolor="white" if st.hollow else st.colour)
+        first_points.append((xs[0], ys[0], xs[-1]))
+    slope = spec.get("reference_slope")
+    if slope is not None and first_points:
+        x0 = min(p[0] for p in first_points)
+        x1 = max(p[2] for p in first_points)
+        y0 = max(p[1] for p in first_points) * 1.15
+        sym = factor_info(x).symbol or "x"
+        ax.plot([x0, x1], [y0, y0 * (x1 / x0) ** float(slope)], color="0.5",
+                linestyle=(0, (1, 1)), linewidth=0.9,
+                label=rf"reference slope $\propto {sym}^{{{float(slope):g}}}$")
+
+
+def _scale_axes(ax: Any, sub: Any, x: str, spec: Mapping[str, Any]) -> None:
+    """Log scales with plain tick labels, and the y limits, as the spec asks."""
+    if spec.get("logx"):
+        ax.set_xscale("log")
+        from matplotlib.ticker import FixedLocator, NullFormatter
+
+        ticks = sorted({float(v) for v in sub[x]})
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.set_xticklabels([f"{t:g}" for t in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    if spec.get("logy"):
+        from matplotlib.ticker import FuncFormatter
+
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(minor_label))
+    if spec.get("ylim"):
+        ax.set_ylim(*spec["ylim"])
+
+
 def _legend_columns(names: Sequence[str], width_in: float, fontsize: float = 7.0) -> int:
     """Legend columns that fit ``width_in`` inches (rough text width, 0.45 em/char).
 
@@ -304,7 +315,7 @@ def _legend_columns(names: Sequence[str], width_in: float, fontsize: float = 7.0
     return max(1, min(len(names), int(width_in // entry)))
 
 
-def _minor_label(value: float, _pos: int) -> str:
+def minor_label(value: float, _pos: int) -> str:
     """Label minor log ticks at 2 and 5 times a power of ten only."""
     if value <= 0:
         return ""

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._linalg import procrustes
-from ._validation import _short
+from ._validation import short_repr
 from .exceptions import ValidationError
 from .model import LoadingsAccess, check_dense_cov
 from .structure import Structure, format_block
@@ -130,7 +130,7 @@ class FitResult(LoadingsAccess):
         if not (hasattr(reference, "loadings") and hasattr(reference, "structure")):
             raise ValidationError(
                 "reference must be a FitResult or a HierarchicalFactorModel; got "
-                f"{_short(reference)}."
+                f"{short_repr(reference)}."
             )
         ref = np.asarray(reference.loadings)
         if ref.shape != self.loadings.shape or reference.structure != self.structure:

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
-from ._validation import _short, as_generator, check_covariance, check_int
+from ._validation import as_generator, check_covariance, check_int, short_repr
 from .exceptions import ValidationError
 
 __all__ = ["wishart_sample_cov"]
@@ -200,6 +200,6 @@ def _factor(model: Any) -> _DenseFactor | _LowRankFactor:
     if isinstance(model, (str, bytes, dict)) or model is None:
         raise ValidationError(
             "model must be a HierarchicalFactorModel or a (d, d) covariance; got "
-            f"{_short(model)}."
+            f"{short_repr(model)}."
         )
     return _DenseFactor(check_covariance(model, "model"))

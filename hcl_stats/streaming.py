@@ -17,7 +17,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
-from ._validation import _short, check_int
+from ._validation import check_int, short_repr
 from .exceptions import ValidationError
 
 __all__ = ["streaming_cov"]
@@ -152,7 +152,7 @@ def _as_views(source: Any) -> list[Any]:
     else:
         raise ValidationError(
             "source must be a path to a .npy file, a 2-D array or a sequence of 2-D "
-            f"arrays; got {_short(source)}."
+            f"arrays; got {short_repr(source)}."
         )
     for i, v in enumerate(views):
         if v.ndim != 2:

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._linalg import block_offsets
-from ._validation import _short, check_dims, check_int
+from ._validation import check_dims, check_int, keyword_alias, short_repr
 from .exceptions import ValidationError
 
 __all__ = ["MAX_ALL_SUBSETS_VIEWS", "MAX_VIEWS", "Structure", "block_key", "format_block"]
@@ -111,7 +111,7 @@ class Structure:
         if ranks is None or len(ranks) != len(blocks):
             raise ValidationError(
                 f"ranks must have one entry per block ({len(blocks)}); got "
-                f"{_short(self.ranks)}."
+                f"{short_repr(self.ranks)}."
             )
         ranks = [
             check_int(r, f"ranks[{i}] (block {format_block(b)})", minimum=1)
@@ -187,11 +187,23 @@ class Structure:
             ranks = [rank] * len(blocks)
         return cls(m, tuple(blocks), tuple(ranks), modality_names)
 
+    @property
+    def n_views(self) -> int:
+        """Number of views ``M`` (``n_modalities`` is the older spelling)."""
+        return self.n_modalities
+
+    @property
+    def view_names(self) -> tuple[str, ...] | None:
+        """Display names of the views (``modality_names`` is the older spelling)."""
+        return self.modality_names
+
     @classmethod
     def parse(
         cls,
         text: str,
         *,
+        n_views: int | None = None,
+        view_names: Sequence[str] | None = None,
         n_modalities: int | None = None,
         modality_names: Sequence[str] | None = None,
     ) -> Structure:
@@ -202,11 +214,13 @@ class Structure:
         text : str
             Whitespace- or comma-separated ``LETTERS:RANK`` tokens, views lettered
             ``A, B, ...`` in data order; ``all:R`` means every subset with rank R.
-        n_modalities : int, optional
+        n_views : int, optional
             Number of views. Defaults to the highest letter used (required for
-            ``all:R`` unless ``modality_names`` is given).
-        modality_names : sequence of str, optional
-            Display names; their number also fixes ``n_modalities``.
+            ``all:R`` unless ``view_names`` is given).
+        view_names : sequence of str, optional
+            Display names; their number also fixes ``n_views``.
+        n_modalities, modality_names : optional
+            Deprecated spellings of ``n_views`` and ``view_names`` (still accepted).
 
         Returns
         -------
@@ -220,13 +234,17 @@ class Structure:
         Examples
         --------
         >>> from hcl_stats import Structure
-        >>> str(Structure.parse("all:1", n_modalities=2))
+        >>> str(Structure.parse("all:1", n_views=2))
         'AB:1 A:1 B:1'
+        >>> Structure.parse("all:1", n_modalities=2) == Structure.parse("all:1", n_views=2)
+        True
         """
+        n_modalities = keyword_alias(n_views, "n_views", n_modalities, "n_modalities")
+        modality_names = keyword_alias(view_names, "view_names", modality_names, "modality_names")
         if not isinstance(text, str):
             raise ValidationError(
                 f"structure must be a string such as 'ABC:3 AB:2 C:1'; got "
-                f"{_short(text)}."
+                f"{short_repr(text)}."
             )
         if modality_names is not None and n_modalities is None:
             n_modalities = len(modality_names)
@@ -304,8 +322,13 @@ class Structure:
         n_modalities: int,
         *,
         modality_names: Sequence[str] | None = None,
+        view_names: Sequence[str] | None = None,
     ) -> Structure:
-        """Return ``structure`` (a Structure or text) checked against ``n_modalities``."""
+        """Return ``structure`` (a Structure or text) checked against the number of views.
+
+        ``view_names`` and its older spelling ``modality_names`` are accepted.
+        """
+        modality_names = keyword_alias(view_names, "view_names", modality_names, "modality_names")
         if isinstance(structure, str):
             return cls.parse(
                 structure, n_modalities=n_modalities, modality_names=modality_names
@@ -313,7 +336,7 @@ class Structure:
         if not isinstance(structure, Structure):
             raise ValidationError(
                 "structure must be a Structure or a string such as "
-                f"'ABC:3 AB:2 C:1'; got {_short(structure)}."
+                f"'ABC:3 AB:2 C:1'; got {short_repr(structure)}."
             )
         if structure.n_modalities != n_modalities:
             raise ValidationError(
@@ -362,7 +385,7 @@ class Structure:
             for m in key
         ):
             raise ValidationError(
-                f"block must be a set of view indices such as {{0, 1}}; got {_short(block)}."
+                f"block must be a set of view indices such as {{0, 1}}; got {short_repr(block)}."
             )
         try:
             return self.blocks.index(key)
@@ -459,13 +482,13 @@ class Structure:
 def _canonical_blocks(blocks: Any, m: int) -> list[frozenset[int]]:
     if isinstance(blocks, (str, bytes)) or not isinstance(blocks, Iterable):
         raise ValidationError(
-            f"blocks must be a sequence of view-index sets; got {_short(blocks)}."
+            f"blocks must be a sequence of view-index sets; got {short_repr(blocks)}."
         )
     out: list[frozenset[int]] = []
     for i, b in enumerate(blocks):
         if isinstance(b, (str, bytes)) or not isinstance(b, Iterable):
             raise ValidationError(
-                f"blocks[{i}] must be a set of view indices; got {_short(b)}."
+                f"blocks[{i}] must be a set of view indices; got {short_repr(b)}."
             )
         members = list(b)
         if not members:
@@ -473,7 +496,7 @@ def _canonical_blocks(blocks: Any, m: int) -> list[frozenset[int]]:
         for v in members:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
                 raise ValidationError(
-                    f"blocks[{i}] must contain integer view indices; got {_short(v)}."
+                    f"blocks[{i}] must contain integer view indices; got {short_repr(v)}."
                 )
             if not 0 <= int(v) < m:
                 raise ValidationError(

@@ -1,11 +1,9 @@
-"""Study summaries and publication tables (LaTeX booktabs and Markdown).
+"""Publication tables (LaTeX booktabs and Markdown) of a study summary.
 
-:func:`summarize` reduces the tidy store to one row per
-cell x estimator x metric x label with ``n_ok``, ``n_failed``, ``mean``, ``sd``
-(``ddof=1``), ``mcse`` (``sd / sqrt(n_ok)``, the Monte Carlo standard error of
-the mean) and ``median``; nothing is rounded here (``hcl-stats summarize`` rounds to
-6 significant digits when it writes ``summary.csv``). Table functions take that
-summary and return strings, rounded for display by :func:`format_value`.
+The summary (:func:`hcl_stats.study.summary.summarize`) has one row per
+cell x estimator x metric x label. Table functions take it and return strings,
+rounded for display by :func:`format_value`; row titles come from
+:mod:`hcl_stats._metric_info`.
 
 A table is described in the study config::
 
@@ -25,24 +23,41 @@ A table is described in the study config::
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._labels import cell_value, label_sort_key
 from ._metric_info import factor_info, metric_info
 
 __all__ = [
     "SUMMARY_COLUMNS",
+    "SUMMARY_DIGITS",
     "format_value",
     "label_sort_key",
     "render_table",
-    "summarize",
+    "round_significant",
 ]
 
 #: Statistic columns of ``summary.csv`` (after the cell, grid and key columns).
 SUMMARY_COLUMNS = ("n_ok", "n_failed", "mean", "sd", "mcse", "median")
+
+
+def __getattr__(name: str) -> Any:
+    # summarize moved to hcl_stats.study.summary (it needs the store, tables do not)
+    if name == "summarize":
+        import warnings
+
+        warnings.warn(
+            "hcl_stats.tables.summarize moved to hcl_stats.study.summary.summarize",
+            DeprecationWarning, stacklevel=2,
+        )
+        from .study.summary import summarize
+
+        return summarize
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def _title(metric: str) -> str:
     """Row title of ``metric`` (from :mod:`hcl_stats._metric_info`), unit in brackets."""
@@ -50,117 +65,23 @@ def _title(metric: str) -> str:
     return f"{info.title} ({info.unit})" if info.unit else info.title
 
 
-def _pandas() -> Any:
-    try:
-        import pandas as pd
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("summaries require pandas; install hcl_stats[study]") from exc
-    return pd
+#: Significant digits of the statistics written to ``summary.csv``: the Monte Carlo
+#: error is orders of magnitude larger, and rounding here removes floating-point noise
+#: (~1e-12 between runs, BLAS order) from the committed file.
+SUMMARY_DIGITS = 6
+def round_significant(value: float, digits: int = SUMMARY_DIGITS) -> float:
+    """``value`` rounded to ``digits`` significant digits (NaN and inf unchanged).
 
-
-def _cell_value(v: Any) -> Any:
-    return json.dumps(v) if isinstance(v, list) else v
-
-
-def summarize(study: Any, store: Any) -> Any:
-    """Summary DataFrame of the cells of ``study`` found in ``store``.
-
-    Parameters
-    ----------
-    study : Study
-    store : ResultStore
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``cell_id``, the grid factors, ``estimator``, ``metric``, ``label``
-        and :data:`SUMMARY_COLUMNS`; rows in grid order, then estimator order of
-        the config, then metric order, then :func:`label_sort_key`.
+    Examples
+    --------
+    >>> round_significant(0.40393712190159181)
+    0.403937
+    >>> round_significant(1234567.0, 3)
+    1230000.0
     """
-    pd = _pandas()
-    results, units, _ = store.frames()
-    cell_order = {c.id: c.index for c in study.cells}
-    est_order = {e: i for i, e in enumerate(study.estimators)}
-    met_order = {m: i for i, m in enumerate(study.metrics)}
-    n_reps = study.replications  # rows of replicates beyond the config are not averaged
-    results = results[results["cell_id"].isin(cell_order) & results["estimator"].isin(est_order)
-                      & (results["rep"] < n_reps)]
-    units = units[units["cell_id"].isin(cell_order) & units["estimator"].isin(est_order)
-                  & (units["rep"] < n_reps)]
-    failed = (
-        units[units["status"] == "failed"].groupby(["cell_id", "estimator"]).size().to_dict()
-    )
-    rows = []
-    for (cell_id, est, metric, label), grp in results.groupby(
-        ["cell_id", "estimator", "metric", "label"], sort=True
-    ):
-        if metric not in met_order:
-            continue
-        vals = grp["value"].dropna().to_numpy(dtype=float)
-        n = int(vals.size)
-        mean = float(vals.mean()) if n else math.nan
-        sd = float(vals.std(ddof=1)) if n > 1 else math.nan
-        rows.append(
-            {
-                "cell_id": cell_id,
-                "estimator": est,
-                "metric": metric,
-                "label": label,
-                "n_ok": n,
-                "n_failed": int(failed.get((cell_id, est), 0)),
-                "mean": mean,
-                "sd": sd,
-                "mcse": sd / math.sqrt(n) if n > 1 else math.nan,
-                "median": float(_median(vals)) if n else math.nan,
-            }
-        )
-    # units that failed for every replicate still appear (with n_ok = 0)
-    have = {(r["cell_id"], r["estimator"]) for r in rows}
-    for (cell_id, est), k in failed.items():
-        if (cell_id, est) not in have:
-            rows.append({"cell_id": cell_id, "estimator": est, "metric": "", "label": "",
-                         "n_ok": 0, "n_failed": int(k), "mean": math.nan, "sd": math.nan,
-                         "mcse": math.nan, "median": math.nan})
-    rows.sort(
-        key=lambda r: (
-            cell_order[r["cell_id"]],
-            est_order[r["estimator"]],
-            met_order.get(r["metric"], -1),
-            label_sort_key(r["label"]),
-        )
-    )
-    by_id = {c.id: c for c in study.cells}
-    for r in rows:
-        for factor in study.grid:
-            r[factor] = _cell_value(by_id[r["cell_id"]].varying[factor])
-    columns = ["cell_id", *study.grid, "estimator", "metric", "label", *SUMMARY_COLUMNS]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _median(vals: Any) -> float:
-    import numpy as np
-
-    return float(np.median(vals))
-
-
-def label_sort_key(label: str) -> tuple:
-    """Display order of labels: blocks in canonical structure order, then summaries.
-
-    ``"A|ABC"`` (view A of structure ABC) sorts by view, then by structure in
-    canonical order (larger blocks first); ``"ABC"`` by canonical order;
-    ``"mean"`` and ``"overall"`` come last; other labels alphabetically.
-    """
-    def block(text: str) -> tuple:
-        return (-len(text), text)
-
-    if label in ("mean", "overall"):
-        return (3, label)
-    if "|" in label:
-        view, _, s = label.partition("|")
-        return (1, view, *block(s))
-    if label.isalpha() and label.isupper():
-        return (0, *block(label))
-    return (2, label)
+    if not math.isfinite(value):
+        return value
+    return float(f"{value:.{digits}g}")
 
 
 def format_value(x: float, digits: int) -> str:
@@ -190,7 +111,7 @@ def _filter(summary: Any, where: Mapping[str, Any] | None) -> Any:
     for key, value in where.items():
         if key not in summary.columns:
             raise KeyError(f"report table 'where' key {key!r} is not a grid factor")
-        m = summary[key].astype(str) == str(_cell_value(value))
+        m = summary[key].astype(str) == str(cell_value(value))
         mask = m if mask is None else mask & m
     return summary[mask]
 
@@ -230,7 +151,7 @@ def render_table(
     if group:
         groups = list(dict.fromkeys(data[group].tolist()))
         if "group_values" in spec:
-            wanted = {str(_cell_value(v)) for v in spec["group_values"]}
+            wanted = {str(cell_value(v)) for v in spec["group_values"]}
             groups = [g for g in groups if str(g) in wanted]
     lookup = {}
     for row in data.to_dict("records"):

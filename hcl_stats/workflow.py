@@ -250,7 +250,7 @@ def fit_views(
             cov=pc.cov,
             dims=pc.dims,
             n_per_block=pc.n_per_block,
-            modality_names=names,
+            view_names=names,
             **options,
         )
         structure = selection.structure

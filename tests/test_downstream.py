@@ -303,8 +303,8 @@ def test_pipeline_with_estimated_representation(global_seed):
 
 def test_downstream_study_task_runs(tmp_path):
     pytest.importorskip("pandas")
-    from hcl_stats.runner import compute_unit
     from hcl_stats.study import load_study
+    from hcl_stats.study.runner import compute_unit
 
     cfg = tmp_path / "ds.toml"
     cfg.write_text(

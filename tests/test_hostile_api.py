@@ -19,9 +19,10 @@ import pytest
 from _study_helpers import write_tiny
 
 import hcl_stats as hs
-from hcl_stats import _cli_fit, _validation, exceptions, theory
+from hcl_stats import _validation, exceptions, theory
 from hcl_stats._validation import cli_float, cli_int, non_negative_int, positive_int
 from hcl_stats.cli import build_parser, exit_code, main
+from hcl_stats.cli import fit as _cli_fit
 from hcl_stats.estimators import AJIVE, GCCA, MOFA, SLIDE, SchurComplement
 from hcl_stats.exceptions import HCLError, StoreVersionMismatch, ValidationError
 from hcl_stats.results import FitResult
@@ -376,8 +377,8 @@ def test_unexpected_errors_exit_1(monkeypatch, capsys):
 
 
 def test_store_version_mismatch_from_a_real_store_exits_2(tmp_path, capsys):
-    from hcl_stats.store import ResultStore
     from hcl_stats.study import load_study
+    from hcl_stats.study.store import ResultStore
 
     db = tmp_path / "s.sqlite"
     with ResultStore(db) as store:

@@ -236,17 +236,28 @@ def test_bootstrap_accepts_incomplete_data(global_seed):
 
 def test_subset_counting_beats_pairwise_on_strong_signals(global_seed):
     """Pairwise blocks from different samples are mutually inconsistent (errors scale
-    with the signal); the union of all views then shows a spurious direction."""
+    with the signal); the union of all views then shows a spurious direction.
+
+    The two error sources differ in kind. Subset counting sees a genuine sample
+    covariance, so it errs only when a noise eigenvalue fluctuates (Tracy-Widom)
+    above the Marchenko-Pastur edge, at a rate that does not grow with the signal:
+    measured 4 of 600 replicates at singular values (2, 3) and 4 of 600 at (4, 6)
+    (seeds 0-99). The pairwise error grows with the signal: 132 of 600 at (2, 3)
+    (so at (2, 3) pairwise can be perfect on six replicates while subset loses one
+    to the edge, e.g. seed 14), 585 of 600 at (4, 6). The comparison is therefore
+    made with strong signals, where it holds by a wide margin; one subset miss of
+    six is allowed for the edge fluctuation.
+    """
     rng = np.random.default_rng(global_seed)
     hits = {"subset": 0, "pairwise": 0}
     for _ in range(6):
-        model = hs.HierarchicalFactorModel.random((10, 12, 14), "ABC:2 C:1", singular_values=(2.0, 3.0), rng=rng)
+        model = hs.HierarchicalFactorModel.random((10, 12, 14), "ABC:2 C:1", singular_values=(4.0, 6.0), rng=rng)
         data = drop_views(model.sample(600, rng=rng), 0.5, rng=rng)
         for mode in hits:
             sel = select_structure(data, method="eigen", min_snr=0.5, missing=mode)
             hits[mode] += sel.structure == model.structure
-    assert hits["subset"] >= hits["pairwise"]
     assert hits["subset"] >= 5
+    assert hits["pairwise"] <= 3
 
 
 def test_correlation_rule_counts_shared_directions():

@@ -172,8 +172,8 @@ def test_table_rendering_and_rounding(ran):
 
 
 def test_figure_has_labelled_axes_and_legend(ran):
-    from hcl_stats._cli_study import read_summary, write_summary
     from hcl_stats.plotting import estimator_style, line_figure
+    from hcl_stats.study.report import read_summary, write_summary
 
     cfg, db, out = ran
     study = load_study(cfg)

@@ -11,9 +11,9 @@ from _study_helpers import values, write_tiny
 from hcl_stats import estimators
 from hcl_stats.cli import main
 from hcl_stats.estimators import NaivePCA
-from hcl_stats.runner import compute_unit, plan, run_study
-from hcl_stats.store import ResultStore
 from hcl_stats.study import load_study
+from hcl_stats.study.runner import compute_unit, plan, run_study
+from hcl_stats.study.store import ResultStore
 
 
 def _run(study, path, **kw):

@@ -7,9 +7,9 @@ import socket
 import pytest
 from _study_helpers import values, write_tiny
 
-from hcl_stats.runner import _NO_DASHBOARD, run_study
-from hcl_stats.store import ResultStore
 from hcl_stats.study import load_study
+from hcl_stats.study.runner import _NO_DASHBOARD, run_study
+from hcl_stats.study.store import ResultStore
 
 pytest.importorskip("dask.distributed")
 
@@ -31,7 +31,10 @@ def test_dask_local_cluster_matches_serial(tmp_path):
     assert got == expected
 
 
-def test_dask_scheduler_address_matches_serial(tmp_path):
+@pytest.mark.parametrize("protocol", ["inproc://", "tcp://"])
+def test_dask_scheduler_address_matches_serial(tmp_path, protocol):
+    # tcp: the --scheduler path of real use (distributed checks the TCP time-outs
+    # set by the runner on every stream; a too-low one refused every scheduler)
     from dask.distributed import LocalCluster
 
     study = load_study(write_tiny(tmp_path, reps=1, ns="[50, 200]"))
@@ -40,9 +43,10 @@ def test_dask_scheduler_address_matches_serial(tmp_path):
         expected = values(store)
     # one thread: BLAS thread limits are process-wide, so two units running in
     # two threads of one worker can change each other's last bits
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol=protocol,
                       **_NO_DASHBOARD) as cluster, \
             ResultStore(tmp_path / "dask.sqlite") as store:
+        assert cluster.scheduler_address.startswith(protocol)
         run_study(study, store, backend="dask", scheduler=cluster.scheduler_address, quiet=True)
         assert values(store) == expected
 

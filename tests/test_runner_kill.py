@@ -10,9 +10,9 @@ import time
 import pytest
 from _study_helpers import count_units, values, write_tiny
 
-from hcl_stats.runner import run_study
-from hcl_stats.store import ResultStore
 from hcl_stats.study import load_study
+from hcl_stats.study.runner import run_study
+from hcl_stats.study.store import ResultStore
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 

@@ -22,9 +22,9 @@ from hcl_stats.estimators import (
 )
 from hcl_stats.estimators._base import _top_vals
 from hcl_stats.exceptions import NotIdentifiableError, NumericalWarning
-from hcl_stats.runner import compute_unit
 from hcl_stats.sampling import wishart_sample_cov
 from hcl_stats.study import load_study
+from hcl_stats.study.runner import compute_unit
 
 DIMS = (15, 25, 30)  # d = 70 > 64: sigma^2 from a subset eigendecomposition
 

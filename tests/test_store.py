@@ -9,8 +9,8 @@ from _study_helpers import write_tiny
 
 from hcl_stats.cli import main
 from hcl_stats.exceptions import StoreVersionMismatch
-from hcl_stats.store import ResultStore, UnitRecord
 from hcl_stats.study import load_study
+from hcl_stats.study.store import ResultStore, UnitRecord
 
 PROV = {"package_version": "0", "git_commit": None, "git_dirty": None}
 

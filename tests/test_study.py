@@ -127,8 +127,8 @@ def test_bad_toml_and_missing_required(tmp_path):
 
 def test_custom_task_and_metric_plug_in_without_runner_changes(tmp_path):
     """A new kind of study registers a task and a metric; the runner is untouched."""
-    from hcl_stats.runner import run_study
-    from hcl_stats.store import ResultStore
+    from hcl_stats.study.runner import run_study
+    from hcl_stats.study.store import ResultStore
 
     def normalize(key, value):
         if key == "scale" and isinstance(value, float) and value > 0:
@@ -178,7 +178,7 @@ def test_wishart_sampler_draws_a_covariance_and_refuses_data_estimators(tmp_path
 
 
 def test_where_accepts_list_valued_factors(tmp_path):
-    from hcl_stats.runner import plan
+    from hcl_stats.study.runner import plan
 
     cfg = write_tiny(tmp_path, ns="[50]")
     cfg.write_text(cfg.read_text().replace("[estimators.naive]", "[[grid.zip]]\ndims = [[4, 5, 6], [6, 6, 6]]\n[estimators.naive]"))

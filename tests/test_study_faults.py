@@ -28,9 +28,9 @@ from _study_helpers import count_units, values, write_tiny
 from hcl_stats import estimators
 from hcl_stats.estimators import SchurComplement
 from hcl_stats.exceptions import StoreCorruptedError
-from hcl_stats.runner import run_study
-from hcl_stats.store import ResultStore
 from hcl_stats.study import load_study
+from hcl_stats.study.runner import run_study
+from hcl_stats.study.store import ResultStore
 
 _CODE = "import sys; from hcl_stats.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -328,7 +328,7 @@ def test_inaccurate_solver_status_is_a_failure_text():
     # what the runner records for any estimator whose diagnostics say converged=False
     # (MaskedGradient at max_iter, a cvxpy 'optimal_inaccurate' status, SLIDE, ...)
     from hcl_stats.results import Diagnostics
-    from hcl_stats.runner import _not_converged
+    from hcl_stats.study.runner import _not_converged
 
     @dataclass(frozen=True)
     class _Fit:

@@ -306,7 +306,7 @@ def test_fit_rate_checks_bound_column_before_fitting():
 
 def test_plot_rate_returns_figure_with_ci_box():
     pytest.importorskip("matplotlib")
-    from hcl_stats.theory_plots import plot_rate
+    from hcl_stats.theory.plots import plot_rate
 
     n = np.repeat([100.0, 400.0, 1600.0], 3)
     df = pd.DataFrame({

@@ -21,12 +21,12 @@ from numpy.typing import ArrayLike, NDArray
 from .._linalg import block_offsets
 from .._rmt import NOISE_RULES
 from .._validation import (
-    _short,
     as_generator,
     check_choice,
     check_covariance,
     check_dims,
     check_int,
+    short_repr,
 )
 from ..exceptions import (
     NotIdentifiableError,
@@ -220,7 +220,7 @@ def estimate_noise_var(
         else:
             top = _top_vals(cov, k)
         value = (float(np.trace(cov)) - float(np.sum(top))) / (d - k)
-        _check_positive_noise(value, cov, "sigma^2")
+        check_positive_noise(value, cov, "sigma^2")
         return value
     out = np.empty(len(dims))
     off = block_offsets(dims)
@@ -235,7 +235,7 @@ def estimate_noise_var(
         sub = cov[off[m] : off[m + 1], off[m] : off[m + 1]]
         top = _top_vals(sub, km) if km else np.zeros(0)
         out[m] = (float(np.trace(sub)) - float(np.sum(top))) / (dm - km)
-        _check_positive_noise(out[m], sub, f"sigma_{m + 1}^2")
+        check_positive_noise(out[m], sub, f"sigma_{m + 1}^2")
     return out
 
 
@@ -248,7 +248,8 @@ def _top_vals(a: NDArray, k: int) -> NDArray:
     return scipy.linalg.eigh(a, eigvals_only=True, subset_by_index=[p - k, p - 1])
 
 
-def _check_positive_noise(value: float, cov: NDArray, what: str) -> None:
+def check_positive_noise(value: float, cov: NDArray, what: str) -> None:
+    """Refuse a noise variance that is not positive relative to the covariance scale."""
     scale = float(np.max(np.abs(np.diag(cov))))
     if not value > 1e-12 * scale:
         raise ValidationError(
@@ -303,7 +304,7 @@ def _check_noise_option(value: Any) -> Any:
     if arr.ndim != 1:
         raise ValidationError(
             "noise_var must be 'scalar', 'per_view', a positive float or a 1-D "
-            f"sequence of positive floats; got {_short(value)}."
+            f"sequence of positive floats; got {short_repr(value)}."
         )
     return tuple(float(v) for v in check_noise_var(arr, arr.shape[0]))
 

@@ -97,7 +97,7 @@ class MissingViews(Estimator):
             if learn:
                 structure = select_structure(
                     work,
-                    noise_var=self.selection_noise,
+                    noise_rule=self.selection_noise,
                     min_snr=self.min_snr,
                     missing=self.selection_missing,
                 ).structure

@@ -23,10 +23,10 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from .._jacobian import Layout, decide_rank, schur_rank
 from .._linalg import block_offsets, top_eigh
 from .._validation import check_int, check_real
 from ..exceptions import ConvergenceWarning, NotIdentifiableError, ValidationError
-from ..identifiability import _decide, _Layout, schur_rank
 from ..structure import Structure
 from ._base import Estimator, Problem, RawFit
 from .spectral import _rule, schur_loadings
@@ -219,7 +219,7 @@ def _not_identified(structure: Structure, dims: tuple[int, ...], noise: str) -> 
         d_s = sum(dims[m] for m in b)
         if r > d_s:
             return f"block rank r_S = {r} > d_S = {d_s} for block {sorted(b)}"
-    jr = _decide(structure, dims, noise, np.random.default_rng(0))
+    jr = decide_rank(structure, dims, noise, np.random.default_rng(0))
     if jr.full:
         return ""
     return (f"generic Jacobian rank {jr.rank} < {jr.n_params} parameters - "
@@ -363,7 +363,7 @@ class _Problem:
             return x, 0
         noise = "known" if self.n_noise == 0 else ("per_view" if self.per_view_noise
                                                      else "scalar")
-        lay = _Layout(self.structure, self.dims, noise)
+        lay = Layout(self.structure, self.dims, noise)
         iu, ju = np.triu_indices(d)
         weight = np.where(iu == ju, 1.0, np.sqrt(2.0))
         steps = 0

@@ -48,7 +48,7 @@ from numpy.typing import NDArray
 
 from .._linalg import block_offsets
 from .._rmt import mp_edge
-from .._validation import check_choice, check_int, check_real
+from .._validation import check_choice, check_int, check_real, keyword_alias
 from ..exceptions import ValidationError
 from ..missing import IncompleteData, pairwise_covariance
 from ..model import MultimodalData
@@ -121,16 +121,18 @@ def select_structure(
     cov: Any = None,
     dims: Sequence[int] | None = None,
     n_per_block: Any = None,
-    noise_var: Any = "bottom_half",
+    noise_rule: Any = None,
     min_snr: float = 0.0,
     max_rank: int | None = None,
-    modality_names: Sequence[str] | None = None,
+    view_names: Sequence[str] | None = None,
     method: str = "eigen",
     view_rank: int = 10,
     variance_fraction: float = 0.9,
     min_corr: float = 0.5,
     missing: str = "subset",
     n_factor: float = 1.0,
+    noise_var: Any = None,
+    modality_names: Sequence[str] | None = None,
 ) -> StructureSelection:
     """Select the sharing structure and ranks by rank counting (module docstring).
 
@@ -144,16 +146,17 @@ def select_structure(
         With ``cov``.
     n_per_block : int or array_like of shape (M, M), optional
         With ``cov``: the samples behind each block (one int for complete data).
-    noise_var : str or array_like of shape (M,), default='bottom_half'
+    noise_rule : str or array_like of shape (M,), default='bottom_half'
         A rule of :func:`hcl_stats.preprocessing.noise_variance` or known values.
     min_snr : float, default=0.0
         Minimum whitened signal-to-noise ratio of a counted direction.
     max_rank : int, optional
         Cap on each block's rank.
-    modality_names : sequence of str, optional
+    view_names : sequence of str, optional
+        Display names of the views of the selected structure.
     method : {'eigen', 'correlation'}, default='eigen'
         How ``k(U)`` is measured. ``'eigen'``: eigenvalues of the noise-whitened
-        covariance above the threshold (exact under the model; ``noise_var``,
+        covariance above the threshold (exact under the model; ``noise_rule``,
         ``min_snr`` apply). ``'correlation'``: for real data whose residuals are not
         isotropic noise. Each view is reduced to its top ``q_m`` principal
         components (``q_m`` = fewest explaining ``variance_fraction`` of its
@@ -192,6 +195,8 @@ def select_structure(
     n_factor : float in (0, 1], default=1.0
         Multiplies every sample count in the noise edges (and the rank-free noise
         rule); bootstrap resamples use 0.5 (see :func:`~hcl_stats.workflow.bootstrap_stability`).
+    noise_var, modality_names : optional
+        Older spellings of ``noise_rule`` and ``view_names`` (still accepted).
 
     Returns
     -------
@@ -208,10 +213,13 @@ def select_structure(
     >>> from hcl_stats.workflow import select_structure
     >>> model = hs.HierarchicalFactorModel.random((6, 7, 8), "ABC:2 AB:1 C:1", rng=0)
     >>> sel = select_structure(cov=model.covariance(), dims=model.dims,
-    ...                        n_per_block=10**12, noise_var=[1.0, 1.0, 1.0])
+    ...                        n_per_block=10**12, noise_rule=[1.0, 1.0, 1.0])
     >>> str(sel.structure)
     'ABC:2 AB:1 C:1'
     """
+    noise_rule = keyword_alias(noise_rule, "noise_rule", noise_var, "noise_var")
+    noise_rule = "bottom_half" if noise_rule is None else noise_rule
+    view_names = keyword_alias(view_names, "view_names", modality_names, "modality_names")
     subset_data = None
     if data is not None and cov is None:
         missing = check_choice(missing, "missing", ("subset", "pairwise"))
@@ -229,7 +237,7 @@ def select_structure(
     min_snr = check_real(min_snr, "min_snr", low=0.0)
     if max_rank is not None:
         max_rank = check_int(max_rank, "max_rank", minimum=1)
-    psi = _noise_levels(cov, dims, noise_var, counts)
+    psi = _noise_levels(cov, dims, noise_rule, counts)
     method = check_choice(method, "method", ("eigen", "correlation"))
     off = block_offsets(dims)
     subsets = [
@@ -260,7 +268,7 @@ def select_structure(
         n_views,
         [s for s, _ in kept],
         [r for _, r in kept],
-        modality_names=tuple(modality_names) if modality_names is not None else None,
+        modality_names=tuple(view_names) if view_names is not None else None,
     )
     return StructureSelection(
         structure=structure,
@@ -271,13 +279,13 @@ def select_structure(
     )
 
 
-def _noise_levels(cov, dims, noise_var, counts) -> NDArray[np.float64]:
+def _noise_levels(cov, dims, noise_rule, counts) -> NDArray[np.float64]:
     """The per-view noise variances: a rank-free rule's values, or the given ones."""
-    if isinstance(noise_var, str):
-        return noise_variance(cov, dims, rule=noise_var, n_samples=np.diag(counts))
-    psi = np.broadcast_to(np.asarray(noise_var, dtype=float), (len(dims),)).copy()
+    if isinstance(noise_rule, str):
+        return noise_variance(cov, dims, rule=noise_rule, n_samples=np.diag(counts))
+    psi = np.broadcast_to(np.asarray(noise_rule, dtype=float), (len(dims),)).copy()
     if np.any(psi <= 0):
-        raise ValidationError(f"noise_var must be positive; got {psi.tolist()}.")
+        raise ValidationError(f"noise_rule values must be positive; got {psi.tolist()}.")
     return psi
 
 

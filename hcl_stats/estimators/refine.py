@@ -53,15 +53,23 @@ def masked_loss(
     wtw = w.T @ w
     sw = s_w @ w
     s_sq = float(np.sum(s_w * s_w)) if s_sq is None else s_sq
-    loss = 0.5 * (float(np.sum(wtw * wtw)) - 2.0 * float(np.sum(w * sw)) + s_sq)
-    if loss < 1e-6 * s_sq:
-        # The expanded form cancels catastrophically near an exact fit (error about
-        # eps * ||S_W||^2); use the explicit residual there.
-        resid = w @ w.T - s_w
-        loss = 0.5 * float(np.sum(resid * resid))
+    loss = _expanded_loss(w, sw, wtw, s_w, s_sq)
     grad = 2.0 * (w @ wtw - sw)
     grad[~mask] = 0.0
     return float(loss), grad
+
+
+def _expanded_loss(w, sw, wtw, s_w, s_sq: float, exact: bool = True) -> float:
+    """``1/2 (||W^T W||^2 - 2 <W, S_W W> + ||S_W||^2)`` from the products ``sw``, ``wtw``.
+
+    The expanded form cancels catastrophically near an exact fit (error about
+    ``eps ||S_W||^2``); with ``exact`` the explicit residual is used there.
+    """
+    loss = 0.5 * (float(np.sum(wtw * wtw)) - 2.0 * float(np.sum(w * sw)) + s_sq)
+    if exact and loss < 1e-6 * s_sq:
+        resid = w @ w.T - s_w
+        loss = 0.5 * float(np.sum(resid * resid))
+    return loss
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,11 +157,12 @@ class MaskedGradient(Estimator):
                 )
             w0 = np.where(mask, init.loadings, 0.0)
             init_name = init.estimator
-        w, info = _minimise(s_w, mask, w0, self.max_iter, self.tol, self.memory)
-        if not info["converged"]:
+        info = _minimise(s_w, mask, w0, self.max_iter, self.tol, self.memory)
+        w = info.w
+        if not info.converged:
             warnings.warn(
-                f"MaskedGradient stopped after {info['n_iter']} iterations "
-                f"({info['message']}) with relative gradient {info['relgrad']:.2e} > "
+                f"MaskedGradient stopped after {info.n_iter} iterations "
+                f"({info.message}) with relative gradient {info.relgrad:.2e} > "
                 f"tol = {self.tol:.1e}; increase max_iter or tol.",
                 ConvergenceWarning,
                 stacklevel=2,
@@ -162,17 +171,17 @@ class MaskedGradient(Estimator):
             w,
             noise,
             structure,
-            converged=info["converged"],
-            n_iter=info["n_iter"],
-            objective=info["loss"],
-            relative_gradient=info["relgrad"],
+            converged=info.converged,
+            n_iter=info.n_iter,
+            objective=info.loss,
+            relative_gradient=info.relgrad,
             extra={
                 "noise_rule": _rule(problem.noise),
                 "init": init_name,
-                "initial_objective": info["loss0"],
-                "initial_relative_gradient": info["relgrad0"],
-                "objective_trace": info["trace"],
-                "solver_message": info["message"],
+                "initial_objective": info.loss0,
+                "initial_relative_gradient": info.relgrad0,
+                "objective_trace": list(info.trace),
+                "solver_message": info.message,
             },
         )
 
@@ -234,7 +243,50 @@ def _quartic_step(w, p, sw, sp, wtw, s_dot_p):
     return float(real[int(np.argmin(vals))])
 
 
-def _minimise(s_w, mask, w0, max_iter, tol, memory):
+@dataclass(frozen=True)
+class MinimiseResult:
+    """Outcome of :func:`_minimise`: the loadings and the solver's record."""
+
+    w: NDArray[np.float64]
+    converged: bool
+    n_iter: int
+    loss: float
+    loss0: float
+    relgrad: float
+    relgrad0: float
+    trace: tuple[float, ...]
+    message: str
+
+
+def _lbfgs_direction(g_flat, s_hist, y_hist, rho_hist):
+    """Two-loop recursion: ``H g`` for the packed masked gradient ``g_flat``."""
+    q = g_flat.copy()
+    alphas = []
+    for s_k, y_k, rho_k in zip(reversed(s_hist), reversed(y_hist), reversed(rho_hist), strict=True):
+        a_k = rho_k * float(s_k @ q)
+        q -= a_k * y_k
+        alphas.append(a_k)
+    if s_hist:
+        q *= float(s_hist[-1] @ y_hist[-1]) / float(y_hist[-1] @ y_hist[-1])
+    for (s_k, y_k, rho_k), a_k in zip(
+        zip(s_hist, y_hist, rho_hist, strict=True), reversed(alphas), strict=True
+    ):
+        q += (a_k - rho_k * float(y_k @ q)) * s_k
+    return q
+
+
+def _remember(s_k, y, s_hist, y_hist, rho_hist, memory) -> None:
+    """Add the pair ``(s_k, y)`` to the L-BFGS memory when its curvature is positive."""
+    sy = float(s_k @ y)
+    if sy > 1e-12 * float(np.linalg.norm(y)) * float(np.linalg.norm(s_k)):
+        s_hist.append(s_k)
+        y_hist.append(y)
+        rho_hist.append(1.0 / sy)
+        if len(s_hist) > memory:
+            s_hist.pop(0), y_hist.pop(0), rho_hist.pop(0)
+
+
+def _minimise(s_w, mask, w0, max_iter, tol, memory) -> MinimiseResult:
     """L-BFGS with exact quartic line search on the masked entries.
 
     Each iteration costs one masked product ``S_W P`` (``S_W W`` is updated
@@ -257,11 +309,7 @@ def _minimise(s_w, mask, w0, max_iter, tol, memory):
         return wtw, grad, relgrad
 
     def loss_of(w, sw, wtw, exact=True):
-        loss = 0.5 * (float(np.sum(wtw * wtw)) - 2.0 * float(np.sum(w * sw)) + s_sq)
-        if exact and loss < 1e-6 * s_sq:  # cancellation near an exact fit: explicit residual
-            resid = w @ w.T - s_w
-            loss = 0.5 * float(np.sum(resid * resid))
-        return loss
+        return _expanded_loss(w, sw, wtw, s_w, s_sq, exact)
 
     wtw, grad, relgrad = evaluate(w, sw)
     loss0 = loss_of(w, sw, wtw)
@@ -284,18 +332,7 @@ def _minimise(s_w, mask, w0, max_iter, tol, memory):
             break
         # two-loop recursion on the packed masked entries
         g_flat = grad[mask]
-        q = g_flat.copy()
-        alphas = []
-        for s_k, y_k, rho_k in zip(reversed(s_hist), reversed(y_hist), reversed(rho_hist), strict=True):
-            a_k = rho_k * float(s_k @ q)
-            q -= a_k * y_k
-            alphas.append(a_k)
-        if s_hist:
-            q *= float(s_hist[-1] @ y_hist[-1]) / float(y_hist[-1] @ y_hist[-1])
-        for (s_k, y_k, rho_k), a_k in zip(
-            zip(s_hist, y_hist, rho_hist, strict=True), reversed(alphas), strict=True
-        ):
-            q += (a_k - rho_k * float(y_k @ q)) * s_k
+        q = _lbfgs_direction(g_flat, s_hist, y_hist, rho_hist)
         if not float(q @ g_flat) > 0.0:  # not a descent direction: steepest descent
             s_hist.clear(), y_hist.clear(), rho_hist.clear()
             q = g_flat
@@ -320,15 +357,7 @@ def _minimise(s_w, mask, w0, max_iter, tol, memory):
             fresh = False
         g_old = grad[mask]
         wtw, grad, relgrad = evaluate(w, sw)
-        y = grad[mask] - g_old
-        s_k = step[mask]
-        sy = float(s_k @ y)
-        if sy > 1e-12 * float(np.linalg.norm(y)) * float(np.linalg.norm(s_k)):
-            s_hist.append(s_k)
-            y_hist.append(y)
-            rho_hist.append(1.0 / sy)
-            if len(s_hist) > memory:
-                s_hist.pop(0), y_hist.pop(0), rho_hist.pop(0)
+        _remember(step[mask], grad[mask] - g_old, s_hist, y_hist, rho_hist, memory)
         trace.append(loss_of(w, sw, wtw, exact=False))
     if not fresh:
         sw = ops.product(w)
@@ -341,8 +370,8 @@ def _minimise(s_w, mask, w0, max_iter, tol, memory):
     elif max_iter == 0:
         message = "max_iter = 0"
     thin = trace if len(trace) <= 200 else trace[:: int(np.ceil(len(trace) / 200))] + [trace[-1]]
-    return w, {
-        "converged": bool(converged), "n_iter": int(n_iter), "loss": float(loss),
-        "loss0": loss0, "relgrad": float(relgrad), "relgrad0": relgrad0,
-        "trace": [float(v) for v in thin], "message": message,
-    }
+    return MinimiseResult(
+        w=w, converged=bool(converged), n_iter=int(n_iter), loss=float(loss), loss0=loss0,
+        relgrad=float(relgrad), relgrad0=relgrad0, trace=tuple(float(v) for v in thin),
+        message=message,
+    )

@@ -222,6 +222,7 @@ def slide_path(
     lambda_min_ratio: float = 0.05,
     max_iter: int = 100,
     tol: float = 1e-5,
+    refine: int = 8,
 ) -> list[dict[str, Any]]:
     """Group-penalised SLIDE path on a (scaled) covariance.
 
@@ -241,13 +242,21 @@ def slide_path(
         Alternating iterations per ``lambda`` (warm starts make few necessary).
     tol : float, default=1e-5
         Stop when ``||V_new - V||_F / ||V_new||_F < tol``.
+    refine : int, default=8
+        Bisection depth between neighbouring grid points. A structure can live on
+        a ``lambda``-interval much shorter than the grid spacing (e.g. between the
+        death of the last pure-noise group and that of a weak shared group), so
+        wherever the supports of two neighbours differ in more than one group
+        ``(m, j)`` the interval is bisected at its geometric midpoint (warm-started
+        from the smaller penalty), up to ``refine`` times or until the two
+        penalties are within a factor ``1.001``. ``0`` keeps the plain grid.
 
     Returns
     -------
     list of dict
-        One entry per ``lambda`` (increasing) with keys ``lambda``, ``v``
-        (ndarray of shape (d, max_rank)), ``structure`` (Structure or None),
-        ``columns`` and ``n_iter``.
+        One entry per ``lambda`` (increasing, grid and bisection points) with
+        keys ``lambda``, ``v`` (ndarray of shape (d, max_rank)), ``structure``
+        (Structure or None), ``columns`` and ``n_iter``.
     """
     off = block_offsets(dims)
     vals, vecs = top_eigh(s, max_rank)
@@ -256,8 +265,8 @@ def slide_path(
     # increasing penalties, warm-started from the unpenalised SVD start: a column
     # whose groups are all zero can never revive, so the path must start dense
     grid = lam_max * np.geomspace(lambda_min_ratio, 1.0, n_lambda + 1)[:-1]
-    path = []
-    for lam in grid:
+
+    def solve(lam: float, v: NDArray) -> dict[str, Any]:
         n_iter = 0
         for _ in range(max_iter):
             n_iter += 1
@@ -269,11 +278,30 @@ def slide_path(
             v = new
             if change < tol:
                 break
-        structure, cols = _pattern_structure(_group_norms(v, off), len(dims))
-        path.append(
-            {"lambda": float(lam), "v": v.copy(), "structure": structure,
-             "columns": cols, "n_iter": n_iter}
-        )
+        norms = _group_norms(v, off)
+        structure, cols = _pattern_structure(norms, len(dims))
+        return {"lambda": float(lam), "v": v.copy(), "structure": structure,
+                "columns": cols, "n_iter": n_iter, "_support": norms > 0.0}
+
+    def between(lo: dict[str, Any], hi: dict[str, Any], depth: int) -> list[dict[str, Any]]:
+        if (
+            depth <= 0
+            or hi["lambda"] <= 1.001 * lo["lambda"]
+            or np.count_nonzero(lo["_support"] != hi["_support"]) <= 1
+        ):
+            return []
+        mid = solve(float(np.sqrt(lo["lambda"] * hi["lambda"])), lo["v"])
+        return [*between(lo, mid, depth - 1), mid, *between(mid, hi, depth - 1)]
+
+    path: list[dict[str, Any]] = []
+    for lam in grid:
+        entry = solve(float(lam), v)
+        if path:
+            path.extend(between(path[-1], entry, refine))
+        path.append(entry)
+        v = entry["v"]
+    for entry in path:
+        del entry["_support"]
     return path
 
 

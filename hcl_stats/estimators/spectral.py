@@ -14,7 +14,7 @@ from .._validation import check_choice
 from ..exceptions import NotIdentifiableError, NumericalWarning
 from ..identifiability import require_schur_step
 from ..structure import Structure
-from ._base import Estimator, Problem, RawFit, _check_positive_noise, signal_covariance
+from ._base import Estimator, Problem, RawFit, check_positive_noise, signal_covariance
 from ._cache import SpectralCache, cached_top_eigh
 
 __all__ = ["NaivePCA", "SchurComplement", "schur_loadings"]
@@ -91,7 +91,7 @@ class NaivePCA(Estimator):
             # eigenvectors, with eigenvalues shifted by sigma^2.
             vals, vecs = cached_top_eigh(problem.cache, cov, k)
             noise = (float(np.trace(cov)) - float(np.sum(vals))) / (d - k)
-            _check_positive_noise(noise, cov, "sigma^2")
+            check_positive_noise(noise, cov, "sigma^2")
             w = vecs * np.sqrt(np.clip(vals - noise, 0.0, None))
             return RawFit(w, noise, structure, extra={"noise_rule": _rule(problem.noise)})
         noise = problem.noise_variance()

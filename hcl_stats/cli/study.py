@@ -1,8 +1,8 @@
-"""``hcl-stats validate | run | status | summarize | report | replay | export`` (private).
+"""Commands ``hcl-stats validate | run | status | summarize | report | replay | export``.
 
 Monte Carlo studies from TOML configs (:mod:`hcl_stats.study`), stored in SQLite
-(:mod:`hcl_stats.store`, default ``<config dir>/_runs/<study>.sqlite``), run by
-:mod:`hcl_stats.runner`, and turned into ``reports/<study>/`` (default relative to
+(:mod:`hcl_stats.study.store`, default ``<config dir>/_runs/<study>.sqlite``), run by
+:mod:`hcl_stats.study.runner`, and turned into ``reports/<study>/`` (default relative to
 the current directory): ``summary.csv``, figures (PDF + PNG), tables (``.tex`` +
 ``.md``) and ``MANIFEST.json`` with the sha256 of the summary and of every
 artefact. ``report`` re-summarizes first when the store exists (rewriting
@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ._validation import non_negative_int, positive_float, positive_int
+from .._validation import non_negative_int, positive_float, positive_int
 
 __all__: list[str] = []
 
@@ -51,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reps", type=positive_int, default=None,
                    help="replications, >= 1 (default: from the file)")
     p.add_argument("--probe", action="store_true", help="time one unit of the largest cell")
-    p.set_defaults(func=cmd_validate)
+    p.set_defaults(func=run_validate)
 
     p = sub.add_parser(
         "run", help="run (or resume) a Monte Carlo study",
@@ -84,17 +83,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=positive_float, default=None, metavar="SECONDS",
                    help="per-replicate timeout of each fit (and of the data generation); "
                    "a fit running longer is recorded as failed and the study goes on")
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=run_run)
 
     p = sub.add_parser("status", help="progress and failures of a study")
     _common(p)
     p.add_argument("--failures", type=non_negative_int, default=10,
                    help="failed units to list, >= 0 (default 10)")
-    p.set_defaults(func=cmd_status)
+    p.set_defaults(func=run_status)
 
     p = sub.add_parser("summarize", help="write reports/<study>/summary.csv")
     _common(p, out=True)
-    p.set_defaults(func=cmd_summarize)
+    p.set_defaults(func=run_summarize)
 
     p = sub.add_parser(
         "report", help="figures, tables and MANIFEST.json from the summary",
@@ -103,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "MANIFEST.json. Reruns are byte-identical.",
     )
     _common(p, out=True)
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=run_report)
 
     p = sub.add_parser(
         "replay", help="re-run one (cell, replicate) in process and compare with the store",
@@ -113,23 +112,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rep", type=non_negative_int, required=True,
                    help="replicate index, 0..replications-1")
     p.add_argument("--estimator", action="append", default=None, metavar="LABEL")
-    p.set_defaults(func=cmd_replay)
+    p.set_defaults(func=run_replay)
 
     p = sub.add_parser("export", help="export the store as tidy CSV or Parquet")
     _common(p)
     p.add_argument("--out", type=Path, required=True, help="output .csv or .parquet file")
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=run_export)
 
 
 # ------------------------------------------------------------------ helpers
 def _load(args: argparse.Namespace) -> Any:
-    from .study import load_study
+    from ..study.config import load_study
 
     return load_study(args.config)
 
 
 def _store_path(args: argparse.Namespace, study: Any) -> Path:
-    from .store import default_store_path
+    from ..study.store import default_store_path
 
     return args.store if getattr(args, "store", None) else default_store_path(study)
 
@@ -138,42 +137,13 @@ def _out_dir(args: argparse.Namespace, study: Any) -> Path:
     return args.out if getattr(args, "out", None) else Path("reports") / study.name
 
 
-def _inside(out_dir: Path, name: Any, suffix: str = "") -> Path:
-    """``out_dir / (name + suffix)``, refused unless it resolves inside ``out_dir``.
-
-    The names are checked when the study is loaded (:func:`hcl_stats.study.is_safe_name`);
-    this second check at write time also covers names that reach here otherwise
-    (e.g. through a symlink planted in the output directory).
-    """
-    from .exceptions import StudyConfigError
-    from .study import is_safe_name
-
-    if not is_safe_name(name):
-        raise StudyConfigError(
-            f"a report name must be a file name of letters, digits, '_', '.' or '-' "
-            f"that does not start with '.'; got {name!r}."
-        )
-    root = out_dir.resolve()
-    target = (out_dir / f"{name}{suffix}").resolve()
-    if target.parent != root:
-        raise StudyConfigError(
-            f"report file {name!r} must resolve inside the output directory {root}; "
-            f"got {target}."
-        )
-    return out_dir / f"{name}{suffix}"
-
-
 def _check_reps(reps: int | None, option: str) -> None:
     """``--reps`` must be None or in 1..MAX_REPLICATIONS."""
-    from .exceptions import ValidationError
-    from .study import MAX_REPLICATIONS
+    from ..exceptions import ValidationError
+    from ..study.config import MAX_REPLICATIONS
 
     if reps is not None and not 1 <= reps <= MAX_REPLICATIONS:
         raise ValidationError(f"{option} must be an integer in 1..{MAX_REPLICATIONS}; got {reps}.")
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _fmt_seconds(s: float) -> str:
@@ -185,9 +155,9 @@ def _fmt_seconds(s: float) -> str:
 
 
 # ------------------------------------------------------------------ commands
-def cmd_validate(args: argparse.Namespace) -> int:
+def run_validate(args: argparse.Namespace) -> int:
     """``hcl-stats validate``."""
-    from .runner import estimate_cost, probe_cost
+    from ..study.runner import estimate_cost, probe_cost
 
     study = _load(args)
     _check_reps(args.reps, "--reps")
@@ -206,7 +176,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"estimated serial cost (heuristic): {_fmt_seconds(cost['total'])} ({parts})")
     store_path = _store_path(args, study)
     if store_path.exists():
-        from .store import ResultStore
+        from ..study.store import ResultStore
 
         with ResultStore(store_path, readonly=True) as store:
             store.check_study(study)
@@ -270,29 +240,31 @@ def _terminate_as_interrupt() -> Iterator[dict]:
         signal.signal(signal.SIGINT, old_int)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def run_run(args: argparse.Namespace) -> int:
     """``hcl-stats run``."""
-    from .runner import run_study
-    from .store import ResultStore
+    from ..study.runner import Backend, run_study
+    from ..study.store import ResultStore
 
     study = _load(args)
     if args.scheduler and args.dask_local:
-        from .exceptions import ValidationError
+        from ..exceptions import ValidationError
 
         raise ValidationError("give either --scheduler or --dask-local, not both.")
     if args.dask_local is not None and args.dask_local < 1:
-        from .exceptions import ValidationError
+        from ..exceptions import ValidationError
 
         raise ValidationError(f"--dask-local must be an integer >= 1; got {args.dask_local}.")
-    backend = "dask" if (args.scheduler or args.dask_local) else "process"
+    backend = Backend(
+        "dask" if (args.scheduler or args.dask_local) else "process",
+        jobs=args.jobs, scheduler=args.scheduler, dask_local=args.dask_local,
+        blas_threads=args.blas_threads if args.blas_threads > 0 else None,
+    )
     path = _store_path(args, study)
     with ResultStore(path) as store, _terminate_as_interrupt() as received:
         try:
             rep = run_study(
-                study, store, backend=backend, jobs=args.jobs, reps=args.reps,
-                where=args.where, estimators=args.estimator, retry_failed=args.retry_failed,
-                scheduler=args.scheduler, dask_local=args.dask_local,
-                blas_threads=args.blas_threads if args.blas_threads > 0 else None,
+                study, store, backend=backend, reps=args.reps, where=args.where,
+                estimators=args.estimator, retry_failed=args.retry_failed,
                 quiet=args.quiet, argv=sys.argv, timeout=args.timeout,
             )
         except KeyboardInterrupt:
@@ -314,9 +286,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if (args.strict and rep.failed_units) else 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def run_status(args: argparse.Namespace) -> int:
     """``hcl-stats status``."""
-    from .store import ResultStore
+    from ..study.store import ResultStore
 
     study = _load(args)
     path = _store_path(args, study)
@@ -351,147 +323,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Significant digits of the statistics written to ``summary.csv``: the Monte Carlo
-#: error is orders of magnitude larger, and rounding here removes floating-point noise
-#: (~1e-12 between runs, BLAS order) from the committed file.
-SUMMARY_DIGITS = 6
-#: Wall-clock metrics: they differ on every run, so ``summary.csv`` keeps them only
-#: when the study's report shows them (a figure or table of the metric).
-TIMING_METRICS = ("wall_time",)
-
-
-def _reported_metrics(study: Any) -> set[str]:
-    spec = study.report or _default_report(study)
-    used = {f.get("metric") for f in spec.get("figures", [])}
-    for t in spec.get("tables", []):
-        used |= set(t.get("metrics", []))
-    return used
-
-
-def _round_significant(value: float, digits: int = SUMMARY_DIGITS) -> float:
-    """``value`` rounded to ``digits`` significant digits (NaN and inf unchanged).
-
-    >>> _round_significant(0.40393712190159181)
-    0.403937
-    >>> _round_significant(1234567.0, 3)
-    1230000.0
-    """
-    import math
-
-    if not math.isfinite(value):
-        return value
-    return float(f"{value:.{digits}g}")
-
-
-def summary_text(study: Any, summary: Any) -> str:
-    """The ``summary.csv`` text of ``summary``: deterministic for the same results.
-
-    Statistics are rounded to :data:`SUMMARY_DIGITS` significant digits, and the
-    wall-clock metrics (:data:`TIMING_METRICS`) are left out unless the report
-    shows them, so rerunning a study rewrites no committed byte.
-    """
-    keep = _reported_metrics(study)
-    drop = [m for m in TIMING_METRICS if m not in keep]
-    summary = summary[~summary["metric"].isin(drop)].copy()
-    for col in ("mean", "sd", "mcse", "median"):
-        summary[col] = summary[col].astype(float).map(_round_significant)
-    return summary.to_csv(index=False, lineterminator="\n")
-
-
-def write_summary(study: Any, store_path: Path, out_dir: Path) -> tuple[Path, bool]:
-    """Summarize the store into ``out_dir/summary.csv``; return (path, changed).
-
-    The text is :func:`summary_text` (rounded, timings only when reported).
-    """
-    from .store import ResultStore
-    from .tables import summarize
-
-    with ResultStore(store_path, readonly=True) as store:
-        store.check_study(study)
-        summary = summarize(study, store)
-    text = summary_text(study, summary)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "summary.csv"
-    if path.exists() and path.read_text() == text:
-        return path, False
-    tmp = path.with_suffix(".csv.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path, True
-
-
-def read_summary(path: Path) -> Any:
-    """Read ``summary.csv`` back (labels and factors as text where needed)."""
-    import pandas as pd
-
-    df = pd.read_csv(path, dtype={"cell_id": str, "estimator": str, "metric": str, "label": str},
-                     keep_default_na=False, na_values={c: [""] for c in ("mean", "sd", "mcse", "median")})
-    return df
-
-
-def cmd_summarize(args: argparse.Namespace) -> int:
+def run_summarize(args: argparse.Namespace) -> int:
     """``hcl-stats summarize``."""
+    from ..study.report import write_summary
+
     study = _load(args)
     path, changed = write_summary(study, _store_path(args, study), _out_dir(args, study))
     print(f"{path}: {'written' if changed else 'unchanged'}")
     return 0
 
 
-def _default_report(study: Any) -> dict[str, Any]:
-    x = next((g for g in study.grid if g in ("n_samples", "latent_cov", "noise_var")), None)
-    figures = []
-    if x is not None:
-        for metric in study.metrics:
-            if metric in ("block_gram", "overall_gram", "structure_gram", "wall_time"):
-                figures.append({"name": f"{metric}_vs_{x}", "x": x, "metric": metric,
-                                "logx": x == "n_samples", "logy": metric != "wall_time"})
-    tables = [{"name": "summary_table", "metrics": list(study.metrics),
-               "group": x} if x else {"name": "summary_table", "metrics": list(study.metrics)}]
-    return {"figures": figures, "tables": tables}
-
-
-def build_report(study: Any, summary_path: Path, out_dir: Path) -> list[Path]:
-    """Write the figures, tables and MANIFEST.json; return the artefact paths."""
-    from ._metric_info import METRICS, axis_label
-    from .plotting import line_figure, save_figure
-    from .study import get_metric
-    from .tables import render_table
-
-    summary = read_summary(summary_path)
-    spec = study.report or _default_report(study)
-    order = list(study.estimators)
-    artefacts: list[Path] = []
-    for fig_spec in spec.get("figures", []):
-        m = get_metric(fig_spec["metric"])
-        # the one registry of display names; a metric it does not know keeps its own
-        notation, unit = (axis_label(m.name), "") if m.name in METRICS else (m.notation, m.unit)
-        fig = line_figure(summary, fig_spec, order, notation=notation, unit=unit)
-        artefacts += save_figure(fig, _inside(out_dir, fig_spec.get("name")))
-    for tab_spec in spec.get("tables", []):
-        latex, markdown = render_table(summary, tab_spec, order)
-        for suffix, text in ((".tex", latex), (".md", markdown)):
-            p = _inside(out_dir, tab_spec.get("name"), suffix)
-            p.write_text(text)
-            artefacts.append(p)
-    summary_sha = _sha256(summary_path)
-    manifest = {
-        "study": study.name,
-        "question": study.question,
-        "config": study.path.name,
-        "config_digest": study.digest,
-        "summary": {"path": summary_path.name, "sha256": summary_sha},
-        "artefacts": [
-            {"path": p.name, "sha256": _sha256(p), "summary_sha256": summary_sha}
-            for p in sorted(artefacts)
-        ],
-    }
-    mpath = out_dir / "MANIFEST.json"
-    mpath.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return [*artefacts, mpath]
-
-
-def cmd_report(args: argparse.Namespace) -> int:
+def run_report(args: argparse.Namespace) -> int:
     """``hcl-stats report``."""
+    from ..study.report import build_report, write_summary
+
     study = _load(args)
     out_dir = _out_dir(args, study)
     store_path = _store_path(args, study)
@@ -511,16 +356,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
+def run_replay(args: argparse.Namespace) -> int:
     """``hcl-stats replay``."""
     import math
 
-    from .runner import compute_unit
-    from .store import ResultStore
+    from ..study.runner import compute_unit
+    from ..study.store import ResultStore
 
     study = _load(args)
     if args.rep >= study.replications:
-        from .exceptions import ValidationError
+        from ..exceptions import ValidationError
 
         raise ValidationError(
             f"--rep must be a replicate index in 0..{study.replications - 1} "
@@ -563,9 +408,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def run_export(args: argparse.Namespace) -> int:
     """``hcl-stats export``."""
-    from .store import ResultStore
+    from ..study.store import ResultStore
 
     study = _load(args)
     with ResultStore(_store_path(args, study), readonly=True) as store:
@@ -581,7 +426,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     elif out.suffix == ".csv":
         df.to_csv(out, index=False, lineterminator="\n")
     else:
-        from .exceptions import ValidationError
+        from ..exceptions import ValidationError
 
         raise ValidationError(f"--out must end in .csv or .parquet; got {str(out)!r}.")
     print(f"{out}: {len(df)} rows")

@@ -1,4 +1,4 @@
-"""``hcl-stats rates``: empirical rates of a study against theory (private).
+"""Rates reports: fitted empirical rates of a study against theory (``hcl-stats rates``).
 
 Reads the replicate-level results of a study's store (``hcl-stats export``
 data) and, for every ``[[report.rates]]`` entry of the study config, fits the
@@ -8,7 +8,7 @@ per estimator, label and grouping factor. Writes to ``reports/<study>/``:
 * ``rates.md``: one Markdown table per entry (slope, 95% CI, test against the
   theoretical exponent, empirical/bound ratio range and fitted constant);
 * ``rates.csv``: the same numbers, to 6 significant digits;
-* ``<name>.pdf`` / ``<name>.png``: :func:`hcl_stats.theory_plots.plot_rate`
+* ``<name>.pdf`` / ``<name>.png``: :func:`hcl_stats.theory.plots.plot_rate`
   figures, one panel per group of ``by``;
 * for every ``[[report.terms]]`` entry, the fitted constants of an additive bound
   (:func:`hcl_stats.theory.fit_terms`), e.g. ``terms = ["k_over_m", "rep_sq"]``
@@ -28,37 +28,34 @@ Entry format::
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register"]
+from .._metric_info import axis_label, factor_info, metric_info
+from ..exceptions import StudyConfigError, ValidationError
+from ..tables import round_significant
+from .plots import plot_rate
+from .rates import fit_rate, fit_terms
+
+__all__ = [
+    "bound_name",
+    "panel_part",
+    "prepare_rows",
+    "rate_entries",
+    "rate_figure",
+    "rate_markdown",
+    "rate_table",
+    "term_table",
+    "terms_markdown",
+    "write_rates_report",
+]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``rates`` sub-command."""
-    p = sub.add_parser(
-        "rates",
-        help="log-log slopes with 95%% CIs of a study's errors vs theory",
-        description="Fit the empirical rate of every [[report.rates]] entry of the "
-        "study config on the replicate-level results (robust OLS of log error on "
-        "log x) and write rates.md, rates.csv and figures to reports/<study>/.",
-    )
-    p.add_argument("config", type=Path, help="study TOML file")
-    p.add_argument("--store", type=Path, default=None,
-                   help="result store (default: <config dir>/_runs/<study>.sqlite)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="report directory (default: reports/<study>)")
-    p.set_defaults(func=cmd_rates)
-
-
-def _prepare(tidy: Any, spec: dict[str, Any]) -> Any:
+def prepare_rows(tidy: Any, spec: dict[str, Any]) -> Any:
     """Replicate-level rows of one entry, with ``d`` and the bound as columns."""
     import pandas as pd
-
-    from .exceptions import ValidationError
 
     metric = spec["metric"]
     labels = spec.get("labels") or [spec.get("label", "overall")]
@@ -105,9 +102,7 @@ def rate_table(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> A
     """
     import pandas as pd
 
-    from .theory import fit_rate
-
-    rows = _prepare(tidy, spec)
+    rows = prepare_rows(tidy, spec)
     x = spec.get("x", "n_samples")
     by = list(spec.get("by", []))
     keys = ["estimator", "label", *by]
@@ -123,7 +118,8 @@ def rate_table(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> A
     return df.reset_index(drop=True)
 
 
-def _markdown(df: Any, spec: dict[str, Any]) -> str:
+def rate_markdown(df: Any, spec: dict[str, Any]) -> str:
+    """The Markdown table of one rates entry (slope, CI, test, bound ratios)."""
     by = list(spec.get("by", []))
     exp = spec.get("expected", -0.5)
     has_bound = bool(spec.get("bound"))
@@ -155,11 +151,9 @@ def rate_figure(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> 
     """One panel per ``by`` group (per label if several), lines per estimator."""
     from matplotlib.figure import Figure
 
-    from ._metric_info import axis_label, factor_info, metric_info
-    from .plotting import estimator_style
-    from .theory_plots import plot_rate
+    from ..plotting import estimator_style
 
-    rows = _prepare(tidy, spec)
+    rows = prepare_rows(tidy, spec)
     x = spec.get("x", "n_samples")
     by = list(spec.get("by", []))
     labels = spec.get("labels") or [spec.get("label", "overall")]
@@ -173,7 +167,7 @@ def rate_figure(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> 
     axes = fig.subplots(nrows, ncols, squeeze=False)
     bound = "bound" if "bound" in rows.columns else None
     order = {e: i for i, e in enumerate(estimator_order)}
-    bound_name = _bound_name(spec.get("bound"))
+    legend = bound_name(spec.get("bound"))
 
     def style(est: str) -> Any:
         return estimator_style(est, estimator_order)
@@ -184,16 +178,16 @@ def rate_figure(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> 
         ax = axes[k // ncols][k % ncols]
         sub = sub.assign(_o=sub["estimator"].map(order)).sort_values("_o", kind="stable")
         plot_rate(sub, x, "error", by="estimator", expected=spec.get("expected", -0.5),
-                  bound=bound, bound_label=bound_name, ax=ax,
+                  bound=bound, bound_label=legend, ax=ax,
                   xlabel=factor_info(x).label, ylabel=axis_label(spec["metric"]), style=style)
         key = key if isinstance(key, tuple) else (key,)
-        parts = [_panel_part(c, v) for c, v in zip(panel_keys, key, strict=True)
+        parts = [panel_part(c, v) for c, v in zip(panel_keys, key, strict=True)
                  if c != "label" or len(labels) > 1]
         ax.set_title(", ".join(parts) or metric_info(spec["metric"]).title, fontsize=8)
     return fig
 
 
-def _bound_name(bound: Any) -> str:
+def bound_name(bound: Any) -> str:
     """Legend name of a ``"<metric>:<label>"`` bound, e.g. ``"rate bound"``."""
     if not bound:
         return "bound"
@@ -202,11 +196,10 @@ def _bound_name(bound: Any) -> str:
         label, f"bound ({label})")
 
 
-def _panel_part(column: str, value: Any) -> str:
+def panel_part(column: str, value: Any) -> str:
+    """Panel title part of one grouping column (math symbol of a grid factor)."""
     if column == "label":
         return str(value).replace("_", " ")
-    from ._metric_info import factor_info
-
     info = factor_info(column)
     text = str(value)
     if text.startswith("[") and text.endswith("]"):
@@ -222,10 +215,7 @@ def term_table(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> A
     """
     import pandas as pd
 
-    from .exceptions import ValidationError
-    from .theory import fit_terms
-
-    rows = _prepare(tidy, spec)
+    rows = prepare_rows(tidy, spec)
     ok = tidy[tidy["status"] == "ok"]
     tmetric = spec.get("terms_metric", "ds_terms")
     terms = list(spec["terms"])
@@ -249,7 +239,8 @@ def term_table(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> A
     return df.sort_values(["_o", "label"], kind="stable").drop(columns="_o").reset_index(drop=True)
 
 
-def _terms_markdown(df: Any, spec: dict[str, Any]) -> str:
+def terms_markdown(df: Any, spec: dict[str, Any]) -> str:
+    """The Markdown table of one terms entry (fitted constants, weighted R^2)."""
     terms = list(spec["terms"])
     head = ["estimator", "label", *(f"c[{t}] [95% CI]" for t in terms), "weighted R^2"]
     lines = [f"### {spec.get('name')}: {spec['metric']} ~ " + " + ".join(
@@ -266,36 +257,47 @@ def _terms_markdown(df: Any, spec: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cmd_rates(args: argparse.Namespace) -> int:
-    """``hcl-stats rates``."""
-    import pandas as pd
+def rate_entries(study: Any) -> tuple[list[dict], list[dict]]:
+    """The ``[[report.rates]]`` and ``[[report.terms]]`` entries of a study.
 
-    from ._cli_study import _round_significant
-    from .plotting import save_figure
-    from .store import ResultStore
-    from .study import load_study
-
-    study = load_study(args.config)
+    Raises
+    ------
+    StudyConfigError
+        If there are none.
+    """
     specs = list(study.report.get("rates", []))
     term_specs = list(study.report.get("terms", []))
     if not specs and not term_specs:
-        from .exceptions import StudyConfigError
-
         raise StudyConfigError(
-            f"{args.config}: report.rates or report.terms must list at least one "
+            f"{study.path}: report.rates or report.terms must list at least one "
             "entry; got none."
         )
-    from .store import default_store_path
+    return specs, term_specs
 
-    store_path = args.store or default_store_path(study)
-    if not store_path.exists():
-        raise FileNotFoundError(
-            f"no result store {store_path}; run 'hcl-stats run {args.config}' first"
-        )
-    out_dir = args.out or Path("reports") / study.name
+
+def write_rates_report(study: Any, tidy: Any, out_dir: Path) -> list[Path]:
+    """Write ``rates.md``, ``rates.csv`` and the rate figures of a study.
+
+    Parameters
+    ----------
+    study : Study
+        Its ``[[report.rates]]`` and ``[[report.terms]]`` entries are fitted.
+    tidy : pandas.DataFrame
+        Replicate-level results (``ResultStore.tidy()``).
+    out_dir : Path
+        Created if needed.
+
+    Returns
+    -------
+    list of Path
+        ``rates.md``, ``rates.csv`` and the figures, in that order.
+    """
+    specs, term_specs = rate_entries(study)
+    import pandas as pd
+
+    from ..plotting import save_figure
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    with ResultStore(store_path, readonly=True) as store:
-        tidy = store.tidy()
     tidy = tidy[tidy["estimator"].isin(list(study.estimators))]
     order = list(study.estimators)
     md = [f"# Empirical rates: {study.name}", "",
@@ -310,14 +312,14 @@ def cmd_rates(args: argparse.Namespace) -> int:
         df = rate_table(tidy, spec, order)
         df.insert(0, "entry", spec.get("name"))
         tables.append(df)
-        md.append(_markdown(df, spec))
+        md.append(rate_markdown(df, spec))
         fig = rate_figure(tidy, spec, order)
         written += save_figure(fig, out_dir / str(spec.get("name")))
     for spec in term_specs:
         df = term_table(tidy, spec, order)
         df.insert(0, "entry", spec.get("name"))
         tables.append(df)
-        md.append(_terms_markdown(df, spec))
+        md.append(terms_markdown(df, spec))
     # values rounded to 8 significant digits: the digest identifies the results, not
     # the floating-point noise of one machine (~1e-12 relative between runs)
     cols = ["cell_id", "rep", "estimator", "metric", "label", "value"]
@@ -330,8 +332,6 @@ def cmd_rates(args: argparse.Namespace) -> int:
     table = pd.concat(tables, ignore_index=True)
     for col in table.columns:  # 6 significant digits, as in summary.csv
         if table[col].dtype.kind == "f":
-            table[col] = table[col].map(_round_significant)
+            table[col] = table[col].map(round_significant)
     table.to_csv(out_dir / "rates.csv", index=False, lineterminator="\n")
-    for p in [out_dir / "rates.md", out_dir / "rates.csv", *written]:
-        print(p)
-    return 0
+    return [out_dir / "rates.md", out_dir / "rates.csv", *written]

@@ -1,8 +1,11 @@
 """The ``hcl-stats`` command line.
 
-Sub-commands are listed in workflow order. Each lives in a module that exposes
-``register(subparsers)`` (adds its parser and sets ``func``); heavy imports happen
-inside the command bodies, so ``hcl-stats --help`` is fast.
+Sub-commands are listed in workflow order. Each lives in a module of this
+package (:mod:`~hcl_stats.cli.fit`, :mod:`~hcl_stats.cli.study`,
+:mod:`~hcl_stats.cli.realdata`, :mod:`~hcl_stats.cli.theory`) that exposes
+``register(subparsers)`` (adds its parser and sets ``func``); the handler of
+command ``X`` is ``run_X`` and calls library functions. Heavy imports happen
+inside the handlers, so ``hcl-stats --help`` is fast.
 
 Exit codes (see :func:`exit_code`):
 
@@ -22,23 +25,18 @@ Errors are printed to stderr as one line, ``hcl-stats COMMAND: error: KIND: ...`
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
-from . import __version__
-from .exceptions import HCLError
+from .. import __version__
+from ..exceptions import HCLError
+from . import fit, realdata, study, theory
 
 __all__ = ["exit_code", "main"]
 
 #: Modules providing sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES = (
-    "hcl_stats._cli_fit",
-    "hcl_stats._cli_study",
-    "hcl_stats._cli_realdata",
-    "hcl_stats._cli_theory",
-)
+COMMAND_MODULES = (fit, study, realdata, theory)
 
 #: Exceptions reported with exit code 2: everything the package diagnoses itself.
 _USAGE_ERRORS = (HCLError, FileNotFoundError)
@@ -86,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more log output on stderr"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for module in COMMAND_MODULES:
+        module.register(sub)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""``hcl-stats fit`` and ``hcl-stats check-identifiable`` (private module)."""
+"""``hcl-stats fit`` and ``hcl-stats check-identifiable``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .exceptions import ValidationError
+from ..exceptions import ValidationError
 
 __all__: list[str] = []
 
@@ -23,7 +23,7 @@ _log = logging.getLogger(__name__)
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``fit`` and ``check-identifiable`` sub-commands."""
-    from .estimators import DEFAULT, available
+    from ..estimators import DEFAULT, available
 
     p = sub.add_parser(
         "fit",
@@ -150,7 +150,7 @@ def read_views(
                 f"data file must be an existing file; got {str(path)!r}, {what}."
             )
     if len(paths) == 1 and paths[0].suffix == ".npz":
-        from ._npz import read_npz
+        from .._npz import read_npz
 
         try:
             views, names = read_npz(paths[0])
@@ -299,14 +299,14 @@ def _atomic_savez(path: Path, arrays: dict) -> None:
 
 def run_fit(args: argparse.Namespace) -> int:
     """Body of ``hcl-stats fit``."""
-    from . import estimators
-    from .model import MultimodalData
+    from .. import estimators
+    from ..model import MultimodalData
 
     if args.out.suffix != ".npz":
         raise ValidationError(f"--out must end in .npz; got {str(args.out)!r}.")
     _check_out(args.out)
     if args.dataset is not None:
-        from .datasets import load
+        from ..datasets import load
 
         ds = load(args.dataset)
         views, names = list(ds.data.Xs), list(ds.view_names)
@@ -316,13 +316,13 @@ def run_fit(args: argparse.Namespace) -> int:
         views, names = read_views(list(args.data), args.header)
     data = MultimodalData(views, modality_names=None)
     if args.preprocess != "none":
-        from .preprocessing import Preprocessor
+        from ..preprocessing import Preprocessor
 
         data = Preprocessor.fit(data, scale=args.preprocess).transform(data)
     est = estimators.get(args.estimator)(noise_var=_parse_noise(args.noise))
     structure = args.structure
     if structure is None and not est.learns_structure:
-        from .workflow import select_structure
+        from ..workflow import select_structure
 
         structure = select_structure(data, method="correlation").structure
         print(f"selected structure: {structure}", file=sys.stderr)
@@ -354,7 +354,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """Body of ``hcl-stats check-identifiable``."""
-    from .identifiability import check_identifiable
+    from ..identifiability import check_identifiable
 
     report = check_identifiable(args.structure, _parse_dims(args.dims), noise=args.noise)
     if getattr(args, "json", False):

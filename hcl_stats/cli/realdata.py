@@ -1,4 +1,4 @@
-"""``hcl-stats real-data-report``: the example report on real data (private module).
+"""``hcl-stats real-data-report``: the example report on real data.
 
 Regenerates ``reports/real_data/`` from the built-in data sets: structure tables,
 variance-explained heatmaps, bootstrap selection frequencies and a downstream
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import cli_int, positive_int
+from .._validation import cli_int, positive_int
 
 __all__: list[str] = []
 
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated data sets (default breast_cancer,mfeat,mini_acc; "
         "mini_acc is skipped with a note when its file or rdata is missing)",
     )
-    p.set_defaults(func=run_report)
+    p.set_defaults(func=run_real_data_report)
 
 
 def _savefig(fig: Any, path: Path) -> None:
@@ -65,7 +65,7 @@ def _savefig(fig: Any, path: Path) -> None:
 def _freq_plot(boot: Any, title: str) -> Any:
     import matplotlib.pyplot as plt
 
-    from .structure import format_block
+    from ..structure import format_block
 
     mat = boot.view_block_matrix()
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * mat.shape[1], 1.0 + 0.33 * mat.shape[0]))
@@ -104,7 +104,7 @@ def downstream(ds: Any, settings: dict, *, folds: int, seed: int) -> list[tuple[
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from .sklearn_compat import HCLTransformer
+    from ..sklearn_compat import HCLTransformer
 
     x = ds.data.stacked
     y = ds.labels
@@ -150,8 +150,8 @@ def downstream(ds: Any, settings: dict, *, folds: int, seed: int) -> list[tuple[
 
 
 def _report_one(name: str, out: Path, args: argparse.Namespace, lines: list[str]) -> None:
-    from . import datasets
-    from .workflow import bootstrap_stability, fit_views
+    from .. import datasets
+    from ..workflow import bootstrap_stability, fit_views
 
     try:
         ds = datasets.load(name)
@@ -240,12 +240,12 @@ def _missing_lines(ds: Any) -> list[str]:
     return [*lines, ""]
 
 
-def run_report(args: argparse.Namespace) -> int:
+def run_real_data_report(args: argparse.Namespace) -> int:
     """Body of ``hcl-stats real-data-report``."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from .exceptions import ValidationError
+    from ..exceptions import ValidationError
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)

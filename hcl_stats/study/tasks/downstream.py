@@ -1,6 +1,6 @@
-"""Study-harness registrations for theory checks (private module).
+"""The ``downstream`` study task and the theory metrics.
 
-Registers, at import time (:mod:`hcl_stats.study` imports it, so worker
+Registers, at import time (:mod:`hcl_stats.study.tasks` imports it, so worker
 processes see it too):
 
 * the task ``kind = "downstream"``: the recovery scenario plus labelled data
@@ -29,18 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import downstream as ds
-from .study import (
-    RECOVERY_DEFAULTS,
-    Draw,
-    Task,
-    _default_analyse,
-    _recovery_check,
-    _recovery_generate,
-    _recovery_normalize,
-    register_metric,
-    register_task,
-)
+from ... import downstream as ds
+from ..registry import Draw, Task, default_analyse, register_metric, register_task
+from . import recovery
 
 __all__: list[str] = []
 
@@ -85,13 +76,13 @@ def _normalize(key: str, value: Any) -> Any:
         if value in ("min", "one_se"):
             return value
         raise ValueError("'min' or 'one_se'")
-    return _recovery_normalize(key, value)
+    return recovery.normalize(key, value)
 
 
 def _check(factors: Mapping[str, Any]) -> None:
-    from .structure import Structure
+    from ...structure import Structure
 
-    _recovery_check(factors)
+    recovery.check(factors)
     s = Structure.coerce(factors["structure"], len(factors["dims"]))
     if factors["m_samples"] <= s.total_rank + 1:
         raise ValueError(f"m_samples > K + 1 = {s.total_rank + 1}")
@@ -105,7 +96,7 @@ def _check(factors: Mapping[str, Any]) -> None:
 
 
 def _generate(factors: Mapping[str, Any], rep_rng: Any, sampler: str) -> Draw:
-    base = _recovery_generate(factors, rep_rng, sampler)
+    base = recovery.generate(factors, rep_rng, sampler)
     model = base.truth
     per_cell = factors["model"] == "per_cell"
     relevant = None if factors["relevant"] == "all" else list(factors["relevant"])
@@ -144,7 +135,7 @@ class DownstreamOutcome:
 
 
 def _analyse(estimator: Any, draw: Draw, spec: Any, rng: Any) -> DownstreamOutcome:
-    fit = _default_analyse(estimator, draw, spec, rng)
+    fit = default_analyse(estimator, draw, spec, rng)
     model, ex = draw.truth, draw.extra
     rep = ds.Representation.from_fit(fit, reference=model)
     oracle = ds.Representation.from_model(model)
@@ -170,7 +161,7 @@ def _analyse(estimator: Any, draw: Draw, spec: Any, rng: Any) -> DownstreamOutco
 register_task(
     Task(
         name="downstream",
-        defaults={**RECOVERY_DEFAULTS, "noise_var": 0.1, **_DS_DEFAULTS},
+        defaults={**recovery.RECOVERY_DEFAULTS, "noise_var": 0.1, **_DS_DEFAULTS},
         normalize=_normalize,
         generate=_generate,
         analyse=_analyse,
@@ -224,14 +215,14 @@ def _representation(outcome: Any, truth: Any, ctx: Any) -> dict[str, float]:
 
 
 def _loading_error(outcome: Any, truth: Any, ctx: Any) -> dict[str, float]:
-    from .metrics import overall_gram_error
+    from ...metrics import overall_gram_error
 
     fit = outcome.fit if isinstance(outcome, DownstreamOutcome) else outcome
     return {"overall": overall_gram_error(fit, truth)}
 
 
 def _gram_bound(outcome: Any, truth: Any, ctx: Any) -> dict[str, float]:
-    from .theory import loading_bound, population_quantities
+    from ...theory import loading_bound, population_quantities
 
     q = population_quantities(truth)
     n = ctx.factors["n_samples"]
@@ -277,7 +268,7 @@ def _terms(outcome: Any, truth: Any, ctx: Any) -> dict[str, float]:
     """Regressors of the downstream bounds for this unit (same for every method)."""
     if not isinstance(outcome, DownstreamOutcome):
         return {}
-    from .metrics import overall_gram_error
+    from ...metrics import overall_gram_error
 
     k = truth.structure.total_rank
     m = ctx.factors["m_samples"]

@@ -1,15 +1,14 @@
 """Study task ``missing_views`` and the estimator ``missing_views`` (private module).
 
-Registers, at import (``hcl_stats.study`` imports this module at its end):
+Registers, at import (:mod:`hcl_stats.study.tasks` imports this module):
 
 - the task kind ``missing_views``: the ``recovery`` design plus the scenario key
   ``missing_fraction``; after the rows are drawn, each sample independently loses
   one uniformly chosen view with probability ``missing_fraction``
   (:func:`hcl_stats.missing.drop_views`, stream 3 of the unit, MCAR);
-- the estimator ``missing_views`` (:class:`MissingViews`): handles the missing
-  views by the pairwise-complete covariance or by complete-case deletion, selects
-  the structure by rank counting (:func:`hcl_stats.workflow.select_structure`,
-  method ``'eigen'``) or takes the true one, then fits a base estimator.
+- nothing else: the estimator ``missing_views``
+  (:class:`~hcl_stats.estimators.MissingViews`) is an ordinary estimator of
+  :mod:`hcl_stats.estimators`.
 """
 
 from __future__ import annotations
@@ -19,17 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from .estimators.missing_views import MissingViews
-from .missing import IncompleteData, drop_views
-from .study import (
-    RECOVERY_DEFAULTS,
-    Draw,
-    Task,
-    _recovery_check,
-    _recovery_generate,
-    _recovery_normalize,
-    register_task,
-)
+from ...estimators.missing_views import MissingViews
+from ...missing import IncompleteData, drop_views
+from ..registry import Draw, Task, register_task
+from . import recovery
 
 __all__ = ["STREAM_MISSING", "MissingViews"]  # MissingViews lives in hcl_stats.estimators
 
@@ -44,11 +36,11 @@ def _normalize(key: str, value: Any) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1:
             return float(value)
         raise ValueError("a fraction in [0, 1)")
-    return _recovery_normalize(key, value)
+    return recovery.normalize(key, value)
 
 
 def _generate(factors: Any, rep_rng: Any, sampler: str) -> Draw:
-    draw = _recovery_generate(factors, rep_rng, "data")
+    draw = recovery.generate(factors, rep_rng, "data")
     incomplete = drop_views(
         draw.data, factors["missing_fraction"], rng=rep_rng(STREAM_MISSING)
     )
@@ -68,13 +60,13 @@ register_task(
     Task(
         name="missing_views",
         defaults={
-            **RECOVERY_DEFAULTS,
+            **recovery.RECOVERY_DEFAULTS,
             "missing_fraction": 0.0,
         },
         normalize=_normalize,
         generate=_generate,
         samplers=("data",),
         analyse=_analyse,
-        check=_recovery_check,
+        check=recovery.check,
     )
 )

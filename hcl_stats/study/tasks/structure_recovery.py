@@ -1,6 +1,6 @@
 """Study task ``structure_recovery``: random true structure families per replicate.
 
-Loaded by :mod:`hcl_stats.study` through ``PLUGIN_MODULES``. Identical to the
+Imported by :mod:`hcl_stats.study.tasks`. Identical to the
 ``recovery`` task except that ``scenario.structure = "random"`` draws, for every
 replicate, a fresh family of blocks: each non-empty subset of the ``M`` views is
 present independently with probability ``p_present`` (redrawn until at least one
@@ -16,26 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from .study import (
-    STREAM_DATA,
-    STREAM_MODEL,
-    Draw,
-    Task,
-    _is_int,
-    _is_real,
-    _recovery_check,
-    _recovery_normalize,
-    random_model,
-    register_task,
-)
+from ..registry import STREAM_DATA, STREAM_MODEL, Draw, Task, register_task
+from . import recovery
 
 __all__: list[str] = []
 
 
 def random_family(n_views: int, rank: int, p_present: float, rng: np.random.Generator):
     """A random structure: each subset present with probability ``p_present``."""
-    from .estimators._convex_core import candidate_blocks
-    from .structure import Structure
+    from ...estimators._convex_core import candidate_blocks
+    from ...structure import Structure
 
     cands = candidate_blocks(n_views)
     while True:
@@ -48,19 +38,19 @@ def _normalize(key: str, value: Any) -> Any:
     if key == "structure" and value == "random":
         return "random"
     if key == "rank":
-        if not _is_int(value) or value < 1:
+        if not recovery.is_int(value) or value < 1:
             raise ValueError("a positive integer")
         return int(value)
     if key == "p_present":
-        if _is_real(value) and 0 < value <= 1:
+        if recovery.is_real(value) and 0 < value <= 1:
             return float(value)
         raise ValueError("a probability in (0, 1]")
-    return _recovery_normalize(key, value)
+    return recovery.normalize(key, value)
 
 
 def _check(factors: Mapping[str, Any]) -> None:
     if factors["structure"] != "random":
-        _recovery_check(factors)
+        recovery.check(factors)
         return
     dims = factors["dims"]
     if min(dims) < factors["rank"]:
@@ -71,7 +61,7 @@ def _check(factors: Mapping[str, Any]) -> None:
 
 
 def _generate(factors: Mapping[str, Any], rep_rng: Callable, sampler: str) -> Draw:
-    from .structure import Structure
+    from ...structure import Structure
 
     dims = tuple(factors["dims"])
     gen = rep_rng(STREAM_MODEL, per_cell=factors["model"] == "per_cell")
@@ -79,11 +69,11 @@ def _generate(factors: Mapping[str, Any], rep_rng: Callable, sampler: str) -> Dr
         structure = random_family(len(dims), factors["rank"], factors["p_present"], gen)
     else:
         structure = Structure.coerce(factors["structure"], len(dims))
-    model = random_model(factors, structure, gen)
+    model = recovery.random_model(factors, structure, gen)
     n = factors["n_samples"]
     data_rng = rep_rng(STREAM_DATA)
     if sampler == "wishart":
-        from .sampling import wishart_sample_cov
+        from ...sampling import wishart_sample_cov
 
         return Draw(model, dims, structure, n, cov=wishart_sample_cov(model, n, data_rng))
     return Draw(model, dims, structure, n, data=model.sample(n, rng=data_rng))

@@ -1,0 +1,71 @@
+"""``hcl-stats rates``: empirical rates of a study against theory.
+
+Reads the replicate-level results of a study's store (``hcl-stats export``
+data) and, for every ``[[report.rates]]`` entry of the study config, fits the
+log-log slope of a metric on a sample size with :func:`hcl_stats.theory.fit_rate`
+per estimator, label and grouping factor. Writes to ``reports/<study>/``:
+
+* ``rates.md``: one Markdown table per entry (slope, 95% CI, test against the
+  theoretical exponent, empirical/bound ratio range and fitted constant);
+* ``rates.csv``: the same numbers, to 6 significant digits;
+* ``<name>.pdf`` / ``<name>.png``: :func:`hcl_stats.theory_plots.plot_rate`
+  figures, one panel per group of ``by``;
+* for every ``[[report.terms]]`` entry, the fitted constants of an additive bound
+  (:func:`hcl_stats.theory.fit_terms`), e.g. ``terms = ["k_over_m", "rep_sq"]``
+  with ``group = "m_samples"``.
+
+Entry format::
+
+    [[report.rates]]
+    name = "rate_overall_vs_n"    # figure stem and table title
+    metric = "overall_gram"
+    label = "overall"              # or labels = ["eiv", "glasso"]
+    x = "n_samples"                # a grid factor, or "d" (sum of dims)
+    by = ["dims"]                  # optional grouping factors
+    expected = -0.5                # theoretical exponent
+    bound = "gram_bound:sharp"     # optional "<metric>:<label>" holding the bound
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``rates`` sub-command."""
+    p = sub.add_parser(
+        "rates",
+        help="log-log slopes with 95%% CIs of a study's errors vs theory",
+        description="Fit the empirical rate of every [[report.rates]] entry of the "
+        "study config on the replicate-level results (robust OLS of log error on "
+        "log x) and write rates.md, rates.csv and figures to reports/<study>/.",
+    )
+    p.add_argument("config", type=Path, help="study TOML file")
+    p.add_argument("--store", type=Path, default=None,
+                   help="result store (default: <config dir>/_runs/<study>.sqlite)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="report directory (default: reports/<study>)")
+    p.set_defaults(func=run_rates)
+
+
+def run_rates(args: argparse.Namespace) -> int:
+    """``hcl-stats rates``: :func:`hcl_stats.theory.rates_report.write_rates_report`."""
+    from ..study.config import load_study
+    from ..study.store import ResultStore, default_store_path
+    from ..theory.rates_report import rate_entries, write_rates_report
+
+    study = load_study(args.config)
+    rate_entries(study)  # refused before the store is looked for
+    store_path = args.store or default_store_path(study)
+    if not store_path.exists():
+        raise FileNotFoundError(
+            f"no result store {store_path}; run 'hcl-stats run {args.config}' first"
+        )
+    with ResultStore(store_path, readonly=True) as store:
+        tidy = store.tidy()
+    for path in write_rates_report(study, tidy, args.out or Path("reports") / study.name):
+        print(path)
+    return 0

@@ -1,0 +1,128 @@
+"""The built-in study metrics: adapters from :mod:`hcl_stats.metrics` to labelled values.
+
+Each adapter is ``fn(fit, truth, context) -> dict[label, float]`` and is
+registered under its study name when this module is imported (by
+:mod:`hcl_stats.study`). Their display names (table titles, axis notation,
+units) are those of :mod:`hcl_stats._metric_info`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .. import estimators
+from .. import metrics as core
+from .._labels import view_block_label
+from ..structure import format_block
+from .registry import register_metric
+
+__all__ = [
+    "block_gram",
+    "converged",
+    "noise_error",
+    "overall",
+    "procrustes",
+    "rank",
+    "relative_gradient",
+    "sin_theta",
+    "structure_gram",
+    "support",
+    "wall_time",
+]
+
+
+def block_gram(relative: bool) -> Callable:
+    """``block_gram``: the Gram error of every block ``W_m^S`` and their mean."""
+    def fn(fit, truth, ctx):
+        errs = core.block_gram_errors(fit, truth, relative=relative)
+        out = {view_block_label(m, b): v for (m, b), v in errs.items()}
+        out["mean"] = float(np.mean(list(errs.values())))
+        return out
+
+    return fn
+
+
+def structure_gram(relative: bool) -> Callable:
+    """``structure_gram``: the Gram error of every structure ``W^S``."""
+    def fn(fit, truth, ctx):
+        errs = core.structure_gram_errors(fit, truth, relative=relative)
+        return {format_block(b): v for b, v in errs.items()}
+
+    return fn
+
+
+def overall(relative: bool) -> Callable:
+    """``overall_gram``: the Gram error of the whole loading matrix."""
+    def fn(fit, truth, ctx):
+        return {"overall": core.overall_gram_error(fit, truth, relative=relative)}
+
+    return fn
+
+
+def procrustes(fit, truth, ctx):
+    """``procrustes``: the aligned loading error of every structure."""
+    return {format_block(b): v for b, v in core.procrustes_errors(fit, truth).items()}
+
+
+def sin_theta(fit, truth, ctx):
+    """``sin_theta``: the subspace distance of every structure."""
+    return {format_block(b): v for b, v in core.sin_theta(fit, truth).items()}
+
+
+def support(fit, truth, ctx):
+    """``support``: structure recovery scores of a learner ({} for the others)."""
+    if not estimators.get(ctx.spec.name).learns_structure:
+        return {}  # the true structure was given: nothing was recovered
+    return core.support_scores(fit, truth)
+
+
+def rank(fit, truth, ctx):
+    """``rank``: rank recovery scores of a learner ({} for the others)."""
+    if not estimators.get(ctx.spec.name).learns_structure:
+        return {}
+    return core.rank_recovery(fit, truth)
+
+
+def wall_time(fit, truth, ctx):
+    """``wall_time``: seconds of the fit."""
+    return {"fit": float(ctx.wall_time)}
+
+
+def converged(fit, truth, ctx):
+    """``converged``: 1 if the fit reports convergence, 0 if not ({} if silent)."""
+    c = fit.diagnostics.converged
+    return {} if c is None else {"fit": float(bool(c))}
+
+
+def relative_gradient(fit, truth, ctx):
+    """``relative_gradient``: the fit's reported relative gradient."""
+    g = fit.diagnostics.relative_gradient
+    return {} if g is None else {"fit": float(g)}
+
+
+def noise_error(fit, truth, ctx):
+    """``noise_var``: the largest error of the per-view noise variances."""
+    est = np.broadcast_to(np.asarray(fit.noise_var, float), (len(fit.dims),))
+    tru = np.broadcast_to(np.asarray(truth.noise_var, float), (len(fit.dims),))
+    return {"max": float(np.max(np.abs(est - tru)))}
+
+
+for _name, _fn in (
+    ("block_gram", block_gram(False)),
+    ("block_gram_rel", block_gram(True)),
+    ("structure_gram", structure_gram(False)),
+    ("structure_gram_rel", structure_gram(True)),
+    ("overall_gram", overall(False)),
+    ("overall_gram_rel", overall(True)),
+    ("procrustes", procrustes),
+    ("sin_theta", sin_theta),
+    ("support", support),
+    ("rank", rank),
+    ("wall_time", wall_time),
+    ("converged", converged),
+    ("relative_gradient", relative_gradient),
+    ("noise_var", noise_error),
+):
+    register_metric(_name, _fn)  # notation and unit: hcl_stats._metric_info
