@@ -5,10 +5,16 @@ refined), d = (100, 500, 800), r_S = 3 (K = 21), c = 6, Wishart sampler. This
 script runs ``--reps`` replications of every cell (default 1) with 1 and with 2
 worker processes (one BLAS thread each), reports the 1 -> 2 worker scaling and
 extrapolates the measured throughput to the full 1,300 replications.
+
+``--clock cpu [--cells 5000,9000,16000,30000]`` instead times each unit of the
+chosen cells in this process, with and without the per-unit SpectralCache, back
+to back, and extrapolates the grid from the CPU seconds per unit (2 workers at
+ideal scaling; the measured 1 -> 2 worker speed-up was 1.94).
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import tempfile
 import time
@@ -44,9 +50,9 @@ n_samples = {n}
 
 
 def _time_study(text: str, jobs: int, reps: int, workdir: Path, cpu: bool = False) -> float:
+    from hcl_stats.study import load_study
     from hcl_stats.study.runner import run_study
     from hcl_stats.study.store import ResultStore
-    from hcl_stats.study import load_study
 
     cfg = workdir / f"mc_{jobs}.toml"
     cfg.write_text(text)
@@ -63,8 +69,58 @@ def _time_study(text: str, jobs: int, reps: int, workdir: Path, cpu: bool = Fals
     return wall
 
 
+def cpu_rows(text: str, n_values: list[int], reps: int, full_units: int) -> list[Row]:
+    """CPU s per (cell, rep) with and without the shared spectral cache, back to back.
+
+    Each unit of the chosen cells runs twice in this process (one BLAS thread):
+    ``compute_unit(..., share_spectra=True)`` then ``share_spectra=False``; the rows
+    give the per-unit ratio and the full grid extrapolated to 2 workers at ideal
+    scaling from the mean shared CPU cost per unit.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from hcl_stats.study import load_study
+    from hcl_stats.study.runner import compute_unit
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "mc.toml"
+        cfg.write_text(text)
+        study = load_study(cfg)
+    labels = tuple(study.estimators)
+    cells = [c.index for c in study.cells if c.factors["n_samples"] in set(n_values)]
+    share = Row("Monte Carlo unit CPU s: shared spectral work / none (same unit)", "-",
+                note="naive + closed form + refined, one BLAS thread, bit-identical rows")
+    clock = time.process_time
+    with threadpool_limits(1):
+        compute_unit(study, cells[0], reps + 1, labels)  # warm-up (imports, BLAS)
+        for cell in cells:
+            for rep in range(reps):
+                t0 = clock()
+                compute_unit(study, cell, rep, labels, share_spectra=True)
+                t1 = clock()
+                compute_unit(study, cell, rep, labels, share_spectra=False)
+                t2 = clock()
+                share.num.append(t1 - t0)
+                share.den.append(t2 - t1)
+                share.ratios.append((t1 - t0) / (t2 - t1))
+    print(f"  shared/unshared: ratios {[round(r, 3) for r in share.ratios]}", file=sys.stderr)
+    per_unit = statistics.mean(share.num)
+    per_unit_old = statistics.mean(share.den)
+    rows = [share]
+    for label, cost in (("shared", per_unit), ("unshared", per_unit_old)):
+        minutes = cost * full_units / 2 / 60
+        row = Row(f"paper grid, 2 workers at ideal scaling ({label}): minutes / 10 min", "<= 1",
+                  note=f"{len(share.num)} units measured (n = {sorted(set(n_values))}), mean "
+                       f"{cost:.2f} CPU s per (cell, rep); {full_units} units / 2 workers "
+                       f"= {minutes:.1f} min")
+        row.ratios, row.num, row.den = [minutes / 10.0], [minutes], [10.0]
+        rows.append(row)
+    return rows
+
+
 def run(quick: bool = False, reps: int | None = None, sampler: str = "wishart",
-        jobs: tuple[int, ...] = (1, 2), cpu: bool = False) -> list[Row]:
+        jobs: tuple[int, ...] = (1, 2), cpu: bool = False,
+        cells: list[int] | None = None) -> list[Row]:
     if quick:
         dims, structure, n_values, reps = [10, 20, 30], "all:1", [500, 1000], reps or 2
     else:
@@ -73,18 +129,8 @@ def run(quick: bool = False, reps: int | None = None, sampler: str = "wishart",
     units = len(n_values) * reps
     full_units = len(n_values) * 100
     rows = []
-    if cpu:  # in-process serial run timed by process CPU time (robust to machine load)
-        with tempfile.TemporaryDirectory() as tmp:
-            spent = _time_study(text, 1, reps, Path(tmp), cpu=True)
-        per_unit = spent / units
-        for j in (1, 2):
-            extrapolated = per_unit * full_units / j
-            row = Row(f"Monte Carlo grid, CPU time, {j} worker(s) at ideal scaling: full grid / 5 min",
-                      "<= 1", note=f"{units} units cost {spent:.1f} CPU s ({per_unit:.2f} s per "
-                                   f"(cell, rep), 3 estimators); extrapolated {extrapolated / 60:.1f} min")
-            row.ratios, row.num, row.den = [extrapolated / 300.0], [extrapolated], [300.0]
-            rows.append(row)
-        return rows
+    if cpu:  # in-process serial units timed by process CPU time (robust to machine load)
+        return cpu_rows(text, n_values if cells is None else cells, reps, full_units)
     with tempfile.TemporaryDirectory() as tmp:
         walls = {j: _time_study(text, j, reps, Path(tmp)) for j in jobs}
     for j in jobs:
@@ -107,8 +153,12 @@ def main(argv: list[str] | None = None) -> list[Row]:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=None, help="replications per cell to run")
     p.add_argument("--sampler", choices=["wishart", "data"], default="wishart")
+    p.add_argument("--cells", default=None,
+                   help="--clock cpu: comma-separated n values of the cells to measure "
+                        "(default: all 13)")
     args = p.parse_args(argv)
-    rows = run(args.quick, args.reps, args.sampler, cpu=args.clock == "cpu")
+    cells = [int(v) for v in args.cells.split(",")] if args.cells else None
+    rows = run(args.quick, args.reps, args.sampler, cpu=args.clock == "cpu", cells=cells)
     print(machine() + f", clock {args.clock}")
     print(table(rows))
     return rows

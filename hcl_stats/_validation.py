@@ -97,6 +97,10 @@ def check_float_array(
 ) -> NDArray[np.float64]:
     """Return a finite float64 copy of ``array``; reject non-real or non-numeric dtypes.
 
+    A read-only float64 ``numpy.memmap`` (mode ``'r'``) is validated and returned
+    as is: nothing can write through it, so a copy would only cost time and
+    memory (the file itself must not be rewritten while it is in use).
+
     Floating-point dtypes (float16 to longdouble) and integer dtypes are accepted
     and cast to float64. Integers are accepted because counts are common data and
     the cast is exact up to ``2**53``; larger integers, which the cast would round,
@@ -133,21 +137,37 @@ def check_float_array(
                 f"{name} must have integer entries of magnitude <= 2**53 (exactly "
                 f"representable in float64); got {int(arr[where])} at index {where}."
             )
-    if kind == "f" and not np.all(np.isfinite(arr)):
+    # A NaN or an infinity makes the sum non-finite, so a finite sum (one pass, no
+    # temporary) proves every entry finite; only a non-finite sum (possibly an
+    # overflow of finite values) needs the entry-wise test.
+    if kind == "f" and not _sum_is_finite(arr) and not np.all(np.isfinite(arr)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise ValidationError(
             f"{name} must contain only finite values; got {float(arr[bad])!r} at "
             f"index {bad}."
         )
+    if (isinstance(array, np.memmap) and getattr(array, "mode", None) == "r"
+            and array.dtype == np.float64):
+        # nothing can write through a read-only float64 memory map: no copy needed
+        # (``hcl-stats fit`` maps .npz members; np.load(..., mmap_mode='r') too)
+        return array
     with np.errstate(over="ignore"):
         out = np.array(arr, dtype=np.float64)
-    if not np.all(np.isfinite(out)):
+    # finite floats of at most 64 bits and integers below 2**53 cast exactly to
+    # finite float64 values; only wider floats (longdouble) can overflow
+    if (kind == "f" and arr.dtype.itemsize > 8) and not np.all(np.isfinite(out)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
         raise ValidationError(
             f"{name} must contain values representable in float64; got {arr[bad]!r} "
             f"at index {bad}, which overflows."
         )
     return out
+
+
+def _sum_is_finite(arr: np.ndarray) -> bool:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.sum(arr, dtype=np.float64 if arr.dtype.itemsize <= 8
+                                       else arr.dtype)))
 
 
 def check_views(views: Any, name: str = "views") -> tuple[NDArray[np.float64], ...]:

@@ -596,7 +596,11 @@ class MultimodalData(ViewsShape):
         view_names: Sequence[str] | None = None,
     ) -> None:
         modality_names = keyword_alias(view_names, "view_names", modality_names, "modality_names")
-        arrays = tuple(_readonly(x) for x in check_views(views))
+        # check_views returns private float64 copies (or a read-only memory map):
+        # freeze them, no second copy
+        arrays = check_views(views)
+        for x in arrays:
+            x.setflags(write=False)
         if modality_names is not None:
             modality_names = tuple(str(n) for n in modality_names)
             if len(modality_names) != len(arrays):

@@ -105,13 +105,17 @@ def streaming_cov(
         for v, dm in zip(views, dims, strict=True):
             y[:, col : col + dm] = v[start:stop]
             col += dm
-        if not np.all(np.isfinite(y)):
-            row = start + int(np.argwhere(~np.isfinite(y))[0][0])
-            raise ValidationError(f"data must be finite; got a non-finite value in row {row}.")
         if shift is None:
+            if not np.all(np.isfinite(y)):
+                _raise_non_finite(y, start)
             shift = y.mean(axis=0)
         y -= shift
-        total += y.sum(axis=0)
+        sums = y.sum(axis=0)
+        if not np.all(np.isfinite(sums)):
+            # a NaN or an infinity in the chunk makes its column sum non-finite (an
+            # overflow of finite values can too: then the entry-wise test passes)
+            _raise_non_finite(y, start)
+        total += sums
         # y.T is Fortran-contiguous (d x rows): syrk computes y^T y, upper triangle
         gram = scipy.linalg.blas.dsyrk(1.0, y.T, beta=1.0, c=gram, overwrite_c=1)
     mean = total / n
@@ -120,6 +124,14 @@ def streaming_cov(
     cov -= n * np.outer(mean, mean)
     cov /= n - ddof
     return np.ascontiguousarray(cov), n
+
+
+def _raise_non_finite(y: NDArray, start: int) -> None:
+    """Raise on the first non-finite row of a chunk (rows ``start, start + 1, ...``)."""
+    bad = ~np.isfinite(y)
+    if np.any(bad):
+        row = start + int(np.argwhere(bad)[0][0])
+        raise ValidationError(f"data must be finite; got a non-finite value in row {row}.")
 
 
 def _as_views(source: Any) -> list[Any]:

@@ -35,3 +35,19 @@ def test_quick_mode_runs_and_reports_ratios():
     mc = _load("bench_montecarlo")
     (row,) = mc.run(quick=True, reps=1, jobs=(1,))
     assert row.ratios[0] > 0
+
+
+def test_fit_and_montecarlo_cpu_benchmarks_run_in_quick_mode():
+    fit = _load("bench_fit")
+    rows = fit.run(quick=True, runs=1, cpu=True, profile=True)
+    assert "load + X^T X" in rows[0].name
+    assert rows[0].ratios[0] > 0
+    phases = {r.name for r in rows[1:]}
+    assert any("refinement" in p for p in phases)
+    assert any("covariance" in p for p in phases)
+
+    mc = _load("bench_montecarlo")
+    share, *grid = mc.run(quick=True, reps=1, cpu=True)
+    assert len(share.ratios) == 2 * 1  # two cells, one replicate each
+    assert all(r > 0 for r in share.ratios)
+    assert [g.den[0] for g in grid] == [10.0, 10.0]

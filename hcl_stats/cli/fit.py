@@ -165,10 +165,10 @@ def read_views(
         ds = from_mudata(paths[0])
         return list(ds.data.Xs), list(ds.view_names)
     if len(paths) == 1 and paths[0].suffix == ".npz":
+        from .._npz import read_npz
+
         try:
-            with open(paths[0], "rb") as fh, np.load(fh, allow_pickle=False) as npz:
-                names = list(npz.files)
-                views = [np.asarray(npz[k]) for k in names]
+            views, names = read_npz(paths[0])
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise ValidationError(
                 f"data file {str(paths[0])!r} is not a readable .npz: {exc}"

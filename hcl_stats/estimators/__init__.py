@@ -33,6 +33,7 @@ route; see :func:`hcl_stats.check_identifiable`.)
 from __future__ import annotations
 
 from ._base import Estimator, estimate_noise_var, signal_covariance
+from ._cache import SpectralCache
 from ._registry import (
     DEFAULT,
     ESTIMATORS,
@@ -72,6 +73,7 @@ __all__ = [
     "SchurComplement",
     "SchurSelect",
     "SchurShrink",
+    "SpectralCache",
     "ZeroEstimator",
     "available",
     "estimate_noise_var",

@@ -8,6 +8,7 @@ outcome in an immutable :class:`~hcl_stats.results.FitResult`.
 from __future__ import annotations
 
 import abc
+import copy
 import time
 import warnings
 from collections.abc import Sequence
@@ -37,6 +38,14 @@ from ..model import MultimodalData, check_noise_var, noise_diagonal
 from ..results import Diagnostics, FitResult
 from ..streaming import streaming_cov
 from ..structure import Structure, format_block
+from ._cache import SpectralCache
+from ._noise import (  # noqa: F401 - re-exported
+    _estimate_noise_var,
+    _top_vals,
+    check_positive_noise,
+    estimate_noise_var,
+    signal_covariance,
+)
 from ._samples import (
     PATHS,
     Reduction,
@@ -82,6 +91,10 @@ class Problem:
         :mod:`hcl_stats.estimators._samples`) and the loadings ``_fit`` returns
         are in those coordinates. Rules that depend on the true dimensions read
         :attr:`full_dims`.
+    cache : SpectralCache or None, default=None
+        Memo of spectral work shared with other fits of the same covariance
+        (set by :meth:`Estimator.with_cache`); results are bit-identical
+        without it.
 
     Attributes
     ----------
@@ -106,6 +119,7 @@ class Problem:
     init: FitResult | None = None
     data: MultimodalData | None = None
     reduction: Reduction | None = None
+    cache: SpectralCache | None = field(default=None, repr=False)
     offsets: NDArray[np.int64] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -168,7 +182,7 @@ class Problem:
         if isinstance(self.noise, str):
             return _estimate_noise_var(
                 self.cov, self.dims, self.structure if structure is None else structure,
-                self.noise, self.full_dims,
+                self.noise, self.full_dims, cache=self.cache,
             )
         if isinstance(self.noise, tuple):
             return check_noise_var(np.asarray(self.noise), len(self.dims))
@@ -191,119 +205,6 @@ class RawFit:
     objective: float | None = None
     relative_gradient: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def estimate_noise_var(
-    cov: ArrayLike,
-    dims: Sequence[int],
-    structure: Structure,
-    *,
-    rule: str = "scalar",
-) -> float | NDArray[np.float64]:
-    """Estimate the noise variance from the bottom of the covariance spectrum.
-
-    Parameters
-    ----------
-    cov : array_like of shape (d, d)
-        Sample or population covariance.
-    dims : sequence of int
-        ``(d_1, ..., d_M)``.
-    structure : Structure
-        Gives the total rank ``K`` and the per-view ranks ``k_m``.
-    rule : {'scalar', 'per_view'}, default='scalar'
-        ``'scalar'``: ``sigma^2`` = mean of the ``d - K`` smallest eigenvalues of
-        ``cov``, computed as ``(tr(cov) - sum of the top K eigenvalues) / (d - K)``.
-        ``'per_view'``: ``sigma_m^2`` = mean of the ``d_m - k_m`` smallest
-        eigenvalues of the diagonal block ``cov[m, m]``, where
-        ``k_m = sum_{S contains m} r_S``.
-
-    Returns
-    -------
-    float or ndarray of shape (M,)
-
-    Raises
-    ------
-    NotIdentifiableError
-        If ``d <= K`` (scalar) or ``d_m <= k_m`` for some view (per view).
-    ValidationError
-        If the estimate is not positive (the covariance is singular).
-
-    Notes
-    -----
-    Exact at the population level: ``Sigma = W W^T + sigma^2 I`` has at least
-    ``d - K`` eigenvalues equal to ``sigma^2`` (docs/identifiability.md, P1). At
-    finite ``n`` the mean of the bottom eigenvalues is biased downwards by
-    ``O(sigma^2 sqrt(d/n))`` (Marchenko-Pastur).
-    """
-    cov = np.asarray(cov, dtype=float)
-    dims = tuple(dims)
-    rule = check_choice(rule, "noise_var", NOISE_RULES)
-    return _estimate_noise_var(cov, dims, structure, rule, dims)
-
-
-def _estimate_noise_var(cov, dims, structure, rule, full_dims):
-    """:func:`estimate_noise_var` of a possibly reduced covariance.
-
-    ``cov`` has view sizes ``dims``; ``full_dims`` are the data's. The spectrum of
-    the full covariance is that of ``cov`` plus zeros (module ``_samples``), so
-    the traces and top eigenvalues are read from ``cov`` and only the counts
-    ``d - K`` and ``d_m - k_m`` use ``full_dims``.
-    """
-    if rule == "scalar":
-        d, k = sum(full_dims), structure.total_rank
-        if d <= k:
-            raise NotIdentifiableError(
-                f"d = {d} must exceed the total rank K = {k} to estimate sigma^2 "
-                "from the bottom eigenvalues; reduce the ranks or pass a known "
-                "noise_var."
-            )
-        top = (np.linalg.eigvalsh(cov)[::-1][:k] if cov.shape[0] <= 64
-               else _top_vals(cov, k))
-        value = (float(np.trace(cov)) - float(np.sum(top))) / (d - k)
-        check_positive_noise(value, cov, "sigma^2")
-        return value
-    out = np.empty(len(dims))
-    off = block_offsets(dims)
-    for m, dm in enumerate(full_dims):
-        km = structure.view_rank(m)
-        if dm <= km:
-            raise NotIdentifiableError(
-                f"view {structure.names[m]} has d_{m + 1} = {dm} <= k_{m + 1} = {km} "
-                "(total rank of its blocks), so its noise variance cannot be read "
-                "from the bottom eigenvalues; use noise_var='scalar' or a known value."
-            )
-        sub = cov[off[m] : off[m + 1], off[m] : off[m + 1]]
-        top = _top_vals(sub, km) if km else np.zeros(0)
-        out[m] = (float(np.trace(sub)) - float(np.sum(top))) / (dm - km)
-        check_positive_noise(out[m], sub, f"sigma_{m + 1}^2")
-    return out
-
-
-def _top_vals(a: NDArray, k: int) -> NDArray:
-    import scipy.linalg
-
-    p = a.shape[0]
-    if k == 0:
-        return np.zeros(0)
-    return scipy.linalg.eigh(a, eigvals_only=True, subset_by_index=[p - k, p - 1])
-
-
-def check_positive_noise(value: float, cov: NDArray, what: str) -> None:
-    """Refuse a noise variance that is not positive relative to the covariance scale."""
-    scale = float(np.max(np.abs(np.diag(cov))))
-    if not value > 1e-12 * scale:
-        raise ValidationError(
-            f"estimated {what} must be > 0; got {value:.3g}: the covariance is "
-            "(numerically) singular below the signal rank, but the model needs "
-            "positive noise. Check for constant or duplicated columns."
-        )
-
-
-def signal_covariance(cov: NDArray, dims: Sequence[int], noise_var: Any) -> NDArray:
-    """Denoised covariance ``S_W = cov - Psi``, shape ``(d, d)``."""
-    s_w = np.array(cov, dtype=float, copy=True)
-    s_w[np.diag_indices_from(s_w)] -= noise_diagonal(noise_var, dims)
-    return s_w
 
 
 def _fast_checked_covariance(cov: Any, dim: int) -> NDArray[np.float64]:
@@ -388,8 +289,34 @@ class Estimator(abc.ABC):
 
     noise_var: Any = "scalar"
 
+    #: Per-unit memo of shared spectral work (set by :meth:`with_cache`; not a
+    #: hyper-parameter, so it is neither compared nor printed).
+    _cache: ClassVar[SpectralCache | None] = None
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "noise_var", _check_noise_option(self.noise_var))
+
+    def with_cache(self, cache: SpectralCache | None) -> Estimator:
+        """A copy of this estimator that shares spectral work through ``cache``.
+
+        Fits of the same covariance by estimators holding the same
+        :class:`~hcl_stats.estimators.SpectralCache` compute the validation of the
+        covariance, its top-``K`` eigendecomposition and the Schur-complement
+        recursion once. The results are bit-identical to fits without a cache.
+
+        Parameters
+        ----------
+        cache : SpectralCache or None
+            None returns a copy without a cache.
+
+        Returns
+        -------
+        Estimator
+            Equal (``==``) to this one; only the cache differs.
+        """
+        est = copy.copy(self)
+        object.__setattr__(est, "_cache", cache)
+        return est
 
     # ---------------------------------------------------------------- public
     def fit(
@@ -511,7 +438,13 @@ class Estimator(abc.ABC):
         FitResult
         """
         dims = check_dims(dims)
-        cov = _fast_checked_covariance(cov, sum(dims))
+        if self._cache is not None and isinstance(cov, np.ndarray):
+            cov = self._cache.memo(
+                "checked_cov", (cov,), sum(dims),
+                lambda: _fast_checked_covariance(cov, sum(dims)),
+            )
+        else:
+            cov = _fast_checked_covariance(cov, sum(dims))
         diag = np.diag(cov)
         if np.any(diag <= 0):
             j = int(np.argmax(diag <= 0))
@@ -569,7 +502,7 @@ class Estimator(abc.ABC):
             warnings.simplefilter("always")
             _warn_scalar_noise_scales(self.noise_var, cov, dims, full_dims)
             problem = Problem(cov, tuple(dims), structure, n_samples, self.noise_var,
-                              init, data, reduction)
+                              init, data, reduction, cache=self._cache)
             raw = self._fit_rescaled(problem, gen)
             if reduction is not None:
                 raw = replace(raw, loadings=reduction.lift(np.asarray(raw.loadings)),
@@ -718,14 +651,17 @@ def _check_columns_vary(data: MultimodalData) -> None:
     """Reject constant columns: the model gives every coordinate variance >= sigma^2."""
     limit = float(np.sqrt(np.finfo(np.float64).max / (4.0 * data.n_samples)))
     for m, x in enumerate(data.Xs):
-        scale = np.max(np.abs(x), axis=0)
+        # two reductions, no |x| temporary: max|x| = max(max x, -min x) and
+        # ptp = max x - min x, exactly
+        hi, lo = np.max(x, axis=0), np.min(x, axis=0)
+        scale = np.maximum(hi, -lo)
         if np.max(scale) >= limit:
             raise ValidationError(
                 f"views[{m}] must have entries of magnitude < {limit:.3g} so that the "
                 f"sample covariance of n = {data.n_samples} rows fits in float64; got "
                 f"{float(np.max(scale)):.3g}. Rescale the view."
             )
-        spread = np.ptp(x, axis=0)  # cannot overflow below the limit
+        spread = hi - lo  # cannot overflow below the limit
         flat = spread <= 1e-12 * scale
         if np.any(flat):
             j = int(np.argmax(flat))

@@ -151,7 +151,8 @@ class MaskedGradient(Estimator):
         mask = structure.mask(dims)
         if init is None:
             w0, _ = schur_loadings(s_w, dims, structure, variant=self.init_variant,
-                                   strict=False, s_sq_extra=s_sq_extra)
+                                   strict=False, s_sq_extra=s_sq_extra,
+                                   cache=problem.cache)
             init_name = f"schur[{self.init_variant}]"
         else:
             if tuple(init.dims) != tuple(dims) or init.structure != structure:

@@ -15,6 +15,7 @@ from ..exceptions import NotIdentifiableError, NumericalWarning
 from ..identifiability import require_schur_step
 from ..structure import Structure
 from ._base import Estimator, Problem, RawFit, check_positive_noise, signal_covariance
+from ._cache import SpectralCache, cached_top_eigh
 
 __all__ = ["NaivePCA", "SchurComplement", "schur_loadings"]
 
@@ -96,7 +97,7 @@ class NaivePCA(Estimator):
             # One top-K eigendecomposition serves both sigma^2 (from the trace and
             # the top-K eigenvalues) and the factor: S - sigma^2 I has the same
             # eigenvectors, with eigenvalues shifted by sigma^2.
-            vals, vecs = top_eigh(cov, k)
+            vals, vecs = cached_top_eigh(problem.cache, cov, k)
             noise = (float(np.trace(cov)) - float(np.sum(vals))) / (d - k)
             check_positive_noise(noise, cov, "sigma^2")
             w = vecs * np.sqrt(np.clip(vals - noise, 0.0, None))
@@ -104,7 +105,7 @@ class NaivePCA(Estimator):
         noise = problem.noise_variance()
         s_w = signal_covariance(cov, problem.dims, noise)
         k = structure.total_rank
-        vals, vecs = top_eigh(s_w, k)
+        vals, vecs = cached_top_eigh(problem.cache, s_w, k)
         _warn_clipped(vals, k, "NaivePCA: signal covariance S - sigma^2 I")
         w = vecs * np.sqrt(np.clip(vals, 0.0, None))
         return RawFit(w, noise, structure, extra={"noise_rule": _rule(problem.noise)})
@@ -123,6 +124,7 @@ def schur_loadings(
     variant: str = "joint",
     strict: bool = True,
     s_sq_extra: float = 0.0,
+    cache: SpectralCache | None = None,
 ) -> tuple[NDArray[np.float64], dict[str, list[float]]]:
     """Bottom-up Schur-complement loadings from a denoised covariance.
 
@@ -176,6 +178,19 @@ def schur_loadings(
         from ._paper_schur import paper_schur_loadings
 
         return paper_schur_loadings(s_w, dims, structure)
+    if cache is not None:
+        # the truncation ranks are the only use of `strict`: checking them first
+        # raises what the recursion would raise, and equal ranks mean equal work
+        k_os = tuple(
+            _schur_k_o(structure, dims, b, int(sum(dims[m] for m in range(len(dims))
+                                                  if m not in b)), strict)
+            for b in sorted(structure.blocks, key=len) if len(b) < len(dims)
+        )
+        return cache.memo(
+            "schur_loadings", (s_w,), (tuple(dims), structure, variant, k_os, s_sq_extra),
+            lambda: schur_loadings(s_w, dims, structure, variant=variant, strict=strict,
+                                   s_sq_extra=s_sq_extra),
+        )
     off = block_offsets(dims)
     rows = [np.arange(off[m], off[m + 1]) for m in range(len(dims))]
     w = np.zeros((s_w.shape[0], structure.total_rank))
@@ -338,7 +353,8 @@ class SchurComplement(Estimator):
         s_w = signal_covariance(problem.cov, problem.dims, noise)
         w, spectra = schur_loadings(s_w, problem.dims, problem.structure,
                                     variant=self.variant,
-                                    s_sq_extra=problem.complement_fro2(noise))
+                                    s_sq_extra=problem.complement_fro2(noise),
+                                    cache=problem.cache)
         return RawFit(
             w,
             noise,

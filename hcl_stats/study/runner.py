@@ -251,6 +251,7 @@ def compute_unit(
     labels: Sequence[str],
     blas_threads: int | None = 1,
     timeout: float | None = None,
+    share_spectra: bool = True,
 ) -> list[UnitRecord]:
     """Generate one (cell, replicate), fit the estimators ``labels`` and score them.
 
@@ -262,8 +263,18 @@ def compute_unit(
     ``timeout`` (seconds), the data generation and each fit (with its metrics)
     that run longer are interrupted and recorded as failed
     (``"UnitTimeout: ..."``); see :func:`_deadline` for where this applies.
+
+    With ``share_spectra`` (default) the estimators of the unit share one
+    :class:`~hcl_stats.estimators.SpectralCache`: the validation of the sample
+    covariance, its top-``K`` eigendecomposition and the Schur recursion (the
+    closed-form fit and the refinement's start) are computed once. The stored
+    values are bit-identical either way; an estimator's ``wall_time`` then
+    excludes the shared work an earlier estimator of the unit already paid for.
     """
+    from ..estimators import SpectralCache
+
     cell = study.cells[cell_index]
+    cache = SpectralCache() if share_spectra else None
     with _limit_threads(blas_threads), warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         try:
@@ -283,6 +294,8 @@ def compute_unit(
                 try:
                     with _deadline(timeout, f"fit of {label!r}") as state:
                         estimator = spec.build()
+                        if cache is not None and hasattr(estimator, "with_cache"):
+                            estimator = estimator.with_cache(cache)
                         fit = study.task.analyse(
                             estimator, draw, spec,
                             unit_rng(study.seed, cell.key, rep, STREAM_METHOD),
