@@ -111,9 +111,13 @@ def mp_median(gamma: float) -> float:
     a, b = _support(gamma)
 
     def density(x: float) -> float:
+        if x <= 0.0:  # the integrable 1/sqrt(x) edge of ratio 1: one point, no mass
+            return 0.0
         return math.sqrt(max((b - x) * (x - a), 0.0)) / (2.0 * math.pi * gamma * x)
 
     def cdf(x: float) -> float:
+        if x <= a:  # older SciPy's quad evaluates the integrand on an empty interval
+            return 0.0
         return scipy.integrate.quad(density, a, x, limit=200)[0]
 
     return float(scipy.optimize.brentq(lambda x: cdf(x) - 0.5, a, b, xtol=1e-12))
