@@ -223,6 +223,7 @@ def test_evidence_table_in_every_renderer(rng):
     ],
 )
 def test_bad_arguments_raise_typed_errors(rng, kwargs, match):
+    kwargs = dict(kwargs)  # the parametrized dict is shared by every seed of a sweep
     with pytest.raises(ValidationError, match=match):
         block_evidence(_noise_views(rng, n=50), None, n_null=kwargs.pop("n_null", 2), **kwargs)
 

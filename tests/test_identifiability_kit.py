@@ -193,7 +193,10 @@ def test_multistart_covers_d_below_k(global_seed):
         SchurComplement().fit_covariance(random_model(s, dims, rng=0).covariance(),
                                          dims=dims, structure=s)
     model = random_model(s, dims, noise_var=0.7, rng=global_seed)
-    assert_population_recovery(MaskedMultistart(), model, rtol=1e-8, noise_rtol=1e-8)
+    # 8 starts (the default) end in a spurious local minimum at 1 of 100 models
+    # (seed 31: residual 5.7e-5 whatever max_iter; docs/identifiability.md); 16 do not
+    assert_population_recovery(MaskedMultistart(n_starts=16), model, rtol=1e-8,
+                               noise_rtol=1e-8)
 
 
 def test_multistart_refuses_only_non_identifiable_designs():

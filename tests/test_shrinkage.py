@@ -30,7 +30,7 @@ from hcl_stats.estimators.shrinkage import (
     spike_cosine_sq,
     spike_eigenvalue,
 )
-from hcl_stats.exceptions import ValidationError
+from hcl_stats.exceptions import NumericalWarning, ValidationError
 from hcl_stats.metrics import overall_gram_error, structure_gram_errors
 from hcl_stats.sampling import wishart_sample_cov
 
@@ -392,7 +392,11 @@ def test_schur_shrink_without_n_on_a_sample_covariance_is_the_truncated_recursio
     cov = wishart_sample_cov(model, 300, rng=rng)
     kw = {"dims": model.dims, "structure": model.structure}
     a = SchurShrink(noise_var=1.0).fit_covariance(cov, **kw)
-    b = SchurComplement(noise_var=1.0).fit_covariance(cov, **kw)
+    with warnings.catch_warnings():
+        # the untruncated recursion may meet a negative eigenvalue of a sampled
+        # Schur complement (seed 5): it warns, and it is only the comparison here
+        warnings.simplefilter("ignore", NumericalWarning)
+        b = SchurComplement(noise_var=1.0).fit_covariance(cov, **kw)
     ref = _truncated_schur(cov - np.eye(cov.shape[0]), model.dims, model.structure)
     ga, gr = np.asarray(a.loadings), ref
     scale = np.linalg.norm(np.asarray(b.loadings) @ np.asarray(b.loadings).T)
