@@ -71,7 +71,7 @@ def estimate_noise_var(
     """
     cov = np.asarray(cov, dtype=float)
     dims = tuple(dims)
-    rule = check_choice(rule, "noise_var", NOISE_RULES)
+    rule = check_choice(rule, "rule", NOISE_RULES)
     return _estimate_noise_var(cov, dims, structure, rule, dims, cache=cache)
 
 
@@ -89,7 +89,7 @@ def _estimate_noise_var(cov, dims, structure, rule, full_dims, cache=None):
             raise NotIdentifiableError(
                 f"d = {d} must exceed the total rank K = {k} to estimate sigma^2 "
                 "from the bottom eigenvalues; reduce the ranks or pass a known "
-                "noise_var."
+                "noise variance as noise_rule."
             )
         if cov.shape[0] <= 64:
             top = np.linalg.eigvalsh(cov)[::-1][:k]
@@ -112,7 +112,7 @@ def _estimate_noise_var(cov, dims, structure, rule, full_dims, cache=None):
             raise NotIdentifiableError(
                 f"view {structure.names[m]} has d_{m + 1} = {dm} <= k_{m + 1} = {km} "
                 "(total rank of its blocks), so its noise variance cannot be read "
-                "from the bottom eigenvalues; use noise_var='scalar' or a known value."
+                "from the bottom eigenvalues; use noise_rule='scalar' or a known value."
             )
         sub = cov[off[m] : off[m + 1], off[m] : off[m + 1]]
         top = _top_vals(sub, km) if km else np.zeros(0)
