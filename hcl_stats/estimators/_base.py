@@ -19,7 +19,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._linalg import block_offsets
-from .._rmt import NOISE_RULES
 from .._validation import (
     as_generator,
     check_choice,
@@ -27,7 +26,6 @@ from .._validation import (
     check_dims,
     check_int,
     keyword_alias,
-    short_repr,
     warn_renamed,
 )
 from ..exceptions import (
@@ -42,10 +40,10 @@ from ..streaming import streaming_cov
 from ..structure import Structure, format_block
 from ._cache import SpectralCache
 from ._noise import (  # noqa: F401 - re-exported
-    _estimate_noise_var,
-    _top_vals,
+    check_noise_option,
     check_positive_noise,
     estimate_noise_var,
+    estimate_noise_var_reduced,
     signal_covariance,
 )
 from ._samples import (
@@ -182,7 +180,7 @@ class Problem:
         ``structure`` defaults to :attr:`structure`; see :func:`estimate_noise_var`.
         """
         if isinstance(self.noise, str):
-            return _estimate_noise_var(
+            return estimate_noise_var_reduced(
                 self.cov, self.dims, self.structure if structure is None else structure,
                 self.noise, self.full_dims, cache=self.cache,
             )
@@ -236,20 +234,6 @@ def _fast_checked_covariance(cov: Any, dim: int) -> NDArray[np.float64]:
     except np.linalg.LinAlgError:
         return check_covariance(cov, "cov", dim=dim)
     return sym
-
-
-def _check_noise_option(value: Any) -> Any:
-    if isinstance(value, str):
-        return check_choice(value, "noise_rule", NOISE_RULES)
-    if np.ndim(value) == 0:
-        return check_noise_var(value, 1, name="noise_rule")
-    arr = np.asarray(value)
-    if arr.ndim != 1:
-        raise ValidationError(
-            "noise_rule must be 'scalar', 'per_view', a positive float or a 1-D "
-            f"sequence of positive floats; got {short_repr(value)}."
-        )
-    return tuple(float(v) for v in check_noise_var(arr, arr.shape[0], name="noise_rule"))
 
 
 class _EstimatorMeta(abc.ABCMeta):
@@ -308,7 +292,7 @@ class Estimator(metaclass=_EstimatorMeta):
     _cache: ClassVar[SpectralCache | None] = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "noise_rule", _check_noise_option(self.noise_rule))
+        object.__setattr__(self, "noise_rule", check_noise_option(self.noise_rule))
 
     @property
     def noise_var(self) -> Any:

@@ -41,7 +41,8 @@ from ..exceptions import BlockDroppedWarning
 from ..identifiability import require_schur_step
 from ..model import noise_diagonal
 from ..structure import Structure
-from ._base import Estimator, Problem, RawFit, _check_noise_option
+from ._base import Estimator, Problem, RawFit
+from ._noise import check_noise_option
 from .refine import MaskedGradient
 
 __all__ = [
@@ -683,7 +684,7 @@ class MaskedShrink(MaskedGradient):
     def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
         noise = _noise_for_shrinkage(problem)
         # the refinement itself, with the shrinkage-corrected noise variance
-        known = _check_noise_option(noise if np.ndim(noise) == 0 else tuple(noise))
+        known = check_noise_option(noise if np.ndim(noise) == 0 else tuple(noise))
         raw = MaskedGradient._fit(self, problem.with_(noise=known), rng)
         structure = problem.structure
         w, blocks = shrink_blocks(raw.loadings, problem.dims, structure, raw.noise_var,
