@@ -37,11 +37,6 @@ def check_noise_option(value: Any) -> Any:
     return tuple(float(v) for v in check_noise_var(arr, arr.shape[0], name="noise_rule"))
 
 
-def noise_rule_label(noise: Any) -> str:
-    """The noise rule for the diagnostics: the rule's name, or 'known'."""
-    return noise if isinstance(noise, str) else "known"
-
-
 def estimate_noise_var(
     cov: ArrayLike,
     dims: Sequence[int],
