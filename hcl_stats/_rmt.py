@@ -46,7 +46,7 @@ __all__ = [
     "tracy_widom_scale",
 ]
 
-#: Rules an estimator's ``noise_var`` option accepts (need the ranks).
+#: Rules an estimator's ``noise_rule`` option accepts (need the ranks).
 NOISE_RULES = ("scalar", "per_view")
 #: Rules of :func:`hcl_stats.preprocessing.noise_variance` (need no ranks).
 RANK_FREE_NOISE_RULES = ("per_view", "scalar", "bottom_half")

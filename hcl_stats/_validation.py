@@ -10,6 +10,7 @@ import argparse
 import math
 import numbers
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -376,13 +377,35 @@ def cli_float(
 positive_float = cli_float(0.0, open_low=True)
 
 
-def keyword_alias(new: Any, new_name: str, old: Any, old_name: str) -> Any:
-    """The value of a keyword given under its new name or its older spelling.
+def warn_renamed(
+    old_name: str, new_name: str, *, stacklevel: int = 3, category: type[Warning] = DeprecationWarning
+) -> None:
+    """Warn that ``old_name`` is an older spelling of ``new_name`` (DeprecationWarning).
+
+    ``category=FutureWarning`` is for end users (e.g. study TOML keys): Python shows it
+    by default.
 
     Examples
     --------
-    >>> keyword_alias(None, "n_views", 3, "n_modalities")
-    3
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_renamed("n_modalities", "n_views")
+    >>> caught[0].category.__name__, str(caught[0].message)
+    ('DeprecationWarning', 'n_modalities is deprecated; use n_views.')
+    """
+    warnings.warn(f"{old_name} is deprecated; use {new_name}.", category, stacklevel=stacklevel)
+
+
+def keyword_alias(new: Any, new_name: str, old: Any, old_name: str) -> Any:
+    """The value of a keyword given under its name or its deprecated older spelling.
+
+    The older spelling still works but emits a DeprecationWarning.
+
+    Examples
+    --------
+    >>> keyword_alias(2, "n_views", None, "n_modalities")
+    2
     >>> keyword_alias(2, "n_views", 3, "n_modalities")
     Traceback (most recent call last):
     ...
@@ -395,4 +418,5 @@ def keyword_alias(new: Any, new_name: str, old: Any, old_name: str) -> Any:
             f"give {new_name} or its older spelling {old_name}, not both; got "
             f"{new_name}={short_repr(new)} and {old_name}={short_repr(old)}."
         )
+    warn_renamed(old_name, new_name, stacklevel=4)
     return old

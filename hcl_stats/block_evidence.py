@@ -501,7 +501,7 @@ def block_evidence(
                           rank_frequency=freq.frequency(b, fitted.get(b, 0)) if b in fitted else None,
                           rank_counts=dict(dict(zip(freq.blocks, freq.rank_counts, strict=True)).get(b, {})))
         rows.append(row)
-    names = tuple(structure.names) if structure is not None and structure.modality_names else None
+    names = tuple(structure.names) if structure is not None and structure.view_names else None
     return BlockEvidence(rows=tuple(rows), alpha=alpha, noise_var=sigma2, n_samples=n,
                          n_null=n_null, structure=structure, frequency=freq, view_names=names)
 

@@ -72,7 +72,7 @@ class MultiViewDataset:
     sample_ids : tuple of str
         One id per sample.
     view_names : tuple of str
-        One short name per view (also set as ``data.modality_names``).
+        One short name per view (also set as ``data.view_names``).
     description : str
         Source, licence and citation.
     label_names : tuple of str, optional
@@ -93,9 +93,9 @@ class MultiViewDataset:
                 f"sample_ids must have one entry per sample ({n}); got "
                 f"{len(self.sample_ids)}."
             )
-        if len(self.view_names) != self.data.n_modalities:
+        if len(self.view_names) != self.data.n_views:
             raise ValidationError(
-                f"view_names must have one entry per view ({self.data.n_modalities}); "
+                f"view_names must have one entry per view ({self.data.n_views}); "
                 f"got {len(self.view_names)}."
             )
         if self.labels is not None:
@@ -121,7 +121,7 @@ class MultiViewDataset:
         """The data set restricted to ``rows`` (indices, in the given order)."""
         idx = np.asarray(rows, dtype=np.intp)
         data = self.data.take(idx) if hasattr(self.data, "take") else MultimodalData(
-            [x[idx] for x in self.data.Xs], self.data.modality_names
+            [x[idx] for x in self.data.Xs], self.data.view_names
         )
         return MultiViewDataset(
             data=data,
@@ -184,7 +184,7 @@ def load_breast_cancer() -> MultiViewDataset:
             groups["worst"].append(j)
     views = [x[:, groups[k]] for k in ("mean", "se", "worst")]
     view_names = ("mean", "se", "worst")
-    data = MultimodalData(views, modality_names=view_names)
+    data = MultimodalData(views, view_names=view_names)
     return MultiViewDataset(
         data=data,
         labels=np.asarray(bunch.target, dtype=np.int64),
@@ -288,7 +288,7 @@ def load_mfeat(*, source: str = "auto") -> MultiViewDataset:
                 f"{str(folder)!r} are inconsistent."
             )
     names = tuple(s for s, _ in _MFEAT_VIEWS)
-    data = MultimodalData(views, modality_names=names)
+    data = MultimodalData(views, view_names=names)
     per_class = np.zeros(10, dtype=int)
     ids = []
     for lab in labels:
@@ -453,7 +453,7 @@ def load_mini_acc(*, path: str | Path | None = None, log_counts: bool = True) ->
         views.append(x)
     from .missing import IncompleteData
 
-    data = IncompleteData(views, observed=observed, modality_names=names)
+    data = IncompleteData(views, observed=observed, view_names=names)
     return MultiViewDataset(
         data=data,
         labels=None,
@@ -667,7 +667,7 @@ def from_mudata(
         label_names, codes = np.unique(values, return_inverse=True)
         labels, label_names = codes.astype(np.int64), tuple(str(v) for v in label_names)
     return MultiViewDataset(
-        data=MultimodalData(views, modality_names=names),
+        data=MultimodalData(views, view_names=names),
         labels=labels,
         sample_ids=tuple(keep),
         view_names=tuple(names),

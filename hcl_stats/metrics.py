@@ -485,10 +485,10 @@ def support_scores(estimated: Any, truth: Any) -> dict[str, float]:
     (0.5, 0.5)
     """
     se, st = _structure_of(estimated, "estimated"), _structure_of(truth, "truth")
-    if se.n_modalities != st.n_modalities:
+    if se.n_views != st.n_views:
         raise ValidationError(
-            f"structures must have the same number of views; got {se.n_modalities} "
-            f"and {st.n_modalities}."
+            f"structures must have the same number of views; got {se.n_views} "
+            f"and {st.n_views}."
         )
     be, bt = set(se.blocks), set(st.blocks)
     pe = {(m, b) for b in be for m in b}
@@ -518,10 +518,10 @@ def rank_recovery(estimated: Any, truth: Any) -> dict[str, float]:
         ``exact``: 1.0 if blocks and ranks all agree.
     """
     se, st = _structure_of(estimated, "estimated"), _structure_of(truth, "truth")
-    if se.n_modalities != st.n_modalities:
+    if se.n_views != st.n_views:
         raise ValidationError(
-            f"structures must have the same number of views; got {se.n_modalities} "
-            f"and {st.n_modalities}."
+            f"structures must have the same number of views; got {se.n_views} "
+            f"and {st.n_views}."
         )
     re = dict(zip(se.blocks, se.ranks, strict=True))
     rt = dict(zip(st.blocks, st.ranks, strict=True))

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._linalg import block_offsets
-from ._validation import as_generator, check_real
+from ._validation import as_generator, check_real, keyword_alias
 from .exceptions import ValidationError
 from .model import MultimodalData, ViewsShape
 
@@ -54,7 +54,10 @@ class IncompleteData(ViewsShape):
     observed : array_like of bool of shape (n_samples, M), optional
         Observed mask. If given, rows marked unobserved are ignored (stored as NaN)
         and rows marked observed must be finite.
+    view_names : sequence of str, optional
+        Display names of the views.
     modality_names : sequence of str, optional
+        Deprecated spelling of ``view_names``.
 
     Raises
     ------
@@ -75,15 +78,17 @@ class IncompleteData(ViewsShape):
 
     Xs: tuple[NDArray[np.float64], ...]
     observed: NDArray[np.bool_]
-    modality_names: tuple[str, ...] | None
+    view_names: tuple[str, ...] | None
 
     def __init__(
         self,
         views: Sequence[ArrayLike],
         *,
         observed: ArrayLike | None = None,
+        view_names: Sequence[str] | None = None,
         modality_names: Sequence[str] | None = None,
     ) -> None:
+        view_names = keyword_alias(view_names, "view_names", modality_names, "modality_names")
         if isinstance(views, np.ndarray) or not isinstance(views, Sequence) or not views:
             raise ValidationError(
                 "views must be a non-empty list of 2-D arrays, one per view; got "
@@ -144,21 +149,21 @@ class IncompleteData(ViewsShape):
         for a in arrays:
             a.setflags(write=False)
         mask.setflags(write=False)
-        if modality_names is not None:
-            modality_names = tuple(str(x) for x in modality_names)
-            if len(modality_names) != len(arrays):
+        if view_names is not None:
+            view_names = tuple(str(x) for x in view_names)
+            if len(view_names) != len(arrays):
                 raise ValidationError(
-                    f"modality_names must have {len(arrays)} entries; got "
-                    f"{len(modality_names)}."
+                    f"view_names must have {len(arrays)} entries; got "
+                    f"{len(view_names)}."
                 )
         object.__setattr__(self, "Xs", tuple(arrays))
         object.__setattr__(self, "observed", mask)
-        object.__setattr__(self, "modality_names", modality_names)
+        object.__setattr__(self, "view_names", view_names)
 
     @classmethod
     def from_complete(cls, data: MultimodalData, observed: ArrayLike) -> IncompleteData:
         """Mask the rows of complete data (for simulations of missingness)."""
-        return cls(list(data.Xs), observed=observed, modality_names=data.modality_names)
+        return cls(list(data.Xs), observed=observed, view_names=data.view_names)
 
     def pair_counts(self) -> NDArray[np.int64]:
         """``(M, M)`` matrix of ``n_{m m'}``, the samples observing both views."""
@@ -172,7 +177,7 @@ class IncompleteData(ViewsShape):
             raise ValidationError(
                 f"complete cases must number at least 2; got {int(rows.sum())}."
             )
-        return MultimodalData([x[rows] for x in self.Xs], self.modality_names)
+        return MultimodalData([x[rows] for x in self.Xs], self.view_names)
 
     def take(self, rows: ArrayLike) -> IncompleteData:
         """The samples ``rows`` (indices, repeats allowed, e.g. for the bootstrap)."""
@@ -180,7 +185,7 @@ class IncompleteData(ViewsShape):
         return IncompleteData(
             [x[idx] for x in self.Xs],
             observed=np.asarray(self.observed)[idx],
-            modality_names=self.modality_names,
+            view_names=self.view_names,
         )
 
     def sample_cov(self, ddof: int = 1) -> NDArray[np.float64]:
@@ -269,7 +274,7 @@ def pairwise_covariance(data: IncompleteData | MultimodalData, *, ddof: int = 1)
     True
     """
     if isinstance(data, MultimodalData):
-        mask = np.ones((data.n_samples, data.n_modalities), dtype=bool)
+        mask = np.ones((data.n_samples, data.n_views), dtype=bool)
         views = data.Xs
     else:
         mask = np.asarray(data.observed)
@@ -322,7 +327,7 @@ def drop_views(
     """
     fraction = check_real(fraction, "fraction", low=0.0, high=1.0)
     gen = as_generator(rng)
-    n, m = data.n_samples, data.n_modalities
+    n, m = data.n_samples, data.n_views
     hit = gen.random(n) < fraction
     which = gen.integers(0, m, size=n)
     observed = np.ones((n, m), dtype=bool)
@@ -379,9 +384,9 @@ def fit_missing(
         psd_correction=pc.projection_norm,
         raw_min_eigenvalue=pc.raw_min_eigenvalue,
     )
-    names = data.modality_names
+    names = data.view_names
     struct = result.structure
-    if names is not None and struct.modality_names is None:
+    if names is not None and struct.view_names is None:
         struct = struct.with_names(names)
     return replace(
         result, structure=struct, diagnostics=replace(result.diagnostics, extra=extra)

@@ -30,6 +30,7 @@ from ._validation import (
     check_views,
     keyword_alias,
     short_repr,
+    warn_renamed,
 )
 from .exceptions import ValidationError
 from .structure import Structure, format_block
@@ -55,19 +56,21 @@ def _readonly(a: NDArray) -> NDArray:
     return a
 
 
-def check_noise_var(noise_var: Any, n_modalities: int) -> float | NDArray[np.float64]:
+def check_noise_var(
+    noise_var: Any, n_views: int, *, name: str = "noise_var"
+) -> float | NDArray[np.float64]:
     """Validate a noise variance: a positive scalar or one positive value per view."""
     if np.ndim(noise_var) == 0:
-        return check_real(noise_var, "noise_var", low=0.0, low_open=True)
-    arr = check_float_array(noise_var, "noise_var", ndim=1)
-    if arr.shape[0] != n_modalities:
+        return check_real(noise_var, name, low=0.0, low_open=True)
+    arr = check_float_array(noise_var, name, ndim=1)
+    if arr.shape[0] != n_views:
         raise ValidationError(
-            f"noise_var must be a scalar or have one entry per view ({n_modalities}); "
+            f"{name} must be a scalar or have one entry per view ({n_views}); "
             f"got {arr.shape[0]} entries."
         )
     if np.any(arr <= 0):
         i = int(np.argmax(arr <= 0))
-        raise ValidationError(f"noise_var[{i}] must be > 0; got {float(arr[i])!r}.")
+        raise ValidationError(f"{name}[{i}] must be > 0; got {float(arr[i])!r}.")
     return _readonly(arr)
 
 
@@ -147,8 +150,9 @@ class LoadingsAccess:
 
     @property
     def n_modalities(self) -> int:
-        """Number of views ``M`` (older spelling of :attr:`n_views`)."""
-        return len(self.dims)
+        """Deprecated spelling of :attr:`n_views` (emits a DeprecationWarning)."""
+        warn_renamed("n_modalities", "n_views")
+        return self.n_views
 
     @property
     def n_views(self) -> int:
@@ -164,13 +168,13 @@ class LoadingsAccess:
         """Return view index ``m`` checked to lie in ``range(M)``."""
         if isinstance(m, bool) or not isinstance(m, numbers.Integral):
             raise ValidationError(
-                f"{name} must be a view index (an integer in 0..{self.n_modalities - 1}); "
+                f"{name} must be a view index (an integer in 0..{self.n_views - 1}); "
                 f"got {short_repr(m)}."
             )
-        if not 0 <= int(m) < self.n_modalities:
+        if not 0 <= int(m) < self.n_views:
             raise ValidationError(
-                f"{name} must be a view index in 0..{self.n_modalities - 1} (there are "
-                f"{self.n_modalities} views); got {int(m)}."
+                f"{name} must be a view index in 0..{self.n_views - 1} (there are "
+                f"{self.n_views} views); got {int(m)}."
             )
         return int(m)
 
@@ -194,12 +198,12 @@ class LoadingsAccess:
         )
         if isinstance(block, str):
             texts = {format_block(b): b for b in self.structure.blocks}
-            if self.structure.modality_names is not None:
-                names = self.structure.modality_names
+            if self.structure.view_names is not None:
+                names = self.structure.view_names
                 texts.update({format_block(b, names): b for b in self.structure.blocks})
             if block in texts:
                 return texts[block]
-            letters = _VIEW_LETTERS[: self.n_modalities]
+            letters = _VIEW_LETTERS[: self.n_views]
             if not (block and all(ch in letters for ch in block)):
                 raise ValidationError(
                     f"{name} must be one of the structure's blocks ({hint}); got "
@@ -216,10 +220,10 @@ class LoadingsAccess:
         members = []
         for v in block:
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not (
-                0 <= int(v) < self.n_modalities
+                0 <= int(v) < self.n_views
             ):
                 raise ValidationError(
-                    f"{name} must contain view indices in 0..{self.n_modalities - 1} "
+                    f"{name} must contain view indices in 0..{self.n_views - 1} "
                     f"({hint}); got {short_repr(block)}, which contains {short_repr(v)}."
                 )
             members.append(int(v))
@@ -549,8 +553,9 @@ class ViewsShape:
 
     @property
     def n_modalities(self) -> int:
-        """Number of views ``M`` (older spelling of :attr:`n_views`)."""
-        return len(self.Xs)
+        """Deprecated spelling of :attr:`n_views` (emits a DeprecationWarning)."""
+        warn_renamed("n_modalities", "n_views")
+        return self.n_views
 
     @property
     def n_views(self) -> int:
@@ -558,9 +563,10 @@ class ViewsShape:
         return len(self.Xs)
 
     @property
-    def view_names(self) -> tuple[str, ...] | None:
-        """Display names of the views (``modality_names`` is the older spelling)."""
-        return self.modality_names
+    def modality_names(self) -> tuple[str, ...] | None:
+        """Deprecated spelling of :attr:`view_names` (emits a DeprecationWarning)."""
+        warn_renamed("modality_names", "view_names")
+        return self.view_names
 
 
 @dataclass(frozen=True, eq=False, init=False)
@@ -572,9 +578,9 @@ class MultimodalData(ViewsShape):
     views : sequence of array_like
         ``M`` arrays with the same number of rows ``n >= 2``; converted to float64
         copies and made read-only, so no estimator can modify them.
-    modality_names : sequence of str, optional
-        Display names of the views (``view_names=`` is the same keyword under
-        the paper's vocabulary).
+    view_names : sequence of str, optional
+        Display names of the views (``modality_names=`` is its deprecated
+        spelling).
 
     Examples
     --------
@@ -586,37 +592,37 @@ class MultimodalData(ViewsShape):
     """
 
     Xs: tuple[NDArray[np.float64], ...]
-    modality_names: tuple[str, ...] | None
+    view_names: tuple[str, ...] | None
 
     def __init__(
         self,
         views: Sequence[ArrayLike],
-        modality_names: Sequence[str] | None = None,
-        *,
         view_names: Sequence[str] | None = None,
+        *,
+        modality_names: Sequence[str] | None = None,
     ) -> None:
-        modality_names = keyword_alias(view_names, "view_names", modality_names, "modality_names")
+        view_names = keyword_alias(view_names, "view_names", modality_names, "modality_names")
         # check_views returns private float64 copies (or a read-only memory map):
         # freeze them, no second copy
         arrays = check_views(views)
         for x in arrays:
             x.setflags(write=False)
-        if modality_names is not None:
-            modality_names = tuple(str(n) for n in modality_names)
-            if len(modality_names) != len(arrays):
+        if view_names is not None:
+            view_names = tuple(str(n) for n in view_names)
+            if len(view_names) != len(arrays):
                 raise ValidationError(
-                    f"modality_names must have {len(arrays)} entries; got "
-                    f"{len(modality_names)}."
+                    f"view_names must have {len(arrays)} entries; got "
+                    f"{len(view_names)}."
                 )
         object.__setattr__(self, "Xs", arrays)
-        object.__setattr__(self, "modality_names", modality_names)
+        object.__setattr__(self, "view_names", view_names)
 
     @classmethod
     def from_stacked(
         cls,
         x: ArrayLike,
         dims: Sequence[int],
-        modality_names: Sequence[str] | None = None,
+        view_names: Sequence[str] | None = None,
     ) -> MultimodalData:
         """Split a stacked ``(n, d)`` array into views of widths ``dims``."""
         dims = check_dims(dims)
@@ -626,7 +632,7 @@ class MultimodalData(ViewsShape):
                 f"X has {arr.shape[1]} columns but sum(dims) = {sum(dims)}."
             )
         cuts = np.cumsum(dims)[:-1]
-        return cls(np.split(arr, cuts, axis=1), modality_names)
+        return cls(np.split(arr, cuts, axis=1), view_names)
 
     @property
     def stacked(self) -> NDArray[np.float64]:

@@ -19,7 +19,7 @@ dominates every block. :class:`Preprocessor` fixes one documented convention:
 After ``'view'`` or ``'feature'`` scaling each view has total variance one, so the
 noise variance of view ``m`` is at most ``1 / d_m``: views of different dimension
 have different noise levels per coordinate, which is why the per-view noise rule
-(``noise_var='per_view'``) is the default for real data; :func:`noise_variance`
+(``noise_rule='per_view'``) is the default for real data; :func:`noise_variance`
 offers the rules.
 
 Constant columns (zero variance) are kept but not scaled.
@@ -57,9 +57,9 @@ def _views_and_mask(data: Any) -> tuple[tuple[NDArray, ...], NDArray | None]:
 
 def _rebuild(data: Any, views: list[NDArray]) -> Any:
     if isinstance(data, MultimodalData):
-        return MultimodalData(views, data.modality_names)
+        return MultimodalData(views, data.view_names)
     if hasattr(data, "observed") and hasattr(data, "Xs"):
-        return type(data)(views, observed=data.observed, modality_names=data.modality_names)
+        return type(data)(views, observed=data.observed, view_names=data.view_names)
     return MultimodalData(views)
 
 

@@ -160,7 +160,7 @@ class FitResult(LoadingsAccess):
         names = self.structure.names
         signal = [
             float(np.sum(self.loadings[self.row_slice(m)] ** 2))
-            for m in range(self.n_modalities)
+            for m in range(self.n_views)
         ]
         rows = []
         zero_blocks, reduced = [], False
@@ -181,7 +181,7 @@ class FitResult(LoadingsAccess):
                 elif kept < r:
                     reduced, rank = True, f"{kept} of {r}"
             shares = []
-            for m in range(self.n_modalities):
+            for m in range(self.n_views):
                 if m in b and signal[m] > 0:
                     shares.append(float(np.sum(self.block(m, b) ** 2)) / signal[m])
                 else:

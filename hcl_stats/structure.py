@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._linalg import block_offsets
-from ._validation import check_dims, check_int, keyword_alias, short_repr
+from ._validation import check_dims, check_int, keyword_alias, short_repr, warn_renamed
 from .exceptions import ValidationError
 
 __all__ = ["MAX_ALL_SUBSETS_VIEWS", "MAX_VIEWS", "Structure", "block_key", "format_block"]
@@ -56,22 +56,24 @@ def format_block(block: Iterable[int], names: Sequence[str] | None = None) -> st
     return "{" + ",".join(names[m] for m in members) + "}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Structure:
     """A family of view subsets ``S`` sharing latent blocks, with ranks ``r_S``.
 
     Parameters
     ----------
-    n_modalities : int
+    n_views : int
         Number of views ``M`` (1 to 26).
     blocks : sequence of iterables of int
-        Distinct non-empty subsets of ``range(n_modalities)``. Stored as
+        Distinct non-empty subsets of ``range(n_views)``. Stored as
         ``frozenset`` in canonical order.
     ranks : sequence of int
         Positive rank ``r_S`` of each block, aligned with ``blocks``.
-    modality_names : sequence of str, optional
+    view_names : sequence of str, optional
         Display names of the views (used by summaries; the text form always uses
         letters).
+    n_modalities, modality_names : optional
+        Deprecated keyword spellings of ``n_views`` and ``view_names``.
 
     Raises
     ------
@@ -95,16 +97,34 @@ class Structure:
     (6, ('global', 'partial', 'specific'))
     """
 
-    n_modalities: int
+    n_views: int
     blocks: tuple[frozenset[int], ...]
     ranks: tuple[int, ...]
-    modality_names: tuple[str, ...] | None = None
+    view_names: tuple[str, ...] | None = None
+
+    def __init__(
+        self,
+        n_views: int | None = None,
+        blocks: Any = None,
+        ranks: Any = None,
+        view_names: Sequence[str] | None = None,
+        *,
+        n_modalities: int | None = None,
+        modality_names: Sequence[str] | None = None,
+    ) -> None:
+        n_views = keyword_alias(n_views, "n_views", n_modalities, "n_modalities")
+        view_names = keyword_alias(view_names, "view_names", modality_names, "modality_names")
+        object.__setattr__(self, "n_views", n_views)
+        object.__setattr__(self, "blocks", blocks)
+        object.__setattr__(self, "ranks", ranks)
+        object.__setattr__(self, "view_names", view_names)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
-        m = check_int(self.n_modalities, "n_modalities", minimum=1)
+        m = check_int(self.n_views, "n_views", minimum=1)
         if m > MAX_VIEWS:
             raise ValidationError(
-                f"n_modalities must be <= {MAX_VIEWS}; got {m}."
+                f"n_views must be <= {MAX_VIEWS}; got {m}."
             )
         blocks = _canonical_blocks(self.blocks, m)
         ranks = list(self.ranks) if not isinstance(self.ranks, str) else None
@@ -118,42 +138,45 @@ class Structure:
             for i, (b, r) in enumerate(zip(blocks, ranks, strict=True))
         ]
         order = sorted(range(len(blocks)), key=lambda i: block_key(blocks[i]))
-        names = self.modality_names
+        names = self.view_names
         if names is not None:
             names = tuple(str(x) for x in names)
             if len(names) != m:
                 raise ValidationError(
-                    f"modality_names must have {m} entries (one per view); got "
+                    f"view_names must have {m} entries (one per view); got "
                     f"{len(names)}."
                 )
             if len(set(names)) != m:
                 raise ValidationError(
-                    f"modality_names must be distinct; got {names!r}."
+                    f"view_names must be distinct; got {names!r}."
                 )
-        object.__setattr__(self, "n_modalities", m)
+        object.__setattr__(self, "n_views", m)
         object.__setattr__(self, "blocks", tuple(blocks[i] for i in order))
         object.__setattr__(self, "ranks", tuple(ranks[i] for i in order))
-        object.__setattr__(self, "modality_names", names)
+        object.__setattr__(self, "view_names", names)
 
     # ----------------------------------------------------------------- builders
     @classmethod
     def all_subsets(
         cls,
-        n_modalities: int,
+        n_views: int,
         rank: int | Sequence[int] = 1,
         *,
+        view_names: Sequence[str] | None = None,
         modality_names: Sequence[str] | None = None,
     ) -> Structure:
         """Every non-empty subset of the views, each with rank ``rank``.
 
         Parameters
         ----------
-        n_modalities : int
+        n_views : int
             Number of views ``M``; the structure has ``2^M - 1`` blocks.
         rank : int or sequence of int, default=1
             Common rank, or one rank per block in canonical order.
-        modality_names : sequence of str, optional
+        view_names : sequence of str, optional
             Display names of the views.
+        modality_names : sequence of str, optional
+            Deprecated spelling of ``view_names``.
 
         Returns
         -------
@@ -165,10 +188,11 @@ class Structure:
         >>> str(Structure.all_subsets(3, rank=2))
         'ABC:2 AB:2 AC:2 BC:2 A:2 B:2 C:2'
         """
-        m = check_int(n_modalities, "n_modalities", minimum=1)
+        view_names = keyword_alias(view_names, "view_names", modality_names, "modality_names")
+        m = check_int(n_views, "n_views", minimum=1)
         if m > MAX_ALL_SUBSETS_VIEWS:
             raise ValidationError(
-                f"n_modalities must be <= {MAX_ALL_SUBSETS_VIEWS} for all_subsets "
+                f"n_views must be <= {MAX_ALL_SUBSETS_VIEWS} for all_subsets "
                 f"('all:R'); got {m}, which would create 2^{m} - 1 = {2**m - 1} "
                 "blocks (the estimators' cost grows with the number of blocks). List "
                 "the blocks explicitly, e.g. 'ABC:2 AB:1 C:1'."
@@ -185,17 +209,19 @@ class Structure:
             ranks = list(rank)
         else:
             ranks = [rank] * len(blocks)
-        return cls(m, tuple(blocks), tuple(ranks), modality_names)
+        return cls(m, tuple(blocks), tuple(ranks), view_names)
 
     @property
-    def n_views(self) -> int:
-        """Number of views ``M`` (``n_modalities`` is the older spelling)."""
-        return self.n_modalities
+    def n_modalities(self) -> int:
+        """Deprecated spelling of :attr:`n_views` (emits a DeprecationWarning)."""
+        warn_renamed("n_modalities", "n_views")
+        return self.n_views
 
     @property
-    def view_names(self) -> tuple[str, ...] | None:
-        """Display names of the views (``modality_names`` is the older spelling)."""
-        return self.modality_names
+    def modality_names(self) -> tuple[str, ...] | None:
+        """Deprecated spelling of :attr:`view_names` (emits a DeprecationWarning)."""
+        warn_renamed("modality_names", "view_names")
+        return self.view_names
 
     @classmethod
     def parse(
@@ -236,20 +262,20 @@ class Structure:
         >>> from hcl_stats import Structure
         >>> str(Structure.parse("all:1", n_views=2))
         'AB:1 A:1 B:1'
-        >>> Structure.parse("all:1", n_modalities=2) == Structure.parse("all:1", n_views=2)
-        True
+        >>> Structure.parse("AB:1 C:2", view_names=["x", "y", "z"]).describe()
+        '{x,y}:1 {z}:2'
         """
-        n_modalities = keyword_alias(n_views, "n_views", n_modalities, "n_modalities")
-        modality_names = keyword_alias(view_names, "view_names", modality_names, "modality_names")
+        n_views = keyword_alias(n_views, "n_views", n_modalities, "n_modalities")
+        view_names = keyword_alias(view_names, "view_names", modality_names, "modality_names")
         if not isinstance(text, str):
             raise ValidationError(
                 f"structure must be a string such as 'ABC:3 AB:2 C:1'; got "
                 f"{short_repr(text)}."
             )
-        if modality_names is not None and n_modalities is None:
-            n_modalities = len(modality_names)
-        if n_modalities is not None:
-            n_modalities = check_int(n_modalities, "n_modalities", minimum=1)
+        if view_names is not None and n_views is None:
+            n_views = len(view_names)
+        if n_views is not None:
+            n_views = check_int(n_views, "n_views", minimum=1)
         tokens = text.replace(",", " ").split()
         if not tokens:
             raise ValidationError(
@@ -283,13 +309,13 @@ class Structure:
                     raise ValidationError(
                         f"'all:R' must be the only token in a structure; got {text!r}."
                     )
-                if n_modalities is None:
+                if n_views is None:
                     raise ValidationError(
-                        "n_modalities must be given with 'all:R' (it cannot be "
+                        "n_views must be given with 'all:R' (it cannot be "
                         "inferred from the text)."
                     )
                 return cls.all_subsets(
-                    n_modalities, rank, modality_names=modality_names
+                    n_views, rank, view_names=view_names
                 )
             if letters != letters.upper():
                 raise ValidationError(
@@ -305,43 +331,49 @@ class Structure:
             blocks.append(frozenset(members))
             ranks.append(rank)
         highest = max(max(b) for b in blocks) + 1
-        if n_modalities is None:
-            n_modalities = highest
-        elif highest > n_modalities:
+        if n_views is None:
+            n_views = highest
+        elif highest > n_views:
             bad = _LETTERS[highest - 1]
             raise ValidationError(
-                f"structure uses view {bad!r} but there are only {n_modalities} "
-                f"views (letters A-{_LETTERS[n_modalities - 1]})."
+                f"structure uses view {bad!r} but there are only {n_views} "
+                f"views (letters A-{_LETTERS[n_views - 1]})."
             )
-        return cls(n_modalities, tuple(blocks), tuple(ranks), modality_names)
+        return cls(n_views, tuple(blocks), tuple(ranks), view_names)
 
     @classmethod
     def coerce(
         cls,
         structure: Any,
-        n_modalities: int,
+        n_views: int,
         *,
-        modality_names: Sequence[str] | None = None,
         view_names: Sequence[str] | None = None,
+        modality_names: Sequence[str] | None = None,
     ) -> Structure:
         """Return ``structure`` (a Structure or text) checked against the number of views.
 
-        ``view_names`` and its older spelling ``modality_names`` are accepted.
+        ``modality_names`` is the deprecated spelling of ``view_names``.
+
+        Examples
+        --------
+        >>> from hcl_stats import Structure
+        >>> Structure.coerce("AB:1 C:2", 3) == Structure.parse("AB:1 C:2")
+        True
         """
-        modality_names = keyword_alias(view_names, "view_names", modality_names, "modality_names")
+        view_names = keyword_alias(view_names, "view_names", modality_names, "modality_names")
         if isinstance(structure, str):
             return cls.parse(
-                structure, n_modalities=n_modalities, modality_names=modality_names
+                structure, n_views=n_views, view_names=view_names
             )
         if not isinstance(structure, Structure):
             raise ValidationError(
                 "structure must be a Structure or a string such as "
                 f"'ABC:3 AB:2 C:1'; got {short_repr(structure)}."
             )
-        if structure.n_modalities != n_modalities:
+        if structure.n_views != n_views:
             raise ValidationError(
-                f"structure has {structure.n_modalities} views but the data have "
-                f"{n_modalities}."
+                f"structure has {structure.n_views} views but the data have "
+                f"{n_views}."
             )
         return structure
 
@@ -352,7 +384,7 @@ class Structure:
         )
 
     def __repr__(self) -> str:
-        return f"Structure.parse({str(self)!r}, n_modalities={self.n_modalities})"
+        return f"Structure.parse({str(self)!r}, n_views={self.n_views})"
 
     def __len__(self) -> int:
         return len(self.blocks)
@@ -370,9 +402,9 @@ class Structure:
     @property
     def names(self) -> tuple[str, ...]:
         """View display names (letters when no names were given)."""
-        if self.modality_names is not None:
-            return self.modality_names
-        return tuple(_LETTERS[: self.n_modalities])
+        if self.view_names is not None:
+            return self.view_names
+        return tuple(_LETTERS[: self.n_views])
 
     def index(self, block: Iterable[int]) -> int:
         """Position of ``block`` in the canonical order."""
@@ -424,7 +456,7 @@ class Structure:
         """
         out = []
         for b in self.blocks:
-            if len(b) == self.n_modalities:
+            if len(b) == self.n_views:
                 out.append("global")
             elif len(b) == 1:
                 out.append("specific")
@@ -433,8 +465,8 @@ class Structure:
         return tuple(out)
 
     def incidence(self) -> NDArray[np.bool_]:
-        """Boolean matrix of shape ``(n_blocks, n_modalities)``: block contains view."""
-        inc = np.zeros((len(self.blocks), self.n_modalities), dtype=bool)
+        """Boolean matrix of shape ``(n_blocks, n_views)``: block contains view."""
+        inc = np.zeros((len(self.blocks), self.n_views), dtype=bool)
         for i, b in enumerate(self.blocks):
             inc[i, sorted(b)] = True
         return inc
@@ -453,22 +485,22 @@ class Structure:
             ``mask[rows of view m, columns of S]`` is True iff ``m`` is in ``S``.
         """
         dims = self._check_dims(dims)
-        rows = np.repeat(np.arange(self.n_modalities), dims)
+        rows = np.repeat(np.arange(self.n_views), dims)
         cols = np.repeat(np.arange(len(self.blocks)), self.ranks)
         return self.incidence()[cols][:, rows].T
 
     def _check_dims(self, dims: Sequence[int]) -> tuple[int, ...]:
         dims = check_dims(dims)
-        if len(dims) != self.n_modalities:
+        if len(dims) != self.n_views:
             raise ValidationError(
-                f"dims must have {self.n_modalities} entries (one per view of the "
+                f"dims must have {self.n_views} entries (one per view of the "
                 f"structure); got {len(dims)}."
             )
         return dims
 
-    def with_names(self, modality_names: Sequence[str] | None) -> Structure:
+    def with_names(self, view_names: Sequence[str] | None) -> Structure:
         """Return a copy with other view display names."""
-        return Structure(self.n_modalities, self.blocks, self.ranks, modality_names)
+        return Structure(self.n_views, self.blocks, self.ranks, view_names)
 
     def describe(self) -> str:
         """Render the structure with view names, e.g. ``{text,image}:3 {audio}:2``."""
@@ -502,7 +534,7 @@ def _canonical_blocks(blocks: Any, m: int) -> list[frozenset[int]]:
                 raise ValidationError(
                     f"blocks[{i}] must contain view indices in 0..{m - 1}; got view "
                     f"index {int(v)}, which is out of range 0..{m - 1} for "
-                    f"n_modalities={m}."
+                    f"n_views={m}."
                 )
         fb = frozenset(int(v) for v in members)
         if len(fb) != len(members):

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validation import as_generator, check_choice, check_int
+from ._validation import as_generator, check_choice, check_int, keyword_alias
 from .estimators.rank_counting import StructureSelection, select_structure
 from .exceptions import ValidationError
 from .missing import IncompleteData, fit_missing, pairwise_covariance
@@ -208,9 +208,10 @@ def fit_views(
     estimator: Any = "masked_gradient",
     center: bool = True,
     scale: str = "view",
-    noise_var: Any = "per_view",
+    noise_rule: Any = None,
     select_options: dict | None = None,
     rng: Any = None,
+    noise_var: Any = None,
 ) -> ViewsFit:
     """Preprocess, select a structure (unless given) and fit; complete or missing views.
 
@@ -221,11 +222,14 @@ def fit_views(
         If None, chosen by :func:`select_structure`, unless ``estimator`` learns
         the structure itself (e.g. ``'schur_select'``, ``'convex_fast'``).
     estimator : str or Estimator, default='masked_gradient'
-        Registry name or instance; a name is built with ``noise_var``.
+        Registry name or instance; a name is built with ``noise_rule``.
     center, scale
         See :class:`hcl_stats.preprocessing.Preprocessor`.
-    noise_var : default='per_view'
-        The estimator's noise option once the structure is known.
+    noise_rule : default='per_view'
+        The estimator's noise option once the structure is known (None means
+        the default).
+    noise_var : optional
+        Deprecated spelling of ``noise_rule`` (DeprecationWarning).
     select_options : dict, optional
         Keyword arguments of :func:`select_structure`; default
         ``{'method': 'correlation'}`` (the rule for real data).
@@ -237,12 +241,14 @@ def fit_views(
     """
     from . import estimators
 
+    noise_rule = keyword_alias(noise_rule, "noise_rule", noise_var, "noise_var")
+    noise_rule = "per_view" if noise_rule is None else noise_rule
     raw = _as_data(data)
-    names = tuple(getattr(data, "view_names", None) or raw.modality_names or Structure.all_subsets(raw.n_modalities, 1).names)
+    names = tuple(getattr(data, "view_names", None) or raw.view_names or Structure.all_subsets(raw.n_views, 1).names)
     pre = Preprocessor.fit(raw, center=center, scale=scale)
     prepped = pre.transform(raw)
     pc = pairwise_covariance(prepped)
-    est = estimators.get(estimator)(noise_var=noise_var) if isinstance(estimator, str) else estimator
+    est = estimators.get(estimator)(noise_rule=noise_rule) if isinstance(estimator, str) else estimator
     selection = None
     if structure is None and not type(est).learns_structure:
         options = {"method": "correlation"} if select_options is None else dict(select_options)
@@ -348,7 +354,7 @@ def bootstrap_stability(
         Preprocessing, as in :func:`fit_views`.
     resample : {'bootstrap', 'subsample'}, default='bootstrap'
     **select_kwargs
-        ``noise_var``, ``min_snr``, ``max_rank``.
+        ``noise_rule``, ``min_snr``, ``max_rank``.
 
     Returns
     -------
@@ -357,7 +363,7 @@ def bootstrap_stability(
     n_boot = check_int(n_boot, "n_boot", minimum=1)
     resample = check_choice(resample, "resample", ("bootstrap", "subsample"))
     raw = _as_data(data)
-    names = tuple(getattr(data, "view_names", None) or raw.modality_names or Structure.all_subsets(raw.n_modalities, 1).names)
+    names = tuple(getattr(data, "view_names", None) or raw.view_names or Structure.all_subsets(raw.n_views, 1).names)
     prepped = Preprocessor.fit(raw, center=center, scale=scale).transform(raw)
     ref = select_structure(prepped, **select_kwargs).structure
     gen = as_generator(rng)

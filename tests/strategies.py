@@ -47,10 +47,10 @@ def structures_and_dims(draw, identifiable: bool = True, **kwargs):
     s = draw(structures(**kwargs))
     if identifiable:
         dims = tuple(
-            s.view_rank(m) + draw(st.integers(1, 4)) for m in range(s.n_modalities)
+            s.view_rank(m) + draw(st.integers(1, 4)) for m in range(s.n_views)
         )
         return s, dims
-    dims = tuple(draw(st.integers(1, 6)) for _ in range(s.n_modalities))
+    dims = tuple(draw(st.integers(1, 6)) for _ in range(s.n_views))
     return s, dims
 
 

@@ -192,27 +192,27 @@ CASES = [
     ("structure_not_text", lambda: SchurComplement().fit(GOOD, structure=3),
      ValidationError, r"structure must be a Structure or a string such as 'ABC:3 AB:2 C:1'; got 3"),
     ("all_without_M", lambda: Structure.parse("all:2"),
-     ValidationError, r"n_modalities must be given with 'all:R'"),
+     ValidationError, r"n_views must be given with 'all:R'"),
     ("all_subsets_too_many_views", lambda: Structure.all_subsets(9),
-     ValidationError, r"n_modalities must be <= 8 for all_subsets \('all:R'\); got 9, .*511 blocks"),
+     ValidationError, r"n_views must be <= 8 for all_subsets \('all:R'\); got 9, .*511 blocks"),
     ("too_many_views", lambda: Structure(27, ({0},), (1,)),
-     ValidationError, r"n_modalities must be <= 26; got 27"),
+     ValidationError, r"n_views must be <= 26; got 27"),
     ("structure_missing", lambda: SchurComplement().fit(GOOD),
      ValidationError, r"structure must be given to SchurComplement\.fit"),
     # ---- ranks versus dims --------------------------------------------------------
-    ("block_rank_exceeds_rows", lambda: SchurComplement(noise_var=1.0).fit(
+    ("block_rank_exceeds_rows", lambda: SchurComplement(noise_rule=1.0).fit(
         GOOD, structure="AB:1 A:5"),
      NotIdentifiableError, r"rank of block A must be <= d_S = 4 .*; got r_S = 5"),
-    ("total_rank_exceeds_d", lambda: NaivePCA(noise_var=1.0).fit_covariance(
+    ("total_rank_exceeds_d", lambda: NaivePCA(noise_rule=1.0).fit_covariance(
         COV, dims=(4, 5), structure="AB:9 A:2"),
      NotIdentifiableError, r"total rank K must be <= d = 9; got K = 11"),
     ("d_not_above_K", lambda: SchurComplement().fit(GOOD, structure="AB:3 A:3 B:3"),
      NotIdentifiableError, r"d = 9 must exceed the total rank K = 9"),
-    ("view_d_not_above_k_per_view", lambda: SchurComplement(noise_var="per_view").fit(
+    ("view_d_not_above_k_per_view", lambda: SchurComplement(noise_rule="per_view").fit(
         GOOD, structure="AB:2 A:2 B:1"),
      NotIdentifiableError, r"view A has d_1 = 4 <= k_1 = 4"),
     ("per_view_variant_rank_above_dm", lambda: SchurComplement(
-        variant="per_view", noise_var=1.0).fit(
+        variant="per_view", noise_rule=1.0).fit(
         [X0[:, :2], X1], structure="AB:3"),
      NotIdentifiableError, r"rank of block AB must be <= d_m = 2 .*got r_S = 3 for view A"),
     ("random_rank_above_dm", lambda: HierarchicalFactorModel.random((1, 5), "AB:2"),
@@ -229,15 +229,15 @@ CASES = [
     ("noise_negative_per_view", lambda: HierarchicalFactorModel.random(
         (4, 5), S2, noise_var=[1.0, -0.5]),
      ValidationError, r"noise_var\[1\] must be > 0; got -0\.5"),
-    ("noise_nan", lambda: SchurComplement(noise_var=float("nan")),
-     ValidationError, r"noise_var must be finite; got nan"),
-    ("noise_inf_per_view", lambda: MaskedGradient(noise_var=[1.0, np.inf]),
-     ValidationError, r"noise_var must contain only finite values; got inf at index \(1,\)"),
-    ("noise_wrong_length", lambda: SchurComplement(noise_var=(1.0, 1.0, 1.0)).fit(
+    ("noise_nan", lambda: SchurComplement(noise_rule=float("nan")),
+     ValidationError, r"noise_rule must be finite; got nan"),
+    ("noise_inf_per_view", lambda: MaskedGradient(noise_rule=[1.0, np.inf]),
+     ValidationError, r"noise_rule must contain only finite values; got inf at index \(1,\)"),
+    ("noise_wrong_length", lambda: SchurComplement(noise_rule=(1.0, 1.0, 1.0)).fit(
         GOOD, structure=S2),
-     ValidationError, r"noise_var must be a scalar or have one entry per view \(2\); got 3 entries"),
-    ("noise_unknown_rule", lambda: SchurComplement(noise_var="median"),
-     ValidationError, r"noise_var must be one of 'scalar', 'per_view'; got 'median'"),
+     ValidationError, r"noise_rule must be a scalar or have one entry per view \(2\); got 3 entries"),
+    ("noise_unknown_rule", lambda: SchurComplement(noise_rule="median"),
+     ValidationError, r"noise_rule must be one of 'scalar', 'per_view'; got 'median'"),
     # ---- latent correlation -----------------------------------------------------------
     ("latent_not_psd", lambda: HierarchicalFactorModel.random(
         (4, 5), S2, latent_cov=np.diag([1.0, -1.0, 1.0])),
@@ -255,7 +255,7 @@ CASES = [
      ValidationError, r"latent_cov must have shape \(3, 3\) \(K = total rank\); got \(4, 4\)"),
     # ---- other model / estimator arguments -----------------------------------------------
     ("loadings_outside_mask", lambda: HierarchicalFactorModel(
-        (4, 5), Structure.parse("A:1", n_modalities=2), np.ones((9, 1)), 1.0),
+        (4, 5), Structure.parse("A:1", n_views=2), np.ones((9, 1)), 1.0),
      ValidationError, r"loadings must be exactly zero outside the structure mask; got 1\.0 at row 4"),
     ("singular_values_reversed", lambda: HierarchicalFactorModel.random(
         (4, 5), S2, singular_values=(2.0, 1.0)),
@@ -442,7 +442,7 @@ CLI_CASES = [
     ("bad_structure", ["fit", "{t}/views.npz", "--structure", "AB:0", "--out", "{t}/o.npz"],
      r"ValidationError: ranks\[0\] \(block AB\) must be >= 1; got 0"),
     ("negative_noise", ["fit", "{t}/views.npz", "--structure", "AB:1", "--noise", "-1", "--out", "{t}/o.npz"],
-     r"ValidationError: noise_var must be > 0\.0; got -1\.0"),
+     r"ValidationError: noise_rule must be > 0\.0; got -1\.0"),
     ("run_missing_config", ["run", "{t}/nope.toml", "--quiet"],
      r"nope\.toml"),
     ("run_bad_config", ["run", "{t}/ragged.csv", "--quiet"],
@@ -509,17 +509,17 @@ def _assert_finite_result(result):
             max_size=6,
         ).map(lambda toks: " ".join(f"{a}:{r}" for a, r in toks)),
     ),
-    n_modalities=st.one_of(st.none(), st.integers(-2, 30)),
+    n_views=st.one_of(st.none(), st.integers(-2, 30)),
 )
-def test_fuzz_structure_parser(text, n_modalities):
-    s = _outcome(Structure.parse, text, n_modalities=n_modalities)
+def test_fuzz_structure_parser(text, n_views):
+    s = _outcome(Structure.parse, text, n_views=n_views)
     if isinstance(s, Exception):
         assert isinstance(s, ValidationError)
         assert str(s).strip()
         return
     # a parsed structure is valid and round-trips through its text form
     assert s.total_rank >= len(s.blocks) >= 1
-    assert Structure.parse(str(s), n_modalities=s.n_modalities) == s
+    assert Structure.parse(str(s), n_views=s.n_views) == s
 
 
 _any_dtype = st.one_of(
@@ -554,9 +554,9 @@ _elements = st.floats(allow_nan=True, allow_infinity=True, width=64)
     seed=st.integers(0, 2**16),
     scale=st.sampled_from([1.0, 1e-150, 1e-6, 1e6, 1e150]),
     text=st.sampled_from(["AB:1", "AB:1 A:1 B:1", "all:1", "A:1 B:1", "AB:2 A:1"]),
-    est=st.sampled_from([SchurComplement(), SchurComplement(noise_var="per_view"),
+    est=st.sampled_from([SchurComplement(), SchurComplement(noise_rule="per_view"),
                          NaivePCA(), MaskedGradient(max_iter=50),
-                         MaskedGradient(noise_var="per_view", max_iter=50)]),
+                         MaskedGradient(noise_rule="per_view", max_iter=50)]),
 )
 def test_fuzz_fit_arbitrary_views(a, b_cols, seed, scale, text, est):
     b = np.random.default_rng(seed).standard_normal((a.shape[0], b_cols)) * scale
@@ -576,7 +576,7 @@ def test_fuzz_fit_arbitrary_views(a, b_cols, seed, scale, text, est):
     kind=st.sampled_from(["raw", "sym", "gram"]),
     text=st.sampled_from(["AB:1", "AB:1 A:1 B:1", "A:1 B:1"]),
     n=st.one_of(st.none(), st.integers(-1, 10)),
-    est=st.sampled_from([SchurComplement(), NaivePCA(noise_var="per_view"),
+    est=st.sampled_from([SchurComplement(), NaivePCA(noise_rule="per_view"),
                          MaskedGradient(max_iter=50)]),
 )
 def test_fuzz_fit_covariance_arbitrary_matrices(a, kind, text, n, est):

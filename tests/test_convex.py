@@ -263,7 +263,7 @@ def test_convergence_warning_when_the_solver_stops_early(noisy_problem):
     dims, s_w = noisy_problem
     cov = s_w + np.eye(sum(dims))
     with pytest.warns(hs.exceptions.ConvergenceWarning, match="certified relative gap"):
-        fit = ConvexFast(method="prox", max_iter=3, penalty=0.05, noise_var=1.0).fit_covariance(
+        fit = ConvexFast(method="prox", max_iter=3, penalty=0.05, noise_rule=1.0).fit_covariance(
             cov, dims=dims, n_samples=400
         )
     assert any("ConvergenceWarning" in w for w in fit.diagnostics.warnings)

@@ -31,10 +31,10 @@ def test_schur_and_refined_recover_every_block_gram(model):
 @settings(max_examples=20)
 @given(identifiable_models(), st.lists(st.floats(0.2, 4.0), min_size=6, max_size=6))
 def test_per_view_noise_is_recovered(model, noises):
-    noise = np.array(noises[: model.n_modalities])
+    noise = np.array(noises[: model.n_views])
     het = hs.HierarchicalFactorModel(model.dims, model.structure, model.loadings, noise)
     report = hs.check_identifiable(het.structure, het.dims, noise="per_view")
-    fit = SchurComplement(noise_var="per_view").fit_covariance(
+    fit = SchurComplement(noise_rule="per_view").fit_covariance(
         het.covariance(), dims=het.dims, structure=het.structure
     )
     assert report.identifiable
@@ -77,10 +77,10 @@ def test_naive_pca_gets_the_overall_gram_but_not_the_blocks():
 @settings(max_examples=15)
 @given(identifiable_models(), st.data())
 def test_permuting_views_permutes_the_estimate(model, data):
-    perm = data.draw(st.permutations(range(model.n_modalities)))
+    perm = data.draw(st.permutations(range(model.n_views)))
     inv = np.argsort(perm)
     s = model.structure
-    ps = hs.Structure(s.n_modalities, [frozenset(int(inv[m]) for m in b) for b in s.blocks], s.ranks)
+    ps = hs.Structure(s.n_views, [frozenset(int(inv[m]) for m in b) for b in s.blocks], s.ranks)
     off = np.concatenate([[0], np.cumsum(model.dims)])
     rows = np.concatenate([np.arange(off[m], off[m + 1]) for m in perm])
     cov = model.covariance()[np.ix_(rows, rows)]

@@ -149,7 +149,7 @@ def test_block_accepts_text_sets_and_structure_blocks(request, which):
 
 
 def test_named_views_accept_the_named_block_text():
-    s = hs.Structure.parse(S, modality_names=["text", "image"])
+    s = hs.Structure.parse(S, view_names=["text", "image"])
     m = hs.HierarchicalFactorModel.random((3, 4), s, rng=0)
     np.testing.assert_array_equal(m.gram("{text,image}"), m.gram("AB"))
 

@@ -172,7 +172,7 @@ def test_matching_rank_is_the_generic_rank_and_hall(design, seed):
     s, dims = design
     gen = np.random.default_rng(seed)
     for b in s.blocks:
-        if len(b) == s.n_modalities:
+        if len(b) == s.n_views:
             continue
         rank, k_o = schur_rank(s, dims, b)
         if k_o == 0:  # no block meets the outside views: nothing to condition on

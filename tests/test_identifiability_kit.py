@@ -170,7 +170,7 @@ def test_every_named_estimator_is_exact_on_identifiable_edge_models(model):
 @settings(max_examples=10, deadline=None)
 @given(models(True, noise="per_view", max_views=3, max_rank=2, max_blocks=5))
 def test_multistart_is_exact_with_per_view_noise_at_the_edge(model):
-    assert_population_recovery(MaskedMultistart(noise_var="per_view"), model, rtol=1e-8,
+    assert_population_recovery(MaskedMultistart(noise_rule="per_view"), model, rtol=1e-8,
                                noise_rtol=1e-8)
 
 
@@ -208,7 +208,7 @@ def test_multistart_refuses_only_non_identifiable_designs():
 
 def test_multistart_known_noise_and_finite_samples(global_seed):
     model = random_model(COUNTER, (10, 3, 10), noise_var=0.5, rng=global_seed)
-    fit = MaskedMultistart(noise_var=0.5).fit_covariance(
+    fit = MaskedMultistart(noise_rule=0.5).fit_covariance(
         model.covariance(), dims=model.dims, structure=model.structure, rng=global_seed)
     assert fit.noise_var == 0.5
     assert max(hs.metrics.structure_gram_errors(fit, model, relative=True).values()) < 1e-8

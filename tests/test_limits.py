@@ -186,7 +186,7 @@ def test_masked_gradient_linearisation_matches_the_estimator(global_seed):
     pinv = (vecs[:, null:] / vals[null:]) @ vecs[:, null:].T
     a = gen.standard_normal(model.covariance().shape)
     e = 1e-5 * (a + a.T)
-    est = hs.estimators.MaskedGradient(noise_var=1.0, tol=1e-12, max_iter=20000)
+    est = hs.estimators.MaskedGradient(noise_rule=1.0, tol=1e-12, max_iter=20000)
     fit = est.fit_covariance(model.covariance() + e, dims=model.dims, structure=model.structure)
     dw = np.zeros_like(w)
     dw[rows, cols] = pinv @ (e @ w)[rows, cols]

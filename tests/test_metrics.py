@@ -152,7 +152,7 @@ def test_population_structure_blind_fits_score_zero_without_the_truth(model):
             assert max(errs.values()) < 1e-7 * scale, errs
         # the off-block keys are reported, and are zero at the population level
         leak = {k: v for k, v in metrics.block_gram_errors(fit, model).items() if k[0] not in k[1]}
-        assert len(leak) == sum(model.n_modalities - len(b) for b in model.structure.blocks)
+        assert len(leak) == sum(model.n_views - len(b) for b in model.structure.blocks)
         assert max(metrics.procrustes_errors(fit, model).values()) < 1e-6 * np.sqrt(scale)
 
 

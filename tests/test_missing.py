@@ -145,7 +145,7 @@ def test_rank_counting_is_exact_at_population_level(model):
         cov=model.covariance(),
         dims=model.dims,
         n_per_block=10**14,
-        noise_var=np.broadcast_to(model.noise_var, (model.n_modalities,)),
+        noise_rule=np.broadcast_to(model.noise_var, (model.n_views,)),
     )
     want = {b: r for b, r in zip(model.structure.blocks, model.structure.ranks, strict=True)}
     got = {b: r for b, r in zip(sel.structure.blocks, sel.structure.ranks, strict=True)}

@@ -40,7 +40,7 @@ def _cond_from(message: str) -> float:
 # ------------------------------------------------------- near-unidentifiable
 def test_well_conditioned_population_fit_is_silent_and_exact(global_seed):
     model = _model(rng=global_seed)
-    for est in (SchurComplement(noise_var="per_view"), MaskedGradient(noise_var="per_view")):
+    for est in (SchurComplement(noise_rule="per_view"), MaskedGradient(noise_rule="per_view")):
         fit = est.fit_covariance(model.covariance(), dims=model.dims, structure=model.structure)
         assert fit.diagnostics.warnings == ()
         assert max(structure_gram_errors(fit, model, relative=True).values()) < 1e-7
@@ -54,7 +54,7 @@ def test_tiny_block_singular_values_warn_with_condition_number(global_seed, tiny
     w[:, cols] *= tiny
     weak = HierarchicalFactorModel(model.dims, model.structure, w, model.noise_var)
     with pytest.warns(NumericalWarning) as rec:
-        fit = SchurComplement(noise_var="per_view").fit_covariance(
+        fit = SchurComplement(noise_rule="per_view").fit_covariance(
             weak.covariance(), dims=weak.dims, structure=weak.structure
         )
     # at tiny = 1e-7 block B's gram is ~1e-14 of ||Sigma||, i.e. at float64
@@ -88,7 +88,7 @@ def test_rank_deficient_outside_views_warn(global_seed):
     assert not {c.name: c.holds for c in report.conditions}["schur_matching"]
     assert "schur" not in report.exact_estimators
     with pytest.warns(NumericalWarning, match=r"truncated inverse .* condition number"):
-        SchurComplement(noise_var="per_view").fit_covariance(
+        SchurComplement(noise_rule="per_view").fit_covariance(
             bad.covariance(), dims=bad.dims, structure=bad.structure
         )
 
@@ -96,7 +96,7 @@ def test_rank_deficient_outside_views_warn(global_seed):
 def test_noise_above_signal_warns_about_zero_columns(global_seed):
     model = _model(rng=global_seed, noise_var=1.0)
     with pytest.warns(NumericalWarning, match=r"only 0 of the top 6 eigenvalues are positive") as rec:
-        fit = NaivePCA(noise_var=1e3).fit_covariance(
+        fit = NaivePCA(noise_rule=1e3).fit_covariance(
             model.covariance(), dims=model.dims, structure=model.structure
         )
     assert len(rec) >= 1
@@ -121,8 +121,8 @@ def _scaled_views(data, factors):
 
 
 @pytest.mark.parametrize("factors", [(1e-6, 1.0, 1e6), (1e6, 1e-6, 1.0), (1e3, 1e3, 1e-3)])
-@pytest.mark.parametrize("est", [SchurComplement(noise_var="per_view"),
-                                 MaskedGradient(noise_var="per_view")])
+@pytest.mark.parametrize("est", [SchurComplement(noise_rule="per_view"),
+                                 MaskedGradient(noise_rule="per_view")])
 def test_per_view_scaling_scales_loadings_exactly(global_seed, factors, est):
     model = _model(rng=global_seed)
     data = model.sample(200, rng=global_seed)
@@ -138,7 +138,7 @@ def test_per_view_scaling_scales_loadings_exactly(global_seed, factors, est):
 
 @pytest.mark.parametrize("c", [1e-6, 1e6])
 @pytest.mark.parametrize("est", [NaivePCA(), SchurComplement(), MaskedGradient(),
-                                 SchurComplement(noise_var="per_view")])
+                                 SchurComplement(noise_rule="per_view")])
 def test_global_scaling_scales_loadings(global_seed, c, est):
     model = _model(rng=global_seed, noise_var=1.0)
     data = model.sample(200, rng=global_seed)
@@ -154,7 +154,7 @@ def test_population_equivariance_at_extreme_scales(global_seed):
     model = _model(rng=global_seed)
     d = np.repeat([1e-6, 1.0, 1e6], model.dims)
     cov = model.covariance() * np.outer(d, d)
-    fit = MaskedGradient(noise_var="per_view").fit_covariance(
+    fit = MaskedGradient(noise_rule="per_view").fit_covariance(
         cov, dims=model.dims, structure=model.structure
     )
     unscaled = fit.loadings / d[:, None]
@@ -246,7 +246,7 @@ def test_masked_gradient_non_convergence_is_surfaced(global_seed):
 
 @pytest.mark.parametrize("c", [1e-150, 1e150])
 @pytest.mark.parametrize("est", [NaivePCA(), SchurComplement(), MaskedGradient(),
-                                 SchurComplement(noise_var="per_view")])
+                                 SchurComplement(noise_rule="per_view")])
 def test_extreme_global_scales_are_exactly_equivariant(global_seed, c, est):
     # beyond [1e-30, 1e30] the fit runs on data rescaled by a power of two, so
     # squares neither overflow nor underflow; found by fuzzing (1e150 overflowed)

@@ -89,7 +89,7 @@ def test_slide_fixed_population_bias_small(global_seed):
 def test_slide_fixed_exact_for_single_global_block(global_seed):
     # one block covering all views: no mask, so the model-scale step is exact
     model = _model("ABC:2", global_seed)
-    fit = estimators.SLIDEFixed(noise_var=1.0).fit_covariance(
+    fit = estimators.SLIDEFixed(noise_rule=1.0).fit_covariance(
         model.covariance(), dims=DIMS, structure=model.structure
     )
     assert metrics.overall_gram_error(fit, model, relative=True) < 1e-6

@@ -164,7 +164,7 @@ def test_noise_variance_rules_are_exact_for_isotropic_noise():
 # ------------------------------------------------------------------ workflow
 def test_variance_explained_shares_sum_to_one_at_population_level(rng):
     model = hs.HierarchicalFactorModel.random((4, 5, 6), "ABC:1 AB:1 C:2", noise_var=[0.5, 1.0, 2.0], rng=rng)
-    fit = hs.estimators.SchurComplement(noise_var="per_view").fit_covariance(
+    fit = hs.estimators.SchurComplement(noise_rule="per_view").fit_covariance(
         model.covariance(), dims=model.dims, structure=model.structure
     )
     ve = variance_explained(fit, model.covariance())
@@ -201,7 +201,7 @@ def test_fit_views_on_breast_cancer_finds_a_shared_block():
     s = vf.fit.structure
     assert any(len(b) == 3 for b in s.blocks)
     assert vf.fit.diagnostics.converged
-    assert s.modality_names == ("mean", "se", "worst")
+    assert s.view_names == ("mean", "se", "worst")
     h = vf.transform(datasets.load_breast_cancer().data, blocks="shared")
     assert h.shape[0] == 569
     assert np.all(np.isfinite(h))
@@ -274,7 +274,7 @@ def test_selection_errors():
     with pytest.raises(ValidationError, match="method must be one of"):
         select_structure([np.eye(3), np.eye(3)], method="cca")
     with pytest.raises(ValidationError, match="no eigenvalue"):
-        select_structure(cov=np.eye(4), dims=(2, 2), n_per_block=100, noise_var=[1.0, 1.0])
+        select_structure(cov=np.eye(4), dims=(2, 2), n_per_block=100, noise_rule=[1.0, 1.0])
 
 
 # ------------------------------------------------------------------ sklearn

@@ -83,7 +83,7 @@ def test_paths_agree_in_every_block_gram(design, widen, n_extra, name, noise, se
     n = structure.total_rank + 2 + n_extra  # n below, at and above the d_m
     model = hs.HierarchicalFactorModel.random(dims, structure, rng=seed)
     data = model.sample(n, rng=np.random.default_rng(seed + 1))
-    a, b = _fit_both(estimators.get(name)(noise_var=noise), data, structure)
+    a, b = _fit_both(estimators.get(name)(noise_rule=noise), data, structure)
     if isinstance(a, type) or isinstance(b, type):  # refused: on both paths alike
         assert a is b
         return
@@ -131,7 +131,7 @@ def test_sparse_views_are_centred_implicitly(name, rng):
     model = hs.HierarchicalFactorModel.random((20, 80), "AB:2 B:1", rng=rng)
     data = model.sample(30, rng=rng)
     dense = [np.where(rng.random(x.shape) < 0.3, 0.0, x + 2.0) for x in data.Xs]
-    est = estimators.get(name)(noise_var="per_view")
+    est = estimators.get(name)(noise_rule="per_view")
     ref = est.fit(dense, structure=model.structure, path="samples")
     scale = float(np.trace(np.cov(np.hstack(dense).T)))
     for views in ([sp.csr_matrix(x) for x in dense], [dense[0], sp.csc_matrix(dense[1])]):

@@ -212,17 +212,17 @@ def _model(structure, noise=1.0, seed=0):
 @pytest.mark.parametrize("noise", [1.0, (0.5, 1.0, 2.0)])
 def test_population_exactness(structure, noise):
     model = _model(structure)
-    if np.ndim(noise) and len(noise) != model.n_modalities:
-        noise = noise[: model.n_modalities]
+    if np.ndim(noise) and len(noise) != model.n_views:
+        noise = noise[: model.n_views]
     model = hs.HierarchicalFactorModel(
         model.dims, model.structure, np.asarray(model.loadings), noise
     )
     rule = "scalar" if np.ndim(noise) == 0 else "per_view"
-    for est in (SchurShrink(noise_var=rule), MaskedShrink(noise_var=rule)):
+    for est in (SchurShrink(noise_rule=rule), MaskedShrink(noise_rule=rule)):
         fit = est.fit_covariance(model.covariance(), dims=model.dims, structure=model.structure)
         errs = structure_gram_errors(fit, model, relative=True)
         assert max(errs.values()) < 1e-6, (type(est).__name__, errs)
-    fit = PCAShrink(noise_var=rule).fit_covariance(
+    fit = PCAShrink(noise_rule=rule).fit_covariance(
         model.covariance(), dims=model.dims, structure=model.structure
     )
     assert overall_gram_error(fit, model, relative=True) < 1e-8
@@ -234,9 +234,9 @@ def test_shrinkage_estimators_reduce_to_unshrunk_ones_without_sampling_noise():
     cov = wishart_sample_cov(model, 400, rng=5)
     kw = {"dims": model.dims, "structure": model.structure}
     pairs = [
-        (PCAShrink(noise_var=1.0), NaivePCA(noise_var=1.0)),
-        (SchurShrink(noise_var=1.0), SchurComplement(noise_var=1.0)),
-        (MaskedShrink(noise_var=1.0), MaskedGradient(noise_var=1.0)),
+        (PCAShrink(noise_rule=1.0), NaivePCA(noise_rule=1.0)),
+        (SchurShrink(noise_rule=1.0), SchurComplement(noise_rule=1.0)),
+        (MaskedShrink(noise_rule=1.0), MaskedGradient(noise_rule=1.0)),
     ]
     for shrunk, plain in pairs:
         a = shrunk.fit_covariance(cov, **kw).loadings
@@ -246,7 +246,7 @@ def test_shrinkage_estimators_reduce_to_unshrunk_ones_without_sampling_noise():
             # same population target, different (debiased) conditioning rule:
             # compare at a huge n instead, where gamma -> 0
             # (leak test off: it would treat the n = 400 fluctuations as signal)
-            a = SchurShrink(noise_var=1.0, leak_z=None).fit_covariance(
+            a = SchurShrink(noise_rule=1.0, leak_z=None).fit_covariance(
                 cov, n_samples=10**15, **kw
             ).loadings
             c = shrunk.fit_covariance(cov, **kw).loadings
@@ -391,12 +391,12 @@ def test_schur_shrink_without_n_on_a_sample_covariance_is_the_truncated_recursio
     model = _model("all:2", noise=1.0, seed=int(rng.integers(2**31)))
     cov = wishart_sample_cov(model, 300, rng=rng)
     kw = {"dims": model.dims, "structure": model.structure}
-    a = SchurShrink(noise_var=1.0).fit_covariance(cov, **kw)
+    a = SchurShrink(noise_rule=1.0).fit_covariance(cov, **kw)
     with warnings.catch_warnings():
         # the untruncated recursion may meet a negative eigenvalue of a sampled
         # Schur complement (seed 5): it warns, and it is only the comparison here
         warnings.simplefilter("ignore", NumericalWarning)
-        b = SchurComplement(noise_var=1.0).fit_covariance(cov, **kw)
+        b = SchurComplement(noise_rule=1.0).fit_covariance(cov, **kw)
     ref = _truncated_schur(cov - np.eye(cov.shape[0]), model.dims, model.structure)
     ga, gr = np.asarray(a.loadings), ref
     scale = np.linalg.norm(np.asarray(b.loadings) @ np.asarray(b.loadings).T)
@@ -422,7 +422,7 @@ def test_a_block_shrunk_to_zero_is_warned_and_marked_in_the_summary(rng, est):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hs.exceptions.NumericalWarning)  # the Schur start
         with pytest.warns(hs.exceptions.BlockDroppedWarning, match=r"block\(s\) (\w+, )*AB(, \w+)* were shrunk"):
-            fit = est(noise_var=1.0).fit_covariance(null.covariance(), **kw)
+            fit = est(noise_rule=1.0).fit_covariance(null.covariance(), **kw)
     assert not np.any(fit.loadings[:, s.columns(frozenset({0, 1}))])
     text = str(fit.summary())
     assert "Blocks estimated as zero  {A,B}" in text
@@ -430,7 +430,7 @@ def test_a_block_shrunk_to_zero_is_warned_and_marked_in_the_summary(rng, est):
     assert "0 of 1" in text
     assert any("shrunk to exactly zero" in m for m in fit.diagnostics.warnings)
     # the same design with its AB block present: no warning (warnings are errors here)
-    full = est(noise_var=1.0).fit_covariance(model.covariance(), **kw)
+    full = est(noise_rule=1.0).fit_covariance(model.covariance(), **kw)
     assert "Blocks estimated as zero" not in str(full.summary())
 
 
@@ -457,7 +457,7 @@ def test_shrinkage_lowers_the_error_of_a_single_spike_just_above_the_bbp_edge(rn
     for _ in range(reps):
         cov = wishart_sample_cov(model, n, rng=rng)
         kw = {"dims": (p,), "structure": model.structure, "n_samples": n}
-        for key, est in (("shrunk", PCAShrink(noise_var=1.0)), ("plain", NaivePCA(noise_var=1.0))):
+        for key, est in (("shrunk", PCAShrink(noise_rule=1.0)), ("plain", NaivePCA(noise_rule=1.0))):
             w = np.asarray(est.fit_covariance(cov, **kw).loadings)
             loss[key] += np.linalg.norm(g - w @ w.T) ** 2 / reps
     assert loss["shrunk"] < loss["plain"] - 0.5

@@ -20,7 +20,7 @@ from hcl_stats.estimators import (
     SchurShrink,
     SpectralCache,
 )
-from hcl_stats.estimators._base import _top_vals
+from hcl_stats.estimators._noise import top_eigenvalues
 from hcl_stats.exceptions import NotIdentifiableError, NumericalWarning
 from hcl_stats.sampling import wishart_sample_cov
 from hcl_stats.study import load_study
@@ -50,7 +50,7 @@ def test_subset_eigenvalues_do_not_depend_on_whether_vectors_are_computed(p, k, 
     x = np.random.default_rng(seed).standard_normal((p + 5, p))
     a = x.T @ x / p
     vals, _ = hs._linalg.top_eigh(a, k)
-    assert _bits(vals[::-1]) == _bits(_top_vals(a, k))
+    assert _bits(vals[::-1]) == _bits(top_eigenvalues(a, k))
 
 
 @pytest.mark.parametrize("noise", ["scalar", "per_view", 1.0])
@@ -58,9 +58,9 @@ def test_shared_cache_fits_are_bit_identical_to_uncached(rng, noise):
     model = hs.HierarchicalFactorModel.random(DIMS, "all:1", noise_var=1.0, rng=rng)
     cov = wishart_sample_cov(model, 400, rng)
     kw = dict(dims=DIMS, n_samples=400, structure=model.structure)
-    ests = [NaivePCA(noise_var=noise), SchurComplement(noise_var=noise),
-            MaskedGradient(noise_var=noise), MaskedShrink(noise_var=noise),
-            SchurShrink(noise_var=noise), SchurComplement(variant="per_view", noise_var=noise)]
+    ests = [NaivePCA(noise_rule=noise), SchurComplement(noise_rule=noise),
+            MaskedGradient(noise_rule=noise), MaskedShrink(noise_rule=noise),
+            SchurShrink(noise_rule=noise), SchurComplement(variant="per_view", noise_rule=noise)]
     cache = SpectralCache()
     for est in ests:
         with warnings.catch_warnings(record=True):  # compared via diagnostics.warnings
@@ -139,16 +139,16 @@ def test_warnings_are_replayed_on_every_hit():
     cache = SpectralCache()
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        fits = [SchurComplement(noise_var=1.0).with_cache(cache).fit_covariance(cov, **kw)
+        fits = [SchurComplement(noise_rule=1.0).with_cache(cache).fit_covariance(cov, **kw)
                 for _ in range(2)]
-        plain = SchurComplement(noise_var=1.0).fit_covariance(cov, **kw)
+        plain = SchurComplement(noise_rule=1.0).fit_covariance(cov, **kw)
     assert cache.hits >= 2
     assert any("NumericalWarning" in w for w in plain.diagnostics.warnings)
     for fit in fits:
         _same_fit(fit, plain)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        SchurComplement(noise_var=1.0).with_cache(cache).fit_covariance(cov, **kw)
+        SchurComplement(noise_rule=1.0).with_cache(cache).fit_covariance(cov, **kw)
     assert [f"{w.category.__name__}: {w.message}" for w in caught] == list(
         plain.diagnostics.warnings)
     assert any(w.category is NumericalWarning for w in caught)

@@ -12,14 +12,14 @@ from hcl_stats.exceptions import ValidationError
 
 @given(structures(max_views=6))
 def test_text_form_round_trips(s):
-    assert Structure.parse(str(s), n_modalities=s.n_modalities) == s
+    assert Structure.parse(str(s), n_views=s.n_views) == s
 
 
 @given(structures(max_views=5), st.randoms())
 def test_construction_order_does_not_matter(s, random):
     pairs = list(zip(s.blocks, s.ranks, strict=True))
     random.shuffle(pairs)
-    shuffled = Structure(s.n_modalities, [b for b, _ in pairs], [r for _, r in pairs])
+    shuffled = Structure(s.n_views, [b for b, _ in pairs], [r for _, r in pairs])
     assert shuffled == s
     keys = [(-len(b), tuple(sorted(b))) for b in s.blocks]
     assert keys == sorted(keys)
@@ -27,14 +27,14 @@ def test_construction_order_does_not_matter(s, random):
 
 @given(structures(max_views=5), st.data())
 def test_mask_matches_incidence(s, data):
-    dims = tuple(data.draw(st.integers(1, 4)) for _ in range(s.n_modalities))
+    dims = tuple(data.draw(st.integers(1, 4)) for _ in range(s.n_views))
     mask = s.mask(dims)
     assert mask.shape == (sum(dims), s.total_rank)
     off = np.concatenate([[0], np.cumsum(dims)])
     for b in s.blocks:
         cols = s.columns(b)
         assert cols.stop - cols.start == s.rank_of(b)
-        for m in range(s.n_modalities):
+        for m in range(s.n_views):
             block = mask[off[m] : off[m + 1], cols]
             assert block.all() if m in b else not block.any()
     assert s.incidence().sum() == sum(len(b) for b in s.blocks)
@@ -48,16 +48,16 @@ def test_all_subsets_and_levels():
     assert len(Structure.all_subsets(6, 1)) == 63
     assert s.view_rank(0) == 8
     assert s.blocks_of(2) == (frozenset({0, 1, 2}), frozenset({0, 2}), frozenset({1, 2}), frozenset({2}))
-    assert Structure.parse("all:2", n_modalities=3) == s
+    assert Structure.parse("all:2", n_views=3) == s
 
 
 def test_parse_examples():
     s = Structure.parse("C:1, AB:2  ABC:3")
     assert str(s) == "ABC:3 AB:2 C:1"
     assert s.ranks == (3, 2, 1)
-    assert s.n_modalities == 3
-    assert Structure.parse("AB:1", n_modalities=4).n_modalities == 4
-    named = Structure.parse("AB:1 A:2", modality_names=("text", "image"))
+    assert s.n_views == 3
+    assert Structure.parse("AB:1", n_views=4).n_views == 4
+    named = Structure.parse("AB:1 A:2", view_names=("text", "image"))
     assert named.describe() == "{text,image}:1 {text}:2"
 
 
@@ -69,9 +69,9 @@ def test_parse_examples():
         ("AB", {}, "structure token 'AB' must look like 'AB:3'"),
         ("AB:1 BA:2", {}, "appears twice"),
         ("AA:1", {}, "repeats a view letter"),
-        ("AD:1", {"n_modalities": 3}, "uses view 'D' but there are only 3 views"),
+        ("AD:1", {"n_views": 3}, "uses view 'D' but there are only 3 views"),
         ("ab:1", {}, "must be upper case"),
-        ("all:2", {}, "n_modalities must be given with 'all:R'"),
+        ("all:2", {}, "n_views must be given with 'all:R'"),
         ("", {}, "at least one 'LETTERS:RANK' token"),
     ],
 )

@@ -329,12 +329,12 @@ def run_fit(args: argparse.Namespace) -> int:
         raise ValidationError("DATA files or --dataset NAME must be given; got neither.")
     else:
         views, names = read_views(list(args.data), args.header)
-    data = MultimodalData(views, modality_names=None)
+    data = MultimodalData(views, view_names=None)
     if args.preprocess != "none":
         from ..preprocessing import Preprocessor
 
         data = Preprocessor.fit(data, scale=args.preprocess).transform(data)
-    est = estimators.get(args.estimator)(noise_var=_parse_noise(args.noise))
+    est = estimators.get(args.estimator)(noise_rule=_parse_noise(args.noise))
     structure = args.structure
     if structure is None and not est.learns_structure:
         from ..workflow import select_structure

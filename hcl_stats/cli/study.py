@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,60 +145,16 @@ def _check_reps(reps: int | None, option: str) -> None:
         raise ValidationError(f"{option} must be an integer in 1..{MAX_REPLICATIONS}; got {reps}.")
 
 
-def _fmt_seconds(s: float) -> str:
-    if s < 120:
-        return f"{s:.1f} s"
-    if s < 7200:
-        return f"{s / 60:.1f} min"
-    return f"{s / 3600:.1f} h"
-
-
 # ------------------------------------------------------------------ commands
 def run_validate(args: argparse.Namespace) -> int:
     """``hcl-stats validate``."""
-    from ..study.runner import estimate_cost, probe_cost
+    from ..study.overview import validate_lines
 
     study = _load(args)
     _check_reps(args.reps, "--reps")
     reps = args.reps or study.replications
-    n_units = len(study.cells) * reps
-    print(f"study {study.name} ({study.path}): OK")
-    print(f"question: {study.question}")
-    print(f"kind {study.kind}, sampler {study.sampler}, seed {study.seed}")
-    grid = ", ".join(study.grid) or "(none)"
-    print(f"cells: {len(study.cells)} (grid factors: {grid}); replications: {reps}")
-    print(f"estimators: {', '.join(f'{k} ({v.name})' for k, v in study.estimators.items())}")
-    print(f"metrics: {', '.join(study.metrics)}")
-    print(f"units: {n_units} (cell x replicate), fits: {n_units * len(study.estimators)}")
-    cost = estimate_cost(study, reps=reps)
-    parts = ", ".join(f"{k} {_fmt_seconds(v)}" for k, v in cost.items() if k != "total")
-    print(f"estimated serial cost (heuristic): {_fmt_seconds(cost['total'])} ({parts})")
-    store_path = _store_path(args, study)
-    if store_path.exists():
-        from ..study.store import ResultStore
-
-        with ResultStore(store_path, readonly=True) as store:
-            store.check_study(study)
-            done = store.done()
-            mean = dict(store.query(
-                "SELECT estimator, AVG(wall_time) FROM units WHERE status='ok' GROUP BY estimator"))
-        ids = {c.id for c in study.cells}
-        missing = {
-            label: sum((c.id, r, label) not in done for c in study.cells for r in range(reps))
-            for label in study.estimators
-        }
-        known = {k: missing[k] * mean[k] for k in missing if mean.get(k) is not None}
-        n_done = sum(1 for c, r, _ in done if c in ids and r < reps)
-        print(f"store {store_path}: {n_done} fits done, {sum(missing.values())} missing; "
-              f"measured fit time of the missing fits: {_fmt_seconds(sum(known.values()))} serial"
-              + ("" if len(known) == len(missing) else " (some estimators not measured yet)"))
-    if args.probe:
-        probe = probe_cost(study, reps=reps)
-        fits = ", ".join(
-            f"{k.split(':', 1)[1]} {v:.2f} s" for k, v in probe.items() if k.startswith("unit:")
-        )
-        print(f"probe: one unit of the largest cell took {_fmt_seconds(probe['unit'])} "
-              f"({fits}); extrapolated serial cost {_fmt_seconds(probe['total'])}")
+    for line in validate_lines(study, reps, _store_path(args, study), probe=args.probe):
+        print(line)
     return 0
 
 
@@ -288,38 +243,11 @@ def run_run(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     """``hcl-stats status``."""
-    from ..study.store import ResultStore
+    from ..study.overview import status_lines
 
     study = _load(args)
-    path = _store_path(args, study)
-    with ResultStore(path, readonly=True) as store:
-        store.check_study(study)
-        ids = [c.id for c in study.cells]
-        marks = ",".join("?" * len(ids))
-        counts = {
-            (e, s): n for e, s, n in store.query(
-                f"SELECT estimator, status, COUNT(*) FROM units WHERE cell_id IN ({marks}) "
-                f"AND rep < ? GROUP BY estimator, status", [*ids, study.replications])
-        }
-        expected = len(study.cells) * study.replications
-        print(f"study {study.name}: {len(study.cells)} cells x {study.replications} replications; store {path}")
-        print(f"{'estimator':<20} {'ok':>7} {'failed':>7} {'missing':>8} {'expected':>9}")
-        for label in study.estimators:
-            ok, bad = counts.get((label, "ok"), 0), counts.get((label, "failed"), 0)
-            print(f"{label:<20} {ok:>7} {bad:>7} {expected - ok - bad:>8} {expected:>9}")
-        print(f"result rows: {store.count('results')}")
-        fails = store.query(
-            "SELECT cell_id, rep, estimator, error FROM units WHERE status='failed' "
-            "ORDER BY cell_id, rep, estimator LIMIT ?", [args.failures])
-        for cell_id, rep, est, err in fails:
-            print(f"  failed: cell {cell_id} rep {rep} {est}: {err}")
-        for run in store.runs():
-            dirty = "+dirty" if run["git_dirty"] else ""
-            print(f"run {run['run_id']}: {run['started_utc']} hcl_stats {run['package_version']} "
-                  f"commit {(run['git_commit'] or 'unknown')[:10]}{dirty} backend {run['backend']} "
-                  f"jobs {run['jobs']}"
-                  + (f": {run['units']} units in {run['wall_time']:.1f} s"
-                     if run.get("wall_time") is not None else ": no end recorded (interrupted?)"))
+    for line in status_lines(study, _store_path(args, study), failures=args.failures):
+        print(line)
     return 0
 
 
@@ -358,10 +286,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 def run_replay(args: argparse.Namespace) -> int:
     """``hcl-stats replay``."""
-    import math
-
-    from ..study.runner import compute_unit
-    from ..study.store import ResultStore
+    from ..study.overview import replay_unit
 
     study = _load(args)
     if args.rep >= study.replications:
@@ -373,37 +298,11 @@ def run_replay(args: argparse.Namespace) -> int:
         )
     cell = study.cell(args.cell)
     labels = tuple(args.estimator or study.estimators)
-    records = compute_unit(study, cell.index, args.rep, labels)
-    stored: dict[tuple[str, str, str], float | None] = {}
-    path = _store_path(args, study)
-    if path.exists():
-        with ResultStore(path, readonly=True) as store:
-            store.check_study(study)
-            for est, metric, label, value in store.query(
-                "SELECT estimator, metric, label, value FROM results WHERE cell_id=? AND rep=?",
-                [cell.id, args.rep]):
-                stored[(est, metric, label)] = value
-    print(f"cell {cell.id} {json.dumps(dict(cell.varying), sort_keys=True)} rep {args.rep}")
-    mismatches = 0
-    for rec in records:
-        print(f"[{rec.estimator}] {rec.status}{': ' + rec.error if rec.error else ''} "
-              f"({rec.wall_time:.3f} s)")
-        for (metric, label), value in sorted(rec.values.items()):
-            key = (rec.estimator, metric, label)
-            note = ""
-            if key in stored:
-                old = stored[key]
-                same = (old is None and math.isnan(value)) or old == value
-                if metric == "wall_time":
-                    note = " (timing)"
-                elif same:
-                    note = " (= stored)"
-                else:
-                    note = f" (stored {old!r}: MISMATCH)"
-                    mismatches += 1
-            print(f"  {metric:<16} {label:<24} {value!r}{note}")
-    if mismatches:
-        print(f"{mismatches} value(s) differ from the store", file=sys.stderr)
+    outcome = replay_unit(study, cell, args.rep, labels, _store_path(args, study))
+    for line in outcome.lines:
+        print(line)
+    if outcome.mismatches:
+        print(f"{outcome.mismatches} value(s) differ from the store", file=sys.stderr)
         return 1
     return 0
 

@@ -19,14 +19,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._linalg import block_offsets
-from .._rmt import NOISE_RULES
 from .._validation import (
     as_generator,
     check_choice,
     check_covariance,
     check_dims,
     check_int,
-    short_repr,
+    keyword_alias,
+    warn_renamed,
 )
 from ..exceptions import (
     NotIdentifiableError,
@@ -40,10 +40,10 @@ from ..streaming import streaming_cov
 from ..structure import Structure, format_block
 from ._cache import SpectralCache
 from ._noise import (  # noqa: F401 - re-exported
-    _estimate_noise_var,
-    _top_vals,
+    check_noise_option,
     check_positive_noise,
     estimate_noise_var,
+    estimate_noise_var_reduced,
     signal_covariance,
 )
 from ._samples import (
@@ -180,12 +180,12 @@ class Problem:
         ``structure`` defaults to :attr:`structure`; see :func:`estimate_noise_var`.
         """
         if isinstance(self.noise, str):
-            return _estimate_noise_var(
+            return estimate_noise_var_reduced(
                 self.cov, self.dims, self.structure if structure is None else structure,
                 self.noise, self.full_dims, cache=self.cache,
             )
         if isinstance(self.noise, tuple):
-            return check_noise_var(np.asarray(self.noise), len(self.dims))
+            return check_noise_var(np.asarray(self.noise), len(self.dims), name="noise_rule")
         return float(self.noise)
 
     def with_(self, **changes: Any) -> Problem:
@@ -236,30 +236,28 @@ def _fast_checked_covariance(cov: Any, dim: int) -> NDArray[np.float64]:
     return sym
 
 
-def _check_noise_option(value: Any) -> Any:
-    if isinstance(value, str):
-        return check_choice(value, "noise_var", NOISE_RULES)
-    if np.ndim(value) == 0:
-        return check_noise_var(value, 1)
-    arr = np.asarray(value)
-    if arr.ndim != 1:
-        raise ValidationError(
-            "noise_var must be 'scalar', 'per_view', a positive float or a 1-D "
-            f"sequence of positive floats; got {short_repr(value)}."
-        )
-    return tuple(float(v) for v in check_noise_var(arr, arr.shape[0]))
+class _EstimatorMeta(abc.ABCMeta):
+    """Accepts ``noise_var=``, the deprecated spelling of ``noise_rule``, in every estimator."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if "noise_var" in kwargs:
+            kwargs["noise_rule"] = keyword_alias(
+                kwargs.pop("noise_rule", None), "noise_rule", kwargs.pop("noise_var"), "noise_var"
+            )
+        return super().__call__(*args, **kwargs)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Estimator(abc.ABC):
+class Estimator(metaclass=_EstimatorMeta):
     """Base class of all estimators: frozen hyper-parameters, immutable results.
 
     Parameters
     ----------
-    noise_var : {'scalar', 'per_view'} or float or sequence of float, default='scalar'
+    noise_rule : {'scalar', 'per_view'} or float or sequence of float, default='scalar'
         How to obtain the noise variance: estimate one ``sigma^2`` from the bottom
         ``d - K`` eigenvalues, estimate one ``sigma_m^2`` per view from the bottom
         eigenvalues of each view's diagonal block, or use the given known value(s).
+        ``noise_var=`` is its deprecated spelling (DeprecationWarning).
     """
 
     #: Registry name (study configs, ``hcl-stats fit --estimator``).
@@ -287,14 +285,20 @@ class Estimator(abc.ABC):
     #: ``problem.complement_fro2`` to ``||S_W||_F^2`` where it uses that norm.
     samples_path: ClassVar[bool] = False
 
-    noise_var: Any = "scalar"
+    noise_rule: Any = "scalar"
 
     #: Per-unit memo of shared spectral work (set by :meth:`with_cache`; not a
     #: hyper-parameter, so it is neither compared nor printed).
     _cache: ClassVar[SpectralCache | None] = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "noise_var", _check_noise_option(self.noise_var))
+        object.__setattr__(self, "noise_rule", check_noise_option(self.noise_rule))
+
+    @property
+    def noise_var(self) -> Any:
+        """Deprecated spelling of :attr:`noise_rule` (emits a DeprecationWarning)."""
+        warn_renamed("noise_var", "noise_rule")
+        return self.noise_rule
 
     def with_cache(self, cache: SpectralCache | None) -> Estimator:
         """A copy of this estimator that shares spectral work through ``cache``.
@@ -366,7 +370,7 @@ class Estimator(abc.ABC):
             return self._fit_sparse(views, structure, init, rng, path)
         data = views if isinstance(views, MultimodalData) else MultimodalData(views)
         _check_columns_vary(data)
-        names = data.modality_names
+        names = data.view_names
         if self._use_samples(path, data.dims, data.n_samples, sparse=False):
             cov, reduction = reduce_views(list(data.Xs), data.n_samples)
             return self._run(cov, reduction.dims, structure, data.n_samples, init, rng,
@@ -474,8 +478,8 @@ class Estimator(abc.ABC):
                     "structure='all:3' or 'ABC:3 AB:2 C:1'."
                 )
         else:
-            structure = Structure.coerce(structure, len(dims), modality_names=names)
-            if names is not None and structure.modality_names is None:
+            structure = Structure.coerce(structure, len(dims), view_names=names)
+            if names is not None and structure.view_names is None:
                 structure = structure.with_names(names)
         if not np.all(np.isfinite(cov)):
             raise ValidationError(
@@ -500,8 +504,8 @@ class Estimator(abc.ABC):
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            _warn_scalar_noise_scales(self.noise_var, cov, dims, full_dims)
-            problem = Problem(cov, tuple(dims), structure, n_samples, self.noise_var,
+            _warn_scalar_noise_scales(self.noise_rule, cov, dims, full_dims)
+            problem = Problem(cov, tuple(dims), structure, n_samples, self.noise_rule,
                               init, data, reduction, cache=self._cache)
             raw = self._fit_rescaled(problem, gen)
             if reduction is not None:
@@ -552,8 +556,8 @@ class Estimator(abc.ABC):
                 nv = problem.noise
                 scaled = (tuple(float(np.ldexp(v, k)) for v in nv) if isinstance(nv, tuple)
                           else float(np.ldexp(nv, k)))
-                est = replace(self, noise_var=scaled)
-                changes["noise"] = est.noise_var
+                est = replace(self, noise_rule=scaled)
+                changes["noise"] = est.noise_rule
             init = problem.init
             if init is not None:
                 changes["init"] = replace(
@@ -563,10 +567,10 @@ class Estimator(abc.ABC):
             if problem.data is not None:
                 changes["data"] = MultimodalData(
                     [np.ldexp(x, k // 2) for x in problem.data.Xs],
-                    problem.data.modality_names,
+                    problem.data.view_names,
                 )
             problem = problem.with_(**changes)
-        fit = est._fit_balanced if self.balances_views and _per_view(self.noise_var) else (
+        fit = est._fit_balanced if self.balances_views and _per_view(self.noise_rule) else (
             est._fit)
         raw = fit(problem, rng)
         if k:
@@ -598,9 +602,9 @@ class Estimator(abc.ABC):
         est = self
         changes: dict[str, Any] = {"cov": problem.cov / np.outer(rows, rows)}
         if isinstance(problem.noise, tuple):
-            check_noise_var(np.asarray(problem.noise), len(dims))
-            est = replace(self, noise_var=tuple(np.asarray(problem.noise) / scales**2))
-            changes["noise"] = est.noise_var
+            check_noise_var(np.asarray(problem.noise), len(dims), name="noise_rule")
+            est = replace(self, noise_rule=tuple(np.asarray(problem.noise) / scales**2))
+            changes["noise"] = est.noise_rule
         init = problem.init
         if init is not None:
             changes["init"] = replace(
@@ -611,7 +615,7 @@ class Estimator(abc.ABC):
         if problem.data is not None:
             changes["data"] = MultimodalData(
                 [x / c for x, c in zip(problem.data.Xs, scales, strict=True)],
-                problem.data.modality_names,
+                problem.data.view_names,
             )
         raw = est._fit(problem.with_(**changes), rng)
         return replace(
@@ -629,7 +633,7 @@ class Estimator(abc.ABC):
         from :meth:`fit_covariance`); only ``needs_data`` estimators may rely on it.
         ``problem.noise`` is the noise option in the units of ``problem.cov``
         (after any rescaling by the base class), so read it rather than
-        ``self.noise_var``.
+        ``self.noise_rule``.
         """
 
     def get_params(self) -> dict[str, Any]:
@@ -709,9 +713,9 @@ def _warn_scalar_noise_scales(noise_option: Any, cov: NDArray, dims,
     if ratio > SCALE_RATIO_WARN:
         warnings.warn(
             f"the average variances of the views differ by a factor {ratio:.3g} "
-            f"(from {np.min(var):.3g} to {np.max(var):.3g}) but noise_var is scalar, "
+            f"(from {np.min(var):.3g} to {np.max(var):.3g}) but noise_rule is scalar, "
             "so one sigma^2 is assumed for all views and the small-scale views are "
-            "fitted at the noise level of the large ones; use noise_var='per_view' "
+            "fitted at the noise level of the large ones; use noise_rule='per_view' "
             "(scale-equivariant) or standardise the views.",
             NumericalWarning,
             stacklevel=4,

@@ -31,12 +31,12 @@ from .._linalg import block_offsets
 __all__: list[str] = []
 
 
-def candidate_blocks(n_modalities: int) -> tuple[frozenset[int], ...]:
+def candidate_blocks(n_views: int) -> tuple[frozenset[int], ...]:
     """All non-empty subsets of the views, in canonical order."""
     return tuple(
         frozenset(c)
-        for k in range(n_modalities, 0, -1)
-        for c in itertools.combinations(range(n_modalities), k)
+        for k in range(n_views, 0, -1)
+        for c in itertools.combinations(range(n_views), k)
     )
 
 

@@ -15,11 +15,26 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._linalg import block_offsets
 from .._rmt import NOISE_RULES
-from .._validation import check_choice
+from .._validation import check_choice, short_repr
 from ..exceptions import NotIdentifiableError, ValidationError
-from ..model import noise_diagonal
+from ..model import check_noise_var, noise_diagonal
 from ..structure import Structure
 from ._cache import SpectralCache, cached_top_eigh
+
+
+def check_noise_option(value: Any) -> Any:
+    """An estimator's ``noise_rule`` checked: a rule name, or known positive value(s)."""
+    if isinstance(value, str):
+        return check_choice(value, "noise_rule", NOISE_RULES)
+    if np.ndim(value) == 0:
+        return check_noise_var(value, 1, name="noise_rule")
+    arr = np.asarray(value)
+    if arr.ndim != 1:
+        raise ValidationError(
+            "noise_rule must be 'scalar', 'per_view', a positive float or a 1-D "
+            f"sequence of positive floats; got {short_repr(value)}."
+        )
+    return tuple(float(v) for v in check_noise_var(arr, arr.shape[0], name="noise_rule"))
 
 
 def estimate_noise_var(
@@ -71,11 +86,11 @@ def estimate_noise_var(
     """
     cov = np.asarray(cov, dtype=float)
     dims = tuple(dims)
-    rule = check_choice(rule, "noise_var", NOISE_RULES)
-    return _estimate_noise_var(cov, dims, structure, rule, dims, cache=cache)
+    rule = check_choice(rule, "rule", NOISE_RULES)
+    return estimate_noise_var_reduced(cov, dims, structure, rule, dims, cache=cache)
 
 
-def _estimate_noise_var(cov, dims, structure, rule, full_dims, cache=None):
+def estimate_noise_var_reduced(cov, dims, structure, rule, full_dims, cache=None):
     """:func:`estimate_noise_var` of a possibly reduced covariance.
 
     ``cov`` has view sizes ``dims``; ``full_dims`` are the data's. The spectrum of
@@ -89,18 +104,18 @@ def _estimate_noise_var(cov, dims, structure, rule, full_dims, cache=None):
             raise NotIdentifiableError(
                 f"d = {d} must exceed the total rank K = {k} to estimate sigma^2 "
                 "from the bottom eigenvalues; reduce the ranks or pass a known "
-                "noise_var."
+                "noise variance as noise_rule."
             )
         if cov.shape[0] <= 64:
             top = np.linalg.eigvalsh(cov)[::-1][:k]
         elif cache is not None:
             # LAPACK dsyevr computes a proper subset of eigenvalues by bisection
             # whether or not vectors are wanted: these values are bit-identical to
-            # _top_vals' (tests/test_spectral_cache.py checks it); reversed to
-            # _top_vals' ascending order, so that the sum rounds identically
+            # top_eigenvalues' (tests/test_spectral_cache.py checks it); reversed to
+            # top_eigenvalues' ascending order, so that the sum rounds identically
             top = cached_top_eigh(cache, cov, k)[0][::-1]
         else:
-            top = _top_vals(cov, k)
+            top = top_eigenvalues(cov, k)
         value = (float(np.trace(cov)) - float(np.sum(top))) / (d - k)
         check_positive_noise(value, cov, "sigma^2")
         return value
@@ -112,16 +127,16 @@ def _estimate_noise_var(cov, dims, structure, rule, full_dims, cache=None):
             raise NotIdentifiableError(
                 f"view {structure.names[m]} has d_{m + 1} = {dm} <= k_{m + 1} = {km} "
                 "(total rank of its blocks), so its noise variance cannot be read "
-                "from the bottom eigenvalues; use noise_var='scalar' or a known value."
+                "from the bottom eigenvalues; use noise_rule='scalar' or a known value."
             )
         sub = cov[off[m] : off[m + 1], off[m] : off[m + 1]]
-        top = _top_vals(sub, km) if km else np.zeros(0)
+        top = top_eigenvalues(sub, km) if km else np.zeros(0)
         out[m] = (float(np.trace(sub)) - float(np.sum(top))) / (dm - km)
         check_positive_noise(out[m], sub, f"sigma_{m + 1}^2")
     return out
 
 
-def _top_vals(a: NDArray, k: int) -> NDArray:
+def top_eigenvalues(a: NDArray, k: int) -> NDArray:
     import scipy.linalg
 
     p = a.shape[0]

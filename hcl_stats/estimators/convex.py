@@ -274,8 +274,8 @@ class _ConvexLearner(Estimator):
                 "signal is below the noise level (more samples or a smaller "
                 "penalty_scale)."
             )
-        if structure is not None and structure.modality_names is not None:
-            selected = selected.with_names(structure.modality_names)
+        if structure is not None and structure.view_names is not None:
+            selected = selected.with_names(structure.view_names)
         info = {**info, "penalty": lam, "weights": list(layout.weights)}
         if self.refit == "none":
             w = np.zeros((sum(dims), selected.total_rank))
@@ -392,7 +392,7 @@ class ConvexRelaxation(_ConvexLearner):
         Refuse (ValidationError, before compiling) a program whose predicted peak
         memory (:func:`convex_memory_estimate`) exceeds this many GB. Default: 80% of
         the memory available when the fit starts.
-    noise_var : {'scalar', 'per_view'} or float, default='scalar'
+    noise_rule : {'scalar', 'per_view'} or float, default='scalar'
         ``'scalar'``: :func:`~hcl_stats.estimators.selection.estimate_noise_var_mp`.
 
     Raises
@@ -492,7 +492,7 @@ class ConvexFast(_ConvexLearner):
     tol : float, default=1e-7
         Stop when the certified relative duality gap is ``<= tol``.
     max_iter : int, default=5000
-    penalty, penalty_scale, weight_power, threshold_scale, refit, noise_var
+    penalty, penalty_scale, weight_power, threshold_scale, refit, noise_rule
         As in :class:`ConvexRelaxation`.
 
     Warns

@@ -134,7 +134,7 @@ def _check_ranks(value, name, m):
 def _global_rank_of(structure: Structure | None) -> int | None:
     if structure is None:
         return None
-    full = frozenset(range(structure.n_modalities))
+    full = frozenset(range(structure.n_views))
     return structure.rank_of(full) if full in structure.blocks else 0
 
 
@@ -157,7 +157,7 @@ class AJIVE(Estimator):
         threshold ``max(1, M - sum_m sigma_m^2 / lambda_{m, k_m})`` (a simplified
         version of AJIVE's Wedin bound: ``sigma_m^2 / lambda_{m,k_m}`` bounds the
         squared sine between the weakest estimated and the true score direction).
-    noise_var : {'scalar', 'per_view'} or float, default='per_view'
+    noise_rule : {'scalar', 'per_view'} or float, default='per_view'
         Noise rule; estimated given the view ranks ``k_m``.
 
     Notes
@@ -187,7 +187,7 @@ class AJIVE(Estimator):
 
     view_ranks: tuple[int, ...] | None = None
     joint_rank: int | None = None
-    noise_var: Any = "per_view"
+    noise_rule: Any = "per_view"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -255,7 +255,7 @@ class GCCA(Estimator):
         eigenvalues of ``Phi`` above the threshold of :class:`AJIVE` (at least 1).
     view_ranks : sequence of int, optional
         ``k_m``; as in :class:`AJIVE`.
-    noise_var : {'scalar', 'per_view'} or float, default='per_view'
+    noise_rule : {'scalar', 'per_view'} or float, default='per_view'
 
     Notes
     -----
@@ -282,7 +282,7 @@ class GCCA(Estimator):
 
     rank: int | None = None
     view_ranks: tuple[int, ...] | None = None
-    noise_var: Any = "per_view"
+    noise_rule: Any = "per_view"
 
     def __post_init__(self) -> None:
         super().__post_init__()

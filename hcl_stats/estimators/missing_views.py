@@ -52,7 +52,7 @@ class MissingViews(Estimator):
         from a covariance (e.g. ``'schur_select'``, ``'convex_fast'``), fitted on
         the same (pairwise-complete or complete-case) covariance with its default
         hyper-parameters; ``base`` is then unused.
-    noise_var : default='scalar'
+    noise_rule : default='scalar'
         The base estimator's noise option.
 
     Notes
@@ -101,7 +101,7 @@ class MissingViews(Estimator):
                     min_snr=self.min_snr,
                     missing=self.selection_missing,
                 ).structure
-            base = get(self.base)(noise_var=self.noise_var)
+            base = get(self.base)(noise_rule=self.noise_rule)
             result = fit_missing(base, work, structure=structure, rng=rng)
         extra = dict(result.diagnostics.extra)
         extra["complete_cases"] = int(np.all(data.observed, axis=1).sum())
@@ -113,7 +113,7 @@ class MissingViews(Estimator):
         data = problem.data
         if data is None:  # pragma: no cover - needs_data guarantees data
             raise ValidationError("MissingViews needs the data rows.")
-        observed = np.ones((data.n_samples, data.n_modalities), dtype=bool)
+        observed = np.ones((data.n_samples, data.n_views), dtype=bool)
         fit = self.fit_incomplete(
             IncompleteData.from_complete(data, observed), structure=problem.structure, rng=rng
         )

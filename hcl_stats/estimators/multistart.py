@@ -60,7 +60,7 @@ class MaskedMultistart(Estimator):
         Maximum Gauss-Newton steps per start (0 disables them). They run only
         when L-BFGS-B ended near a zero residual (loss below ``1e-8 ||S||_F^2``)
         and the Jacobian has at most ``1e7`` entries.
-    noise_var : {'scalar', 'per_view'} or float or sequence of float, default='scalar'
+    noise_rule : {'scalar', 'per_view'} or float or sequence of float, default='scalar'
         ``'scalar'``/``'per_view'``: estimated *jointly* with ``W`` (not from the
         bottom eigenvalues, so ``d <= K`` and ``d_m <= k_m`` are allowed when the
         design is identifiable); a number: known.
@@ -235,7 +235,7 @@ def _known_noise(noise_option, dims, scale):
         return np.full(len(dims), float(nv))
     if nv.shape != (len(dims),):
         raise ValidationError(
-            f"noise_var must have one entry per view ({len(dims)}); got {nv.shape[0]}."
+            f"noise_rule must have one entry per view ({len(dims)}); got {nv.shape[0]}."
         )
     return nv
 

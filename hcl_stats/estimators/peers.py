@@ -138,7 +138,7 @@ class MOFA(Estimator):
     Needs the raw rows. Randomised: the seed passed to mofapy2 is drawn from
     ``rng`` and recorded in ``diagnostics.extra['seed']``. The returned noise
     variance is MOFA's per-view mean noise variance (``1 / E[tau]``); the
-    ``noise_var`` option of the base class is not used.
+    ``noise_rule`` option of the base class is not used.
     Scale and identification conventions: module docstring.
 
     References

@@ -196,7 +196,8 @@ def select_structure(
         Multiplies every sample count in the noise edges (and the rank-free noise
         rule); bootstrap resamples use 0.5 (see :func:`~hcl_stats.workflow.bootstrap_stability`).
     noise_var, modality_names : optional
-        Older spellings of ``noise_rule`` and ``view_names`` (still accepted).
+        Deprecated spellings of ``noise_rule`` and ``view_names`` (still accepted,
+        with a DeprecationWarning).
 
     Returns
     -------
@@ -268,7 +269,7 @@ def select_structure(
         n_views,
         [s for s, _ in kept],
         [r for _, r in kept],
-        modality_names=tuple(view_names) if view_names is not None else None,
+        view_names=tuple(view_names) if view_names is not None else None,
     )
     return StructureSelection(
         structure=structure,

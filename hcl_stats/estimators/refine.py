@@ -98,7 +98,7 @@ class MaskedGradient(Estimator):
     init_variant : {'joint', 'per_view'}, default='joint'
         Schur-complement variant used for the starting point when no ``init`` is
         passed to :meth:`fit`.
-    noise_var : {'scalar', 'per_view'} or float, default='scalar'
+    noise_rule : {'scalar', 'per_view'} or float, default='scalar'
         See :class:`~hcl_stats.estimators.Estimator`.
 
     Warns

@@ -180,9 +180,9 @@ def refit_on(
     The refit uses ``problem``'s noise option, covariance, ``n`` and data, with
     ``structure`` and no starting point.
     """
-    est = get(refit)(noise_var=problem.noise)
+    est = get(refit)(noise_rule=problem.noise)
     return est._fit(
-        problem.with_(structure=structure, noise=est.noise_var, init=None), rng
+        problem.with_(structure=structure, noise=est.noise_rule, init=None), rng
     )
 
 
@@ -227,7 +227,7 @@ class SchurSelect(Estimator):
     refit : {'schur', 'masked_gradient', 'none'}, default='schur'
         Estimator used on the selected structure; ``'none'`` keeps the selector's
         own factors (the joint Schur loadings).
-    noise_var : {'scalar', 'per_view'} or float, default='scalar'
+    noise_rule : {'scalar', 'per_view'} or float, default='scalar'
         For selection ``'scalar'`` uses :func:`estimate_noise_var_mp` (``K`` is
         unknown); the refit then re-estimates it with the selected ``K``.
 
@@ -278,8 +278,8 @@ class SchurSelect(Estimator):
         )
         if selected is None:
             raise _no_block_error(type(self).__name__, scores)
-        if structure is not None and structure.modality_names is not None:
-            selected = selected.with_names(structure.modality_names)
+        if structure is not None and structure.view_names is not None:
+            selected = selected.with_names(structure.view_names)
         return _finish(self, problem, selected, scores, noise, rng)
 
 

@@ -17,7 +17,7 @@ recursion with that step's own effective dimension (:class:`SchurShrink`), and
 to the blocks of the masked refinement (:class:`MaskedShrink`). The derivation
 and its assumptions are in ``docs/shrinkage.md``.
 
-Heteroscedastic views (``noise_var='per_view'`` or a known vector) are handled by
+Heteroscedastic views (``noise_rule='per_view'`` or a known vector) are handled by
 whitening: the covariance is rescaled to ``Psi^{-1/2} S Psi^{-1/2}`` (noise
 ``I``), shrunk there and mapped back with ``Psi^{1/2}``. The shrinkage is then
 optimal for the whitened Gram loss, not for the raw one (see the docs).
@@ -41,7 +41,8 @@ from ..exceptions import BlockDroppedWarning
 from ..identifiability import require_schur_step
 from ..model import noise_diagonal
 from ..structure import Structure
-from ._base import Estimator, Problem, RawFit, _check_noise_option
+from ._base import Estimator, Problem, RawFit
+from ._noise import check_noise_option
 from .refine import MaskedGradient
 
 __all__ = [
@@ -293,7 +294,7 @@ class PCAShrink(Estimator):
 
     Parameters
     ----------
-    noise_var : {'scalar', 'per_view'} or float or sequence of float, default='scalar'
+    noise_rule : {'scalar', 'per_view'} or float or sequence of float, default='scalar'
         See :class:`~hcl_stats.estimators.Estimator`. Per-view noise is handled by
         whitening (module docstring).
 
@@ -499,7 +500,7 @@ class SchurShrink(Estimator):
         Drop a significant direction only if the lower bound on its shared energy
         (from the BBP bound on the undetected component's ``||w_O||^2``) exceeds
         this fraction of its spike; 0 drops every significant direction.
-    noise_var : {'scalar', 'per_view'} or float or sequence of float, default='scalar'
+    noise_rule : {'scalar', 'per_view'} or float or sequence of float, default='scalar'
         See :class:`~hcl_stats.estimators.Estimator`. Per-view noise is handled by
         whitening.
 
@@ -642,7 +643,7 @@ class MaskedShrink(MaskedGradient):
     ----------
     max_iter, tol, memory, init_variant
         As in :class:`~hcl_stats.estimators.MaskedGradient`.
-    noise_var : {'scalar', 'per_view'} or float or sequence of float, default='scalar'
+    noise_rule : {'scalar', 'per_view'} or float or sequence of float, default='scalar'
         See :class:`~hcl_stats.estimators.Estimator`; per-view noise is handled by
         whitening each block before shrinking.
 
@@ -683,7 +684,7 @@ class MaskedShrink(MaskedGradient):
     def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
         noise = _noise_for_shrinkage(problem)
         # the refinement itself, with the shrinkage-corrected noise variance
-        known = _check_noise_option(noise if np.ndim(noise) == 0 else tuple(noise))
+        known = check_noise_option(noise if np.ndim(noise) == 0 else tuple(noise))
         raw = MaskedGradient._fit(self, problem.with_(noise=known), rng)
         structure = problem.structure
         w, blocks = shrink_blocks(raw.loadings, problem.dims, structure, raw.noise_var,

@@ -41,7 +41,7 @@ comparable with the model's ``W`` (``Sigma = W W^T + Psi``) one final update is
 taken on the *denoised* scaled covariance ``S~_W = S~ - Psi~``:
 ``W = mask * (S~_W V (V^T S~_W V)^{+1/2})`` (negative eigenvalues of the small
 ``K x K`` matrix dropped), with ``Psi`` estimated from the bottom eigenvalues given
-the selected total rank (the ``noise_var`` option); then the view scaling is
+the selected total rank (the ``noise_rule`` option); then the view scaling is
 undone. Without a mask this maps the top-``K`` eigenvectors with eigenvalues
 ``lambda`` exactly to loadings of Gram ``U (Lambda - sigma^2) U^T``; with a mask it
 is exact at the population level up to the (small) bias of SLIDE's own fixed point.
@@ -121,7 +121,7 @@ def view_signal_ranks(
 
 
 def _pattern_structure(
-    norms: NDArray, n_modalities: int, tol: float = 0.0
+    norms: NDArray, n_views: int, tol: float = 0.0
 ) -> tuple[Structure | None, list[list[int]]]:
     """Structure of a binary pattern, and the columns of each block (canonical order)."""
     groups: dict[frozenset[int], list[int]] = {}
@@ -131,7 +131,7 @@ def _pattern_structure(
             groups.setdefault(b, []).append(j)
     if not groups:
         return None, []
-    s = Structure(n_modalities, tuple(groups), tuple(len(c) for c in groups.values()))
+    s = Structure(n_views, tuple(groups), tuple(len(c) for c in groups.values()))
     return s, [groups[b] for b in s.blocks]
 
 
@@ -417,7 +417,7 @@ class SLIDE(Estimator):
         L-BFGS iterations of the final fixed-support fit.
     tol : float, default=1e-6
         Relative gradient tolerance of the final fit.
-    noise_var : {'scalar', 'per_view'} or float, default='scalar'
+    noise_rule : {'scalar', 'per_view'} or float, default='scalar'
         Noise rule used to put the final loadings on the model scale.
 
     Notes
@@ -563,7 +563,7 @@ class SLIDEFixed(SLIDE):
 
     Parameters
     ----------
-    max_iter, tol, noise_var
+    max_iter, tol, noise_rule
         As in :class:`SLIDE` (the path and cross-validation options are unused).
 
     Examples

@@ -47,7 +47,7 @@ def _warn_clipped(vals: NDArray, k: int, what: str) -> None:
             f"{what}: only {n_pos} of the top {k} eigenvalues are positive "
             f"(eigenvalues {', '.join(f'{v:.3g}' for v in vals[:k])}), so "
             f"{k - n_pos} loading column(s) are set to zero; the data show no signal "
-            "at this rank (ranks too large, or noise_var too large).",
+            "at this rank (ranks too large, or noise_rule's variance too large).",
             NumericalWarning,
             stacklevel=4,
         )
@@ -63,7 +63,7 @@ class NaivePCA(Estimator):
 
     Parameters
     ----------
-    noise_var : {'scalar', 'per_view'} or float, default='scalar'
+    noise_rule : {'scalar', 'per_view'} or float, default='scalar'
         See :class:`~hcl_stats.estimators.Estimator`.
 
     Notes
@@ -313,7 +313,7 @@ class SchurComplement(Estimator):
         eigenpairs of largest magnitude (``svds(which='LM')``), so a large
         negative eigenvalue of a noisy Schur complement is kept; at most three
         views (see :mod:`hcl_stats.estimators._paper_schur`).
-    noise_var : {'scalar', 'per_view'} or float, default='scalar'
+    noise_rule : {'scalar', 'per_view'} or float, default='scalar'
         See :class:`~hcl_stats.estimators.Estimator`.
 
     Notes

@@ -24,7 +24,7 @@ class ZeroEstimator(Estimator):
 
     Parameters
     ----------
-    noise_var : {'scalar', 'per_view'} or float, default='scalar'
+    noise_rule : {'scalar', 'per_view'} or float, default='scalar'
         Only used to report a noise variance (``sigma^2`` is then the mean of the
         bottom ``d - K`` eigenvalues); the loadings are always zero.
 

@@ -72,6 +72,7 @@ from typing import Any
 import numpy as np
 
 from .. import estimators
+from .._validation import warn_renamed
 from ..exceptions import StudyConfigError, ValidationError
 from .registry import (
     Draw,
@@ -534,6 +535,11 @@ def parse_estimators(raw: Mapping[str, Any], ctx: _Ctx, head: Header) -> dict[st
         if not all(c.isalnum() or c in "_-" for c in label):
             raise ctx.fail(where, label, "a label of letters, digits, '_' or '-'")
         params = dict(body)
+        if "noise_var" in params:
+            if "noise_rule" in params:
+                raise ctx.fail(f"{where}.noise_var", params["noise_var"], "absent when noise_rule is given (noise_var is its older spelling)")
+            warn_renamed(f"{where}.noise_var", f"{where}.noise_rule", category=FutureWarning)
+            params["noise_rule"] = params.pop("noise_var")
         ename = params.pop("name", label)
         if ename not in estimators.available():
             raise ctx.fail(f"{where}.name", ename, f"one of the registered estimators {', '.join(estimators.available())}")

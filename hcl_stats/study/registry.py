@@ -263,9 +263,14 @@ class EstimatorSpec:
 
     @property
     def digest(self) -> str:
-        """sha256 of the canonical JSON of ``(name, params)``."""
+        """sha256 of the canonical JSON of ``(name, params)``.
+
+        The noise option is hashed under its pre-rename key ``noise_var``, so
+        stores and manifests written before ``noise_rule`` keep their digests.
+        """
+        params = {("noise_var" if k == "noise_rule" else k): v for k, v in self.params.items()}
         return hashlib.sha256(
-            canonical_json({"name": self.name, "params": dict(self.params)}).encode()
+            canonical_json({"name": self.name, "params": params}).encode()
         ).hexdigest()
 
 

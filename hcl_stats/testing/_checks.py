@@ -82,8 +82,8 @@ def assert_population_recovery(
         )
     if noise_rtol is not None:
         np.testing.assert_allclose(
-            np.broadcast_to(np.asarray(fit.noise_var, dtype=float), (model.n_modalities,)),
-            np.broadcast_to(np.asarray(model.noise_var, dtype=float), (model.n_modalities,)),
+            np.broadcast_to(np.asarray(fit.noise_var, dtype=float), (model.n_views,)),
+            np.broadcast_to(np.asarray(model.noise_var, dtype=float), (model.n_views,)),
             rtol=noise_rtol, err_msg="noise variance not recovered",
         )
     return fit
@@ -170,7 +170,7 @@ def check_estimator(
         Gram ``G`` to ``U G U^T``.
     ``view_rescaling_equivariance``
         Scaling all views by ``c`` scales every block Gram by ``c^2`` (and, for
-        estimators with ``noise_var='per_view'`` support, scaling view ``m`` by
+        estimators with ``noise_rule='per_view'`` support, scaling view ``m`` by
         ``c_m`` scales the rows of view ``m`` accordingly).
 
     Parameters
@@ -430,10 +430,10 @@ class _Context:
         g1 = {b: c * c * g for b, g in self._grams(f1).items()}
         self._compare(g1, self._grams(f2), "common rescaling")
         try:
-            est = dataclasses.replace(self.est, noise_var="per_view")
+            est = dataclasses.replace(self.est, noise_rule="per_view")
         except (TypeError, ValidationError):
             return None
-        if isinstance(self.est.noise_var, str) and self.est.noise_var != "per_view":
+        if isinstance(self.est.noise_rule, str) and self.est.noise_rule != "per_view":
             return None  # per-view rescaling changes a scalar-noise model
         scales = np.repeat(self.gen.uniform(0.2, 5.0, len(dims)), dims)
         d = np.diag(scales)

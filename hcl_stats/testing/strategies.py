@@ -66,7 +66,7 @@ def edge_designs(draw, low: int = -3, high: int = 2, **kwargs):
     """
     s = draw(structures(**kwargs))
     dims = []
-    for m in range(s.n_modalities):
+    for m in range(s.n_views):
         k = s.view_rank(m)
         dims.append(max(1, k + draw(st.integers(low, high))) if k else
                     draw(st.integers(1, 3)))
