@@ -41,6 +41,7 @@ SHRINK_PAIRS = [
 
 
 def load(config: str):
+    """Run the study export into a temporary CSV and read per-replicate errors."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "export.csv"
         subprocess.run(
@@ -75,11 +76,13 @@ def load(config: str):
 
 
 def stat(d):
+    """Mean, sample sd and count over the replicates of one cell."""
     v = np.array([d[k] for k in sorted(d)])
     return v.mean(), v.std(ddof=1) if v.size > 1 else 0.0, v.size
 
 
 def main(config: str) -> None:
+    """Print the numbers docs/shrinkage.md quotes for one study config."""
     overall, struct = load(config)
     cells = sorted({k[:2] for k in overall}, key=lambda c: (-c[1], c[0]))
     print("# Issue 10 numbers (paper configuration)\n")
