@@ -52,6 +52,49 @@ def _candidates(n_views: int, structure: Structure | None) -> tuple[frozenset[in
     return tuple(structure.blocks)
 
 
+def _condition(s_w, s_rows, o_rows, noise_var, n_samples, cond_edge):
+    """Schur-condition ``S_W[S,S]`` on the signal subspace of ``S_W[O,O]``.
+
+    Returns the conditioned matrix, ``k_O`` and the variance of its leftover
+    (see :func:`select_structure_schur`).
+    """
+    a = s_w[np.ix_(s_rows, s_rows)]
+    oo = s_w[np.ix_(o_rows, o_rows)]
+    k_o = int(np.sum(np.linalg.eigvalsh(oo) > cond_edge))
+    if not k_o:
+        return a, 0, 0.0, 0.0
+    o_top, o_vecs = top_eigh(oo, k_o)
+    ell, c2 = debias_spikes(o_top, noise_var, o_rows.size, n_samples)
+    good = ell > 0
+    ell, c2 = ell[good], c2[good]
+    c = s_w[np.ix_(s_rows, o_rows)] @ (o_vecs[:, good] / np.sqrt(ell * c2))
+    a = a - c @ c.T
+    if n_samples is None:
+        return a, k_o, 0.0, 0.0
+    # S-part of each conditioned spike, less its noise part d_S sigma^2 / (n l c^2)
+    s_part = np.clip(
+        np.sum(c * c, axis=0) - s_rows.size * noise_var / (n_samples * ell * c2), 0.0, None
+    )
+    var = float(np.sum(s_part**2 * (noise_var / ell + noise_var**2 / ell**2)) / n_samples)
+    return a, k_o, var, float(np.sum(s_part))
+
+
+def _project_out(a, s_rows, found, b):
+    """Project the directions of the selected proper sub-blocks of ``b`` out of ``a``."""
+    cols = []
+    for t, (t_rows, vecs) in found.items():
+        if t < b:
+            e = np.zeros((s_rows.size, vecs.shape[1]))
+            e[np.searchsorted(s_rows, t_rows)] = vecs
+            cols.append(e)
+    if not cols:
+        return a, 0
+    q, _ = np.linalg.qr(np.hstack(cols))
+    a = a - q @ (q.T @ a)
+    a = a - (a @ q) @ q.T
+    return a, q.shape[1]
+
+
 def select_structure_schur(
     s_w: NDArray[np.float64],
     dims: tuple[int, ...],
@@ -62,43 +105,57 @@ def select_structure_schur(
     tw: float = 3.0,
     margin: float = 0.3,
     cross: float = 1.0,
+    leftover: float = 2.0,
+    condition_tw: float = 1.0,
     rel_tol: float = 1e-6,
 ) -> tuple[Structure | None, dict[str, Any]]:
     """Select blocks and ranks from the spectra of Schur complements.
 
     For each candidate ``S`` in order of increasing ``|S|``, with ``O`` the views
-    outside ``S``: estimate ``k_O`` (the signal rank of ``S_W[O,O]``) as the number
-    of its eigenvalues above :func:`noise_edge` for dimension ``d_O``; form
+    outside ``S``:
 
-        A_S = S_W[S,S] - S_W[S,O] pinv_{k_O}(S_W[O,O]) S_W[O,S]
-              - sum_{T proper subset of S, T selected} G_T
-
-    (``G_T`` the rank-``r_T`` top part of ``A_T``) and set ``r_S`` = the number of
-    eigenvalues of ``A_S`` above the edge for dimension ``d_S`` plus
-    ``cross * sigma * sqrt(L_removed * d_S / n)``, ``L_removed`` the summed
-    eigenvalues of every spike removed from ``A_S`` (conditioning and
-    sub-blocks). Derivation: with ``X = F U^T D^{1/2} + E`` the signal-by-noise
-    part of ``S - Sigma`` along the removed spikes is ``C = U D^{1/2} Z + (.)^T``,
-    ``Z = F^T E / n`` with i.i.d. ``N(0, sigma^2 / n)`` entries. Subtracting a
-    gram (true or estimated) removes the spike but not ``C``, whose top
-    eigenvalue is ``||D^{1/2} Z P_S||_2 <= ||D^{1/2} Z P_S||_F ~
-    sqrt(sigma^2 d_S sum_i l_i / n)``. The noise-by-noise edge alone (or the
-    cross term of the largest spike only) misses this when several spikes of
-    similar size are removed: e.g. ``AB:2 C:1`` removed from ``ABC`` at
-    ``n = 20000`` left an eigenvalue 0.071 against an edge of 0.060 (0.055
-    even with the true grams subtracted).
+    1. *Conditioning.* ``k_O`` (the signal rank of ``S_W[O,O]``) is the number of
+       its eigenvalues above the plain Marchenko-Pastur edge plus ``condition_tw``
+       Tracy-Widom units (no ``margin``: an under-counted ``k_O`` leaves a block
+       meeting ``O`` in ``A_S``, an over-counted one costs nothing, since
+       directions below the BBP threshold get a zero spike and are skipped);
+       ``A_S = S_W[S,S] - S_W[S,O] pinv_{k_O}(S_W[O,O]) S_W[O,S]`` with the
+       debiased pseudo-inverse.
+    2. *Sub-blocks.* The eigenvectors of every selected proper sub-block ``T`` of
+       ``S`` are projected out of ``A_S`` (``q`` directions in all). Projection
+       leaves a second-order residue ``l_T sin^2(theta)``; subtracting an
+       estimated gram ``G_T`` left a first-order one ``+-l_T sin(theta)``, which
+       counted spurious ranks at high signal-to-noise ratio.
+    3. *Count.* ``r_S`` = the number of eigenvalues of the projected ``A_S``
+       above ``noise_edge(d_S - q) + cross * sigma sqrt(L_sub d_S / n)
+       + leftover * sd``. ``L_sub`` sums the spikes of the sub-blocks and the
+       S-parts of the conditioned spikes (the signal-by-noise cross term of
+       ``S - Sigma`` along the spikes that meet ``S``, a Frobenius bound;
+       spikes of views outside ``S`` do not enter); ``sd`` is the standard deviation of the conditioning leftover:
+       the estimated pseudo-inverse along a conditioned spike ``l`` (on ``O``)
+       has relative error ``~ sqrt((sigma^2 / l + sigma^4 / l^2) / n)``, so a
+       block with S-part ``s`` leaves ``+- s`` times that along its S-part;
+       ``sd^2`` sums ``s^2 (sigma^2 / l + sigma^4 / l^2) / n`` over the
+       conditioned spikes. Earlier versions added ``sigma sqrt(L d_S / n)``
+       with ``L`` summing *every* conditioned spike, including blocks that do
+       not meet ``S``: that inflated the edge of specific blocks ~4x (a rank-2
+       block of ``C`` at 3-20x its restricted edge counted as rank 1).
 
     At the population level the edges are ``rel_tol * ||S_W||``, and the rule is
     exact whenever, for every candidate ``S``, the loadings on ``O`` of the blocks
-    meeting ``O`` have full column rank (docs/convex.md, Proposition 3).
+    meeting ``O`` have full column rank (docs/convex.md, Proposition 3), and the
+    loadings of the blocks inside ``S`` have full column rank jointly.
 
     Returns
     -------
     structure : Structure or None
         None if no block is selected.
     scores : dict
-        Per candidate (letters): ``eigenvalues`` (leading eigenvalues of ``A_S``),
-        ``edge``, ``rank``, ``k_outside``.
+        Per candidate (letters): ``eigenvalues`` (leading eigenvalues of the
+        projected ``A_S``), ``edge``, ``rank``, ``k_outside``, ``spike`` (the
+        debiased leading spike, 0 if none), ``restricted_edge``
+        (``sigma^2 sqrt((d_S - q) / n)``, the BBP detection edge of a spike in
+        ``d_S - q`` dimensions; 0 at the population level).
     """
     n_views = len(dims)
     if candidates is None:
@@ -108,67 +165,55 @@ def select_structure_schur(
     scale = float(np.max(np.abs(np.linalg.eigvalsh(s_w)))) if s_w.size else 1.0
     pop_tol = rel_tol * max(scale, 1e-300)
 
-    def edge(p: int) -> float:
-        return (
-            pop_tol
-            if n_samples is None
-            else noise_edge(noise_var, p, n_samples, tw=tw, margin=margin)
-        )
+    def edge(p: int, tw_: float = tw, margin_: float = margin) -> float:
+        if n_samples is None:
+            return pop_tol
+        return noise_edge(noise_var, p, n_samples, tw=tw_, margin=margin_)
 
-    grams: dict[frozenset[int], tuple[NDArray, NDArray]] = {}
+    found: dict[frozenset[int], tuple[NDArray, NDArray]] = {}
     scores: dict[str, Any] = {}
     sub_spike: dict[frozenset[int], float] = {}
     for b in sorted(candidates, key=lambda s: (len(s), sorted(s))):
         s_rows = np.concatenate([rows[m] for m in sorted(b)])
         outside = [m for m in range(n_views) if m not in b]
-        a = s_w[np.ix_(s_rows, s_rows)]
-        k_o = 0
-        removed = 0.0  # summed spikes removed from A_S (conditioning and sub-blocks)
+        a, k_o, var, l_meet = s_w[np.ix_(s_rows, s_rows)], 0, 0.0, 0.0
         if outside:
             o_rows = np.concatenate([rows[m] for m in outside])
-            oo = s_w[np.ix_(o_rows, o_rows)]
-            o_vals = np.linalg.eigvalsh(oo)
-            k_o = int(np.sum(o_vals > edge(o_rows.size)))
-            if k_o:
-                o_top, o_vecs = top_eigh(oo, k_o)
-                ell, c2 = debias_spikes(o_top, noise_var, o_rows.size, n_samples)
-                good = ell > 0
-                half = o_vecs[:, good] / np.sqrt(ell[good] * c2[good])
-                c = s_w[np.ix_(s_rows, o_rows)] @ half
-                a = a - c @ c.T
-                removed += float(np.sum(np.clip(ell, 0.0, None)))
-        for t, (t_rows, factor) in grams.items():
-            if t < b:
-                pos = np.searchsorted(s_rows, t_rows)
-                a[np.ix_(pos, pos)] -= factor @ factor.T
-                removed += sub_spike[t]
+            a, k_o, var, l_meet = _condition(
+                s_w, s_rows, o_rows, noise_var, n_samples, edge(o_rows.size, condition_tw, 0.0)
+            )
+        a, q = _project_out(a, s_rows, found, b)
         a = (a + a.T) / 2.0
+        p_eff = s_rows.size - q
+        thr = edge(p_eff)
+        if n_samples is not None:
+            l_sub = l_meet + sum(sub_spike[t] for t in found if t < b)
+            thr += cross * np.sqrt(noise_var * l_sub * s_rows.size / n_samples)
+            thr += leftover * np.sqrt(var)
         n_top = min(a.shape[0], 12)
         vals, vecs = top_eigh(a, n_top)
-        thr = edge(s_rows.size)
-        if n_samples is not None:
-            # signal x noise cross term of S - Sigma along all removed spikes
-            # (Frobenius bound on its top eigenvalue, see the docstring)
-            thr += cross * np.sqrt(noise_var * removed * s_rows.size / n_samples)
         r = int(np.sum(vals > thr))
         if r == n_top and n_top < a.shape[0]:
-            all_vals = np.linalg.eigvalsh(a)
-            r = int(np.sum(all_vals > thr))
+            r = int(np.sum(np.linalg.eigvalsh(a) > thr))
             vals, vecs = top_eigh(a, min(r + 1, a.shape[0]))
+        ell, _ = debias_spikes(vals[: max(r, 1)], noise_var, p_eff, n_samples)
         scores[format_block(b)] = {
             "eigenvalues": [float(v) for v in vals[: max(r + 2, 3)]],
-            "edge": thr,
+            "edge": float(thr),
             "rank": r,
             "k_outside": k_o,
+            "spike": float(ell[r - 1] if r else ell[0]),
+            "restricted_edge": 0.0
+            if n_samples is None
+            else float(noise_var * np.sqrt(p_eff / n_samples)),
         }
         if r:
-            ell, c2 = debias_spikes(vals[:r], noise_var, s_rows.size, n_samples)
-            grams[b] = (s_rows, vecs[:, :r] * np.sqrt(ell * c2))
-            sub_spike[b] = float(np.sum(np.clip(ell, 0.0, None)))
-    if not grams:
+            found[b] = (s_rows, vecs[:, :r])
+            sub_spike[b] = float(np.sum(np.clip(ell[:r], 0.0, None)))
+    if not found:
         return None, scores
-    blocks = tuple(grams)
-    ranks = tuple(grams[b][1].shape[1] for b in blocks)
+    blocks = tuple(found)
+    ranks = tuple(found[b][1].shape[1] for b in blocks)
     return Structure(n_views, blocks, ranks), scores
 
 
