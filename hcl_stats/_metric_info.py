@@ -55,6 +55,18 @@ METRICS: dict[str, MetricInfo] = {
     "overall_gram": MetricInfo("overall Gram error", f"${_GRAM}$"),
     "overall_gram_rel": MetricInfo("relative overall Gram error",
                                    rf"${_GRAM} / \|W W^\top\|_F$"),
+    "oracle_floor": MetricInfo(
+        "known-latent oracle floor (ORACLE: uses the truth)",
+        r"oracle floor $\sqrt{E\|\tilde G - G\|_F^2}$ (uses the truth)"),
+    "efficiency": MetricInfo(
+        "efficiency (oracle floor / error)",
+        r"efficiency $\mathrm{floor} / \|\hat G - G\|_F$"),
+    "normalised_excess": MetricInfo(
+        "normalised excess ((error - floor) / (||G|| - floor))",
+        r"$(\|\hat G - G\|_F - \mathrm{floor}) / (\|G\|_F - \mathrm{floor})$"),
+    "predicted_gram": MetricInfo(
+        "predicted Gram error (theory; uses the truth)",
+        r"predicted $E\|\hat G - G\|_F$ (uses the truth)"),
     "procrustes": MetricInfo("aligned loading error", r"$\min_{Q_S} \|\hat W^S Q_S - W^S\|_F$"),
     "sin_theta": MetricInfo("sin-theta distance", r"$\|\sin\Theta(\hat W^S, W^S)\|_2$"),
     "support": MetricInfo("structure recovery", "structure recovery score (0 to 1)"),

@@ -18,6 +18,17 @@ A figure is described in the study config::
     ylim = [0, 1.05]                # optional y range
     estimators = ["naive", "schur"] # optional: lines to draw (default: all)
     where = { latent_cov = 0.0 }    # optional filter on the other grid factors
+    extra_panels = [{ metric = "overall_gram", label = "overall" }]  # optional panels
+                                    # of another metric, after the ``labels`` panels
+    references = [                  # optional labelled reference lines (no markers)
+      { metric = "oracle_floor", name = "oracle floor" },   # the panel's own label
+      { metric = "oracle_floor", label = "spectral_limit", on = "overall",
+        name = "spectral limit" },  # another label, only on the panels of label 'on'
+    ]
+
+A reference line is the reference metric's mean at each ``x``, averaged over the
+estimators that recorded it (a truth-only quantity such as ``oracle_floor`` is the
+same for every estimator of a replicate).
 
 Each estimator label has one fixed style (colour, marker, line style) from
 :data:`STYLE_TABLE` (:func:`estimator_style`), the same in every figure of every
@@ -205,16 +216,19 @@ def line_figure(
     others = [c for c in grid_cols if c != x and data[c].astype(str).nunique() > 1]
     combos = (list(dict.fromkeys(tuple(r) for r in data[others].astype(str).to_numpy()))
               if others else [()])
-    panels = [(label, combo) for combo in combos for label in labels]
+    shown = [(metric, label) for label in labels]
+    shown += [(p["metric"], p["label"]) for p in spec.get("extra_panels", [])]
+    panels = [(m, label, combo) for combo in combos for m, label in shown]
     ncols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / ncols)
     handles: list[Any] = []
     names: list[str] = []
     width = 3.4 if ncols == 1 else 2.5 * ncols
-    n_series = len(ests) + (spec.get("reference_slope") is not None)
+    refs = list(spec.get("references", []))
+    n_series = len(ests) + (spec.get("reference_slope") is not None) + len(refs)
     legend_rows = math.ceil(n_series / _legend_columns(
-        [estimator_style(e, estimator_order).name for e in ests] + ["reference slope x^-0.5"],
-        width))
+        [estimator_style(e, estimator_order).name for e in ests] + ["reference slope x^-0.5"]
+        + [r["name"] for r in refs], width))
     with mpl.rc_context(_STYLE):
         # the axes keep 2.3 in per row; the legend below gets its own height
         fig = Figure(figsize=(width, 2.3 * nrows + 0.45 + 0.16 * legend_rows),
@@ -223,19 +237,22 @@ def line_figure(
         ylab = notation or axis_label(metric)
         if notation and unit:
             ylab += f" ({unit})"
-        for k, (label, combo) in enumerate(panels):
+        for k, (pmetric, label, combo) in enumerate(panels):
             ax = axes[k // ncols][k % ncols]
-            sub = data[data["label"] == label]
-            for col, val in zip(others, combo, strict=True):
-                sub = sub[sub[col].astype(str) == val]
+            sub = _rows(summary, pmetric, label, spec.get("where"), others, combo)
             _draw_series(ax, sub, x, ests, estimator_order, errorbar, spec)
+            for ref in refs:
+                if ref.get("on", label) == label:
+                    _draw_reference(ax, _rows(summary, ref["metric"], ref.get("label", label),
+                                              spec.get("where"), others, combo), x, ref["name"],
+                                    refs.index(ref))
             _scale_axes(ax, sub, x, spec)
             ax.set_xlabel(AXIS_LABELS.get(x, factor_info(x).label))
-            if k % ncols == 0:
-                ax.set_ylabel(ylab)
+            if k % ncols == 0 or pmetric != metric:
+                ax.set_ylabel(ylab if pmetric == metric else axis_label(pmetric))
             title = spec.get("titles", {}).get(label, label) if isinstance(spec.get("titles"), dict) else label
             parts = []
-            if len(labels) > 1 or label not in ("overall", "fit"):
+            if len(shown) > 1 or label not in ("overall", "fit"):
                 parts.append(_label_title(title))
             parts += [f"{factor_info(c).label} = {v}" for c, v in zip(others, combo, strict=True)]
             if parts:
@@ -278,6 +295,31 @@ def _draw_series(ax: Any, sub: Any, x: str, ests: Sequence[str],
         ax.plot([x0, x1], [y0, y0 * (x1 / x0) ** float(slope)], color="0.5",
                 linestyle=(0, (1, 1)), linewidth=0.9,
                 label=rf"reference slope $\propto {sym}^{{{float(slope):g}}}$")
+
+
+def _rows(summary: Any, metric: str, label: str, where: Any, others: Sequence[str],
+          combo: Sequence[str]) -> Any:
+    """Summary rows of ``metric``/``label`` in one panel (``where`` and the panel's values)."""
+    sub = summary[(summary["metric"] == metric) & (summary["label"].astype(str) == label)]
+    for key, value in (where or {}).items():
+        sub = sub[sub[key].astype(str) == str(value)]
+    for col, val in zip(others, combo, strict=True):
+        sub = sub[sub[col].astype(str) == val]
+    return sub
+
+
+#: Line styles of the reference lines, in ``references`` order.
+_REFERENCE_STYLES = (("0.35", (0, (5, 2))), ("0.1", (0, (6, 2, 1, 2))), ("0.6", (0, (2, 2))))
+
+
+def _draw_reference(ax: Any, rows: Any, x: str, name: str, i: int) -> None:
+    """One reference line: the mean over estimators of the rows' means at each ``x``."""
+    if rows.empty:
+        return
+    means = rows.groupby(rows[x].astype(float))["mean"].mean().sort_index()
+    colour, dash = _REFERENCE_STYLES[i % len(_REFERENCE_STYLES)]
+    ax.plot(means.index.to_numpy(), means.to_numpy(), color=colour, linestyle=dash,
+            linewidth=1.1, label=name, zorder=1.5)
 
 
 def _scale_axes(ax: Any, sub: Any, x: str, spec: Mapping[str, Any]) -> None:

@@ -18,7 +18,13 @@ A table is described in the study config::
     where = { latent_cov = 0.0 }       # optional filter on the grid values
     labels = { support = ["structure_precision", "structure_recall"] }  # optional
     estimators = ["naive", "schur"]    # optional: columns (default: all, config order)
+    reference_columns = [{ metric = "oracle_floor", name = "oracle floor" }]  # optional
     caption = "..."
+
+A reference column, before the estimators, shows for each row ``(metric, label)``
+the reference metric's mean at the same label (and group), averaged over the
+estimators that recorded it (a truth-only quantity such as ``oracle_floor`` is the
+same for all of them); empty where the reference has no such label.
 """
 
 from __future__ import annotations
@@ -145,8 +151,14 @@ def render_table(
         raise ValueError(f"report table stat must be 'mean_sd', 'mean_mcse' or 'mean'; got {stat!r}")
     digits = int(spec.get("digits", 2))
     data = _filter(summary, spec.get("where"))
+    refs = _reference_values(data, spec.get("reference_columns", []), group)
     data = data[data["metric"].isin(metrics)]
     ests = [e for e in (spec.get("estimators") or estimator_order) if e in set(data["estimator"])]
+    clash = set(refs) & set(ests)
+    if clash:
+        raise ValueError(f"report table reference column name {sorted(clash)[0]!r} is an "
+                         "estimator label; choose another name")
+    ests = [*refs, *ests]
     groups = [None]
     if group:
         groups = list(dict.fromkeys(data[group].tolist()))
@@ -172,6 +184,9 @@ def render_table(
     columns = [(g, e) for g in groups for e in ests]
 
     def entry(metric, label, g, e, latex):
+        if e in refs:
+            value = refs[e].get((label, g))
+            return "" if value is None else format_value(value, digits)
         row = lookup.get((metric, label, g, e))
         return "" if row is None else _cell_text(row, stat, digits, latex)
 
@@ -439,6 +454,21 @@ def _tabular(group, cols, rowgroups, row_keys, entry) -> list[str]:
             out.append(rf"\quad {_tex(label)} & " + " & ".join(cells) + r" \\")
             previous = metric
     out += [r"\bottomrule", r"\end{tabular}"]
+    return out
+
+
+def _reference_values(data: Any, refs: Sequence[Mapping[str, Any]], group: str | None
+                      ) -> dict[str, dict[tuple[Any, Any], float]]:
+    """``{column name: {(label, group value): mean over estimators}}`` of the references."""
+    out: dict[str, dict[tuple[Any, Any], float]] = {}
+    for ref in refs:
+        rows = data[data["metric"] == ref["metric"]]
+        keys = ["label", group] if group else ["label"]
+        means = rows.groupby(keys, sort=False)["mean"].mean()
+        out[ref["name"]] = {
+            ((k[0], k[1]) if group else (k if not isinstance(k, tuple) else k[0], None)): float(v)
+            for k, v in means.items()
+        }
     return out
 
 

@@ -54,6 +54,21 @@ def test_valid_report_becomes_typed_specs(tmp_path):
          r"report\.figures\[0\]\.errorbar must be one of 'mcse', 'sd'"),
         ('name = "f"\nx = "n_samples"\nmetric = "overall_gram"\ncolour = "red"',
          r"report\.figures\[0\]\.colour must be one of the keys"),
+        ('name = "f"\nx = "n_samples"\nmetric = "overall_gram"\n'
+         'references = [{ metric = "procrustes", name = "r" }]',
+         r"report\.figures\[0\]\.references\[0\]\.metric must be a metric of study\.metrics"),
+        ('name = "f"\nx = "n_samples"\nmetric = "overall_gram"\n'
+         'references = [{ metric = "block_gram" }]',
+         r"report\.figures\[0\]\.references\[0\]\.name must be a non-empty string; got None"),
+        ('name = "f"\nx = "n_samples"\nmetric = "overall_gram"\n'
+         'references = [{ metric = "block_gram", name = "r", on = 3 }]',
+         r"report\.figures\[0\]\.references\[0\]\.on must be a non-empty string; got 3"),
+        ('name = "f"\nx = "n_samples"\nmetric = "overall_gram"\n'
+         'extra_panels = [{ metric = "block_gram", label = "mean", colour = "red" }]',
+         r"report\.figures\[0\]\.extra_panels\[0\]\.colour must be one of the keys label, "
+         r"metric"),
+        ('name = "f"\nx = "n_samples"\nmetric = "overall_gram"\nextra_panels = "overall"',
+         r"report\.figures\[0\]\.extra_panels must be an array of tables"),
     ],
 )
 def test_bad_figure_is_refused_by_validate(tmp_path, body, match):
@@ -75,6 +90,10 @@ def test_bad_figure_is_refused_by_validate(tmp_path, body, match):
          r"report\.tables\[0\]\.digits must be an integer in 0\.\.12"),
         ('name = "t"\nmetrics = ["overall_gram"]\ngroup = "dims"',
          r"report\.tables\[0\]\.group must be a grid factor"),
+        ('name = "t"\nmetrics = ["overall_gram"]\n'
+         'reference_columns = [{ metric = "oracle_floor", name = "floor" }]',
+         r"report\.tables\[0\]\.reference_columns\[0\]\.metric must be a metric of "
+         r"study\.metrics"),
     ],
 )
 def test_bad_table_is_refused_by_validate(tmp_path, body, match):

@@ -280,3 +280,66 @@ def test_table_estimator_selection_sets_the_columns(ran):
     spec = {**study.report["tables"][0], "group_axis": "rows", "estimators": ["schur", "naive"]}
     _, md = render_table(summary, spec, list(study.estimators))
     assert md.splitlines()[0] == "| metric | label | schur | naive |"
+
+
+def _reference_summary():
+    """overall_gram of two estimators and a truth-only oracle_floor recorded by both."""
+    rows = []
+    for n, floor, spec in ((100, 2.0, 3.0), (1000, 0.7, 1.1)):
+        for est, err in (("naive", 4.0), ("schur", 3.0)):
+            base = {"cell_id": str(n), "n_samples": n, "estimator": est, "n_ok": 4,
+                    "n_failed": 0, "sd": 0.1, "mcse": 0.05, "median": 0.0}
+            rows.append({**base, "metric": "block_gram", "label": "mean", "mean": err / n})
+            rows.append({**base, "metric": "overall_gram", "label": "overall", "mean": err})
+            # the schur rows differ by 0.2 (a failed replicate): the line is their mean
+            bump = 0.2 if est == "schur" else 0.0
+            rows.append({**base, "metric": "oracle_floor", "label": "overall",
+                         "mean": floor + bump})
+            rows.append({**base, "metric": "oracle_floor", "label": "mean",
+                         "mean": floor / n})
+            rows.append({**base, "metric": "oracle_floor", "label": "spectral_limit",
+                         "mean": spec})
+    return pd.DataFrame(rows)
+
+
+def test_figure_reference_lines_and_extra_panel():
+    from hcl_stats.plotting import line_figure
+
+    spec = {"x": "n_samples", "metric": "block_gram", "labels": ["mean"], "logx": True,
+            "extra_panels": [{"metric": "overall_gram", "label": "overall"}],
+            "references": [
+                {"metric": "oracle_floor", "name": "oracle floor"},
+                {"metric": "oracle_floor", "label": "spectral_limit", "on": "overall",
+                 "name": "spectral limit"}]}
+    fig = line_figure(_reference_summary(), spec, ["naive", "schur"])
+    left, right = [ax for ax in fig.axes if ax.get_visible()]
+    assert right.get_title() == "overall"
+    assert "mean over the blocks" in left.get_title()
+    assert right.get_ylabel() != ""  # another metric: its own axis title
+
+    def lines(ax):
+        return {ln.get_label(): list(ln.get_ydata()) for ln in ax.get_lines()
+                if ln.get_label() in ("oracle floor", "spectral limit")}
+
+    assert lines(left) == {"oracle floor": [pytest.approx(0.02), pytest.approx(0.0007)]}
+    assert lines(right) == {"oracle floor": [pytest.approx(2.1), pytest.approx(0.8)],
+                            "spectral limit": [3.0, 1.1]}
+    names = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert names.count("oracle floor") == 1
+    assert "spectral limit" in names
+
+
+def test_table_reference_column():
+    summary = _reference_summary()
+    spec = {"name": "t", "metrics": ["overall_gram", "block_gram"], "group": "n_samples",
+            "group_axis": "rows", "stat": "mean", "digits": 2,
+            "reference_columns": [{"metric": "oracle_floor", "name": "floor"}]}
+    latex, md = render_table(summary, spec, ["naive", "schur"])
+    lines = md.splitlines()
+    assert lines[0] == "| metric | label | floor | naive | schur |"
+    assert "| overall Gram error | overall | 2.10 | 4.00 | 3.00 |" in lines
+    assert "| overall Gram error | overall | 0.80 | 4.00 | 3.00 |" in lines
+    assert r"floor & naive & schur \\" in latex
+    with pytest.raises(ValueError, match="reference column name 'naive'"):
+        render_table(summary, {**spec, "reference_columns": [
+            {"metric": "oracle_floor", "name": "naive"}]}, ["naive", "schur"])

@@ -1,4 +1,8 @@
-"""``hcl-stats rates``: empirical rates of a study against theory.
+"""``hcl-stats rates`` and ``hcl-stats limits``: a study's errors against theory.
+
+``hcl-stats limits FILE`` runs :func:`hcl_stats.theory.limits_report.write_limits_report`
+(limits against Monte Carlo, reports/limits/). The rest of this docstring is
+about ``rates``.
 
 Reads the replicate-level results of a study's store (``hcl-stats export``
 data) and, for every ``[[report.rates]]`` entry of the study config, fits the
@@ -35,7 +39,7 @@ __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``rates`` sub-command."""
+    """Add the ``rates`` and ``limits`` sub-commands."""
     p = sub.add_parser(
         "rates",
         help="log-log slopes with 95%% CIs of a study's errors vs theory",
@@ -49,6 +53,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="report directory (default: reports/<study>)")
     p.set_defaults(func=run_rates)
+    q = sub.add_parser(
+        "limits",
+        help="limits() against Monte Carlo and the efficiency table (reports/limits/)",
+        description="Simulate the known-latent oracle and the structure-blind spectral "
+        "estimators on the designs of a limits file and compare them with "
+        "hcl_stats.theory.limits; write numbers.md (and efficiency.md from a study "
+        "summary) to the output directory. Deterministic (SeedSequence seeds).",
+    )
+    q.add_argument("config", type=Path, help="limits TOML file (e.g. simulations/limits.toml)")
+    q.add_argument("--out", type=Path, default=Path("reports") / "limits",
+                   help="output directory (default: reports/limits)")
+    q.set_defaults(func=run_limits)
 
 
 def run_rates(args: argparse.Namespace) -> int:
@@ -69,5 +85,14 @@ def run_rates(args: argparse.Namespace) -> int:
     outputs = write_rates_report(study, tidy, out_dir)
     mpath = update_manifest(out_dir, outputs)
     for path in [*outputs, out_dir / REPLICATES, mpath]:
+        print(path)
+    return 0
+
+
+def run_limits(args: argparse.Namespace) -> int:
+    """``hcl-stats limits``: :func:`hcl_stats.theory.limits_report.write_limits_report`."""
+    from ..theory.limits_report import write_limits_report
+
+    for path in write_limits_report(args.config, args.out):
         print(path)
     return 0

@@ -5,8 +5,10 @@
 ``[[report.terms]]`` entry into a frozen spec and refuses, with a
 :class:`~hcl_stats.exceptions.StudyConfigError` naming the key path, the value
 and the rule: an unknown key, a metric the study does not compute, a figure
-without ``x`` or whose ``x`` is not a grid factor, and a non-boolean ``logx`` /
-``logy``. Before, such a figure failed only after the run, in ``hcl-stats report``.
+without ``x`` or whose ``x`` is not a grid factor, a non-boolean ``logx`` /
+``logy``, and a figure's ``extra_panels`` / ``references`` or a table's
+``reference_columns`` entry with an unknown key, a metric the study does not
+compute or a missing ``label`` / ``name``. Before, such a figure failed only after the run, in ``hcl-stats report``.
 
 The renderers (:func:`hcl_stats.plotting.line_figure`,
 :func:`hcl_stats.tables.render_table`, :mod:`hcl_stats.theory.rates`) read the
@@ -112,9 +114,9 @@ class ReportSpec:
 
 _KEYS = {
     "figures": {"name", "x", "metric", "labels", "errorbar", "estimators", "logx", "logy",
-                "reference_slope", "where", "ylim", "titles"},
+                "reference_slope", "where", "ylim", "titles", "extra_panels", "references"},
     "tables": {"name", "metrics", "group", "group_axis", "group_values", "stat", "digits",
-               "where", "labels", "estimators", "caption"},
+               "where", "labels", "estimators", "caption", "reference_columns"},
     "rates": {"name", "metric", "label", "labels", "x", "by", "expected", "bound"},
     "terms": {"name", "metric", "terms", "terms_metric", "group", "labels"},
 }
@@ -172,7 +174,31 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
+def _sub_tables(e: _Entry, key: str, metrics: Sequence[str], required: Sequence[str],
+                optional: Sequence[str]) -> None:
+    """Check ``key``: a list of tables with a study ``metric`` and string fields."""
+    items = e.body.get(key, [])
+    keys = sorted({"metric", *required, *optional})
+    if not isinstance(items, list):
+        raise e.err(key, items, f"an array of tables with the keys {', '.join(keys)}")
+    for i, item in enumerate(items):
+        where = f"{key}[{i}]"
+        if not isinstance(item, Mapping):
+            raise e.err(where, item, f"a table with the keys {', '.join(keys)}")
+        unknown = sorted(set(item) - set(keys))
+        if unknown:
+            raise e.err(f"{where}.{unknown[0]}", unknown[0], f"one of the keys {', '.join(keys)}")
+        if item.get("metric") not in metrics:
+            raise e.err(f"{where}.metric", item.get("metric"),
+                        f"a metric of study.metrics ({', '.join(metrics)})")
+        for k in (*required, *optional):
+            if (k in required or k in item) and not (isinstance(item.get(k), str) and item[k]):
+                raise e.err(f"{where}.{k}", item.get(k), "a non-empty string")
+
+
 def _figure(e: _Entry, metrics: Sequence[str], grid: Sequence[str]) -> FigureSpec:
+    _sub_tables(e, "extra_panels", metrics, ("label",), ())
+    _sub_tables(e, "references", metrics, ("name",), ("label", "on"))
     return FigureSpec(
         name=e.name(), x=e.factor("x", grid, required=True), metric=e.metric("metric", metrics),
         logx=e.flag("logx"), logy=e.flag("logy"), errorbar=e.choice("errorbar", ("mcse", "sd")),
@@ -191,6 +217,7 @@ def _table(e: _Entry, metrics: Sequence[str], grid: Sequence[str]) -> TableSpec:
     if not isinstance(digits, int) or isinstance(digits, bool) or not 0 <= digits <= 12:
         raise e.err("digits", digits, "an integer in 0..12")
     e.choice("group_axis", ("columns", "rows"))
+    _sub_tables(e, "reference_columns", metrics, ("name",), ())
     return TableSpec(
         name=e.name(), metrics=tuple(names), group=e.factor("group", grid, required=False),
         stat=e.choice("stat", ("mean_sd", "mean_mcse", "mean")), digits=digits, raw=e.body,
