@@ -52,3 +52,24 @@ def test_loss_is_accurate_near_an_exact_fit():
     # the loss is invariant to a rotation of the factor
     q, _ = np.linalg.qr(gen.standard_normal((4, 4)))
     assert masked_loss(w @ q, w @ w.T, mask)[0] == pytest.approx(0.0, abs=1e-12 * np.abs(w).max() ** 4)
+
+
+def test_quartic_step_is_the_exact_line_minimiser(rng):
+    """The step minimises the masked loss along P (compared with a fine grid)."""
+    from hcl_stats.estimators.refine import _quartic_step
+
+    d, k = 7, 3
+    a = rng.standard_normal((d, d))
+    s_w = a @ a.T
+    w = rng.standard_normal((d, k))
+    p = -(w @ (w.T @ w) - s_w @ w)  # steepest descent: a descent direction
+    t = _quartic_step(w, p, s_w @ w, s_w @ p, w.T @ w, float(np.sum(p * (s_w @ w))))
+    mask = np.ones((d, k), dtype=bool)
+
+    def loss(tt):
+        return masked_loss(w + tt * p, s_w, mask)[0]
+
+    grid = np.linspace(0.0, 4.0 * t, 4001)
+    best = grid[int(np.argmin([loss(g) for g in grid]))]
+    assert t > 0.0
+    assert loss(t) <= loss(best) + 1e-9 * abs(loss(best))

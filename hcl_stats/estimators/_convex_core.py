@@ -22,8 +22,6 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
-import scipy.optimize
-import scipy.sparse.linalg
 from numpy.typing import NDArray
 
 from .._linalg import block_offsets
@@ -90,6 +88,8 @@ def objective(
 
 
 def _top_eig(a: NDArray, k: int) -> tuple[NDArray, NDArray]:
+    import scipy.sparse.linalg  # lazy (binds `scipy` locally): keeps `import hcl_stats` light
+
     p = a.shape[0]
     k = min(k, p)
     if p <= 3000 or k >= p - 1:
@@ -242,6 +242,8 @@ def solve_factored(
                 )
                 grad = -2.0 * (res @ w) + 2.0 * lam * w * colw
                 return val, grad[mask]
+
+            import scipy.optimize  # lazy: keeps `import hcl_stats` light
 
             opt = scipy.optimize.minimize(
                 fun,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import scipy.linalg
 from numpy.typing import NDArray
 
 from .._validation import check_choice, check_int, check_real
@@ -15,6 +16,9 @@ from ._base import Estimator, Problem, RawFit, signal_covariance
 from .spectral import _rule, schur_loadings
 
 __all__ = ["MaskedGradient", "masked_loss"]
+
+#: In-place ``y += a x`` on float64 vectors (BLAS level 1).
+_axpy = scipy.linalg.blas.daxpy
 
 
 def masked_loss(
@@ -203,14 +207,12 @@ class _MaskedProducts:
         self.s_w = s_w
         self.mask = mask
         d = mask.shape[0]
-        self.views: list[tuple[slice, NDArray]] = []
-        start = 0
-        while start < d:  # maximal runs of rows with the same mask pattern
-            stop = start + 1
-            while stop < d and np.array_equal(mask[stop], mask[start]):
-                stop += 1
-            self.views.append((slice(start, stop), np.flatnonzero(mask[start])))
-            start = stop
+        # maximal runs of rows with the same mask pattern
+        starts = [0, *(np.flatnonzero(np.any(mask[1:] != mask[:-1], axis=1)) + 1).tolist()]
+        self.views: list[tuple[slice, NDArray]] = [
+            (slice(a, b), np.flatnonzero(mask[a])) for a, b in zip(starts, [*starts[1:], d],
+                                                                     strict=True) if a < d
+        ]
 
     def product(self, p: NDArray) -> NDArray:
         """Masked ``S_W p`` (zero outside the mask), shape ``(d, K)``."""
@@ -229,14 +231,14 @@ def _quartic_step(w, p, sw, sp, wtw, s_dot_p):
     """
     g_ap = w.T @ p
     g_pp = p.T @ p
-    s_pp = float(np.sum(p * sp))
-    c1 = 4.0 * (float(np.sum(g_ap * wtw)) - s_dot_p)
+    s_pp = float(np.vdot(p, sp))
+    c1 = 4.0 * (float(np.vdot(g_ap, wtw)) - s_dot_p)
     c2 = 2.0 * (
-        float(np.sum(wtw * g_pp)) + float(np.sum(g_ap * g_ap.T)) + float(np.sum(g_ap * g_ap))
+        float(np.vdot(wtw, g_pp)) + float(np.vdot(g_ap, g_ap.T)) + float(np.vdot(g_ap, g_ap))
         - s_pp
     )
-    c3 = 4.0 * float(np.sum(g_ap * g_pp))
-    c4 = float(np.sum(g_pp * g_pp))
+    c3 = 4.0 * float(np.vdot(g_ap, g_pp))
+    c4 = float(np.vdot(g_pp, g_pp))
     if not c4 > 0.0:
         return 0.0
     roots = np.roots([4.0 * c4, 3.0 * c3, 2.0 * c2, c1])
@@ -264,19 +266,22 @@ class MinimiseResult:
 
 
 def _lbfgs_direction(g_flat, s_hist, y_hist, rho_hist):
-    """Two-loop recursion: ``H g`` for the packed masked gradient ``g_flat``."""
+    """Two-loop recursion: ``H g`` for the packed masked gradient ``g_flat``.
+
+    The vector updates are in-place BLAS ``axpy`` calls (no temporaries).
+    """
     q = g_flat.copy()
     alphas = []
     for s_k, y_k, rho_k in zip(reversed(s_hist), reversed(y_hist), reversed(rho_hist), strict=True):
         a_k = rho_k * float(s_k @ q)
-        q -= a_k * y_k
+        q = _axpy(y_k, q, a=-a_k)
         alphas.append(a_k)
     if s_hist:
         q *= float(s_hist[-1] @ y_hist[-1]) / float(y_hist[-1] @ y_hist[-1])
     for (s_k, y_k, rho_k), a_k in zip(
         zip(s_hist, y_hist, rho_hist, strict=True), reversed(alphas), strict=True
     ):
-        q += (a_k - rho_k * float(y_k @ q)) * s_k
+        q = _axpy(s_k, q, a=a_k - rho_k * float(y_k @ q))
     return q
 
 
@@ -304,13 +309,14 @@ def _minimise(s_w, mask, w0, max_iter, tol, memory, s_sq_extra=0.0) -> MinimiseR
     ops = _MaskedProducts(s_w, mask)
     s_sq = float(np.sum(s_w * s_w)) + s_sq_extra
     s_norm = float(np.sqrt(s_sq))
+    off_mask = ~mask
     w = np.where(mask, w0, 0.0)
     sw = ops.product(w)
 
     def evaluate(w, sw):
         wtw = w.T @ w
         grad = 2.0 * (w @ wtw - sw)
-        grad[~mask] = 0.0
+        grad[off_mask] = 0.0
         scale = s_norm * float(np.linalg.norm(w))
         relgrad = float(np.linalg.norm(grad)) / scale if scale > 0 else np.inf
         return wtw, grad, relgrad
@@ -362,9 +368,8 @@ def _minimise(s_w, mask, w0, max_iter, tol, memory, s_sq_extra=0.0) -> MinimiseR
         else:
             sw = sw + t * sp
             fresh = False
-        g_old = grad[mask]
         wtw, grad, relgrad = evaluate(w, sw)
-        _remember(step[mask], grad[mask] - g_old, s_hist, y_hist, rho_hist, memory)
+        _remember(step[mask], grad[mask] - g_flat, s_hist, y_hist, rho_hist, memory)
         trace.append(loss_of(w, sw, wtw, exact=False))
     if not fresh:
         sw = ops.product(w)

@@ -56,7 +56,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.linalg
-import scipy.optimize
 from numpy.typing import NDArray
 
 from .._linalg import block_offsets, top_eigh
@@ -181,6 +180,8 @@ def _fixed_fit(
         v.ravel()[idx] = x
         f, g = _slide_objective(v, s)
         return f, g.ravel()[idx]
+
+    import scipy.optimize  # lazy: keeps `import hcl_stats` light
 
     x0 = np.asarray(v0, dtype=float).ravel()[idx]
     res = scipy.optimize.minimize(
