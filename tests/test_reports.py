@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,10 @@ def ran(tmp_path):
 
 
 def _hashes(out):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.iterdir())
+    }
 
 
 def test_summary_statistics_match_the_store(ran):
@@ -59,13 +63,21 @@ def test_summary_statistics_match_the_store(ran):
     assert main(["summarize", str(cfg), "--store", str(db), "--out", str(out)]) == 0
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary.columns[:2]) == ["cell_id", "n_samples"]
-    tidy = main(["export", str(cfg), "--store", str(db), "--out", str(out.parent / "t.csv")])
+    tidy = main(
+        ["export", str(cfg), "--store", str(db), "--out", str(out.parent / "t.csv")]
+    )
     assert tidy == 0
     raw = pd.read_csv(out.parent / "t.csv")
-    row = summary[(summary.metric == "overall_gram") & (summary.estimator == "schur")
-                  & (summary.n_samples == 50)].iloc[0]
-    vals = raw[(raw.metric == "overall_gram") & (raw.estimator == "schur")
-               & (raw.n_samples == 50)]["value"].to_numpy()
+    row = summary[
+        (summary.metric == "overall_gram")
+        & (summary.estimator == "schur")
+        & (summary.n_samples == 50)
+    ].iloc[0]
+    vals = raw[
+        (raw.metric == "overall_gram")
+        & (raw.estimator == "schur")
+        & (raw.n_samples == 50)
+    ]["value"].to_numpy()
     assert row.n_ok == 3
     assert row.n_failed == 0
     # summary.csv keeps 6 significant digits: relative rounding error <= 5e-6
@@ -76,11 +88,17 @@ def test_summary_statistics_match_the_store(ran):
     assert not summary.duplicated(["cell_id", "estimator", "metric", "label"]).any()
     # 3 views x 7 structures of "all:1" -> 12 (view, block) labels plus the mean; the
     # structure-blind naive fit also gets the 9 off-block (view, block) pairs (m not in S)
-    n_block = summary[(summary.metric == "block_gram") & (summary.estimator == "naive")
-                      & (summary.n_samples == 50)]
+    n_block = summary[
+        (summary.metric == "block_gram")
+        & (summary.estimator == "naive")
+        & (summary.n_samples == 50)
+    ]
     assert len(n_block) == 13 + 9
-    s_block = summary[(summary.metric == "block_gram") & (summary.estimator == "schur")
-                      & (summary.n_samples == 50)]
+    s_block = summary[
+        (summary.metric == "block_gram")
+        & (summary.estimator == "schur")
+        & (summary.n_samples == 50)
+    ]
     assert len(s_block) == 13
 
 
@@ -88,8 +106,14 @@ def test_report_is_byte_identical_and_manifest_is_consistent(ran):
     cfg, db, out = ran
     assert main(["report", str(cfg), "--store", str(db), "--out", str(out)]) == 0
     first = _hashes(out)
-    assert {"summary.csv", "err_vs_n.pdf", "err_vs_n.png", "tab.tex", "tab.md",
-            "MANIFEST.json"} <= set(first)
+    assert {
+        "summary.csv",
+        "err_vs_n.pdf",
+        "err_vs_n.png",
+        "tab.tex",
+        "tab.md",
+        "MANIFEST.json",
+    } <= set(first)
     assert main(["report", str(cfg), "--store", str(db), "--out", str(out)]) == 0
     assert _hashes(out) == first
     manifest = json.loads((out / "MANIFEST.json").read_text())
@@ -114,7 +138,9 @@ def test_summary_csv_is_identical_for_a_second_run_from_scratch(ran, tmp_path):
     text = (out / "summary.csv").read_text()
     assert (out2 / "summary.csv").read_text() == text
     summary = pd.read_csv(out / "summary.csv")
-    assert "wall_time" not in set(summary.metric)  # measured, but not reported: left out
+    assert "wall_time" not in set(
+        summary.metric
+    )  # measured, but not reported: left out
     assert "converged" in set(summary.metric)
     for value in summary["mean"].dropna():
         assert float(f"{value:.6g}") == value
@@ -122,11 +148,14 @@ def test_summary_csv_is_identical_for_a_second_run_from_scratch(ran, tmp_path):
 
 def test_reported_timings_stay_in_the_summary(ran):
     cfg, db, out = ran
-    cfg.write_text(cfg.read_text() + """
+    cfg.write_text(
+        cfg.read_text()
+        + """
 [[report.tables]]
 name = "time"
 metrics = ["wall_time"]
-""")
+"""
+    )
     assert main(["summarize", str(cfg), "--store", str(db), "--out", str(out)]) == 0
     summary = pd.read_csv(out / "summary.csv")
     assert (summary.metric == "wall_time").sum() > 0
@@ -135,7 +164,10 @@ metrics = ["wall_time"]
 def test_report_resummarizes_a_stale_summary(ran, capsys):
     cfg, db, out = ran
     text = cfg.read_text()
-    cfg.write_text(text[: text.index("[[report.figures]]")] + text[text.index("[[report.tables]]"):])
+    cfg.write_text(
+        text[: text.index("[[report.figures]]")]
+        + text[text.index("[[report.tables]]") :]
+    )
     assert main(["report", str(cfg), "--store", str(db), "--out", str(out)]) == 0
     assert not (out / "err_vs_n.pdf").exists()
     before = (out / "summary.csv").read_text()
@@ -151,8 +183,19 @@ def test_report_resummarizes_a_stale_summary(ran, capsys):
 
 def test_report_without_store_or_summary_is_a_usage_error(tmp_path, capsys):
     cfg = write_tiny(tmp_path)
-    assert main(["report", str(cfg), "--store", str(tmp_path / "x.sqlite"),
-                 "--out", str(tmp_path / "r")]) == 2
+    assert (
+        main(
+            [
+                "report",
+                str(cfg),
+                "--store",
+                str(tmp_path / "x.sqlite"),
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
     assert "first" in capsys.readouterr().err
 
 
@@ -167,12 +210,20 @@ def test_table_rendering_and_rounding(ran):
     assert r"$\pm$" in latex
     assert "±" in md
     assert md.splitlines()[0].startswith("| metric | label | n_samples=50 naive")
-    labels = [line.split("|")[2].strip() for line in md.splitlines()[2:] if line.startswith("|")]
+    labels = [
+        line.split("|")[2].strip()
+        for line in md.splitlines()[2:]
+        if line.startswith("|")
+    ]
     assert labels == ["ABC", "AB", "AC", "BC", "A", "B", "C", "overall"]
     assert format_value(1.23456, 2) == "1.23"
     assert format_value(float("nan"), 2) == "--"
     assert sorted(["mean", "A|A", "A|ABC", "B|AB"], key=label_sort_key) == [
-        "A|ABC", "A|A", "B|AB", "mean"]
+        "A|ABC",
+        "A|A",
+        "B|AB",
+        "mean",
+    ]
 
 
 def test_figure_has_labelled_axes_and_legend(ran):
@@ -183,7 +234,9 @@ def test_figure_has_labelled_axes_and_legend(ran):
     study = load_study(cfg)
     path, _ = write_summary(study, db, out)
     spec = study.report["figures"][0]
-    fig = line_figure(read_summary(path), spec, list(study.estimators), notation="$E$", unit="")
+    fig = line_figure(
+        read_summary(path), spec, list(study.estimators), notation="$E$", unit=""
+    )
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert len(axes) == 2
     for k, ax in enumerate(axes):
@@ -194,8 +247,16 @@ def test_figure_has_labelled_axes_and_legend(ran):
     assert len(fig.legends) == 1
     names = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "1 sd" in fig.legends[0].get_title().get_text()  # spec: errorbar = "sd"
-    assert {"naive PCA", "Schur (joint)", "Schur (view-diagonal)", "masked gradient"} <= set(names)
-    assert estimator_style("schur", ["x"])[0] == estimator_style("schur", ["schur", "y"])[0]
+    assert {
+        "naive PCA",
+        "Schur (joint)",
+        "Schur (view-diagonal)",
+        "masked gradient",
+    } <= set(names)
+    assert (
+        estimator_style("schur", ["x"])[0]
+        == estimator_style("schur", ["schur", "y"])[0]
+    )
     # the legend sits below every axes (off the data)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -205,8 +266,15 @@ def test_figure_has_labelled_axes_and_legend(ran):
         assert legend_box.y1 <= ax.get_window_extent().y0
 
 
-@pytest.mark.parametrize("config", sorted(
-    p.name for p in (ROOT / "simulations").glob("*.toml")))
+@pytest.mark.parametrize(
+    "config",
+    sorted(
+        p.name
+        for p in (ROOT / "simulations").glob("*.toml")
+        # limits.toml is the input of `hcl-stats limits`, not a study
+        if "limits" not in tomllib.loads(p.read_text())
+    ),
+)
 def test_every_estimator_of_a_study_has_its_own_style(config):
     from hcl_stats.plotting import estimator_style
 
@@ -238,16 +306,33 @@ def test_varying_non_x_factor_gets_its_own_panels():
     rows = []
     for sv in ("[0.5, 1.5]", "[1.0, 2.0]"):
         for n in (100, 1000):
-            rows.append({"cell_id": f"{sv}{n}", "n_samples": n, "singular_values": sv,
-                         "estimator": "schur", "metric": "rank", "label": "exact",
-                         "n_ok": 4, "n_failed": 0, "mean": 0.5 if sv[1] == "0" else 0.9,
-                         "sd": 0.1, "mcse": 0.05, "median": 0.5})
-    fig = line_figure(pd.DataFrame(rows), {"x": "n_samples", "metric": "rank",
-                                           "labels": ["exact"]}, ["schur"])
+            rows.append(
+                {
+                    "cell_id": f"{sv}{n}",
+                    "n_samples": n,
+                    "singular_values": sv,
+                    "estimator": "schur",
+                    "metric": "rank",
+                    "label": "exact",
+                    "n_ok": 4,
+                    "n_failed": 0,
+                    "mean": 0.5 if sv[1] == "0" else 0.9,
+                    "sd": 0.1,
+                    "mcse": 0.05,
+                    "median": 0.5,
+                }
+            )
+    fig = line_figure(
+        pd.DataFrame(rows),
+        {"x": "n_samples", "metric": "rank", "labels": ["exact"]},
+        ["schur"],
+    )
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert len(axes) == 2
-    assert ["singular values = [0.5, 1.5]" in axes[0].get_title(),
-            "singular values = [1.0, 2.0]" in axes[1].get_title()] == [True, True]
+    assert [
+        "singular values = [0.5, 1.5]" in axes[0].get_title(),
+        "singular values = [1.0, 2.0]" in axes[1].get_title(),
+    ] == [True, True]
     for ax, level in zip(axes, (0.5, 0.9), strict=True):
         (bars,) = ax.containers  # one errorbar series per panel, one cell each
         assert list(bars.lines[0].get_ydata()) == [level, level]
@@ -258,18 +343,27 @@ def test_table_with_groups_as_row_blocks(ran):
     assert main(["summarize", str(cfg), "--store", str(db), "--out", str(out)]) == 0
     summary = pd.read_csv(out / "summary.csv", dtype={"label": str})
     study = load_study(cfg)
-    spec = {**study.report["tables"][0], "group_axis": "rows",
-            "labels": {"structure_gram": ["A", "ABC"]}}
+    spec = {
+        **study.report["tables"][0],
+        "group_axis": "rows",
+        "labels": {"structure_gram": ["A", "ABC"]},
+    }
     latex, md = render_table(summary, spec, list(study.estimators))
     head = md.splitlines()[0]
-    assert head == "| metric | label | naive | schur | schur_per_view | masked_gradient |"
+    assert (
+        head == "| metric | label | naive | schur | schur_per_view | masked_gradient |"
+    )
     assert md.count("**n_samples = 50**") == 1
     assert md.count("**n_samples = 200**") == 1
     body = [line.split("|")[2].strip() for line in md.splitlines() if "Gram" in line]
     assert body == ["A", "ABC", "overall"] * 2
-    assert r"\multicolumn{5}{l}{$n = 50$}" in latex  # group heading: notation, not the key
+    assert (
+        r"\multicolumn{5}{l}{$n = 50$}" in latex
+    )  # group heading: notation, not the key
     with pytest.raises(ValueError, match="group_axis"):
-        render_table(summary, {**spec, "group_axis": "diagonal"}, list(study.estimators))
+        render_table(
+            summary, {**spec, "group_axis": "diagonal"}, list(study.estimators)
+        )
 
 
 def test_table_estimator_selection_sets_the_columns(ran):
@@ -277,7 +371,11 @@ def test_table_estimator_selection_sets_the_columns(ran):
     assert main(["summarize", str(cfg), "--store", str(db), "--out", str(out)]) == 0
     summary = pd.read_csv(out / "summary.csv", dtype={"label": str})
     study = load_study(cfg)
-    spec = {**study.report["tables"][0], "group_axis": "rows", "estimators": ["schur", "naive"]}
+    spec = {
+        **study.report["tables"][0],
+        "group_axis": "rows",
+        "estimators": ["schur", "naive"],
+    }
     _, md = render_table(summary, spec, list(study.estimators))
     assert md.splitlines()[0] == "| metric | label | schur | naive |"
 
@@ -287,30 +385,65 @@ def _reference_summary():
     rows = []
     for n, floor, spec in ((100, 2.0, 3.0), (1000, 0.7, 1.1)):
         for est, err in (("naive", 4.0), ("schur", 3.0)):
-            base = {"cell_id": str(n), "n_samples": n, "estimator": est, "n_ok": 4,
-                    "n_failed": 0, "sd": 0.1, "mcse": 0.05, "median": 0.0}
-            rows.append({**base, "metric": "block_gram", "label": "mean", "mean": err / n})
-            rows.append({**base, "metric": "overall_gram", "label": "overall", "mean": err})
+            base = {
+                "cell_id": str(n),
+                "n_samples": n,
+                "estimator": est,
+                "n_ok": 4,
+                "n_failed": 0,
+                "sd": 0.1,
+                "mcse": 0.05,
+                "median": 0.0,
+            }
+            rows.append(
+                {**base, "metric": "block_gram", "label": "mean", "mean": err / n}
+            )
+            rows.append(
+                {**base, "metric": "overall_gram", "label": "overall", "mean": err}
+            )
             # the schur rows differ by 0.2 (a failed replicate): the line is their mean
             bump = 0.2 if est == "schur" else 0.0
-            rows.append({**base, "metric": "oracle_floor", "label": "overall",
-                         "mean": floor + bump})
-            rows.append({**base, "metric": "oracle_floor", "label": "mean",
-                         "mean": floor / n})
-            rows.append({**base, "metric": "oracle_floor", "label": "spectral_limit",
-                         "mean": spec})
+            rows.append(
+                {
+                    **base,
+                    "metric": "oracle_floor",
+                    "label": "overall",
+                    "mean": floor + bump,
+                }
+            )
+            rows.append(
+                {**base, "metric": "oracle_floor", "label": "mean", "mean": floor / n}
+            )
+            rows.append(
+                {
+                    **base,
+                    "metric": "oracle_floor",
+                    "label": "spectral_limit",
+                    "mean": spec,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def test_figure_reference_lines_and_extra_panel():
     from hcl_stats.plotting import line_figure
 
-    spec = {"x": "n_samples", "metric": "block_gram", "labels": ["mean"], "logx": True,
-            "extra_panels": [{"metric": "overall_gram", "label": "overall"}],
-            "references": [
-                {"metric": "oracle_floor", "name": "oracle floor"},
-                {"metric": "oracle_floor", "label": "spectral_limit", "on": "overall",
-                 "name": "spectral limit"}]}
+    spec = {
+        "x": "n_samples",
+        "metric": "block_gram",
+        "labels": ["mean"],
+        "logx": True,
+        "extra_panels": [{"metric": "overall_gram", "label": "overall"}],
+        "references": [
+            {"metric": "oracle_floor", "name": "oracle floor"},
+            {
+                "metric": "oracle_floor",
+                "label": "spectral_limit",
+                "on": "overall",
+                "name": "spectral limit",
+            },
+        ],
+    }
     fig = line_figure(_reference_summary(), spec, ["naive", "schur"])
     left, right = [ax for ax in fig.axes if ax.get_visible()]
     assert right.get_title() == "overall"
@@ -318,12 +451,17 @@ def test_figure_reference_lines_and_extra_panel():
     assert right.get_ylabel() != ""  # another metric: its own axis title
 
     def lines(ax):
-        return {ln.get_label(): list(ln.get_ydata()) for ln in ax.get_lines()
-                if ln.get_label() in ("oracle floor", "spectral limit")}
+        return {
+            ln.get_label(): list(ln.get_ydata())
+            for ln in ax.get_lines()
+            if ln.get_label() in ("oracle floor", "spectral limit")
+        }
 
     assert lines(left) == {"oracle floor": [pytest.approx(0.02), pytest.approx(0.0007)]}
-    assert lines(right) == {"oracle floor": [pytest.approx(2.1), pytest.approx(0.8)],
-                            "spectral limit": [3.0, 1.1]}
+    assert lines(right) == {
+        "oracle floor": [pytest.approx(2.1), pytest.approx(0.8)],
+        "spectral limit": [3.0, 1.1],
+    }
     names = [t.get_text() for t in fig.legends[0].get_texts()]
     assert names.count("oracle floor") == 1
     assert "spectral limit" in names
@@ -331,9 +469,15 @@ def test_figure_reference_lines_and_extra_panel():
 
 def test_table_reference_column():
     summary = _reference_summary()
-    spec = {"name": "t", "metrics": ["overall_gram", "block_gram"], "group": "n_samples",
-            "group_axis": "rows", "stat": "mean", "digits": 2,
-            "reference_columns": [{"metric": "oracle_floor", "name": "floor"}]}
+    spec = {
+        "name": "t",
+        "metrics": ["overall_gram", "block_gram"],
+        "group": "n_samples",
+        "group_axis": "rows",
+        "stat": "mean",
+        "digits": 2,
+        "reference_columns": [{"metric": "oracle_floor", "name": "floor"}],
+    }
     latex, md = render_table(summary, spec, ["naive", "schur"])
     lines = md.splitlines()
     assert lines[0] == "| metric | label | floor | naive | schur |"
@@ -341,5 +485,11 @@ def test_table_reference_column():
     assert "| overall Gram error | overall | 0.80 | 4.00 | 3.00 |" in lines
     assert r"floor & naive & schur \\" in latex
     with pytest.raises(ValueError, match="reference column name 'naive'"):
-        render_table(summary, {**spec, "reference_columns": [
-            {"metric": "oracle_floor", "name": "naive"}]}, ["naive", "schur"])
+        render_table(
+            summary,
+            {
+                **spec,
+                "reference_columns": [{"metric": "oracle_floor", "name": "naive"}],
+            },
+            ["naive", "schur"],
+        )

@@ -57,7 +57,9 @@ def _first_moment(x, g):
             (t - 1 - g) / (2 * math.sqrt(g))
         )
 
-    return (prim(min(max(x, a), b)) + g * math.pi) / (2 * math.pi * g)  # prim(a) = -g pi
+    return (prim(min(max(x, a), b)) + g * math.pi) / (
+        2 * math.pi * g
+    )  # prim(a) = -g pi
 
 
 @given(ratios)
@@ -92,7 +94,9 @@ def test_mp_median_of_a_vanishing_ratio_is_one():
 def test_mp_lower_mean_matches_the_closed_form_partial_moment(g, fraction):
     # ratios within about 1e-6 of 1 (but not 1) put a lower edge of about 1e-13
     # under the first grid step, where the trapezoid rule loses 1e-3 (left as is)
-    cut = scipy.optimize.brentq(lambda x: _cdf(x, g) - fraction, *_support(g), xtol=1e-13)
+    cut = scipy.optimize.brentq(
+        lambda x: _cdf(x, g) - fraction, *_support(g), xtol=1e-13
+    )
     want = _first_moment(cut, g) / fraction
     assert _rmt.mp_lower_mean(g, fraction) == pytest.approx(want, rel=2e-5, abs=2e-5)
 
@@ -118,7 +122,9 @@ def test_spike_map_and_its_inverse(g, excess):
     lam = float(_rmt.spike_eigenvalue([ell], 1.0, g)[0])
     assert lam == pytest.approx(l_pop * (1.0 + g / (l_pop - 1.0)), rel=1e-12)
     assert lam > _rmt.mp_edge(1.0, g)
-    assert float(_rmt.spike_from_eigenvalue([lam], 1.0, g)[0]) == pytest.approx(ell, rel=1e-7)
+    assert float(_rmt.spike_from_eigenvalue([lam], 1.0, g)[0]) == pytest.approx(
+        ell, rel=1e-7
+    )
     c2 = float(_rmt.spike_cosine_sq([ell], 1.0, g)[0])
     assert c2 == pytest.approx((1 - g / ell**2) / (1 + g / ell), rel=1e-12)
     assert 0.0 < c2 < 1.0
@@ -127,17 +133,24 @@ def test_spike_map_and_its_inverse(g, excess):
 @given(ratios, st.floats(0.0, 0.999), st.floats(0.1, 10.0))
 def test_below_the_bbp_threshold_a_spike_is_invisible(g, frac, s2):
     ell = frac * s2 * math.sqrt(g)
-    assert float(_rmt.spike_eigenvalue([ell], s2, g)[0]) == pytest.approx(_rmt.mp_edge(s2, g))
+    assert float(_rmt.spike_eigenvalue([ell], s2, g)[0]) == pytest.approx(
+        _rmt.mp_edge(s2, g)
+    )
     assert float(_rmt.spike_cosine_sq([ell], s2, g)[0]) == 0.0
     # any eigenvalue at or inside the bulk debiases to zero
-    assert float(_rmt.spike_from_eigenvalue([_rmt.mp_edge(s2, g) * (1 - 1e-9)], s2, g)[0]) == 0.0
+    assert (
+        float(_rmt.spike_from_eigenvalue([_rmt.mp_edge(s2, g) * (1 - 1e-9)], s2, g)[0])
+        == 0.0
+    )
 
 
 @given(st.floats(0.1, 10.0), st.floats(0.0, 5.0))
 def test_spike_maths_is_scale_equivariant(s2, ell):
     g = 0.3
     base = _rmt.spike_eigenvalue([ell], 1.0, g)
-    assert _rmt.spike_eigenvalue([ell * s2], s2, g) == pytest.approx(base * s2, rel=1e-12)
+    assert _rmt.spike_eigenvalue([ell * s2], s2, g) == pytest.approx(
+        base * s2, rel=1e-12
+    )
     assert _rmt.spike_cosine_sq([ell * s2], s2, g) == pytest.approx(
         _rmt.spike_cosine_sq([ell], 1.0, g), abs=1e-12
     )
@@ -172,14 +185,16 @@ def test_mp_noise_var_recovers_sigma2_of_a_white_wishart(rng):
     x = rng.standard_normal((n, p)) * math.sqrt(s2)
     vals = np.linalg.eigvalsh(np.cov(x, rowvar=False))
     assert _rmt.mp_noise_var(vals, 0, n) == pytest.approx(s2, rel=0.01)
-    assert _rmt.estimate_noise_var_mp(np.cov(x, rowvar=False), n) == pytest.approx(s2, rel=0.02)
+    assert _rmt.estimate_noise_var_mp(np.cov(x, rowvar=False), n) == pytest.approx(
+        s2, rel=0.02
+    )
 
 
 def test_noise_rules_are_one_tuple_each():
     from hcl_stats import preprocessing
-    from hcl_stats.estimators import _base
+    from hcl_stats.estimators import _noise
 
-    assert _base.NOISE_RULES is _rmt.NOISE_RULES
+    assert _noise.NOISE_RULES is _rmt.NOISE_RULES
     assert preprocessing.NOISE_RULES is _rmt.RANK_FREE_NOISE_RULES
     assert set(_rmt.NOISE_RULES) < set(_rmt.RANK_FREE_NOISE_RULES)
 
