@@ -114,7 +114,19 @@ MAX_REPLICATIONS = 100_000
 
 
 def factor_digest(factors: Mapping[str, Any]) -> str:
-    """Hex sha256 of the canonical JSON of a cell's data-generating factors."""
+    """Hex sha256 of the canonical JSON of a cell's data-generating factors.
+
+    Examples
+    --------
+    The digest depends on the factors, not on the order they are listed in:
+
+    >>> from hcl_stats.study.config import factor_digest
+    >>> a = factor_digest({"dims": [3, 4], "n_samples": 100})
+    >>> a == factor_digest({"n_samples": 100, "dims": [3, 4]}), len(a)
+    (True, 64)
+    >>> a == factor_digest({"dims": [3, 4], "n_samples": 200})
+    False
+    """
     return hashlib.sha256(canonical_json(dict(factors)).encode()).hexdigest()
 
 
