@@ -156,7 +156,18 @@ def _check_latent_cov(latent_cov: Any, k: int) -> NDArray | None:
 
 
 def check_dense_cov(d: int, what: str) -> None:
-    """Refuse a dense ``d x d`` float64 matrix (and one work copy) that cannot fit."""
+    """Refuse a dense ``d x d`` float64 matrix (and one work copy) that cannot fit.
+
+    Examples
+    --------
+    >>> from hcl_stats.model import check_dense_cov
+    >>> check_dense_cov(100, "the covariance")  # 80 kB: fine
+    >>> try:
+    ...     check_dense_cov(10**7, "the covariance")  # 800 TB per copy
+    ... except ValueError as exc:
+    ...     print(str(exc).split(";")[0])
+    the covariance (d = 10000000) must fit in memory
+    """
     check_memory(
         16 * int(d) ** 2, f"{what} (d = {int(d)})",
         fix="Work with the loadings (d x K) instead of the dense covariance.",

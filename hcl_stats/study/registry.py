@@ -328,7 +328,19 @@ def get_task(name: str) -> Task:
 
 
 def canonical_json(obj: Any) -> str:
-    """Canonical JSON text (sorted keys, no spaces, no NaN): the input of every digest."""
+    """Canonical JSON text (sorted keys, no spaces, no NaN): the input of every digest.
+
+    Examples
+    --------
+    >>> from hcl_stats.study.registry import canonical_json
+    >>> canonical_json({"b": [1, 2.5], "a": None})
+    '{"a":null,"b":[1,2.5]}'
+    >>> try:
+    ...     canonical_json({"a": float("nan")})
+    ... except ValueError:
+    ...     print("NaN refused")
+    NaN refused
+    """
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 

@@ -147,7 +147,16 @@ class RateFit:
 
 
 def as_frame(data: Any):
-    """A pandas DataFrame of ``data`` (a frame, a mapping of columns or row dicts)."""
+    """A pandas DataFrame of ``data`` (a frame, a mapping of columns or row dicts).
+
+    Examples
+    --------
+    >>> from hcl_stats.theory.rates import as_frame
+    >>> as_frame([{"n": 100, "err": 0.5}, {"n": 400, "err": 0.25}]).shape
+    (2, 2)
+    >>> list(as_frame({"n": [100, 400], "err": [0.5, 0.25]}).columns)
+    ['n', 'err']
+    """
     try:
         import pandas as pd
     except ImportError as exc:  # pragma: no cover - depends on the environment
