@@ -40,6 +40,14 @@ def block_gram(relative: bool, alignment: str = "data") -> Callable:
     a structure-blind fit's off-block loadings (keys with ``m`` not in ``S``) add
     to the total without adding to the count. ``alignment='oracle'`` is the
     ``block_gram_oracle_aligned`` metric.
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> from hcl_stats.study.metrics import block_gram
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:2 A:1", rng=0)
+    >>> {k: round(v, 6) for k, v in block_gram(relative=False)(m, m, None).items()}
+    {'A|AB': 0.0, 'B|AB': 0.0, 'A|A': 0.0, 'mean': 0.0}
     """
     def fn(fit, truth, ctx):
         errs = core.block_gram_errors(fit, truth, relative=relative, alignment=alignment)
@@ -110,7 +118,17 @@ def relative_gradient(fit, truth, ctx):
 
 
 def noise_error(fit, truth, ctx):
-    """``noise_var``: the largest error of the per-view noise variances."""
+    """``noise_var``: the largest error of the per-view noise variances.
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> from hcl_stats.study.metrics import noise_error
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:1 A:1", noise_var=0.5, rng=0)
+    >>> noisier = hs.HierarchicalFactorModel(m.dims, m.structure, m.loadings, 0.75)
+    >>> noise_error(noisier, m, None)
+    {'max': 0.25}
+    """
     est = np.broadcast_to(np.asarray(fit.noise_var, float), (len(fit.dims),))
     tru = np.broadcast_to(np.asarray(truth.noise_var, float), (len(fit.dims),))
     return {"max": float(np.max(np.abs(est - tru)))}
