@@ -378,7 +378,14 @@ def _legend_columns(names: Sequence[str], width_in: float, fontsize: float = 7.0
 
 
 def minor_label(value: float, _pos: int) -> str:
-    """Label minor log ticks at 2 and 5 times a power of ten only."""
+    """Label minor log ticks at 2 and 5 times a power of ten only.
+
+    Examples
+    --------
+    >>> from hcl_stats.plotting import minor_label
+    >>> [minor_label(v, 0) for v in (20.0, 30.0, 500.0, 0.2)]
+    ['20', '', '500', '0.2']
+    """
     if value <= 0:
         return ""
     lead = round(value / 10 ** math.floor(math.log10(value)), 6)

@@ -67,7 +67,16 @@ def exit_code(exc: BaseException) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the top-level argument parser with every sub-command registered."""
+    """Return the top-level argument parser with every sub-command registered.
+
+    Examples
+    --------
+    >>> from hcl_stats.cli import build_parser
+    >>> args = build_parser().parse_args(
+    ...     ["check-identifiable", "--dims", "3,4", "--structure", "AB:1"])
+    >>> args.command, args.dims
+    ('check-identifiable', '3,4')
+    """
     parser = argparse.ArgumentParser(
         prog="hcl-stats",
         description=(

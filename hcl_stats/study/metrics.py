@@ -59,7 +59,18 @@ def block_gram(relative: bool, alignment: str = "data") -> Callable:
 
 
 def structure_gram(relative: bool, alignment: str = "data") -> Callable:
-    """``structure_gram``: the Gram error of every structure ``W^S``."""
+    """``structure_gram``: the Gram error of every structure ``W^S``.
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:1 A:1", rng=0)
+    >>> fit = hs.estimators.SchurComplement().fit_covariance(
+    ...     m.covariance(), dims=m.dims, structure=m.structure)
+    >>> from hcl_stats.study.metrics import structure_gram
+    >>> {k: round(v, 6) for k, v in structure_gram(relative=True)(fit, m, None).items()}
+    {'AB': 0.0, 'A': 0.0}
+    """
     def fn(fit, truth, ctx):
         errs = core.structure_gram_errors(fit, truth, relative=relative,
                                           alignment=alignment)
@@ -69,7 +80,18 @@ def structure_gram(relative: bool, alignment: str = "data") -> Callable:
 
 
 def overall(relative: bool) -> Callable:
-    """``overall_gram``: the Gram error of the whole loading matrix."""
+    """``overall_gram``: the Gram error of the whole loading matrix.
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:1 A:1", rng=0)
+    >>> fit = hs.estimators.SchurComplement().fit_covariance(
+    ...     m.covariance(), dims=m.dims, structure=m.structure)
+    >>> from hcl_stats.study.metrics import overall
+    >>> {k: round(v, 6) for k, v in overall(relative=True)(fit, m, None).items()}
+    {'overall': 0.0}
+    """
     def fn(fit, truth, ctx):
         return {"overall": core.overall_gram_error(fit, truth, relative=relative)}
 
@@ -77,12 +99,34 @@ def overall(relative: bool) -> Callable:
 
 
 def procrustes(fit, truth, ctx):
-    """``procrustes``: the aligned loading error of every structure."""
+    """``procrustes``: the aligned loading error of every structure.
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:1 A:1", rng=0)
+    >>> fit = hs.estimators.SchurComplement().fit_covariance(
+    ...     m.covariance(), dims=m.dims, structure=m.structure)
+    >>> from hcl_stats.study.metrics import procrustes
+    >>> {k: round(v, 6) for k, v in procrustes(fit, m, None).items()}
+    {'AB': 0.0, 'A': 0.0}
+    """
     return {format_block(b): v for b, v in core.procrustes_errors(fit, truth).items()}
 
 
 def sin_theta(fit, truth, ctx):
-    """``sin_theta``: the subspace distance of every structure."""
+    """``sin_theta``: the subspace distance of every structure.
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:1 A:1", rng=0)
+    >>> fit = hs.estimators.SchurComplement().fit_covariance(
+    ...     m.covariance(), dims=m.dims, structure=m.structure)
+    >>> from hcl_stats.study.metrics import sin_theta
+    >>> {k: round(v, 6) for k, v in sin_theta(fit, m, None).items()}
+    {'AB': 0.0, 'A': 0.0}
+    """
     return {format_block(b): v for b, v in core.sin_theta(fit, truth).items()}
 
 
@@ -106,13 +150,40 @@ def wall_time(fit, truth, ctx):
 
 
 def converged(fit, truth, ctx):
-    """``converged``: 1 if the fit reports convergence, 0 if not ({} if silent)."""
+    """``converged``: 1 if the fit reports convergence, 0 if not ({} if silent).
+
+    Examples
+    --------
+    A closed-form fit reports nothing; an iterative one reports convergence:
+
+    >>> import hcl_stats as hs
+    >>> from hcl_stats.study.metrics import converged
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:1 A:1", rng=0)
+    >>> args = dict(dims=m.dims, structure=m.structure)
+    >>> converged(hs.estimators.SchurComplement().fit_covariance(m.covariance(), **args),
+    ...           m, None)
+    {}
+    >>> converged(hs.estimators.MaskedGradient().fit_covariance(m.covariance(), **args),
+    ...           m, None)
+    {'fit': 1.0}
+    """
     c = fit.diagnostics.converged
     return {} if c is None else {"fit": float(bool(c))}
 
 
 def relative_gradient(fit, truth, ctx):
-    """``relative_gradient``: the fit's reported relative gradient."""
+    """``relative_gradient``: the fit's reported relative gradient.
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> from hcl_stats.study.metrics import relative_gradient
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:1 A:1", rng=0)
+    >>> fit = hs.estimators.MaskedGradient().fit_covariance(
+    ...     m.covariance(), dims=m.dims, structure=m.structure)
+    >>> bool(relative_gradient(fit, m, None)["fit"] < 1e-6)
+    True
+    """
     g = fit.diagnostics.relative_gradient
     return {} if g is None else {"fit": float(g)}
 
