@@ -586,6 +586,16 @@ def parse_study(raw: dict, path: Path) -> Study:
     ------
     StudyConfigError
         On any invalid content.
+
+    Examples
+    --------
+    >>> import tomllib
+    >>> from pathlib import Path
+    >>> from hcl_stats.study.config import parse_study
+    >>> path = Path("simulations/quick.toml")
+    >>> study = parse_study(tomllib.loads(path.read_text()), path)
+    >>> study.name, len(study.cells), list(study.estimators)[:2]
+    ('quick', 5, ['naive', 'schur'])
     """
     ctx = _Ctx(path)
     head = parse_header(raw, ctx)

@@ -112,7 +112,19 @@ TIMING_METRICS = ("wall_time",)
 
 
 def reported_metrics(study: Any) -> set[str]:
-    """The metrics a figure or table of the study's report shows."""
+    """The metrics a figure or table of the study's report shows.
+
+    Examples
+    --------
+    >>> import tomllib
+    >>> from pathlib import Path
+    >>> from hcl_stats.study.config import parse_study
+    >>> path = Path("simulations/quick.toml")
+    >>> study = parse_study(tomllib.loads(path.read_text()), path)
+    >>> from hcl_stats.study.report import reported_metrics
+    >>> {"block_gram", "overall_gram"} <= reported_metrics(study)
+    True
+    """
     spec = study.report or default_report(study)
     used = {f.get("metric") for f in spec.get("figures", [])}
     for t in spec.get("tables", []):

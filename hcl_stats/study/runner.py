@@ -92,6 +92,18 @@ def parse_where(study: Study, clauses: Sequence[str]) -> list[Callable[[Any], bo
     ``key`` is a scenario key of the study's task or ``cell`` (an id prefix);
     ``value`` is parsed as a TOML value (``dims=[20,30,40]``, ``n_samples=500``)
     or taken as a string, then normalised like the config.
+
+    Examples
+    --------
+    >>> import tomllib
+    >>> from pathlib import Path
+    >>> from hcl_stats.study.config import parse_study
+    >>> path = Path("simulations/quick.toml")
+    >>> study = parse_study(tomllib.loads(path.read_text()), path)
+    >>> from hcl_stats.study.runner import parse_where
+    >>> keep = parse_where(study, ["n_samples=500"])
+    >>> [c.factors["n_samples"] for c in study.cells if all(f(c) for f in keep)]
+    [500]
     """
     import tomllib
 
