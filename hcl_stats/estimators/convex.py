@@ -348,7 +348,15 @@ def convex_memory_estimate(dims: Sequence[int], candidates: Sequence[frozenset[i
 
 
 def available_memory() -> float | None:
-    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None."""
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None.
+
+    Examples
+    --------
+    >>> from hcl_stats.estimators.convex import available_memory
+    >>> mem = available_memory()
+    >>> mem is None or mem > 0
+    True
+    """
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
             for line in fh:
