@@ -593,6 +593,19 @@ def require_schur_step(structure: Structure, dims: Sequence[int], block: Any) ->
     NotIdentifiableError
         If the generic column rank is below ``k_O``; the message says which blocks
         lack rows and that the design may still be identifiable.
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> from hcl_stats._jacobian import require_schur_step
+    >>> s = hs.Structure.parse("ABC:1 AB:1 C:1")
+    >>> require_schur_step(s, (3, 4, 5), {0, 1})  # k_O = r_ABC + r_C
+    2
+    >>> try:  # view B has 2 rows for the k_O = 3 columns of AB and B
+    ...     require_schur_step(hs.Structure.parse("AB:1 A:1 B:2"), (3, 2), {0})
+    ... except hs.exceptions.NotIdentifiableError as exc:
+    ...     print(type(exc).__name__)
+    NotIdentifiableError
     """
     rank, k_o = schur_rank(structure, dims, block)
     if rank < k_o:

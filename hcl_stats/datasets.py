@@ -416,6 +416,18 @@ def load_mini_acc(*, path: str | Path | None = None, log_counts: bool = True) ->
     The Cancer Genome Atlas, adrenocortical carcinoma (Zheng et al., Cancer Cell
     29:723-736, 2016); subset distributed with Bioconductor's MultiAssayExperiment
     (Ramos et al., Cancer Research 77(21):e39-e42, 2017; Artistic-2.0).
+
+    Examples
+    --------
+    Loading needs the ``miniACC.RData`` file (see above) and the optional ``rdata``
+    package; without the file the error says where to get it:
+
+    >>> from hcl_stats.datasets import load_mini_acc
+    >>> try:
+    ...     load_mini_acc(path="no/such/dir/miniACC.RData")
+    ... except FileNotFoundError as exc:
+    ...     print(str(exc).split(";")[0])
+    miniACC.RData not found at 'no/such/dir/miniACC.RData'
     """
     import os
 
@@ -684,6 +696,18 @@ def load(name: str) -> MultiViewDataset:
     ------
     ValidationError
         If ``name`` is unknown; the message lists the names.
+
+    Examples
+    --------
+    >>> from hcl_stats.datasets import load
+    >>> ds = load("mfeat")  # vendored: no download
+    >>> ds.data.dims, ds.data.n_samples, ds.view_names[:2]
+    ((76, 216, 64, 240, 47, 6), 2000, ('fou', 'fac'))
+    >>> try:
+    ...     load("no_such_data")
+    ... except ValueError as exc:  # a ValidationError listing the names
+    ...     print(exc)
+    dataset must be one of breast_cancer, mfeat, mini_acc; got 'no_such_data'.
     """
     try:
         loader = DATASETS[name]

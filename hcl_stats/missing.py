@@ -236,6 +236,14 @@ def project_psd(a: NDArray) -> tuple[NDArray[np.float64], float, float]:
         Smallest eigenvalue of ``(a + a^T) / 2`` before clipping.
     correction : float
         ``||psd - a||_F``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hcl_stats.missing import project_psd
+    >>> psd, lam_min, corr = project_psd(np.array([[1.0, 2.0], [2.0, 1.0]]))
+    >>> psd.round(6).tolist(), round(lam_min, 6), round(corr, 6)  # -1 clipped to 0
+    ([[1.5, 1.5], [1.5, 1.5]], -1.0, 1.0)
     """
     sym = (np.asarray(a, dtype=float) + np.asarray(a, dtype=float).T) / 2.0
     vals, vecs = np.linalg.eigh(sym)
@@ -324,6 +332,17 @@ def drop_views(
     Returns
     -------
     IncompleteData
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> from hcl_stats.missing import drop_views
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:1 A:1", rng=0)
+    >>> inc = drop_views(m.sample(200, rng=0), 0.5, rng=0)
+    >>> inc.observed.shape, int(inc.observed.sum(axis=1).min())  # >= M - 1 views
+    ((200, 2), 1)
+    >>> bool(drop_views(m.sample(10, rng=0), 0.0, rng=0).observed.all())
+    True
     """
     fraction = check_real(fraction, "fraction", low=0.0, high=1.0)
     gen = as_generator(rng)

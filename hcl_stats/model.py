@@ -59,7 +59,18 @@ def _readonly(a: NDArray) -> NDArray:
 def check_noise_var(
     noise_var: Any, n_views: int, *, name: str = "noise_var"
 ) -> float | NDArray[np.float64]:
-    """Validate a noise variance: a positive scalar or one positive value per view."""
+    """Validate a noise variance: a positive scalar or one positive value per view.
+
+    Examples
+    --------
+    >>> from hcl_stats.model import check_noise_var
+    >>> check_noise_var(0.5, 3), check_noise_var([0.5, 2.0], 2).tolist()
+    (0.5, [0.5, 2.0])
+    >>> check_noise_var(-1.0, 2)
+    Traceback (most recent call last):
+        ...
+    hcl_stats.exceptions.ValidationError: noise_var must be > 0.0; got -1.0.
+    """
     if np.ndim(noise_var) == 0:
         return check_real(noise_var, name, low=0.0, low_open=True)
     arr = check_float_array(noise_var, name, ndim=1)
@@ -75,7 +86,14 @@ def check_noise_var(
 
 
 def noise_diagonal(noise_var: float | NDArray, dims: Sequence[int]) -> NDArray:
-    """Diagonal of ``Psi`` (length ``d``) from a scalar or per-view noise variance."""
+    """Diagonal of ``Psi`` (length ``d``) from a scalar or per-view noise variance.
+
+    Examples
+    --------
+    >>> from hcl_stats.model import noise_diagonal
+    >>> noise_diagonal([1.0, 2.0], (2, 3)).tolist()
+    [1.0, 1.0, 2.0, 2.0, 2.0]
+    """
     if np.ndim(noise_var) == 0:
         return np.full(int(sum(dims)), float(noise_var))
     return np.repeat(np.asarray(noise_var, dtype=float), dims)
@@ -94,6 +112,15 @@ def equicorrelation(rho: float, k: int) -> NDArray[np.float64]:
     Returns
     -------
     ndarray of shape (k, k)
+
+    Examples
+    --------
+    The eigenvalues are ``1 - rho`` (``k - 1`` times) and ``1 + (k - 1) rho``:
+
+    >>> import numpy as np
+    >>> from hcl_stats.model import equicorrelation
+    >>> np.linalg.eigvalsh(equicorrelation(0.5, 3)).round(6).tolist()
+    [0.5, 0.5, 2.0]
     """
     k = check_int(k, "k", minimum=1)
     low = -1.0 / (k - 1) if k > 1 else -1.0
@@ -129,7 +156,18 @@ def _check_latent_cov(latent_cov: Any, k: int) -> NDArray | None:
 
 
 def check_dense_cov(d: int, what: str) -> None:
-    """Refuse a dense ``d x d`` float64 matrix (and one work copy) that cannot fit."""
+    """Refuse a dense ``d x d`` float64 matrix (and one work copy) that cannot fit.
+
+    Examples
+    --------
+    >>> from hcl_stats.model import check_dense_cov
+    >>> check_dense_cov(100, "the covariance")  # 80 kB: fine
+    >>> try:
+    ...     check_dense_cov(10**7, "the covariance")  # 800 TB per copy
+    ... except ValueError as exc:
+    ...     print(str(exc).split(";")[0])
+    the covariance (d = 10000000) must fit in memory
+    """
     check_memory(
         16 * int(d) ** 2, f"{what} (d = {int(d)})",
         fix="Work with the loadings (d x K) instead of the dense covariance.",

@@ -43,13 +43,31 @@ _RANK = re.compile(r"^[+-]?[0-9]+$")
 
 
 def block_key(block: Iterable[int]) -> tuple[int, tuple[int, ...]]:
-    """Sort key of the canonical order: decreasing size, then lexicographic."""
+    """Sort key of the canonical order: decreasing size, then lexicographic.
+
+    Examples
+    --------
+    >>> from hcl_stats.structure import block_key
+    >>> sorted([(1,), (0, 1), (0,)], key=block_key)
+    [(0, 1), (0,), (1,)]
+    """
     members = tuple(sorted(block))
     return (-len(members), members)
 
 
 def format_block(block: Iterable[int], names: Sequence[str] | None = None) -> str:
-    """Render a block with view letters (``"AB"``) or names (``"{text,image}"``)."""
+    """Render a block with view letters (``"AB"``) or names (``"{text,image}"``).
+
+    Examples
+    --------
+    >>> from hcl_stats import Structure
+    >>> from hcl_stats.structure import format_block
+    >>> format_block({0, 1}), format_block({0, 1}, ["text", "image"])
+    ('AB', '{text,image}')
+    >>> s = Structure.parse("AB:1 A:1")
+    >>> Structure.parse(" ".join(f"{format_block(b)}:1" for b in s.blocks)) == s
+    True
+    """
     members = sorted(block)
     if names is None:
         return "".join(_LETTERS[m] for m in members)

@@ -91,7 +91,14 @@ def round_significant(value: float, digits: int = SUMMARY_DIGITS) -> float:
 
 
 def format_value(x: float, digits: int) -> str:
-    """``x`` with ``digits`` decimals (``"--"`` for NaN); the only rounding step."""
+    """``x`` with ``digits`` decimals (``"--"`` for NaN); the only rounding step.
+
+    Examples
+    --------
+    >>> from hcl_stats.tables import format_value
+    >>> format_value(3.14159, 2), format_value(float("nan"), 2)
+    ('3.14', '--')
+    """
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "--"
     if math.isinf(x):
@@ -143,6 +150,21 @@ def render_table(
     (str, str)
         A LaTeX ``table`` with ``booktabs`` rules and a Markdown table; both end with
         a newline and contain no timestamps.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from hcl_stats.tables import render_table
+    >>> rows = [{"cell_id": "c0", "n_samples": 500, "estimator": est,
+    ...          "metric": "overall_gram", "label": "overall", "n_ok": 10,
+    ...          "n_failed": 0, "mean": v, "sd": v / 10, "mcse": v / 30, "median": v}
+    ...         for est, v in [("naive", 0.1234), ("schur", 0.0567)]]
+    >>> spec = {"name": "t", "metrics": ["overall_gram"], "stat": "mean", "digits": 3}
+    >>> latex, md = render_table(pd.DataFrame(rows), spec, ["naive", "schur"])
+    >>> print(md.splitlines()[2])
+    | overall Gram error | overall | 0.123 | 0.057 |
+    >>> "label{tab:t}" in latex
+    True
     """
     metrics = list(spec.get("metrics", []))
     group = spec.get("group")

@@ -67,7 +67,16 @@ def exit_code(exc: BaseException) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the top-level argument parser with every sub-command registered."""
+    """Return the top-level argument parser with every sub-command registered.
+
+    Examples
+    --------
+    >>> from hcl_stats.cli import build_parser
+    >>> args = build_parser().parse_args(
+    ...     ["check-identifiable", "--dims", "3,4", "--structure", "AB:1"])
+    >>> args.command, args.dims
+    ('check-identifiable', '3,4')
+    """
     parser = argparse.ArgumentParser(
         prog="hcl-stats",
         description=(
@@ -90,7 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code (never calls ``sys.exit``)."""
+    """Run the command line; return the exit code (never calls ``sys.exit``).
+
+    Examples
+    --------
+    >>> from hcl_stats.cli import main
+    >>> main(["check-identifiable", "--dims", "3,4", "--structure", "AB:1 A:1"])
+    ... # doctest: +ELLIPSIS
+    Identifiability: identified (generic local identifiability holds)
+    ...
+    0
+    >>> main(["check-identifiable"])  # usage error: the exit code, no SystemExit
+    2
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -152,6 +152,19 @@ def read_views(
     """Read views from one .npz (arrays in stored order) or one CSV per view.
 
     ``header`` is passed to :func:`_read_csv` (None: detect each CSV's header).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from hcl_stats.cli.fit import read_views
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "views.npz"
+    ...     np.savez(path, rna=np.zeros((4, 3)), atac=np.ones((4, 2)))
+    ...     views, names = read_views([path])
+    >>> [v.shape for v in views], names
+    ([(4, 3), (4, 2)], ['rna', 'atac'])
     """
     for path in paths:
         if not path.is_file():

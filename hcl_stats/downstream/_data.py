@@ -152,6 +152,18 @@ def sample_downstream(
     -----
     Draws, in order, standard normals of shapes ``(m, K)``, ``(m, d)`` and
     ``(m,)`` and multiplies them by explicit factors.
+
+    Examples
+    --------
+    >>> import numpy as np, hcl_stats as hs
+    >>> from hcl_stats.downstream import sample_downstream
+    >>> m = hs.HierarchicalFactorModel.random((4, 5), "AB:1 A:1 B:1", rng=0)
+    >>> beta = np.array([1.0, 0.0, 0.5])
+    >>> data = sample_downstream(m, beta, 2000, noise_var_y=0.1, rng=0)
+    >>> data.x.shape, data.z.shape
+    ((2000, 9), (2000, 3))
+    >>> round(float(np.var(data.y - data.z @ beta)), 2)  # sigma_y^2
+    0.1
     """
     m = check_int(n_samples, "n_samples", minimum=2)
     beta = check_beta(beta, model.structure.total_rank)
@@ -203,6 +215,15 @@ def sample_downstream_logistic(
     -------
     DownstreamData
         ``y`` in {0, 1}.
+
+    Examples
+    --------
+    >>> import numpy as np, hcl_stats as hs
+    >>> from hcl_stats.downstream import sample_downstream_logistic
+    >>> m = hs.HierarchicalFactorModel.random((4, 5), "AB:1 A:1 B:1", rng=0)
+    >>> data = sample_downstream_logistic(m, np.array([1.0, 0.0, 0.5]), 500, rng=0)
+    >>> np.unique(data.y).tolist(), data.y.shape
+    ([0.0, 1.0], (500,))
     """
     s2 = check_real(latent_noise_var, "latent_noise_var", low=0.0)
     gen = as_generator(rng)

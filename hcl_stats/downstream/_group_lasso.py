@@ -333,6 +333,22 @@ def solve_logistic_group_lasso(
     -----
     No errors-in-variables correction: with noisy features the logistic
     coefficients are attenuated; the group penalty is used for selection.
+
+    Examples
+    --------
+    A large penalty zeroes every group; with ``lam = 0`` the logistic MLE is found:
+
+    >>> import numpy as np, hcl_stats as hs
+    >>> from hcl_stats import downstream as ds
+    >>> m = hs.HierarchicalFactorModel.random((4, 5), "AB:1 A:1 B:1", rng=0)
+    >>> data = ds.sample_downstream_logistic(m, np.array([1.0, 0.0, 0.5]), 500, rng=0)
+    >>> groups = [np.array([0]), np.array([1]), np.array([2])]
+    >>> coef, info = ds.solve_logistic_group_lasso(data.z, data.y, groups, 1.0)
+    >>> coef.tolist(), info["converged"]
+    ([0.0, 0.0, 0.0], True)
+    >>> coef, info = ds.solve_logistic_group_lasso(data.z, data.y, groups, 0.0)
+    >>> info["converged"], bool(info["kkt"] <= 1e-9)
+    (True, True)
     """
     x = check_float_array(x, "x", ndim=2)
     y = check_float_array(y, "y", ndim=1)

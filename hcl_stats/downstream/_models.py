@@ -253,6 +253,22 @@ def evaluate(
     Population risks are exact for Gaussian data: ``R(a) = beta^T Phi beta +
     sigma_y^2 - 2 a^T W Phi beta + a^T Sigma a`` for the linear predictor
     ``x -> a^T x``.
+
+    Examples
+    --------
+    >>> import numpy as np, hcl_stats as hs
+    >>> from hcl_stats import downstream as ds
+    >>> m = hs.HierarchicalFactorModel.random((4, 5), "AB:1 A:1 B:1", noise_var=0.1,
+    ...                                      rng=0)
+    >>> beta = np.array([1.0, 0.0, 0.5])
+    >>> data = ds.sample_downstream(m, beta, 2000, noise_var_y=0.1, rng=0)
+    >>> rep = ds.Representation.from_model(m)  # the true C = (W^T W)^{-1} W^T
+    >>> feats = rep.transform(data.x)
+    >>> noise = rep.coef @ np.diag(rep.noise_diagonal) @ rep.coef.T
+    >>> fit = ds.EIVRegression().fit(rep, data)
+    >>> res = ds.evaluate(fit, rep, m, beta, noise_var_y=0.1)
+    >>> round(res["representation_error"], 6), bool(res["beta_error"] < 0.05)
+    (0.0, True)
     """
     beta = check_beta(beta, rep.total_rank)
     s2y = check_real(noise_var_y, "noise_var_y", low=0.0)

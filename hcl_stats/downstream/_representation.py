@@ -151,6 +151,21 @@ def residual_variance(model: Any, beta: ArrayLike, noise_var_y: float) -> float:
 
     ``sigma_y^2 + beta^T C Psi C^T beta``: the noise level of the oracle
     regression, which enters :func:`hcl_stats.theory.beta_error_bound`.
+
+    Examples
+    --------
+    >>> import numpy as np, hcl_stats as hs
+    >>> from hcl_stats import downstream as ds
+    >>> m = hs.HierarchicalFactorModel.random((4, 5), "AB:1 A:1 B:1", noise_var=0.1,
+    ...                                      rng=0)
+    >>> beta = np.array([1.0, 0.0, 0.5])
+    >>> data = ds.sample_downstream(m, beta, 2000, noise_var_y=0.1, rng=0)
+    >>> rep = ds.Representation.from_model(m)  # the true C = (W^T W)^{-1} W^T
+    >>> feats = rep.transform(data.x)
+    >>> noise = rep.coef @ np.diag(rep.noise_diagonal) @ rep.coef.T
+    >>> v = ds.residual_variance(m, beta, 0.1)
+    >>> bool(v > 0.1), bool(abs(np.var(data.y - feats @ beta) - v) < 0.02)
+    (True, True)
     """
     rep = Representation.from_model(model)
     beta = check_beta(beta, rep.total_rank)
@@ -188,6 +203,21 @@ def moment_matrices(
     -----
     Uses the raw second moment ``X_hat^T X_hat / m`` (no centring), matching the
     mean-zero model.
+
+    Examples
+    --------
+    >>> import numpy as np, hcl_stats as hs
+    >>> from hcl_stats import downstream as ds
+    >>> m = hs.HierarchicalFactorModel.random((4, 5), "AB:1 A:1 B:1", noise_var=0.1,
+    ...                                      rng=0)
+    >>> beta = np.array([1.0, 0.0, 0.5])
+    >>> data = ds.sample_downstream(m, beta, 2000, noise_var_y=0.1, rng=0)
+    >>> rep = ds.Representation.from_model(m)  # the true C = (W^T W)^{-1} W^T
+    >>> feats = rep.transform(data.x)
+    >>> noise = rep.coef @ np.diag(rep.noise_diagonal) @ rep.coef.T
+    >>> h, b, n_floored = ds.moment_matrices(feats, data.y, noise)
+    >>> np.linalg.solve(h, b).round(1).tolist(), n_floored  # close to beta
+    ([1.0, -0.0, 0.5], 0)
     """
     m = features.shape[0]
     h = features.T @ features / m - feature_noise

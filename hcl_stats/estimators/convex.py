@@ -99,6 +99,16 @@ def default_penalty(
     without the safety margin). For data without signal ``L = 0`` is then optimal
     up to Tracy-Widom fluctuations (``lambda_max(R_SS) <= lam w_S`` for all ``S``).
     Population (``n_samples=None``): ``1e-3 * scale * ||S_W||_2``.
+
+    Examples
+    --------
+    The noise edge, and with it the penalty, shrinks as ``n`` grows:
+
+    >>> from hcl_stats.estimators.convex import default_penalty
+    >>> blocks = [frozenset({0, 1}), frozenset({0})]
+    >>> lam = [default_penalty(1.0, (3, 4), n, blocks, [1.0, 1.0]) for n in (100, 400)]
+    >>> bool(0 < lam[1] < lam[0])
+    True
     """
     if n_samples is None:
         base = float(np.max(np.abs(np.linalg.eigvalsh(s_w)))) if s_w is not None else 1.0
@@ -338,7 +348,15 @@ def convex_memory_estimate(dims: Sequence[int], candidates: Sequence[frozenset[i
 
 
 def available_memory() -> float | None:
-    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None."""
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None.
+
+    Examples
+    --------
+    >>> from hcl_stats.estimators.convex import available_memory
+    >>> mem = available_memory()
+    >>> mem is None or mem > 0
+    True
+    """
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
             for line in fh:

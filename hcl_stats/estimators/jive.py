@@ -68,6 +68,22 @@ def score_gram(
         ``B_m = V_m diag(lambda_m)^{-1/2}``.
     eigvals : list of ndarray of shape (k_m,)
         ``lambda_m``.
+
+    Examples
+    --------
+    ``Phi`` has a unit diagonal; its eigenvalues are ``1 +- rho`` with ``rho`` the
+    canonical correlations between the views' score bases (``1`` where none):
+
+    >>> import numpy as np, hcl_stats as hs
+    >>> from hcl_stats.estimators.jive import score_gram
+    >>> m = hs.HierarchicalFactorModel.random((4, 5), "AB:1 A:1 B:1", noise_var=0.5,
+    ...                                      rng=0)
+    >>> phi, bases, _ = score_gram(m.covariance(), m.dims, (2, 2))
+    >>> phi.shape, bool(np.allclose(np.diag(phi), 1.0))
+    ((4, 4), True)
+    >>> ev = np.linalg.eigvalsh(phi)
+    >>> bool(np.isclose(ev[0] + ev[-1], 2.0)), bool(np.allclose(ev[1:3], 1.0))
+    (True, True)
     """
     off = block_offsets(dims)
     bases, eigvals = [], []

@@ -53,6 +53,21 @@ def masked_loss(
     -----
     With ``V = W^T`` this is the paper's ``1/2 ||V^T V - S_W||_F^2``, the linear
     structure-aware contrastive loss with a Frobenius regulariser (paper.md §2.3).
+
+    Examples
+    --------
+    At the truth, with the population target ``S_W = W W^T``, loss and gradient vanish:
+
+    >>> import numpy as np, hcl_stats as hs
+    >>> from hcl_stats.estimators import masked_loss
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:1 A:1", rng=0)
+    >>> s_w = m.loadings @ m.loadings.T
+    >>> loss, grad = masked_loss(m.loadings, s_w, m.structure.mask(m.dims))
+    >>> round(loss, 6), bool(np.allclose(grad, 0))
+    (0.0, True)
+    >>> loss, _ = masked_loss(np.zeros_like(m.loadings), s_w, m.structure.mask(m.dims))
+    >>> bool(np.isclose(loss, 0.5 * np.sum(s_w ** 2)))
+    True
     """
     wtw = w.T @ w
     sw = s_w @ w

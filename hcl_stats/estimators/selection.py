@@ -156,6 +156,18 @@ def select_structure_schur(
         debiased leading spike, 0 if none), ``restricted_edge``
         (``sigma^2 sqrt((d_S - q) / n)``, the BBP detection edge of a spike in
         ``d_S - q`` dimensions; 0 at the population level).
+
+    Examples
+    --------
+    From the population ``S_W = W W^T`` the true blocks and ranks are selected:
+
+    >>> import hcl_stats as hs
+    >>> from hcl_stats.estimators.selection import select_structure_schur
+    >>> m = hs.HierarchicalFactorModel.random((4, 5), "AB:1 A:1 B:1", rng=0)
+    >>> structure, *_ = select_structure_schur(m.loadings @ m.loadings.T, m.dims, 1.0,
+    ...                                        None)
+    >>> structure == m.structure
+    True
     """
     n_views = len(dims)
     if candidates is None:

@@ -106,6 +106,18 @@ def view_signal_ranks(
     -------
     tuple of int
         ``k_m`` per view.
+
+    Examples
+    --------
+    View A carries blocks AB and A, view B carries AB and B:
+
+    >>> import hcl_stats as hs
+    >>> from hcl_stats.estimators.slide import view_signal_ranks
+    >>> from hcl_stats.sampling import wishart_sample_cov
+    >>> m = hs.HierarchicalFactorModel.random((4, 5), "AB:1 A:1 B:1", noise_var=0.5,
+    ...                                      rng=0)
+    >>> view_signal_ranks(wishart_sample_cov(m, 4000, rng=0), m.dims, 4000)
+    (2, 2)
     """
     off = block_offsets(dims)
     out = []

@@ -114,7 +114,19 @@ MAX_REPLICATIONS = 100_000
 
 
 def factor_digest(factors: Mapping[str, Any]) -> str:
-    """Hex sha256 of the canonical JSON of a cell's data-generating factors."""
+    """Hex sha256 of the canonical JSON of a cell's data-generating factors.
+
+    Examples
+    --------
+    The digest depends on the factors, not on the order they are listed in:
+
+    >>> from hcl_stats.study.config import factor_digest
+    >>> a = factor_digest({"dims": [3, 4], "n_samples": 100})
+    >>> a == factor_digest({"n_samples": 100, "dims": [3, 4]}), len(a)
+    (True, 64)
+    >>> a == factor_digest({"dims": [3, 4], "n_samples": 200})
+    False
+    """
     return hashlib.sha256(canonical_json(dict(factors)).encode()).hexdigest()
 
 
@@ -574,6 +586,16 @@ def parse_study(raw: dict, path: Path) -> Study:
     ------
     StudyConfigError
         On any invalid content.
+
+    Examples
+    --------
+    >>> import tomllib
+    >>> from pathlib import Path
+    >>> from hcl_stats.study.config import parse_study
+    >>> path = Path("simulations/quick.toml")
+    >>> study = parse_study(tomllib.loads(path.read_text()), path)
+    >>> study.name, len(study.cells), list(study.estimators)[:2]
+    ('quick', 5, ['naive', 'schur'])
     """
     ctx = _Ctx(path)
     head = parse_header(raw, ctx)

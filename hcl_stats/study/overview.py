@@ -53,6 +53,17 @@ def validate_lines(
     ------
     str
         The lines ``hcl-stats validate`` prints, each as soon as it is known.
+
+    Examples
+    --------
+    >>> import tomllib
+    >>> from pathlib import Path
+    >>> from hcl_stats.study.config import parse_study
+    >>> path = Path("simulations/quick.toml")
+    >>> study = parse_study(tomllib.loads(path.read_text()), path)
+    >>> from hcl_stats.study.overview import validate_lines
+    >>> next(validate_lines(study, 2))
+    'study quick (simulations/quick.toml): OK'
     """
     n_units = len(study.cells) * reps
     grid = ", ".join(study.grid) or "(none)"

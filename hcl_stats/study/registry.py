@@ -120,6 +120,22 @@ def register_metric(
     Returns
     -------
     MetricSpec
+
+    Examples
+    --------
+    A metric is a function of the fit, the truth and a :class:`MetricContext`
+    (this one ignores the context):
+
+    >>> import hcl_stats as hs, hcl_stats.study
+    >>> from hcl_stats.study.registry import available_metrics, register_metric
+    >>> def worst_sin(fit, truth, context):
+    ...     return {"overall": max(hs.metrics.sin_theta(fit, truth).values())}
+    >>> spec = register_metric("example_worst_sin_theta", worst_sin)
+    >>> "example_worst_sin_theta" in available_metrics()
+    True
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:1 A:1", rng=0)
+    >>> {k: round(v, 6) for k, v in spec.fn(m, m, None).items()}
+    {'overall': 0.0}
     """
     if name in METRICS:  # the one registry of display names wins
         notation, unit = METRICS[name].notation or notation, METRICS[name].unit or unit
@@ -129,12 +145,33 @@ def register_metric(
 
 
 def available_metrics() -> tuple[str, ...]:
-    """Names of the registered metrics, sorted."""
+    """Names of the registered metrics, sorted.
+
+    Examples
+    --------
+    >>> import hcl_stats.study  # registers the built-in metrics
+    >>> from hcl_stats.study.registry import available_metrics
+    >>> {"sin_theta", "procrustes", "overall_gram"} <= set(available_metrics())
+    True
+    """
     return tuple(sorted(_METRICS))
 
 
 def get_metric(name: str) -> MetricSpec:
-    """The registered metric ``name`` (ValidationError listing the names otherwise)."""
+    """The registered metric ``name`` (ValidationError listing the names otherwise).
+
+    Examples
+    --------
+    >>> import hcl_stats as hs, hcl_stats.study
+    >>> from hcl_stats.study.registry import get_metric
+    >>> get_metric("sin_theta").name, get_metric("wall_time").unit
+    ('sin_theta', 's')
+    >>> try:
+    ...     get_metric("no_such_metric")
+    ... except hs.exceptions.ValidationError:
+    ...     print("unknown metric")
+    unknown metric
+    """
     try:
         return _METRICS[name]
     except KeyError:
@@ -176,6 +213,20 @@ def default_analyse(estimator: Any, draw: Draw, spec: EstimatorSpec, rng: Any) -
     """Fit ``estimator`` on a draw: the rows if there are any, else the covariance.
 
     The true structure is given unless the estimator ``learns_structure``.
+
+    Examples
+    --------
+    On a population draw (the covariance itself) the structure-blind fit reproduces
+    ``W W^T``:
+
+    >>> import hcl_stats as hs
+    >>> from hcl_stats.study.registry import Draw, EstimatorSpec, default_analyse
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:1 A:1", rng=0)
+    >>> draw = Draw(m, m.dims, m.structure, n_samples=10**6, cov=m.covariance())
+    >>> spec = EstimatorSpec("naive", "naive", {})
+    >>> fit = default_analyse(spec.build(), draw, spec, rng=0)
+    >>> round(hs.metrics.overall_gram_error(fit, m), 6)
+    0.0
     """
     structure = None if type(estimator).learns_structure else draw.structure
     if draw.data is not None:
@@ -224,18 +275,50 @@ _TASKS: dict[str, Task] = {}
 
 
 def register_task(task: Task) -> Task:
-    """Register a :class:`Task` under ``task.name``; returns it."""
+    """Register a :class:`Task` under ``task.name``; returns it.
+
+    Examples
+    --------
+    Registering is idempotent for the same task object:
+
+    >>> import hcl_stats.study
+    >>> from hcl_stats.study.registry import get_task, register_task
+    >>> task = get_task("recovery")
+    >>> register_task(task) is task, get_task("recovery") is task
+    (True, True)
+    """
     _TASKS[task.name] = task
     return task
 
 
 def available_tasks() -> tuple[str, ...]:
-    """Names of the registered tasks, sorted."""
+    """Names of the registered tasks, sorted.
+
+    Examples
+    --------
+    >>> import hcl_stats.study  # registers the built-in tasks
+    >>> from hcl_stats.study.registry import available_tasks
+    >>> "recovery" in available_tasks()
+    True
+    """
     return tuple(sorted(_TASKS))
 
 
 def get_task(name: str) -> Task:
-    """The registered task ``name`` (ValidationError listing the names otherwise)."""
+    """The registered task ``name`` (ValidationError listing the names otherwise).
+
+    Examples
+    --------
+    >>> import hcl_stats as hs, hcl_stats.study
+    >>> from hcl_stats.study.registry import get_task
+    >>> get_task("recovery").name
+    'recovery'
+    >>> try:
+    ...     get_task("no_such_task")
+    ... except hs.exceptions.ValidationError as exc:
+    ...     print(str(exc).startswith("kind must be one of"))
+    True
+    """
     try:
         return _TASKS[name]
     except KeyError:
@@ -245,7 +328,19 @@ def get_task(name: str) -> Task:
 
 
 def canonical_json(obj: Any) -> str:
-    """Canonical JSON text (sorted keys, no spaces, no NaN): the input of every digest."""
+    """Canonical JSON text (sorted keys, no spaces, no NaN): the input of every digest.
+
+    Examples
+    --------
+    >>> from hcl_stats.study.registry import canonical_json
+    >>> canonical_json({"b": [1, 2.5], "a": None})
+    '{"a":null,"b":[1,2.5]}'
+    >>> try:
+    ...     canonical_json({"a": float("nan")})
+    ... except ValueError:
+    ...     print("NaN refused")
+    NaN refused
+    """
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 

@@ -59,6 +59,20 @@ def inside(out_dir: Path, name: Any, suffix: str = "") -> Path:
     The names are checked when the study is loaded (:func:`hcl_stats.study.is_safe_name`);
     this second check at write time also covers names that reach here otherwise
     (e.g. through a symlink planted in the output directory).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from hcl_stats.study.report import inside
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print(inside(Path(tmp), "errors", ".csv").name)
+    ...     try:
+    ...         inside(Path(tmp), "../escape")
+    ...     except ValueError:
+    ...         print("refused")
+    errors.csv
+    refused
     """
     if not is_safe_name(name):
         raise StudyConfigError(
@@ -76,7 +90,19 @@ def inside(out_dir: Path, name: Any, suffix: str = "") -> Path:
 
 
 def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
+    """Hex sha256 of a file's bytes.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from hcl_stats.study.report import sha256_file
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "empty"
+    ...     _ = path.write_bytes(b"")
+    ...     print(sha256_file(path)[:16])  # sha256 of no bytes
+    e3b0c44298fc1c14
+    """
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -86,7 +112,19 @@ TIMING_METRICS = ("wall_time",)
 
 
 def reported_metrics(study: Any) -> set[str]:
-    """The metrics a figure or table of the study's report shows."""
+    """The metrics a figure or table of the study's report shows.
+
+    Examples
+    --------
+    >>> import tomllib
+    >>> from pathlib import Path
+    >>> from hcl_stats.study.config import parse_study
+    >>> path = Path("simulations/quick.toml")
+    >>> study = parse_study(tomllib.loads(path.read_text()), path)
+    >>> from hcl_stats.study.report import reported_metrics
+    >>> {"block_gram", "overall_gram"} <= reported_metrics(study)
+    True
+    """
     spec = study.report or default_report(study)
     used = {f.get("metric") for f in spec.get("figures", [])}
     for t in spec.get("tables", []):

@@ -92,6 +92,18 @@ def parse_where(study: Study, clauses: Sequence[str]) -> list[Callable[[Any], bo
     ``key`` is a scenario key of the study's task or ``cell`` (an id prefix);
     ``value`` is parsed as a TOML value (``dims=[20,30,40]``, ``n_samples=500``)
     or taken as a string, then normalised like the config.
+
+    Examples
+    --------
+    >>> import tomllib
+    >>> from pathlib import Path
+    >>> from hcl_stats.study.config import parse_study
+    >>> path = Path("simulations/quick.toml")
+    >>> study = parse_study(tomllib.loads(path.read_text()), path)
+    >>> from hcl_stats.study.runner import parse_where
+    >>> keep = parse_where(study, ["n_samples=500"])
+    >>> [c.factors["n_samples"] for c in study.cells if all(f(c) for f in keep)]
+    [500]
     """
     import tomllib
 
@@ -143,6 +155,21 @@ def plan(
         ``key=value`` cell filters (see :func:`parse_where`).
     estimators : sequence of str, optional
         Estimator labels to run (default all).
+
+    Examples
+    --------
+    >>> import tomllib
+    >>> from pathlib import Path
+    >>> from hcl_stats.study.config import parse_study
+    >>> path = Path("simulations/quick.toml")
+    >>> study = parse_study(tomllib.loads(path.read_text()), path)
+    >>> from hcl_stats.study.runner import plan
+    >>> items, n_done = plan(study, reps=2)
+    >>> len(items) == 2 * len(study.cells), n_done
+    (True, 0)
+    >>> items, n_done = plan(study, [(study.cells[0].id, 0, "naive")], reps=2)
+    >>> n_done, "naive" in items[0].labels
+    (1, False)
     """
     labels = tuple(study.estimators)
     if estimators:
@@ -270,6 +297,24 @@ def compute_unit(
     closed-form fit and the refinement's start) are computed once. The stored
     values are bit-identical either way; an estimator's ``wall_time`` then
     excludes the shared work an earlier estimator of the unit already paid for.
+
+    Examples
+    --------
+    A unit is a pure function of (cell, replicate): replaying it gives the same metrics.
+
+    >>> import tomllib
+    >>> from pathlib import Path
+    >>> from hcl_stats.study.config import parse_study
+    >>> path = Path("simulations/quick.toml")
+    >>> study = parse_study(tomllib.loads(path.read_text()), path)
+    >>> from hcl_stats.study.runner import compute_unit
+    >>> [rec] = compute_unit(study, 0, 0, ["naive"])
+    >>> rec.estimator, rec.status
+    ('naive', 'ok')
+    >>> [again] = compute_unit(study, 0, 0, ["naive"])
+    >>> same = [rec.values[k] == again.values[k] for k in rec.values if k[0] != "wall_time"]
+    >>> all(same)
+    True
     """
     from ..estimators import SpectralCache
 
@@ -762,6 +807,18 @@ def estimate_cost(study: Study, *, reps: int | None = None) -> dict[str, float]:
 
     Uses flop-count heuristics (estimators ~ ``d^3``, data ~ ``n d^2``); measure
     one unit with ``hcl-stats validate --probe`` for a better figure.
+
+    Examples
+    --------
+    >>> import tomllib
+    >>> from pathlib import Path
+    >>> from hcl_stats.study.config import parse_study
+    >>> path = Path("simulations/quick.toml")
+    >>> study = parse_study(tomllib.loads(path.read_text()), path)
+    >>> from hcl_stats.study.runner import estimate_cost
+    >>> cost = estimate_cost(study, reps=2)
+    >>> round(cost["total"], 9) == round(sum(v for k, v in cost.items() if k != "total"), 9)
+    True
     """
     n_reps = study.replications if reps is None else reps
     total: dict[str, float] = {"generate": 0.0}

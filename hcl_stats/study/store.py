@@ -81,7 +81,19 @@ CREATE TABLE IF NOT EXISTS results (
 
 
 def default_store_path(study: Any) -> Path:
-    """``<dir of the config>/_runs/<study name>.sqlite``."""
+    """``<dir of the config>/_runs/<study name>.sqlite``.
+
+    Examples
+    --------
+    >>> import tomllib
+    >>> from pathlib import Path
+    >>> from hcl_stats.study.config import parse_study
+    >>> path = Path("simulations/quick.toml")
+    >>> study = parse_study(tomllib.loads(path.read_text()), path)
+    >>> from hcl_stats.study.store import default_store_path
+    >>> default_store_path(study).as_posix()
+    'simulations/_runs/quick.sqlite'
+    """
     return Path(study.path).parent / "_runs" / f"{study.name}.sqlite"
 
 
@@ -90,6 +102,12 @@ def provenance() -> dict[str, Any]:
 
     The commit is read with ``git`` from the package's directory; ``None`` when
     the package is not in a git checkout or git is unavailable.
+
+    Examples
+    --------
+    >>> from hcl_stats.study.store import provenance
+    >>> sorted(provenance())
+    ['git_commit', 'git_dirty', 'package_version']
     """
     from .. import __version__
 

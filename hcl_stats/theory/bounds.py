@@ -366,6 +366,17 @@ def subspace_bound(
     the classical Davis-Kahan theorem and Weyl's inequality (docs/theory.md §2).
     Applies to the column space of the structure-blind top-``K`` estimator
     (:class:`~hcl_stats.estimators.NaivePCA`).
+
+    Examples
+    --------
+    The bound is capped at ``sqrt(K)`` for small ``n`` and decays like ``n^{-1/2}``:
+
+    >>> import hcl_stats as hs
+    >>> from hcl_stats.theory.bounds import subspace_bound
+    >>> m = hs.HierarchicalFactorModel.random((3, 4, 5), "ABC:1 AB:1 C:1", rng=0)
+    >>> b = subspace_bound(hs.theory.population_quantities(m), [1e2, 1e6, 4e6])
+    >>> round(float(b[0]), 6), round(float(b[1] / b[2]), 2)  # sqrt(3); sqrt(4)
+    (1.732051, 2.0)
     """
     _check_quantities(q)
     if norm not in ("fro", "op"):
@@ -485,6 +496,17 @@ def block_loading_bound(
     ``sqrt(d/n)`` and ``sqrt(d_m/n)`` is unknown). No proof with an explicit
     constant is given here: the Schur-complement propagation adds factors that
     depend on the conditioning of the outside views (docs/theory.md §4).
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> from hcl_stats.theory.bounds import block_loading_bound
+    >>> m = hs.HierarchicalFactorModel.random((3, 4, 5), "ABC:1 AB:1 C:1", rng=0)
+    >>> q = hs.theory.population_quantities(m)
+    >>> b = block_loading_bound(q, [1e4, 1e6], {0, 1})
+    >>> bool(b[1] < b[0]), bool(block_loading_bound(q, 1e4, {0, 1}, constant=2.0)
+    ...                         == 2 * b[0])
+    (True, True)
     """
     _check_quantities(q)
     b = _block_key(block, q)

@@ -66,7 +66,16 @@ def _view_letter(m: int) -> str:
 
 
 def row_specs(model: Any) -> list[RowSpec]:
-    """The rows of :func:`limits`, in its order: (view, block), structures, overall."""
+    """The rows of :func:`limits`, in its order: (view, block), structures, overall.
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> from hcl_stats.theory.limits import row_specs
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:2 A:1", rng=0)
+    >>> [(r.kind, r.view, r.block) for r in row_specs(m)][:3]
+    [('view_block', 'A', 'AB'), ('view_block', 'B', 'AB'), ('view_block', 'A', 'A')]
+    """
     st = model.structure
     rows: list[RowSpec] = []
     for b in st.blocks:
@@ -135,6 +144,17 @@ def ls_oracle_risk(model: Any, row: RowSpec, n_samples: int) -> tuple[float, flo
     -------
     (risk, crb) : (float, float)
         ``E ||G_hat - G||_F^2`` and the Cramer-Rao value (both squared Frobenius).
+
+    Examples
+    --------
+    The oracle's risk is at least its Cramer-Rao bound:
+
+    >>> import hcl_stats as hs
+    >>> from hcl_stats.theory.limits import ls_oracle_risk, row_specs
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:2 A:1", rng=0)
+    >>> risk, crb = ls_oracle_risk(m, row_specs(m)[-1], 200)  # the overall row
+    >>> bool(risk >= crb > 0)
+    True
     """
     k = model.structure.total_rank
     n = int(n_samples)
@@ -188,6 +208,19 @@ def spectral_limit_terms(
     BBP threshold ``t > sqrt(gamma)``, else 0; the Frobenius-optimal weight is
     ``eta = ell c^2`` and the spike's limiting squared error ``ell^2 (1 - c^4)``
     (``ell^2`` when undetectable).
+
+    Examples
+    --------
+    A spike below the BBP threshold ``sqrt(gamma)`` is undetectable (``c^2 = 0``,
+    risk ``ell^2``); at ``gamma = 0`` the risk vanishes:
+
+    >>> import numpy as np
+    >>> from hcl_stats.theory.limits import spectral_limit_terms
+    >>> c2, risk = spectral_limit_terms(np.array([4.0, 0.1]), 1.0, 0.25)
+    >>> c2.round(6).tolist(), risk.round(6).tolist()
+    ([0.926471, 0.0], [2.266436, 0.01])
+    >>> spectral_limit_terms(np.array([4.0]), 1.0, 0.0)[1].tolist()
+    [0.0]
     """
     from .._rmt import spike_cosine_sq
 

@@ -47,7 +47,17 @@ ESTIMATORS = ("naive", "pca_shrink", "masked_gradient")
 
 # ------------------------------------------------------------- masked fit
 def masked_parameters(model: Any) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """Row and column indices of the free loading entries (inside the mask)."""
+    """Row and column indices of the free loading entries (inside the mask).
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> from hcl_stats.theory.predict import masked_parameters
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:2 A:1", rng=0)
+    >>> rows, cols = masked_parameters(m)
+    >>> len(rows) == int(m.structure.mask(m.dims).sum()) == 7 * 2 + 3
+    True
+    """
     mask = model.structure.mask(model.dims)
     rows, cols = np.nonzero(mask)
     return rows.astype(np.intp), cols.astype(np.intp)
@@ -76,6 +86,17 @@ def fisher_information(model: Any, n_samples: int) -> NDArray[np.float64]:
     -------
     ndarray of shape (p + 1, p + 1)
         Parameters in the order of :func:`masked_parameters`, then ``sigma^2``.
+
+    Examples
+    --------
+    The likelihood is flat along the rotations, so they are in the kernel:
+
+    >>> import numpy as np, hcl_stats as hs
+    >>> from hcl_stats.theory.predict import fisher_information, rotation_basis
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:2 A:1", rng=0)
+    >>> info = fisher_information(m, 100)
+    >>> info.shape, bool(np.allclose(info[:-1, :-1] @ rotation_basis(m), 0, atol=1e-8))
+    ((18, 18), True)
     """
     w = np.asarray(model.loadings)
     rows, cols = masked_parameters(model)
@@ -100,6 +121,17 @@ def rotation_basis(model: Any) -> NDArray[np.float64]:
     Returns
     -------
     ndarray of shape (p, sum_S r_S (r_S - 1) / 2)
+
+    Examples
+    --------
+    Block AB of rank 2 has one rotation direction, block A of rank 1 none:
+
+    >>> import numpy as np, hcl_stats as hs
+    >>> from hcl_stats.theory.predict import rotation_basis
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:2 A:1", rng=0)
+    >>> b = rotation_basis(m)
+    >>> b.shape, bool(np.allclose(b.T @ b, np.eye(1)))
+    ((17, 1), True)
     """
     w = np.asarray(model.loadings)
     rows, cols = masked_parameters(model)
@@ -153,6 +185,15 @@ def param_covariances(model: Any, n_samples: int) -> tuple[NDArray, NDArray]:
     Returns
     -------
     (masked, crb) : pair of ndarray of shape (p, p)
+
+    Examples
+    --------
+    >>> import numpy as np, hcl_stats as hs
+    >>> from hcl_stats.theory.predict import param_covariances
+    >>> m = hs.HierarchicalFactorModel.random((3, 4), "AB:2 A:1", rng=0)
+    >>> cov_fit, crb = param_covariances(m, 100)
+    >>> cov_fit.shape, bool(np.trace(cov_fit) >= np.trace(crb) > 0)
+    ((17, 17), True)
     """
     w = np.asarray(model.loadings)
     rows, cols = masked_parameters(model)

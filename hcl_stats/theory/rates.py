@@ -147,7 +147,16 @@ class RateFit:
 
 
 def as_frame(data: Any):
-    """A pandas DataFrame of ``data`` (a frame, a mapping of columns or row dicts)."""
+    """A pandas DataFrame of ``data`` (a frame, a mapping of columns or row dicts).
+
+    Examples
+    --------
+    >>> from hcl_stats.theory.rates import as_frame
+    >>> as_frame([{"n": 100, "err": 0.5}, {"n": 400, "err": 0.25}]).shape
+    (2, 2)
+    >>> list(as_frame({"n": [100, 400], "err": [0.5, 0.25]}).columns)
+    ['n', 'err']
+    """
     try:
         import pandas as pd
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -426,6 +435,22 @@ def fit_rates(
     pandas.DataFrame
         One row per group: the ``by`` columns followed by
         :meth:`RateFit.to_record`.
+
+    Examples
+    --------
+    One log-log fit per estimator; ``'a'`` decays at the expected ``n^{-1/2}``,
+    ``'b'`` like ``n^{-1}``:
+
+    >>> import numpy as np
+    >>> from hcl_stats.theory.rates import fit_rates
+    >>> n = np.tile(np.repeat([100.0, 400.0, 1600.0], 2), 2)
+    >>> jitter = np.tile([0.9, 1.1], 6)
+    >>> err = np.where(np.arange(12) < 6, 3.0 * n ** -0.5, 2.0 / n) * jitter
+    >>> rows = {"est": ["a"] * 6 + ["b"] * 6, "n": n, "err": err}
+    >>> table = fit_rates(rows, x="n", y="err", by=("est",))
+    >>> [(e, round(s, 6), bool(c)) for e, s, c in
+    ...  zip(table["est"], table["slope"], table["consistent"])]
+    [('a', -0.5, True), ('b', -1.0, False)]
     """
     import pandas as pd
 

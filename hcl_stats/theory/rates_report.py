@@ -188,7 +188,14 @@ def rate_figure(tidy: Any, spec: dict[str, Any], estimator_order: list[str]) -> 
 
 
 def bound_name(bound: Any) -> str:
-    """Legend name of a ``"<metric>:<label>"`` bound, e.g. ``"rate bound"``."""
+    """Legend name of a ``"<metric>:<label>"`` bound, e.g. ``"rate bound"``.
+
+    Examples
+    --------
+    >>> from hcl_stats.theory.rates_report import bound_name
+    >>> bound_name("gram_bound:overall")
+    'bound (overall)'
+    """
     if not bound:
         return "bound"
     label = str(bound).rpartition(":")[2]
@@ -197,7 +204,14 @@ def bound_name(bound: Any) -> str:
 
 
 def panel_part(column: str, value: Any) -> str:
-    """Panel title part of one grouping column (math symbol of a grid factor)."""
+    """Panel title part of one grouping column (math symbol of a grid factor).
+
+    Examples
+    --------
+    >>> from hcl_stats.theory.rates_report import panel_part
+    >>> panel_part("n_samples", 500), panel_part("dims", [20, 40])
+    ('$n = 500$', '$d = (20, 40)$')
+    """
     if column == "label":
         return str(value).replace("_", " ")
     info = factor_info(column)

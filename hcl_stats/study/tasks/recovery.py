@@ -30,17 +30,43 @@ __all__ = [
 
 
 def is_int(v: Any) -> bool:
-    """Whether ``v`` is an integer (a bool is not)."""
+    """Whether ``v`` is an integer (a bool is not).
+
+    Examples
+    --------
+    >>> from hcl_stats.study.tasks.recovery import is_int
+    >>> is_int(3), is_int(3.0), is_int(True)
+    (True, False, False)
+    """
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def is_real(v: Any) -> bool:
-    """Whether ``v`` is a finite real number (a bool is not)."""
+    """Whether ``v`` is a finite real number (a bool is not).
+
+    Examples
+    --------
+    >>> from hcl_stats.study.tasks.recovery import is_real
+    >>> is_real(0.5), is_real(2), is_real(float("inf")), is_real(False)
+    (True, True, False, False)
+    """
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def normalize(key: str, value: Any) -> Any:
-    """Canonical value of a recovery scenario key; ``ValueError(rule)`` if invalid."""
+    """Canonical value of a recovery scenario key; ``ValueError(rule)`` if invalid.
+
+    Examples
+    --------
+    >>> from hcl_stats.study.tasks.recovery import normalize
+    >>> normalize("dims", [3, 4]), normalize("noise_var", 1)
+    ([3, 4], 1.0)
+    >>> try:
+    ...     normalize("dims", [0, 4])
+    ... except ValueError as exc:
+    ...     print(exc)
+    a non-empty list of positive integers
+    """
     if key == "dims":
         if not isinstance(value, list) or not value or not all(
             is_int(v) and v >= 1 for v in value
@@ -82,7 +108,20 @@ def normalize(key: str, value: Any) -> Any:
 
 
 def check(factors: Mapping[str, Any]) -> None:
-    """Cross-key consistency of a recovery cell; ``ValueError(rule)`` if violated."""
+    """Cross-key consistency of a recovery cell; ``ValueError(rule)`` if violated.
+
+    Examples
+    --------
+    >>> from hcl_stats.study.tasks.recovery import check
+    >>> cell = {"dims": [3, 4], "structure": "AB:1 A:1", "noise_var": 1.0,
+    ...         "latent_cov": 0.0, "n_samples": 100}
+    >>> check(cell)  # consistent: returns None
+    >>> try:
+    ...     check({**cell, "dims": [1, 1], "structure": "AB:2"})
+    ... except ValueError as exc:
+    ...     print(exc)
+    consistent with dims: rank 2 of a block containing view 1 exceeds d_1 = 1
+    """
     from ...structure import Structure
 
     dims = factors["dims"]
@@ -114,6 +153,20 @@ def random_model(factors: Mapping[str, Any], structure: Any, rng: Any):
     Uses ``dims``, ``noise_var`` (scalar or per-view list), ``singular_values``
     and ``latent_cov`` (0.0 means uncorrelated latents) of ``factors``; shared by
     every task whose data come from :meth:`HierarchicalFactorModel.random`.
+
+    Examples
+    --------
+    The same seed gives the same model:
+
+    >>> import numpy as np
+    >>> from hcl_stats.study.tasks.recovery import random_model
+    >>> factors = {"dims": [3, 4], "noise_var": 0.5, "singular_values": [0.5, 1.5],
+    ...            "latent_cov": 0.0}
+    >>> m = random_model(factors, "AB:1 A:1", rng=0)
+    >>> m.dims, m.noise_var, m.loadings.shape
+    ((3, 4), 0.5, (7, 2))
+    >>> bool(np.array_equal(m.loadings, random_model(factors, "AB:1 A:1", 0).loadings))
+    True
     """
     from ...model import HierarchicalFactorModel
 

@@ -23,7 +23,16 @@ __all__: list[str] = []
 
 
 def random_family(n_views: int, rank: int, p_present: float, rng: np.random.Generator):
-    """A random structure: each subset present with probability ``p_present``."""
+    """A random structure: each subset present with probability ``p_present``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hcl_stats.study.tasks.structure_recovery import random_family
+    >>> s = random_family(3, 1, 0.5, np.random.default_rng(0))
+    >>> s.n_views, set(s.ranks)
+    (3, {1})
+    """
     from ...estimators._convex_core import candidate_blocks
     from ...structure import Structure
 
