@@ -259,9 +259,9 @@ def limits(model: Any, n_samples: int) -> Any:
         orthogonally equivariant estimator of ``W W^T``; NaN elsewhere) and
         ``spectral_limit_finite_n`` (an attempted finite-``n`` correction:
         finite-``K`` ratio ``(D - K)/(n - 1)`` plus the ``K x K`` fluctuation term
-        of docs/theory.md §9; **not validated**: it over-predicts the oracle
-        shrinker's Monte Carlo MSE by 1-15% in reports/limits/numbers.md, while
-        ``spectral_limit`` is within 3%).
+        of docs/theory.md §9; **not validated**: it over-predicts the fixed-weight
+        shrinker's Monte Carlo MSE by 2-15% in reports/limits/numbers.md, while
+        ``spectral_limit`` is within 4%).
 
     Raises
     ------
