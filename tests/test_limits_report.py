@@ -29,6 +29,10 @@ def test_limits_report_writes_numbers_with_every_row(tmp_path: Path) -> None:
     for row in ("| ABC |", "| AB |", "| A |", "| overall |"):
         assert row in text
     assert "spectral_limit^2" in text
+    assert "spectral_limit_finite_n^2" in text  # what simulations/limits_numbers.py reported
+    spectral = [ln for ln in text.splitlines() if ln.startswith("| T |")]
+    assert len(spectral) == 1
+    assert spectral[0].count("|") == 9  # 8 columns, like its header
 
 
 def test_limits_config_rejects_one_replication(tmp_path: Path) -> None:
