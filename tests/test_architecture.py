@@ -326,6 +326,36 @@ def test_tables_summarize_moved_with_a_deprecation_warning():
         assert tables.summarize is summarize
 
 
+def _handlers(parser, path=()):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                func = sub.get_default("func")
+                if func is not None:
+                    yield (*path, name), func
+                yield from _handlers(sub, (*path, name))
+
+
+def test_cli_handlers_are_named_run():
+    from hcl_stats.cli import build_parser
+
+    handlers = dict(_handlers(build_parser()))
+    assert {"validate", "run", "status", "replay", "report", "fit"} <= {p[0] for p in handlers}
+    bad = {" ".join(p): f.__name__ for p, f in handlers.items() if not f.__name__.startswith("run_")}
+    assert bad == {}
+    for p, f in handlers.items():
+        assert f.__module__.startswith("hcl_stats.cli."), (p, f.__module__)
+    cmd = [
+        f"{name}:{node.name}"
+        for name, path in _modules(PACKAGE).items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and node.name.startswith(("cmd_", "_cmd_"))
+    ]
+    assert cmd == []
+
+
 def test_no_module_over_limit():
     over = [(n, m) for n, m in module_lengths() if n > MAX_MODULE_LINES]
     assert over == []
