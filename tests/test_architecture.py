@@ -122,6 +122,58 @@ def _sccs(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def private_name_imports(package_dir: Path = PACKAGE) -> list[str]:
+    """Underscore-prefixed names that one module takes from another module.
+
+    Flags ``from pkg.mod import _name`` and ``mod._name`` where ``mod`` was
+    bound by an import of another package module. A private *module*
+    (``from . import _rmt``, ``from ._rmt import mp_median``) is allowed: it
+    holds public names meant for use inside the package. Dunder names are
+    allowed. Returns ``"module:line: target._name"`` strings.
+    """
+    mods = _modules(package_dir)
+    top = package_dir.name
+    out = []
+    for name, path in mods.items():
+        is_pkg = path.name == "__init__.py"
+        here = name.split(".") if is_pkg else name.split(".")[:-1]
+        tree = ast.parse(path.read_text())
+        bound: dict[str, str] = {}
+        for node in _import_nodes(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] == top:
+                        key = alias.asname or top
+                        bound[key] = alias.name if alias.asname else top
+                continue
+            base = here[: len(here) - (node.level - 1)] if node.level else []
+            stem = ".".join(base + ([node.module] if node.module else []))
+            if stem.split(".")[0] != top:
+                continue
+            for alias in node.names:
+                sub = f"{stem}.{alias.name}"
+                if sub in mods:
+                    bound[alias.asname or alias.name] = sub
+                elif _is_private(alias.name) and stem != name:
+                    out.append(f"{name}:{node.lineno}: {sub}")
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Attribute) and _is_private(node.attr)):
+                continue
+            chain, value = [], node.value
+            while isinstance(value, ast.Attribute):
+                chain.insert(0, value.attr)
+                value = value.value
+            if isinstance(value, ast.Name) and value.id in bound:
+                target = ".".join([bound[value.id], *chain])
+                if target != name and target in mods:
+                    out.append(f"{name}:{node.lineno}: {target}.{node.attr}")
+    return sorted(out)
+
+
 def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected components with more than one module."""
     return [c for c in _sccs(graph) if len(c) > 1]
@@ -189,6 +241,33 @@ def test_no_import_cycles():
     assert import_cycles(import_graph()) == []
 
 
+def test_no_private_name_crosses_a_module():
+    assert private_name_imports() == []
+
+
+def test_private_name_detector_sees_a_crossing(tmp_path):
+    pkg = tmp_path / "hcl_stats"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "_priv.py").write_text("def helper():\n    pass\n")
+    (pkg / "a.py").write_text("def _x():\n    pass\n\n\ny = _x\n")
+    (pkg / "sub" / "b.py").write_text(
+        "from .. import _priv\n"
+        "from .._priv import helper\n"
+        "from ..a import _x\n"
+        "from .. import a\n"
+        "import hcl_stats.a as aa\n"
+        "def f():\n"
+        "    return a._x, aa._x, helper, _priv.helper, a.__name__\n"
+    )
+    assert private_name_imports(pkg) == [
+        "hcl_stats.sub.b:3: hcl_stats.a._x",
+        "hcl_stats.sub.b:7: hcl_stats.a._x",
+        "hcl_stats.sub.b:7: hcl_stats.a._x",
+    ]
+
+
 def test_cycle_detector_sees_a_cycle(tmp_path):
     pkg = tmp_path / "hcl_stats"
     pkg.mkdir()
@@ -247,6 +326,36 @@ def test_tables_summarize_moved_with_a_deprecation_warning():
         assert tables.summarize is summarize
 
 
+def _handlers(parser, path=()):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                func = sub.get_default("func")
+                if func is not None:
+                    yield (*path, name), func
+                yield from _handlers(sub, (*path, name))
+
+
+def test_cli_handlers_are_named_run():
+    from hcl_stats.cli import build_parser
+
+    handlers = dict(_handlers(build_parser()))
+    assert {"validate", "run", "status", "replay", "report", "fit"} <= {p[0] for p in handlers}
+    bad = {" ".join(p): f.__name__ for p, f in handlers.items() if not f.__name__.startswith("run_")}
+    assert bad == {}
+    for p, f in handlers.items():
+        assert f.__module__.startswith("hcl_stats.cli."), (p, f.__module__)
+    cmd = [
+        f"{name}:{node.name}"
+        for name, path in _modules(PACKAGE).items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and node.name.startswith(("cmd_", "_cmd_"))
+    ]
+    assert cmd == []
+
+
 def test_no_module_over_limit():
     over = [(n, m) for n, m in module_lengths() if n > MAX_MODULE_LINES]
     assert over == []
@@ -272,5 +381,6 @@ if __name__ == "__main__":
     print(f"modules {summary['modules']}  edges {summary['edges']}  layers {summary['layers']}")
     print(f"cycles {len(summary['cycles'])}: {summary['cycles']}")
     print(f"upward imports (edges inside a cycle) {summary['upward_imports']}")
+    print("private names crossing modules:", private_name_imports(pkg))
     print("largest modules:", module_lengths(pkg)[:3])
     print("longest function bodies:", function_lengths(pkg)[:10])

@@ -328,7 +328,7 @@ def test_inaccurate_solver_status_is_a_failure_text():
     # what the runner records for any estimator whose diagnostics say converged=False
     # (MaskedGradient at max_iter, a cvxpy 'optimal_inaccurate' status, SLIDE, ...)
     from hcl_stats.results import Diagnostics
-    from hcl_stats.study.runner import _not_converged
+    from hcl_stats.study.compute import _not_converged
 
     @dataclass(frozen=True)
     class _Fit:

@@ -37,6 +37,11 @@ def check_noise_option(value: Any) -> Any:
     return tuple(float(v) for v in check_noise_var(arr, arr.shape[0], name="noise_rule"))
 
 
+def noise_rule_name(noise: Any) -> str:
+    """The noise rule for the diagnostics: the rule's name, or ``'known'`` for values."""
+    return noise if isinstance(noise, str) else "known"
+
+
 def estimate_noise_var(
     cov: ArrayLike,
     dims: Sequence[int],

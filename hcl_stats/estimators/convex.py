@@ -56,9 +56,9 @@ from ._convex_core import (
     solve_factored,
     solve_prox,
 )
+from ._refit import finish_selection
 from .selection import (
     REFITS,
-    _finish,
     learner_noise,
     noise_edge,
     select_structure_schur,
@@ -303,7 +303,7 @@ class _ConvexLearner(Estimator):
             return RawFit(w, noise, selected, converged=info.get("converged"),
                           n_iter=int(info.get("n_iter") or 0),
                           objective=info.get("objective"), extra=extra)
-        return _finish(self, problem, selected, scores, noise, rng, extra=info)
+        return finish_selection(self, problem, selected, scores, noise, rng, extra=info)
 
 
 #: Options that :class:`ConvexRelaxation` passes to each cvxpy solver: numeric or

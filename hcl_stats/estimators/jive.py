@@ -43,8 +43,8 @@ from ..exceptions import ValidationError
 from ..model import noise_diagonal
 from ..structure import Structure
 from ._base import Estimator, Problem, RawFit
+from ._noise import noise_rule_name
 from .slide import view_signal_ranks
-from .spectral import _rule
 
 __all__ = ["AJIVE", "GCCA", "score_gram"]
 
@@ -248,7 +248,7 @@ class AJIVE(Estimator):
         w = np.hstack([cols[blocks.index(b)] for b in fitted.blocks])
         w[~fitted.mask(dims)] = 0.0
         extra = {
-            "noise_rule": _rule(problem.noise), "view_ranks": list(ks), "joint_rank": r_j,
+            "noise_rule": noise_rule_name(problem.noise), "view_ranks": list(ks), "joint_rank": r_j,
             "threshold": threshold, "phi": [float(v) for v in vals[: 2 * max(ks)]],
         }
         return RawFit(w, noise, fitted, extra=extra)
@@ -318,7 +318,7 @@ class GCCA(Estimator):
         w = _joint_loadings(s_w, _block_diag_bases(bases, dims, ks), vecs[:, :r], vals[:r])
         fitted = Structure(m_views, (frozenset(range(m_views)),), (r,))
         extra = {
-            "noise_rule": _rule(problem.noise), "view_ranks": list(ks), "rank": r,
+            "noise_rule": noise_rule_name(problem.noise), "view_ranks": list(ks), "rank": r,
             "canonical_sum": [float(v) for v in vals[:r]],
         }
         return RawFit(w, noise, fitted, extra=extra)

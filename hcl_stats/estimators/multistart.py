@@ -29,7 +29,8 @@ from .._validation import check_int, check_real
 from ..exceptions import ConvergenceWarning, NotIdentifiableError, ValidationError
 from ..structure import Structure
 from ._base import Estimator, Problem, RawFit
-from .spectral import _rule, schur_loadings
+from ._noise import noise_rule_name
+from .spectral import schur_loadings
 
 __all__ = ["MaskedMultistart"]
 
@@ -165,7 +166,7 @@ class MaskedMultistart(Estimator):
             n_iter=int(sum(t["n_iter"] for t in tried)),
             objective=float(info["loss"]) * scale**2,
             extra={
-                "noise_rule": "joint" if kind != "known" else _rule(noise_option),
+                "noise_rule": "joint" if kind != "known" else noise_rule_name(noise_option),
                 "certified": bool(certified),
                 "relative_residual": rel,
                 "start": label,

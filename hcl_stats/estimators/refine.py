@@ -13,7 +13,8 @@ from numpy.typing import NDArray
 from .._validation import check_choice, check_int, check_real
 from ..exceptions import ConvergenceWarning, ValidationError
 from ._base import Estimator, Problem, RawFit, signal_covariance
-from .spectral import _rule, schur_loadings
+from ._noise import noise_rule_name
+from .spectral import schur_loadings
 
 __all__ = ["MaskedGradient", "masked_loss"]
 
@@ -200,7 +201,7 @@ class MaskedGradient(Estimator):
             objective=info.loss,
             relative_gradient=info.relgrad,
             extra={
-                "noise_rule": _rule(problem.noise),
+                "noise_rule": noise_rule_name(problem.noise),
                 "init": init_name,
                 "initial_objective": info.loss0,
                 "initial_relative_gradient": info.relgrad0,

@@ -29,7 +29,7 @@ from .._validation import check_choice, check_real
 from ..exceptions import NotIdentifiableError
 from ..structure import Structure, format_block
 from ._base import Estimator, Problem, RawFit, signal_covariance
-from ._registry import get
+from ._refit import finish_selection, refit_on  # noqa: F401  (refit_on: old home)
 
 __all__ = [
     "REFITS",
@@ -229,20 +229,6 @@ def select_structure_schur(
     return Structure(n_views, blocks, ranks), scores
 
 
-def refit_on(
-    refit: str, problem: Problem, structure: Structure, *, rng: np.random.Generator
-) -> RawFit:
-    """Refit the loadings with a registered estimator on a selected structure.
-
-    The refit uses ``problem``'s noise option, covariance, ``n`` and data, with
-    ``structure`` and no starting point.
-    """
-    est = get(refit)(noise_rule=problem.noise)
-    return est._fit(
-        problem.with_(structure=structure, noise=est.noise_rule, init=None), rng
-    )
-
-
 def learner_noise(problem: Problem) -> float | NDArray:
     """Noise variance for a structure learner (``K`` unknown)."""
     noise, n_samples = problem.noise, problem.n_samples
@@ -337,32 +323,4 @@ class SchurSelect(Estimator):
             raise _no_block_error(type(self).__name__, scores)
         if structure is not None and structure.view_names is not None:
             selected = selected.with_names(structure.view_names)
-        return _finish(self, problem, selected, scores, noise, rng)
-
-
-def _finish(est, problem: Problem, selected, scores, noise, rng, extra=None):
-    from .spectral import schur_loadings
-
-    info = {
-        "selection_scores": scores,
-        "selection_noise_var": noise if np.ndim(noise) == 0 else list(map(float, noise)),
-        "refit": est.refit,
-    }
-    if extra:
-        info.update(extra)
-    if est.refit == "none":
-        s_w = signal_covariance(problem.cov, problem.dims, noise)
-        w, _ = schur_loadings(s_w, problem.dims, selected)
-        return RawFit(w, noise, selected, extra=info)
-    raw = refit_on(est.refit, problem, selected, rng=rng)
-    info.update({f"refit_{k}": v for k, v in raw.extra.items()})
-    return RawFit(
-        raw.loadings,
-        raw.noise_var,
-        selected,
-        converged=raw.converged,
-        n_iter=raw.n_iter,
-        objective=raw.objective,
-        relative_gradient=raw.relative_gradient,
-        extra=info,
-    )
+        return finish_selection(self, problem, selected, scores, noise, rng)

@@ -65,7 +65,7 @@ from ..exceptions import ValidationError
 from ..model import noise_diagonal
 from ..structure import Structure
 from ._base import Estimator, Problem, RawFit
-from .spectral import _rule
+from ._noise import noise_rule_name
 
 __all__ = ["SLIDE", "SLIDEFixed", "bcv_error", "slide_path", "view_signal_ranks"]
 
@@ -493,7 +493,7 @@ class SLIDE(Estimator):
             for m in range(len(dims))
         ]), np.diff(off))
         s = cov * np.outer(scale, scale)
-        extra: dict[str, Any] = {"noise_rule": _rule(problem.noise)}
+        extra: dict[str, Any] = {"noise_rule": noise_rule_name(problem.noise)}
         v_start = None
         if structure is None:
             structure, v_start, info = self._learn(

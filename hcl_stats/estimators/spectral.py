@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,6 +16,7 @@ from ..identifiability import require_schur_step
 from ..structure import Structure
 from ._base import Estimator, Problem, RawFit, check_positive_noise, signal_covariance
 from ._cache import SpectralCache, cached_top_eigh
+from ._noise import noise_rule_name
 
 __all__ = ["NaivePCA", "SchurComplement", "schur_loadings"]
 
@@ -101,19 +102,16 @@ class NaivePCA(Estimator):
             noise = (float(np.trace(cov)) - float(np.sum(vals))) / (d - k)
             check_positive_noise(noise, cov, "sigma^2")
             w = vecs * np.sqrt(np.clip(vals - noise, 0.0, None))
-            return RawFit(w, noise, structure, extra={"noise_rule": _rule(problem.noise)})
+            extra = {"noise_rule": noise_rule_name(problem.noise)}
+            return RawFit(w, noise, structure, extra=extra)
         noise = problem.noise_variance()
         s_w = signal_covariance(cov, problem.dims, noise)
         k = structure.total_rank
         vals, vecs = cached_top_eigh(problem.cache, s_w, k)
         _warn_clipped(vals, k, "NaivePCA: signal covariance S - sigma^2 I")
         w = vecs * np.sqrt(np.clip(vals, 0.0, None))
-        return RawFit(w, noise, structure, extra={"noise_rule": _rule(problem.noise)})
-
-
-def _rule(noise: Any) -> str:
-    """The noise rule for the diagnostics: the rule's name, or 'known'."""
-    return noise if isinstance(noise, str) else "known"
+        extra = {"noise_rule": noise_rule_name(problem.noise)}
+        return RawFit(w, noise, structure, extra=extra)
 
 
 def schur_loadings(
@@ -373,6 +371,10 @@ class SchurComplement(Estimator):
             w,
             noise,
             problem.structure,
-            extra={"noise_rule": _rule(problem.noise), "variant": self.variant, "schur_spectra": spectra},
+            extra={
+                "noise_rule": noise_rule_name(problem.noise),
+                "variant": self.variant,
+                "schur_spectra": spectra,
+            },
         )
 

@@ -2,7 +2,7 @@
 
 Data flow one way through the modules of this package::
 
-    registry  <-  metrics, tasks/  <-  specs, config  <-  store  <-  runner
+    registry  <-  metrics, tasks/  <-  specs, config  <-  store  <-  compute  <-  runner
                                                           store  <-  summary  <-  report
 
 * :mod:`~hcl_stats.study.registry`: tasks, metrics, estimator specs, seed streams;
@@ -10,8 +10,10 @@ Data flow one way through the modules of this package::
   metrics and tasks, registered here by explicit imports (no plug-in loading);
 * :mod:`~hcl_stats.study.config`: :func:`load_study` (one parser per section) and
   :mod:`~hcl_stats.study.specs`: the typed ``[report]`` specs;
-* :mod:`~hcl_stats.study.store` (SQLite), :mod:`~hcl_stats.study.runner`
-  (:func:`~hcl_stats.study.runner.run_study`);
+* :mod:`~hcl_stats.study.store` (SQLite), :mod:`~hcl_stats.study.compute` (one
+  unit: :func:`~hcl_stats.study.compute.compute_unit`) and
+  :mod:`~hcl_stats.study.runner` (the backends:
+  :func:`~hcl_stats.study.runner.run_study`);
 * :mod:`~hcl_stats.study.summary` and :mod:`~hcl_stats.study.report`
   (``summary.csv``, figures, tables, ``MANIFEST.json``).
 

@@ -170,8 +170,11 @@ def read_summary(path: Path) -> Any:
     """Read ``summary.csv`` back (labels and factors as text where needed)."""
     import pandas as pd
 
+    # round_trip: pandas' default fast parser can be one ulp off (it reads
+    # 0.9550000000000001 as 0.955, which a table then shows as 0.95, not 0.96)
     df = pd.read_csv(path, dtype={"cell_id": str, "estimator": str, "metric": str, "label": str},
-                     keep_default_na=False, na_values={c: [""] for c in ("mean", "sd", "mcse", "median")})
+                     keep_default_na=False, na_values={c: [""] for c in ("mean", "sd", "mcse", "median")},
+                     float_precision="round_trip")
     return df
 
 

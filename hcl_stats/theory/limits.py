@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._validation import _short, check_int
-from ..exceptions import ValidationError
+from .._validation import check_int
 from ..structure import format_block
+from ._model_rows import check_uncorrelated_model, noise_per_view, row_loadings
 
 __all__ = ["RowSpec", "limits", "ls_oracle_risk", "row_specs", "spectral_limit_terms"]
 
@@ -45,20 +45,6 @@ class RowSpec:
     views: tuple[int, ...]
     #: per view in ``views``: the loading columns of the row for that view
     columns: tuple[NDArray[np.intp], ...]
-
-
-def _check_model(model: Any) -> None:
-    from ..model import HierarchicalFactorModel
-
-    if not isinstance(model, HierarchicalFactorModel):
-        raise ValidationError(
-            f"model must be a HierarchicalFactorModel; got {_short(model)}."
-        )
-    if model.latent_cov is not None:
-        raise ValidationError(
-            "model.latent_cov must be None (uncorrelated latents, Cov(z) = I): the "
-            "limits are derived under that assumption; got a latent covariance."
-        )
 
 
 def _view_letter(m: int) -> str:
@@ -96,26 +82,6 @@ def row_specs(model: Any) -> list[RowSpec]:
         )
     rows.append(RowSpec("", "overall", "overall", views, tuple(per_view)))
     return rows
-
-
-def _noise_of(model: Any) -> NDArray[np.float64]:
-    nv = model.noise_var
-    if np.ndim(nv) == 0:
-        return np.full(len(model.dims), float(nv))
-    return np.asarray(nv, dtype=float)
-
-
-def _row_loadings(model: Any, row: RowSpec) -> NDArray[np.float64]:
-    """``W`` restricted to the row's views and columns, shape ``(p, |columns|)``."""
-    w = np.asarray(model.loadings)
-    cols = np.unique(np.concatenate(row.columns))
-    parts = []
-    for m, c in zip(row.views, row.columns, strict=True):
-        block = np.zeros((model.dims[m], cols.size))
-        pos = np.searchsorted(cols, c)
-        block[:, pos] = w[model.row_slice(m)][:, c]
-        parts.append(block)
-    return np.vstack(parts)
 
 
 def ls_oracle_risk(model: Any, row: RowSpec, n_samples: int) -> tuple[float, float]:
@@ -160,7 +126,7 @@ def ls_oracle_risk(model: Any, row: RowSpec, n_samples: int) -> tuple[float, flo
     n = int(n_samples)
     q = n - k - 1
     c = (n - k) * q * (n - k - 3)
-    s = _noise_of(model)
+    s = noise_per_view(model)
     w = np.asarray(model.loadings)
     risk = 0.0
     crb = 0.0
@@ -288,15 +254,15 @@ def limits(model: Any, n_samples: int) -> Any:
     """
     import pandas as pd
 
-    _check_model(model)
+    check_uncorrelated_model(model)
     k = model.structure.total_rank
     n = check_int(n_samples, "n_samples", minimum=k + 4)
     d_total = int(sum(model.dims))
-    noise = _noise_of(model)
+    noise = noise_per_view(model)
     isotropic = bool(np.all(noise == noise[0]))
     records = []
     for row in row_specs(model):
-        f = _row_loadings(model, row)
+        f = row_loadings(model, row)
         spikes = _spikes(f)
         p = int(sum(model.dims[m] for m in row.views))
         s2 = float(max(noise[m] for m in row.views))

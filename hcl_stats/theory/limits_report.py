@@ -323,7 +323,7 @@ def efficiency_markdown(summary_path: Path, config_name: str) -> str:
     """The text of ``efficiency.md`` from a study summary recording ``efficiency``."""
     import pandas as pd
 
-    summ = pd.read_csv(summary_path, dtype={"label": str})
+    summ = pd.read_csv(summary_path, dtype={"label": str}, float_precision="round_trip")
     eff = summ[summ["metric"] == "efficiency"]
     floor = summ[summ["metric"] == "oracle_floor"]
     err = summ[summ["metric"].isin(["structure_gram", "overall_gram"])]

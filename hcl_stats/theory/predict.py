@@ -26,7 +26,8 @@ from numpy.typing import NDArray
 
 from .._validation import check_choice, check_int
 from ..exceptions import ValidationError
-from .limits import RowSpec, _check_model, _noise_of, _row_loadings, row_specs
+from ._model_rows import check_uncorrelated_model, noise_per_view, row_loadings
+from .limits import RowSpec, row_specs
 from .spiked import spiked_overall_risk
 
 __all__ = [
@@ -206,7 +207,7 @@ def param_covariances(model: Any, n_samples: int) -> tuple[NDArray, NDArray]:
     null = rotation_basis(model)
     h_pinv = _pinv_known_null(_t_matrix(np.eye(w.shape[0]), w, rows, cols), null)
     meat = _t_matrix(model.covariance(), w, rows, cols) / nu
-    s = _noise_of(model)
+    s = noise_per_view(model)
     d, k = w.shape
     if np.all(s == s[0]) and d > k:
         wv = w[rows, cols]
@@ -228,7 +229,7 @@ def _gram_risk(
     Returns ``(first, second, var_first)``, the last the variance of the
     first-order squared norm (for the Jensen correction of ``E ||.||``).
     """
-    f = _row_loadings(model, row)
+    f = row_loadings(model, row)
     ucols = np.unique(np.concatenate(row.columns))
     # map each free entry to (local row, local column) of the row's factor, or -1
     loc_r = np.full(rows.size, -1)
@@ -311,7 +312,7 @@ def predicted_error(model: Any, n_samples: int, estimator: str) -> Any:
     """
     import pandas as pd
 
-    _check_model(model)
+    check_uncorrelated_model(model)
     estimator = check_choice(estimator, "estimator", ESTIMATORS)
     k = model.structure.total_rank
     n = check_int(n_samples, "n_samples", minimum=k + 4)
@@ -320,7 +321,7 @@ def predicted_error(model: Any, n_samples: int, estimator: str) -> Any:
              "predicted_error": float("nan"), "predicted_mse": float("nan"),
              "valid": False, "note": ""} for r in specs]
     if estimator in ("naive", "pca_shrink"):
-        s = _noise_of(model)
+        s = noise_per_view(model)
         if not np.all(s == s[0]):
             raise ValidationError(
                 "the spiked-model prediction needs isotropic noise (one sigma^2 for "

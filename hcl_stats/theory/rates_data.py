@@ -112,7 +112,7 @@ def load_replicates(study: Any, store_path: Path | None, out_dir: Path) -> Any:
             f"neither a result store ({store_path}) nor the committed {path} exists; "
             f"run 'hcl-stats run {study.path}' first"
         )
-    data = pd.read_csv(path, keep_default_na=True)
+    data = pd.read_csv(path, keep_default_na=True, float_precision="round_trip")
     for col in ("label", "metric", "status", "estimator", "cell_id"):
         if col in data.columns:
             data[col] = data[col].astype(object)

@@ -289,6 +289,21 @@ def rate_entries(study: Any) -> tuple[list[dict], list[dict]]:
     return specs, term_specs
 
 
+def _rounded(table: Any) -> Any:
+    """``table`` with every float cell at 6 significant digits, whatever its column dtype.
+
+    A column concatenated from tables that lack it is ``object`` dtype; its floats
+    are rounded too, so the CSV does not depend on how the columns were assembled.
+    """
+    out = table.copy()
+    for col in out.columns:
+        if out[col].dtype.kind in "fO":
+            out[col] = [
+                round_significant(v) if isinstance(v, float) else v for v in out[col]
+            ]
+    return out
+
+
 def write_rates_report(study: Any, tidy: Any, out_dir: Path) -> list[Path]:
     """Write ``rates.md``, ``rates.csv`` and the rate figures of a study.
 
@@ -355,17 +370,18 @@ def write_rates_report(study: Any, tidy: Any, out_dir: Path) -> list[Path]:
                                out_dir / "rate_predicted_vs_measured")
         pcsv = out_dir / "predicted_vs_measured.csv"
         ptab = pred.copy()
-        for col in ptab.columns:
-            if ptab[col].dtype.kind == "f":
-                ptab[col] = ptab[col].map(round_significant)
+        ptab = _rounded(ptab)
         ptab.to_csv(pcsv, index=False, lineterminator="\n")
         written.append(pcsv)
     md.append("Results digest (sha256 of the sorted replicate-level values, 8 significant "
               f"digits): `{digest}`\n")
     (out_dir / "rates.md").write_text("\n".join(md))
-    table = pd.concat(tables, ignore_index=True)
-    for col in table.columns:  # 6 significant digits, as in summary.csv
-        if table[col].dtype.kind == "f":
-            table[col] = table[col].map(round_significant)
+    # all-NA columns (e.g. the ratio columns of an entry without a bound) are left
+    # out of the concatenation and added back, so their dtype never decides another's
+    columns = list(dict.fromkeys(c for t in tables for c in t.columns))
+    table = pd.concat(
+        [t.dropna(axis=1, how="all") for t in tables], ignore_index=True
+    ).reindex(columns=columns)
+    table = _rounded(table)
     table.to_csv(out_dir / "rates.csv", index=False, lineterminator="\n")
     return [out_dir / "rates.md", out_dir / "rates.csv", *written]
