@@ -13,8 +13,10 @@ __all__ = [
     "BlockDroppedWarning",
     "ConvergenceWarning",
     "HCLError",
+    "NoStructureError",
     "NotIdentifiableError",
     "NumericalWarning",
+    "ScaleWarning",
     "SolverError",
     "StoreAccessError",
     "StoreCorruptedError",
@@ -34,6 +36,16 @@ class ValidationError(HCLError, ValueError):
 
 class NotIdentifiableError(HCLError, ValueError):
     """Structure, ranks or dims violate a condition the estimator needs."""
+
+
+class NoStructureError(NotIdentifiableError, ValidationError):
+    """A structure learner found no block above its detection edge.
+
+    The message starts with "the data support no shared structure". It subclasses
+    both errors that learners raised before it existed
+    (:class:`NotIdentifiableError` from the Schur and convex learners,
+    :class:`ValidationError` from rank counting).
+    """
 
 
 class SolverError(HCLError, RuntimeError):
@@ -77,4 +89,16 @@ class BlockDroppedWarning(UserWarning):
     Raised by the shrinkage estimators when every spike of a block is at or below
     its detectability edge: the block is in the structure but the data carry no
     detectable signal for it at this ``n``. ``FitResult.summary()`` marks it.
+    """
+
+
+class ScaleWarning(UserWarning):
+    """Columns or views whose standard deviations differ by more than ``1e4``.
+
+    The model's noise is isotropic (one ``sigma^2``) or per view, so columns on
+    very different scales put every high-variance column into the signal and
+    the small ones into the noise. Raised by
+    :func:`hcl_stats.preprocessing.check_scales`; the remedies are
+    ``hcl-stats fit --preprocess feature`` (or ``view``), or
+    ``noise_rule='per_view'`` when only the views differ.
     """

@@ -40,7 +40,15 @@ from ._validation import check_choice
 from .exceptions import ValidationError
 from .model import MultimodalData
 
-__all__ = ["NOISE_RULES", "SCALINGS", "Preprocessor", "noise_variance", "preprocess"]
+__all__ = [
+    "NOISE_RULES",
+    "SCALE_RATIO",
+    "SCALINGS",
+    "Preprocessor",
+    "check_scales",
+    "noise_variance",
+    "preprocess",
+]
 
 SCALINGS = ("view", "feature", "none")
 NOISE_RULES = RANK_FREE_NOISE_RULES
@@ -271,3 +279,94 @@ def noise_variance(
                 vals.size, m, False
             )
     return np.maximum(out, floor)
+
+
+#: Column standard deviations differing by more than this factor trigger a
+#: :class:`~hcl_stats.exceptions.ScaleWarning` (:func:`check_scales`).
+SCALE_RATIO = 1e4
+
+
+def check_scales(
+    data: Any,
+    view_names: Sequence[str] | None = None,
+    *,
+    ratio: float = SCALE_RATIO,
+    advice: str = "pass --preprocess feature (hcl-stats fit) or scale='feature'",
+) -> float:
+    """Warn when the column scales of the views differ by more than ``ratio``.
+
+    The ratio is ``max / min`` of the column standard deviations over the
+    non-constant columns of all views (observed rows only). Above ``ratio`` a
+    :class:`~hcl_stats.exceptions.ScaleWarning` names the views (and the columns)
+    with the smallest and the largest scale, and says what to do: standardise the
+    columns, or, when the columns of each view agree within ``ratio`` and only the
+    views differ, scale the views or use ``noise_rule='per_view'``.
+
+    Parameters
+    ----------
+    data : MultimodalData, IncompleteData or list of arrays of shape (n_samples, d_m)
+    view_names : sequence of str, optional
+        Names used in the message (default ``A, B, ...``).
+    ratio : float, default=1e4
+    advice : str
+        The remedy the message names for columns on unrelated scales.
+
+    Returns
+    -------
+    float
+        The observed ratio (``1.0`` when fewer than two columns vary).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from hcl_stats.preprocessing import check_scales
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((50, 3))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     ratio = check_scales([x, x * [1, 1, 1e5]], ["rna", "atac"])
+    >>> round(ratio / 1e5, 1), caught[0].category.__name__
+    (1.0, 'ScaleWarning')
+    >>> "view atac, column 2" in str(caught[0].message)
+    True
+    """
+    import warnings
+
+    from .exceptions import ScaleWarning
+
+    views, mask = _views_and_mask(data)
+    names = [str(v) for v in view_names] if view_names is not None else [
+        chr(ord("A") + m) if m < 26 else f"view{m}" for m in range(len(views))]
+    stds = []
+    for m, x in enumerate(views):
+        rows = x if mask is None else x[mask[:, m]]
+        sd = np.nanstd(rows, axis=0) if rows.shape[0] > 1 else np.zeros(x.shape[1])
+        stds.append(sd)
+    live = [(m, j, float(sd[j])) for m, sd in enumerate(stds) for j in range(sd.size)
+            if sd[j] > 0 and np.isfinite(sd[j])]
+    if len(live) < 2:
+        return 1.0
+    lo = min(live, key=lambda t: t[2])
+    hi = max(live, key=lambda t: t[2])
+    observed = hi[2] / lo[2]
+    if observed <= ratio:
+        return observed
+    within = max(
+        (max(v for mm, _, v in live if mm == m) / min(v for mm, _, v in live if mm == m))
+        for m in {t[0] for t in live}
+    )
+    if within <= ratio:
+        fix = ("the columns of each view agree within the limit, so scale the views "
+               "(--preprocess view, scale='view') or use noise_rule='per_view'")
+    else:
+        fix = f"{advice}, or noise_rule='per_view' if only the views differ"
+    warnings.warn(
+        f"column standard deviations differ by a factor {observed:.3g} > {ratio:.3g}: "
+        f"from {lo[2]:.3g} (view {names[lo[0]]}, column {lo[1]}) to {hi[2]:.3g} (view "
+        f"{names[hi[0]]}, column {hi[1]}). One noise variance cannot describe both, "
+        f"so the large columns become signal and the small ones noise; {fix}.",
+        ScaleWarning,
+        stacklevel=2,
+    )
+    return observed

@@ -43,8 +43,11 @@ class HCLTransformer(TransformerMixin, BaseEstimator):
         block when it was selected).
     scale : {'view', 'feature', 'none'}, default='feature'
         Per-view scaling (:class:`hcl_stats.preprocessing.Preprocessor`).
+    select : str, optional
+        Structure learner (:data:`hcl_stats.estimators.learn.SELECTORS`); None
+        means ``'schur_select'`` (see :func:`hcl_stats.workflow.fit_views`).
     select_options : dict, optional
-        Passed to :func:`hcl_stats.workflow.select_structure`.
+        Keyword arguments of the learner (:func:`hcl_stats.workflow.fit_views`).
     estimator : str, default='masked_gradient'
 
     Attributes
@@ -70,6 +73,7 @@ class HCLTransformer(TransformerMixin, BaseEstimator):
         structure: str | None = None,
         blocks: str = "shared",
         scale: str = "feature",
+        select: str | None = None,
         select_options: dict | None = None,
         estimator: str = "masked_gradient",
     ) -> None:
@@ -77,6 +81,7 @@ class HCLTransformer(TransformerMixin, BaseEstimator):
         self.structure = structure
         self.blocks = blocks
         self.scale = scale
+        self.select = select
         self.select_options = select_options
         self.estimator = estimator
 
@@ -118,6 +123,7 @@ class HCLTransformer(TransformerMixin, BaseEstimator):
             structure=self.structure,
             estimator=self.estimator,
             scale=self.scale,
+            select=self.select,
             select_options=self.select_options,
         )
         self.structure_ = self.views_fit_.fit.structure

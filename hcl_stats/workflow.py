@@ -27,11 +27,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._validation import as_generator, check_choice, check_int, keyword_alias
+from .estimators.learn import DEFAULT_SELECTOR, SELECTORS, learn_structure
 from .estimators.rank_counting import StructureSelection, select_structure
 from .exceptions import ValidationError
 from .missing import IncompleteData, fit_missing, pairwise_covariance
 from .model import MultimodalData
-from .preprocessing import Preprocessor
+from .preprocessing import Preprocessor, check_scales
 from .structure import Structure, format_block
 
 __all__ = [
@@ -177,11 +178,15 @@ class ViewsFit:
     preprocessor : Preprocessor
         Apply ``preprocessor.transform`` to new samples before :func:`transform`.
     selection : StructureSelection or None
-        None when the structure was given.
+        The rank-counting outcome when ``select`` was ``'eigen'`` or
+        ``'correlation'``; None otherwise (a given structure or another learner).
     cov : ndarray of shape (d, d)
         The (pairwise-complete, PSD) covariance of the preprocessed views.
     n_per_block : ndarray of shape (M, M)
     view_names : tuple of str
+    extra : dict
+        With a learned structure: ``select`` (the learner), ``selected`` (its
+        selection) and ``fittable_changes`` (ranks lowered so that it is fittable).
     """
 
     fit: Any
@@ -209,6 +214,7 @@ def fit_views(
     center: bool = True,
     scale: str = "view",
     noise_rule: Any = None,
+    select: str | None = None,
     select_options: dict | None = None,
     rng: Any = None,
     noise_var: Any = None,
@@ -219,8 +225,9 @@ def fit_views(
     ----------
     data : MultiViewDataset, MultimodalData, IncompleteData or list of arrays
     structure : Structure or str, optional
-        If None, chosen by :func:`select_structure`, unless ``estimator`` learns
-        the structure itself (e.g. ``'schur_select'``, ``'convex_fast'``).
+        If None, learned with ``select`` (:func:`hcl_stats.estimators.learn.learn_structure`),
+        unless ``estimator`` learns the structure itself (e.g. ``'schur_select'``,
+        ``'convex_fast'``).
     estimator : str or Estimator, default='masked_gradient'
         Registry name or instance; a name is built with ``noise_rule``.
     center, scale
@@ -230,14 +237,29 @@ def fit_views(
         the default).
     noise_var : optional
         Deprecated spelling of ``noise_rule`` (DeprecationWarning).
+    select : {'schur_select', 'convex_fast', 'convex', 'eigen', 'correlation', 'slide'}, optional
+        The structure learner; default ``'schur_select'``
+        (:data:`hcl_stats.estimators.learn.DEFAULT_SELECTOR`, chosen on the evidence
+        in docs/structure_learning.md), or ``select_options['method']`` when that is
+        given (the behaviour before ``select`` existed). The learned structure is
+        lowered, if needed, until the estimator can fit it.
     select_options : dict, optional
-        Keyword arguments of :func:`select_structure`; default
-        ``{'method': 'correlation'}`` (the rule for real data).
+        Keyword arguments of the learner: of :func:`select_structure` for
+        ``'eigen'`` and ``'correlation'`` (``method`` picks one of them when
+        ``select`` is None; without ``method`` the rank-counting default
+        ``'eigen'`` is used, as before), else of the learner's constructor.
     rng : None, int, SeedSequence or Generator
 
     Returns
     -------
     ViewsFit
+
+    Warns
+    -----
+    ScaleWarning
+        When ``scale`` is not ``'feature'`` and the column standard deviations
+        of the preprocessed views differ by more than ``1e4``
+        (:func:`hcl_stats.preprocessing.check_scales`).
 
     Examples
     --------
@@ -257,24 +279,28 @@ def fit_views(
     names = tuple(getattr(data, "view_names", None) or raw.view_names or Structure.all_subsets(raw.n_views, 1).names)
     pre = Preprocessor.fit(raw, center=center, scale=scale)
     prepped = pre.transform(raw)
+    if scale != "feature":  # standardised columns cannot differ in scale
+        check_scales(prepped, names, advice="use scale='feature'")
     pc = pairwise_covariance(prepped)
     est = estimators.get(estimator)(noise_rule=noise_rule) if isinstance(estimator, str) else estimator
-    selection = None
+    selection, extra = None, {}
     if structure is None and not type(est).learns_structure:
-        options = {"method": "correlation"} if select_options is None else dict(select_options)
-        selection = select_structure(
-            cov=pc.cov,
-            dims=pc.dims,
-            n_per_block=pc.n_per_block,
-            view_names=names,
-            **options,
-        )
-        structure = selection.structure
+        options = dict(select_options or {})
+        if select is None:
+            select = options.pop("method", "eigen") if options else DEFAULT_SELECTOR
+        select = check_choice(select, "select", SELECTORS)
+        if select in ("eigen", "correlation"):
+            options["view_names"] = names
+        learned = learn_structure(prepped, select, noise_rule=est.noise_rule,
+                                  options=options, rng=rng)
+        selection, structure = learned.selection, learned.structure
+        extra = {"select": select, "selected": learned.selected,
+                 "fittable_changes": learned.changes}
     if isinstance(prepped, IncompleteData):
         fit = fit_missing(est, prepped, structure=structure, rng=rng)
     else:
         fit = est.fit(MultimodalData(prepped.Xs, names), structure=structure, rng=rng)
-    return ViewsFit(fit, pre, selection, pc.cov, pc.n_per_block, names)
+    return ViewsFit(fit, pre, selection, pc.cov, pc.n_per_block, names, extra)
 
 
 @dataclass(frozen=True, eq=False)

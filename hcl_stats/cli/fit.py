@@ -28,6 +28,7 @@ GRAM_MAX_ROWS = 5000
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``fit`` and ``check-identifiable`` sub-commands."""
     from ..estimators import DEFAULT, available
+    from ..estimators.learn import DEFAULT_SELECTOR, SELECTORS
 
     p = sub.add_parser(
         "fit",
@@ -61,8 +62,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--structure",
         default=None,
         help="sharing structure, e.g. 'ABC:3 AB:2 C:1', or 'all:R' for every subset; "
-        "if omitted it is selected from the data (hcl_stats.workflow.select_structure, "
-        "method 'correlation')",
+        "if omitted it is learned from the data with --select",
+    )
+    p.add_argument(
+        "--select",
+        default=None,
+        metavar="METHOD",
+        help="structure learner when --structure is omitted: one of "
+        f"{', '.join(SELECTORS)} (default: {DEFAULT_SELECTOR}; see "
+        "docs/structure_learning.md). 'correlation' was the default before; the "
+        "learned structure is lowered, if needed, until the refit can fit it",
     )
     p.add_argument(
         "--dataset",
@@ -348,15 +357,20 @@ def run_fit(args: argparse.Namespace) -> int:
 
         data = Preprocessor.fit(data, scale=args.preprocess).transform(data)
     est = estimators.get(args.estimator)(noise_rule=_parse_noise(args.noise))
-    structure = args.structure
-    if structure is None and not est.learns_structure:
-        from ..workflow import select_structure
+    _scale_warning(data, names, args)
+    structure, selector = args.structure, _selector(args, est)
+    if structure is None and selector is not None:
+        from ..estimators.learn import learn_structure
 
-        structure = select_structure(data, method="correlation").structure
-        print(f"selected structure: {structure}", file=sys.stderr)
+        learned_s = learn_structure(data, selector, noise_rule=est.noise_rule,
+                                    rng=args.seed)
+        structure = learned_s.structure
+        for change in learned_s.changes:
+            print(f"{selector}: lowered {change}", file=sys.stderr)
+        print(f"selected structure ({selector}): {structure}", file=sys.stderr)
     learned = args.structure is None
     result = est.fit(data, structure=structure)
-    result = _with_evidence(args, data, result, est, learned)
+    result = _with_evidence(args, data, result, est, learned, selector)
     arrays = {
         "loadings": np.asarray(result.loadings),
         "noise_var": np.asarray(result.noise_var, dtype=float),
@@ -388,6 +402,49 @@ def run_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _selector(args: argparse.Namespace, est) -> str | None:
+    """The learner of ``--select`` (None: a given structure or a learning estimator)."""
+    from ..estimators.learn import DEFAULT_SELECTOR, SELECTORS
+
+    select = args.select
+    if select is not None and select not in SELECTORS:
+        raise ValidationError(
+            f"--select must be one of {', '.join(SELECTORS)}; got {select!r}."
+        )
+    if select is not None and args.structure is not None:
+        raise ValidationError(
+            f"--select must not be combined with --structure (the structure is given, "
+            f"nothing is learned); got --select {select} --structure {args.structure!r}."
+        )
+    if est.learns_structure:
+        if select is not None:
+            raise ValidationError(
+                f"--select must not be combined with --estimator {est.name}, which "
+                f"learns the structure itself; got --select {select}. Drop one of them."
+            )
+        return None
+    if args.structure is not None:
+        return None
+    return DEFAULT_SELECTOR if select is None else select
+
+
+def _scale_warning(data, names, args) -> None:
+    """:func:`~hcl_stats.preprocessing.check_scales` on the data as fitted."""
+    import warnings
+
+    from ..exceptions import ScaleWarning
+    from ..preprocessing import check_scales
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ScaleWarning)
+        check_scales(data, names, advice="pass --preprocess feature")
+    for w in caught:
+        if issubclass(w.category, ScaleWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:  # pragma: no cover - check_scales emits nothing else
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def _add_evidence_args(p: argparse.ArgumentParser) -> None:
     from .._validation import cli_float, cli_int
 
@@ -412,15 +469,16 @@ def _add_evidence_args(p: argparse.ArgumentParser) -> None:
                    help="seed of the null draws and resamples (default 0)")
 
 
-def _with_evidence(args, data, result, est, learned: bool):
+def _with_evidence(args, data, result, est, learned: bool, selector: str | None = None):
     """Attach the block-evidence table when asked (or the structure is learned)."""
     show = learned if args.evidence is None else args.evidence
     if not show or not result.structured:
         return result
     from ..block_evidence import LEARNERS, attach_evidence, block_evidence
 
-    learner = (est.name if est.learns_structure and est.name in LEARNERS
-               else "correlation" if learned else "schur_select")
+    name = est.name if est.learns_structure else selector
+    learner = (name if name in LEARNERS
+               else "convex_fast" if name == "convex" else "schur_select")
     n_null = args.null_draws
     if n_null is None:
         n_null = 99 if sum(result.dims) <= 300 and len(result.dims) <= 4 else 0

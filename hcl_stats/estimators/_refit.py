@@ -41,14 +41,24 @@ def finish_selection(
 ) -> RawFit:
     """The fit of a structure learner on the structure it selected.
 
+    ``selected`` is first made fittable
+    (:func:`~hcl_stats.estimators.fittable.fittable_or_raise`); the learner's own
+    selection and the lowered ranks are kept as ``selected_structure`` and
+    ``fittable_changes``.
+
     ``est.refit == 'none'`` keeps the joint Schur loadings on ``selected``;
     otherwise the registered estimator ``est.refit`` is refitted with
     :func:`refit_on`, and its diagnostics are kept under ``refit_<key>``.
     ``extra`` is merged into the diagnostics after the selection scores.
     """
+    from .fittable import fittable_or_raise
     from .spectral import schur_loadings
 
+    original = selected
+    selected, changes = fittable_or_raise(est, problem, selected, scores)
     info = {
+        "selected_structure": str(original),
+        "fittable_changes": list(changes),
         "selection_scores": scores,
         "selection_noise_var": noise if np.ndim(noise) == 0 else list(map(float, noise)),
         "refit": est.refit,

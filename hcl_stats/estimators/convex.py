@@ -57,6 +57,7 @@ from ._convex_core import (
     solve_prox,
 )
 from ._refit import finish_selection
+from .fittable import fittable_or_raise
 from .selection import (
     REFITS,
     learner_noise,
@@ -288,6 +289,9 @@ class _ConvexLearner(Estimator):
             selected = selected.with_names(structure.view_names)
         info = {**info, "penalty": lam, "weights": list(layout.weights)}
         if self.refit == "none":
+            info["selected_structure"] = str(selected)
+            selected, changes = fittable_or_raise(self, problem, selected, scores)
+            info["fittable_changes"] = list(changes)
             w = np.zeros((sum(dims), selected.total_rank))
             for s, mat in zip(layout.candidates, mats, strict=True):
                 if s in selected:

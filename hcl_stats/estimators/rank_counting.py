@@ -49,7 +49,7 @@ from numpy.typing import NDArray
 from .._linalg import block_offsets
 from .._rmt import mp_edge
 from .._validation import check_choice, check_int, check_real, keyword_alias
-from ..exceptions import ValidationError
+from ..exceptions import NoStructureError, ValidationError
 from ..missing import IncompleteData, pairwise_covariance
 from ..model import MultimodalData
 from ..preprocessing import noise_variance
@@ -205,8 +205,9 @@ def select_structure(
 
     Raises
     ------
-    ValidationError
-        If no eigenvalue exceeds the threshold (no shared or specific signal).
+    NoStructureError
+        If no eigenvalue exceeds the threshold (no shared or specific signal); a
+        :class:`~hcl_stats.exceptions.ValidationError`.
 
     Examples
     --------
@@ -261,9 +262,10 @@ def select_structure(
     ranks, trimmed = trim_ranks({t: ranks[t] for t in subsets}, dims)
     kept = [(s, r) for s, r in ranks.items() if r > 0]
     if not kept:
-        raise ValidationError(
-            "no eigenvalue of the whitened covariance exceeds the threshold; found no "
-            "signal to share (lower min_snr or check the noise variances)."
+        raise NoStructureError(
+            "the data support no shared structure: no eigenvalue of the whitened "
+            "covariance exceeds the threshold; found no signal to share (lower "
+            "min_snr or check the noise variances)."
         )
     structure = Structure(
         n_views,
@@ -271,6 +273,16 @@ def select_structure(
         [r for _, r in kept],
         view_names=tuple(view_names) if view_names is not None else None,
     )
+    from .fittable import make_fittable
+
+    fitted, changes = make_fittable(structure, dims, n_samples=int(np.min(counts)))
+    if fitted is None:  # pragma: no cover - trim_ranks leaves k_m < d_m
+        raise NoStructureError(
+            f"the data support no shared structure that the Schur refit can fit: "
+            f"rank counting selected {structure}; {'; '.join(changes)}."
+        )
+    structure = fitted
+    trimmed = (*trimmed, *changes)
     return StructureSelection(
         structure=structure,
         subset_ranks={format_block(u): k_of[u] for u in subsets},

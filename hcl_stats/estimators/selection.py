@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from .._linalg import block_offsets, top_eigh
 from .._rmt import debias_spikes, estimate_noise_var_mp, mp_median, noise_edge
 from .._validation import check_choice, check_real
-from ..exceptions import NotIdentifiableError
+from ..exceptions import NoStructureError
 from ..structure import Structure, format_block
 from ._base import Estimator, Problem, RawFit, signal_covariance
 from ._refit import finish_selection, refit_on  # noqa: F401  (refit_on: old home)
@@ -244,12 +244,13 @@ def learner_noise(problem: Problem) -> float | NDArray:
     return float(noise)
 
 
-def _no_block_error(name: str, scores: dict) -> NotIdentifiableError:
+def _no_block_error(name: str, scores: dict) -> NoStructureError:
     best = {k: v["eigenvalues"][:1] for k, v in scores.items()} if scores else {}
-    return NotIdentifiableError(
-        f"{name} selected no block: every candidate's leading eigenvalue must exceed "
-        f"its noise edge for at least one block; got leading eigenvalues {best}. The "
-        "signal is below the detection threshold (more samples or a smaller tw)."
+    return NoStructureError(
+        f"the data support no shared structure: {name} selected no block (some "
+        f"candidate's leading eigenvalue must exceed its noise edge); got leading "
+        f"eigenvalues {best}. The signal is below the detection threshold (more "
+        "samples or a smaller tw)."
     )
 
 

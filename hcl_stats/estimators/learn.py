@@ -1,0 +1,217 @@
+"""One entry point for structure learning: :func:`learn_structure`.
+
+The package has six structure learners (:data:`SELECTORS`). :func:`learn_structure`
+runs any of them by name and returns a structure the Schur refit can fit
+(:func:`~hcl_stats.estimators.fittable.make_fittable`). ``hcl-stats fit`` (no
+``--structure``), :func:`hcl_stats.workflow.fit_views` and
+:class:`hcl_stats.sklearn_compat.HCLTransformer` use it, with the default
+:data:`DEFAULT_SELECTOR`.
+
+Why ``schur_select`` is the default (docs/structure_learning.md has the numbers):
+on data drawn from the model with strong signal and absent blocks (4 designs,
+M = 3 and 4, n = 2000 and 20000, 3 data sets each), it recovered the exact
+structure and ranks in 24 of 24 data sets, as did ``eigen`` and ``convex_fast``,
+while ``correlation`` (the previous default) was exact in 0 of 24: it added a
+specific block of rank 2-9 to every view, and on one design merged ``ABC`` and
+``BD`` into ``ABCD:2``. ``schur_select`` is deterministic, needs no solver
+(0.01-0.15 s against 0.3-1.6 s for ``convex_fast``), and it thresholds the same
+Schur-complement spectra that :mod:`hcl_stats.block_evidence` reports, so the
+evidence table explains the decisions of the learner that made them. ``eigen``
+was as accurate and as fast on these designs; ``convex`` (cvxpy) needs memory
+growing like ``d^4``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_choice
+from ..structure import Structure
+
+__all__ = ["DEFAULT_SELECTOR", "LearnedStructure", "SELECTORS", "learn_structure"]
+
+#: Structure learners accepted by :func:`learn_structure` (``--select`` of the CLI).
+SELECTORS = ("schur_select", "convex_fast", "convex", "eigen", "correlation", "slide")
+
+#: The default learner (module docstring).
+DEFAULT_SELECTOR = "schur_select"
+
+#: Learners that refit loadings after selecting; :func:`learn_structure` skips the refit.
+_REFITTING = ("schur_select", "convex_fast", "convex")
+
+
+@dataclass(frozen=True)
+class LearnedStructure:
+    """Outcome of :func:`learn_structure`.
+
+    Parameters
+    ----------
+    structure : Structure
+        The structure to fit: the learner's selection after :func:`make_fittable`.
+    selector : str
+        The learner's name.
+    selected : Structure
+        The learner's own selection, before any rank was lowered.
+    changes : tuple of str
+        The ranks lowered so that the refit can fit the structure (empty if none).
+    selection : StructureSelection or None
+        The rank-counting outcome (``'eigen'``, ``'correlation'``), else None.
+    scores : dict
+        The learner's ``selection_scores`` (per block: eigenvalues, edge, rank).
+    """
+
+    structure: Structure
+    selector: str
+    selected: Structure
+    changes: tuple[str, ...] = ()
+    selection: Any = None
+    scores: dict = field(default_factory=dict)
+
+
+def learn_structure(
+    data: Any,
+    select: str = DEFAULT_SELECTOR,
+    *,
+    noise_rule: Any = "scalar",
+    options: dict | None = None,
+    rng: Any = None,
+) -> LearnedStructure:
+    """Learn a sharing structure with one of :data:`SELECTORS`; always fittable.
+
+    Parameters
+    ----------
+    data : MultimodalData, IncompleteData (``'eigen'``, ``'correlation'`` only) or list of arrays of shape (n_samples, d_m)
+        The views, already preprocessed.
+    select : {'schur_select', 'convex_fast', 'convex', 'eigen', 'correlation', 'slide'}, default='schur_select'
+        The learner: a registered estimator that learns the structure
+        (``schur_select``, ``convex_fast``, ``convex``, ``slide``; its loadings
+        are not refitted here), or a rank-counting method of
+        :func:`hcl_stats.workflow.select_structure` (``eigen``, ``correlation``).
+    noise_rule : {'scalar', 'per_view'} or float, default='scalar'
+        The learner's noise option (estimators only; rank counting uses its own
+        rule, see ``options``). The fittability check always keeps a noise
+        direction in every view (``d_m > k_m``; :func:`make_fittable`).
+    options : dict, optional
+        Keyword arguments of the learner's constructor, or of
+        :func:`~hcl_stats.workflow.select_structure` for rank counting.
+    rng : None, int, SeedSequence or Generator
+        For ``slide`` (cross-validation folds); the other learners are
+        deterministic.
+
+    Returns
+    -------
+    LearnedStructure
+
+    Raises
+    ------
+    ValidationError
+        If ``select`` is not one of :data:`SELECTORS`.
+    NoStructureError
+        If the learner selects no block, or no block survives
+        :func:`~hcl_stats.estimators.fittable.make_fittable`; the message starts
+        with "the data support no shared structure".
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> from hcl_stats.estimators.learn import learn_structure
+    >>> m = hs.HierarchicalFactorModel.random((8, 12, 15), "ABC:2 AB:1 C:1",
+    ...                                       singular_values=(2, 3), rng=0)
+    >>> str(learn_structure(m.sample(2000, rng=1)).structure)
+    'ABC:2 AB:1 C:1'
+    """
+    from ..missing import IncompleteData
+    from ..model import MultimodalData
+    from .fittable import make_fittable
+    from .rank_counting import select_structure
+
+    select = check_choice(select, "select", SELECTORS)
+    options = dict(options or {})
+    selection, scores, before = None, {}, ()
+    if not isinstance(data, MultimodalData | IncompleteData):
+        is_dataset = hasattr(data, "data") and hasattr(data, "view_names")
+        data = data.data if is_dataset else MultimodalData(data)
+    if select in ("eigen", "correlation"):
+        options.pop("method", None)
+        selection = select_structure(data, method=select, **options)
+        selected = selection.structure
+        n_samples = int(data.n_samples)
+        if hasattr(data, "observed"):  # IncompleteData: the fewest rows behind a block
+            n_samples = int(np.min(np.asarray(data.observed).sum(axis=0)))
+    else:
+        from ._registry import get
+
+        if select in _REFITTING:
+            options.setdefault("refit", "none")
+        est = get(select)(noise_rule=noise_rule, **options)
+        if not isinstance(data, MultimodalData):
+            from ..exceptions import ValidationError
+
+            raise ValidationError(
+                f"data must be complete views for select={select!r}; got "
+                f"{type(data).__name__}. Use select='eigen' or 'correlation' with "
+                "missing views."
+            )
+        views = data
+        fit = est.fit(views, rng=rng)
+        extra = fit.diagnostics.extra
+        selected = fit.structure
+        if "selected_structure" in extra:
+            selected = Structure.parse(extra["selected_structure"], n_views=len(data.dims))
+        before = tuple(extra.get("fittable_changes") or ())
+        scores = dict(extra.get("selection_scores") or {})
+        n_samples = views.n_samples
+    if not scores:  # rank the blocks' directions with the Schur selector's spectra
+        scores = _schur_scores(data, selected, n_samples)
+    structure, changes = make_fittable(
+        selected if select in ("eigen", "correlation") else fit.structure,
+        tuple(data.dims), n_samples=n_samples, scores=scores,
+        signal=_signal(data, noise_rule))
+    changes = (*before, *changes)
+    if structure is None:  # pragma: no cover - the learners already apply it
+        from ..exceptions import NoStructureError
+
+        raise NoStructureError(
+            f"the data support no shared structure that the refit can fit: {select} "
+            f"selected {selected}; {'; '.join(changes)}."
+        )
+    if selected.view_names is not None and structure.view_names is None:
+        structure = structure.with_names(selected.view_names)
+    return LearnedStructure(structure, select, selected, changes, selection, scores)
+
+
+
+def _signal(data: Any, noise_rule: Any):
+    """``structure -> (S - noise, noise)`` with the noise a refit estimates for it."""
+    from ..missing import pairwise_covariance
+    from ._base import signal_covariance
+    from ._noise import estimate_noise_var
+
+    cov = pairwise_covariance(data).cov
+    dims = tuple(data.dims)
+
+    def signal(structure: Structure):
+        if isinstance(noise_rule, str):
+            rule = "per_view" if noise_rule == "per_view" else "scalar"
+            noise = estimate_noise_var(cov, dims, structure, rule=rule)
+        else:
+            noise = np.asarray(noise_rule, dtype=float) if np.ndim(noise_rule) else float(noise_rule)
+        return signal_covariance(cov, dims, noise), noise
+
+    return signal
+
+
+def _schur_scores(data: Any, selected: Structure, n_samples: int) -> dict:
+    """Schur-complement spectra of the blocks of ``selected`` (to rank them)."""
+    from .._rmt import estimate_noise_var_mp
+    from ..missing import pairwise_covariance
+    from .selection import select_structure_schur
+
+    cov = pairwise_covariance(data).cov
+    noise = estimate_noise_var_mp(cov, n_samples)
+    _, scores = select_structure_schur(cov - noise * np.eye(cov.shape[0]), tuple(data.dims),
+                                       noise, n_samples, candidates=tuple(selected.blocks))
+    return scores
