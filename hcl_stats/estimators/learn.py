@@ -8,17 +8,22 @@ runs any of them by name and returns a structure the Schur refit can fit
 :data:`DEFAULT_SELECTOR`.
 
 Why ``schur_select`` is the default (docs/structure_learning.md has the numbers):
-on data drawn from the model with strong signal and absent blocks (4 designs,
-M = 3 and 4, n = 2000 and 20000, 3 data sets each), it recovered the exact
-structure and ranks in 24 of 24 data sets, as did ``eigen`` and ``convex_fast``,
-while ``correlation`` (the previous default) was exact in 0 of 24: it added a
-specific block of rank 2-9 to every view, and on one design merged ``ABC`` and
-``BD`` into ``ABCD:2``. ``schur_select`` is deterministic, needs no solver
-(0.01-0.15 s against 0.3-1.6 s for ``convex_fast``), and it thresholds the same
-Schur-complement spectra that :mod:`hcl_stats.block_evidence` reports, so the
-evidence table explains the decisions of the learner that made them. ``eigen``
-was as accurate and as fast on these designs; ``convex`` (cvxpy) needs memory
-growing like ``d^4``.
+
+- On data drawn from the model with strong signal and absent blocks (4 designs,
+  M = 3 and 4, n = 2000 and 20000, 3 data sets each), it recovered the exact
+  structure and ranks in 24 of 24 data sets. So did ``eigen`` and
+  ``convex_fast``.
+- ``correlation``, the previous default, was exact in 0 of 24 on its own. It
+  added a specific block of rank 2-9 to every view, and on one design merged
+  ``ABC`` and ``BD`` into ``ABCD:2``. After :func:`~hcl_stats.estimators.selection.make_fittable` it was exact
+  in 18 of 24; the merge remained.
+- ``schur_select`` is deterministic and needs no solver: 0.01-0.3 s per data
+  set, against 0.3-6 s for ``convex_fast``.
+- It thresholds the same Schur-complement spectra that
+  :mod:`hcl_stats.block_evidence` reports, so the evidence table explains the
+  decisions of the learner that made them.
+- ``eigen`` was as accurate and as fast on these designs. ``convex`` (cvxpy)
+  needs memory growing like ``d^4``.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ class LearnedStructure:
     Parameters
     ----------
     structure : Structure
-        The structure to fit: the learner's selection after :func:`make_fittable`.
+        The structure to fit: the learner's selection after :func:`~hcl_stats.estimators.selection.make_fittable`.
     selector : str
         The learner's name.
     selected : Structure
@@ -93,7 +98,7 @@ def learn_structure(
     noise_rule : {'scalar', 'per_view'} or float, default='scalar'
         The learner's noise option (estimators only; rank counting uses its own
         rule, see ``options``). The fittability check always keeps a noise
-        direction in every view (``d_m > k_m``; :func:`make_fittable`).
+        direction in every view (``d_m > k_m``; :func:`~hcl_stats.estimators.selection.make_fittable`).
     options : dict, optional
         Keyword arguments of the learner's constructor, or of
         :func:`~hcl_stats.workflow.select_structure` for rank counting.
