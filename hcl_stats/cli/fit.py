@@ -28,7 +28,6 @@ GRAM_MAX_ROWS = 5000
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``fit`` and ``check-identifiable`` sub-commands."""
     from ..estimators import DEFAULT, available
-    from ..estimators.learn import DEFAULT_SELECTOR, SELECTORS
 
     p = sub.add_parser(
         "fit",
@@ -64,15 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="sharing structure, e.g. 'ABC:3 AB:2 C:1', or 'all:R' for every subset; "
         "if omitted it is learned from the data with --select",
     )
-    p.add_argument(
-        "--select",
-        default=None,
-        metavar="METHOD",
-        help="structure learner when --structure is omitted: one of "
-        f"{', '.join(SELECTORS)} (default: {DEFAULT_SELECTOR}; see "
-        "docs/structure_learning.md). 'correlation' was the default before; the "
-        "learned structure is lowered, if needed, until the refit can fit it",
-    )
+    _add_select_arg(p)
     p.add_argument(
         "--dataset",
         default=None,
@@ -131,6 +122,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true",
                    help="print one JSON object (identifiable, exact_estimators, conditions)")
     c.set_defaults(func=run_check)
+
+
+def _add_select_arg(p: argparse.ArgumentParser) -> None:
+    from ..estimators.learn import DEFAULT_SELECTOR, SELECTORS
+
+    p.add_argument(
+        "--select",
+        default=None,
+        metavar="METHOD",
+        help="structure learner when --structure is omitted: one of "
+        f"{', '.join(SELECTORS)} (default: {DEFAULT_SELECTOR}; see "
+        "docs/structure_learning.md). 'correlation' was the default before; the "
+        "learned structure is lowered, if needed, until the refit can fit it",
+    )
 
 
 def _parse_dims(text: str) -> tuple[int, ...]:
