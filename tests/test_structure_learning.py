@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 import hcl_stats as hs
 from hcl_stats.cli import main
+from hcl_stats.estimators.fittable import fittable_violation, make_fittable
 from hcl_stats.estimators.learn import DEFAULT_SELECTOR, SELECTORS, learn_structure
-from hcl_stats.estimators.selection import fittable_violation, make_fittable
 from hcl_stats.exceptions import (
     ConvergenceWarning,
     NoStructureError,

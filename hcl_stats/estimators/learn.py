@@ -15,7 +15,7 @@ Why ``schur_select`` is the default (docs/structure_learning.md has the numbers)
   ``convex_fast``.
 - ``correlation``, the previous default, was exact in 0 of 24 on its own. It
   added a specific block of rank 2-9 to every view, and on one design merged
-  ``ABC`` and ``BD`` into ``ABCD:2``. After :func:`~hcl_stats.estimators.selection.make_fittable` it was exact
+  ``ABC`` and ``BD`` into ``ABCD:2``. After :func:`~hcl_stats.estimators.fittable.make_fittable` it was exact
   in 18 of 24; the merge remained.
 - ``schur_select`` is deterministic and needs no solver: 0.01-0.3 s per data
   set, against 0.3-6 s for ``convex_fast``.
@@ -55,7 +55,7 @@ class LearnedStructure:
     Parameters
     ----------
     structure : Structure
-        The structure to fit: the learner's selection after :func:`~hcl_stats.estimators.selection.make_fittable`.
+        The structure to fit: the learner's selection after :func:`~hcl_stats.estimators.fittable.make_fittable`.
     selector : str
         The learner's name.
     selected : Structure
@@ -98,7 +98,7 @@ def learn_structure(
     noise_rule : {'scalar', 'per_view'} or float, default='scalar'
         The learner's noise option (estimators only; rank counting uses its own
         rule, see ``options``). The fittability check always keeps a noise
-        direction in every view (``d_m > k_m``; :func:`~hcl_stats.estimators.selection.make_fittable`).
+        direction in every view (``d_m > k_m``; :func:`~hcl_stats.estimators.fittable.make_fittable`).
     options : dict, optional
         Keyword arguments of the learner's constructor, or of
         :func:`~hcl_stats.workflow.select_structure` for rank counting.
