@@ -96,13 +96,15 @@ class VarianceExplained:
         vals = self.values[blocks]
         if ax is None:
             fig, ax = plt.subplots(
-                figsize=(1.2 + 0.9 * len(self.view_names), 1.0 + 0.35 * len(blocks))
+                figsize=(1.2 + 0.9 * len(self.view_names), max(2.8, 1.0 + 0.35 * len(blocks)))
             )
         else:
             fig = ax.figure
         masked = np.ma.masked_invalid(vals)
         im = ax.imshow(masked, cmap="viridis", vmin=0.0, vmax=max(float(np.nanmax(vals)), 1e-12), aspect="auto")
-        ax.set_xticks(range(len(self.view_names)), self.view_names)
+        long = max(len(v) for v in self.view_names) > 6  # long names would overlap
+        ax.set_xticks(range(len(self.view_names)), self.view_names,
+                      rotation=30 if long else 0, ha="right" if long else "center")
         ax.set_yticks(range(len(blocks)), [self.rows[i] for i in blocks])
         for i in range(vals.shape[0]):
             for j in range(vals.shape[1]):
@@ -342,7 +344,7 @@ class BootstrapStability:
     def to_markdown(self) -> str:
         """Table: block, in reference?, frequency, rank distribution."""
         lines = [
-            "| block | views | in full-data fit (rank) | selected in | ranks (count) |",
+            "| block | views | in full-data selection (rank) | selected in | ranks (count) |",
             "|---|---|---|---:|---|",
         ]
         for b, f, rc in zip(self.blocks, self.frequency, self.rank_counts, strict=True):

@@ -68,10 +68,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _savefig(fig: Any, path: Path) -> None:
-    fig.savefig(path, dpi=120, metadata={"Software": None})
+    fig.savefig(path, dpi=120, metadata={"Software": None}, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def _lowering_lines(extra: dict) -> list[str]:
+    """Say when the selection was lowered to a structure the refit can fit."""
+    changes = extra.get("fittable_changes") or ()
+    if not changes:
+        return []
+    return [
+        f"The selection returned `{extra['selected']}`; {len(changes)} change(s) made it "
+        "fittable (`hcl_stats.estimators.fittable.make_fittable`, see "
+        "docs/structure_learning.md): " + "; ".join(changes) + ". The bootstrap table below "
+        "counts the selection itself, before this step.",
+        "",
+    ]
 
 
 def _freq_plot(boot: Any, title: str) -> Any:
@@ -82,7 +96,9 @@ def _freq_plot(boot: Any, title: str) -> Any:
     mat = boot.view_block_matrix()
     fig, ax = plt.subplots(figsize=(1.2 + 0.9 * mat.shape[1], 1.0 + 0.33 * mat.shape[0]))
     im = ax.imshow(np.ma.masked_invalid(mat), cmap="magma", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(mat.shape[1]), boot.view_names)
+    long = max(len(v) for v in boot.view_names) > 6  # long names would overlap
+    ax.set_xticks(range(mat.shape[1]), boot.view_names,
+                  rotation=30 if long else 0, ha="right" if long else "center")
     ax.set_yticks(
         range(mat.shape[0]),
         [format_block(b) + (" *" if b in boot.reference else "") for b in boot.blocks],
@@ -94,7 +110,7 @@ def _freq_plot(boot: Any, title: str) -> Any:
                         color="white" if mat[i, j] < 0.6 else "black")
     ax.set_title(title)
     ax.set_xlabel("view")
-    ax.set_ylabel("block (* = in full-data fit)")
+    ax.set_ylabel("block (* = in full-data selection)")
     fig.colorbar(im, ax=ax, label="bootstrap selection frequency")
     fig.tight_layout()
     return fig
@@ -196,6 +212,7 @@ def _report_one(name: str, out: Path, args: argparse.Namespace, lines: list[str]
         + ", ".join(f"{chr(65 + i)} = {v}" for i, v in enumerate(ds.view_names))
         + f"), total rank K = {fit.structure.total_rank}.",
         "",
+        *_lowering_lines(vf.extra),
         "### Structure table",
         "",
         fit.summary().to_markdown(),
