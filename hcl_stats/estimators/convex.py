@@ -43,7 +43,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._linalg import block_offsets
 from .._validation import check_choice, check_int, check_real
-from ..exceptions import ConvergenceWarning, NotIdentifiableError, ValidationError
+from ..exceptions import ConvergenceWarning, NoStructureError, ValidationError
 from ..structure import Structure, format_block
 from ._base import Estimator, Problem, RawFit, signal_covariance
 from ._convex_core import (
@@ -279,8 +279,9 @@ class _ConvexLearner(Estimator):
             scores = {"convex": scores, "schur": schur_scores,
                       "convex_support": str(convex_support)}
         if selected is None:
-            raise NotIdentifiableError(
-                f"{type(self).__name__} selected no block: some L_S must have an "
+            raise NoStructureError(
+                f"the data support no shared structure: {type(self).__name__} "
+                "selected no block: some L_S must have an "
                 f"eigenvalue above its threshold; got none at penalty {lam:.3g}. The "
                 "signal is below the noise level (more samples or a smaller "
                 "penalty_scale)."
