@@ -7,6 +7,7 @@ and the convex learners of :mod:`~hcl_stats.estimators.convex`.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -71,13 +72,4 @@ def finish_selection(
         return RawFit(w, noise, selected, extra=info)
     raw = refit_on(est.refit, problem, selected, rng=rng)
     info.update({f"refit_{k}": v for k, v in raw.extra.items()})
-    return RawFit(
-        raw.loadings,
-        raw.noise_var,
-        selected,
-        converged=raw.converged,
-        n_iter=raw.n_iter,
-        objective=raw.objective,
-        relative_gradient=raw.relative_gradient,
-        extra=info,
-    )
+    return dataclasses.replace(raw, structure=selected, extra=info)

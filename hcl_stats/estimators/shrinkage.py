@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -733,13 +733,4 @@ class MaskedShrink(MaskedGradient):
         extra["ranks"] = {k: v["rank"] for k, v in blocks.items()}
         extra["unshrunk_objective"] = raw.objective
         _warn_dropped(blocks, structure, problem.n_samples, "MaskedShrink")
-        return RawFit(
-            w,
-            raw.noise_var,
-            structure,
-            converged=raw.converged,
-            n_iter=raw.n_iter,
-            objective=raw.objective,
-            relative_gradient=raw.relative_gradient,
-            extra=extra,
-        )
+        return replace(raw, loadings=w, structure=structure, extra=extra)
