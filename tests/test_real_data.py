@@ -327,3 +327,15 @@ def test_real_data_report_command(tmp_path):
     assert "raw concatenation" in text
     assert Path(out / "breast_cancer_variance_explained.png").stat().st_size > 0
     assert Path(out / "breast_cancer_bootstrap.png").stat().st_size > 0
+
+
+def test_report_says_when_the_selection_was_lowered_to_a_fittable_structure():
+    from hcl_stats.cli.realdata import _lowering_lines
+
+    assert _lowering_lines({}) == []
+    assert _lowering_lines({"fittable_changes": ()}) == []
+    lines = _lowering_lines({"selected": "AB:2 A:3", "fittable_changes": ("A:3->2 (reason)",)})
+    assert lines[0].startswith("The selection returned `AB:2 A:3`; 1 change(s)")
+    assert "A:3->2 (reason)" in lines[0]
+    assert "before this step" in lines[0]
+    assert lines[-1] == ""
