@@ -94,7 +94,8 @@ def _freq_plot(boot: Any, title: str) -> Any:
     from ..structure import format_block
 
     mat = boot.view_block_matrix()
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * mat.shape[1], 1.0 + 0.33 * mat.shape[0]))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 + 0.9 * mat.shape[1]),
+                                    max(3.5, 1.0 + 0.33 * mat.shape[0])))
     im = ax.imshow(np.ma.masked_invalid(mat), cmap="magma", vmin=0, vmax=1, aspect="auto")
     long = max(len(v) for v in boot.view_names) > 6  # long names would overlap
     ax.set_xticks(range(mat.shape[1]), boot.view_names,
