@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.linalg
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -123,6 +124,48 @@ def test_reduced_covariance_is_the_covariance_in_the_row_space_basis(rng):
     np.testing.assert_allclose(q @ cov @ q.T, np.cov(np.hstack(xs).T), atol=1e-12)
     w = rng.standard_normal((18, 3))
     np.testing.assert_allclose(red.project(red.lift(w)), w, atol=1e-12)
+
+
+def _count_svds(monkeypatch):
+    calls = []
+    svd = scipy.linalg.svd
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape)
+        return svd(*args, **kwargs)
+
+    monkeypatch.setattr(scipy.linalg, "svd", counting)
+    return calls
+
+
+def test_wide_view_basis_through_the_gram_without_an_svd(rng, monkeypatch):
+    """A well-conditioned wide view is reduced through its n x n Gram (no SVD)."""
+    calls = _count_svds(monkeypatch)
+    xs = [rng.standard_normal((20, 3)), rng.standard_normal((20, 70)) + 5.0]
+    cov, red = reduce_views(xs, 20)
+    assert calls == []
+    assert red.dims == (3, 19)
+    basis = red.bases[1]
+    np.testing.assert_allclose(basis.T @ basis, np.eye(19), atol=1e-12)
+    full = np.cov(np.hstack(xs).T)
+    q = scipy.linalg.block_diag(np.eye(3), basis)
+    np.testing.assert_allclose(q @ cov @ q.T, full, atol=1e-12 * np.abs(full).max())
+
+
+def test_ill_conditioned_wide_view_falls_back_to_the_svd(rng, monkeypatch):
+    """Singular values over 8 decades: the Gram route would lose orthonormality."""
+    calls = _count_svds(monkeypatch)
+    n, d = 30, 80
+    u = np.linalg.qr(rng.standard_normal((n, n - 1)))[0]
+    u -= u.mean(axis=0)  # centred rows, so the spectrum below is the view's
+    v = np.linalg.qr(rng.standard_normal((d, n - 1)))[0]
+    x = (u * np.logspace(0, -8, n - 1)) @ v.T + 1.0
+    cov, red = reduce_views([x], n)
+    assert calls == [(n, d)]
+    basis = red.bases[0]
+    np.testing.assert_allclose(basis.T @ basis, np.eye(red.dims[0]), atol=1e-12)
+    full = np.cov(x.T)
+    np.testing.assert_allclose(basis @ cov @ basis.T, full, atol=1e-12 * np.abs(full).max())
 
 
 @pytest.mark.parametrize("name", ["masked_shrink", "schur", "naive"])

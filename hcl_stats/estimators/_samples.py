@@ -151,9 +151,51 @@ def _view_scores(x: Any, n: int, reduce: bool) -> tuple[NDArray, NDArray | None,
     var = float(np.max(np.einsum("ij,ij->j", y, y)))
     if not reduce:
         return y, None, var
+    through_gram = _gram_basis(y)
+    if through_gram is not None:
+        return through_gram[0], through_gram[1], var
     u, s, vt = scipy.linalg.svd(y, full_matrices=False, lapack_driver="gesdd")
     keep = s > max(float(s[0]), 0.0) * n * np.finfo(float).eps
     return u[:, keep] * s[keep], vt[keep].T, var
+
+
+#: Eigenvalues of the n x n Gram below ``GRAM_NULL * n * eps`` times the largest
+#: are treated as zero (directions of the row space with no sample variance, such
+#: as the one removed by centring); dropping them changes the view's covariance by
+#: at most that fraction of its norm.
+GRAM_NULL = 100.0
+
+#: Largest entry of ``|V^T V - I|`` accepted from the Gram route; above it the
+#: view's basis is recomputed by a thin SVD.
+GRAM_ORTHO_TOL = 1e-10
+
+
+def _gram_basis(y: NDArray) -> tuple[NDArray, NDArray] | None:
+    """Scores and row-space basis of a wide centred view through its ``n x n`` Gram.
+
+    ``Y Y^T = U diag(mu) U^T`` gives ``Z = U diag(sqrt(mu))`` and
+    ``V = Y^T U diag(mu)^(-1/2)``: two products of cost ``O(n^2 d_m)`` and an
+    ``n x n`` eigendecomposition, against a thin SVD of ``Y`` (several times the
+    cost). Forming the Gram squares the condition number, so the basis is
+    accepted only when it is orthonormal to ``GRAM_ORTHO_TOL``; returns None
+    otherwise (an ill-conditioned view, e.g. a dominant direction with
+    ``mu_1 / mu_r > ~1e5``), and the caller takes the SVD.
+    """
+    n = y.shape[0]
+    mu, u = scipy.linalg.eigh(y @ y.T, overwrite_a=True, check_finite=False, driver="evd")
+    mu, u = mu[::-1], u[:, ::-1]
+    top = float(mu[0])
+    if not top > 0.0:
+        return None
+    keep = mu > top * GRAM_NULL * n * np.finfo(float).eps
+    s = np.sqrt(mu[keep])
+    u = u[:, keep]
+    v = y.T @ (u / s)
+    gap = v.T @ v
+    gap[np.diag_indices_from(gap)] -= 1.0
+    if not float(np.max(np.abs(gap))) <= GRAM_ORTHO_TOL:
+        return None
+    return u * s, v
 
 
 def reduce_views(views: list[Any], n_samples: int) -> tuple[NDArray, Reduction]:
