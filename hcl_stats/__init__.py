@@ -12,13 +12,30 @@ Main entry points: :class:`Structure`, :class:`HierarchicalFactorModel`,
 
 from __future__ import annotations
 
-from . import downstream, estimators, exceptions, metrics, theory
-from .identifiability import Condition, IdentifiabilityReport, check_identifiable
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from . import exceptions
 from .model import HierarchicalFactorModel, MultimodalData, equicorrelation
 from .results import Diagnostics, FitResult, Summary
 from .structure import Structure
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # imported on first use (PEP 562): ``import hcl_stats`` stays light
+    from . import downstream, estimators, metrics, theory
+    from .identifiability import Condition, IdentifiabilityReport, check_identifiable
+
+#: Public attribute -> the module that defines it (a sub-package maps to itself).
+_LAZY = {
+    "downstream": "downstream",
+    "estimators": "estimators",
+    "metrics": "metrics",
+    "theory": "theory",
+    "Condition": "identifiability",
+    "IdentifiabilityReport": "identifiability",
+    "check_identifiable": "identifiability",
+}
 
 __all__ = [
     "Condition",
@@ -38,3 +55,18 @@ __all__ = [
     "metrics",
     "theory",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a sub-package or an identifiability name on first access (PEP 562)."""
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'hcl_stats' has no attribute {name!r}")
+    module = importlib.import_module(f".{where}", __name__)
+    value = module if where == name else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -301,6 +301,38 @@ def test_import_does_not_load_the_study_harness():
     assert out.stdout.strip() == ""
 
 
+def test_import_defers_the_sub_packages_until_first_use():
+    """``import hcl_stats`` loads no estimator, downstream or theory module (PEP 562)."""
+    code = (
+        "import sys, hcl_stats as hs\n"
+        "lazy = ('hcl_stats.estimators', 'hcl_stats.downstream', 'hcl_stats.theory', "
+        "'hcl_stats.metrics', 'hcl_stats.identifiability')\n"
+        "print(','.join(m for m in lazy if m in sys.modules))\n"
+        "print(hs.estimators.get('schur').__name__, hs.check_identifiable.__name__, "
+        "hs.theory.__name__, 'downstream' in dir(hs))\n"
+        "from hcl_stats import downstream, Condition\n"
+        "print(downstream.__name__, Condition.__name__)\n"
+        "try:\n"
+        "    hs.no_such_name\n"
+        "except AttributeError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+    )
+    assert out.stdout.splitlines() == [
+        "",
+        "SchurComplement check_identifiable hcl_stats.theory True",
+        "hcl_stats.downstream Condition",
+        "module 'hcl_stats' has no attribute 'no_such_name'",
+    ]
+
+
 @pytest.mark.parametrize(
     ("old", "new", "name"),
     [
