@@ -73,3 +73,18 @@ def test_quartic_step_is_the_exact_line_minimiser(rng):
     best = grid[int(np.argmin([loss(g) for g in grid]))]
     assert t > 0.0
     assert loss(t) <= loss(best) + 1e-9 * abs(loss(best))
+
+
+def test_line_search_cubic_roots_are_numpy_roots_bit_for_bit(rng):
+    """The line search's companion-matrix roots equal ``numpy.roots`` exactly."""
+    from hcl_stats.estimators import refine
+
+    for i in range(500):
+        coef = rng.standard_normal(4) * 10.0 ** rng.uniform(-6, 6, 4)
+        if i % 50 == 0:
+            coef[3] = 0.0  # a root at t = 0: the generic route
+        got = refine._cubic_roots(*(float(c) for c in coef))
+        np.testing.assert_array_equal(got, np.roots(coef))
+    for route in (lambda c: np.roots(c), lambda c: refine._cubic_roots(*c)):
+        with pytest.raises(np.linalg.LinAlgError):  # as before: non-finite input
+            route([1.0, float("nan"), 0.0, 1.0])
