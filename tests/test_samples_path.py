@@ -168,6 +168,22 @@ def test_ill_conditioned_wide_view_falls_back_to_the_svd(rng, monkeypatch):
     np.testing.assert_allclose(basis @ cov @ basis.T, full, atol=1e-12 * np.abs(full).max())
 
 
+def test_reduced_spectrum_through_the_scores_gram(rng):
+    """n < r: the spectrum of S~ from the n x n Gram Z Z^T, padded with zeros."""
+    xs = [rng.standard_normal((25, 6)), rng.standard_normal((25, 60)),
+          rng.standard_normal((25, 80)) * 3.0]
+    cov, red = reduce_views(xs, 25)
+    assert red.dims == (6, 24, 24)
+    assert red.scores_gram.shape == (25, 25)
+    got = np.sort(red.spectrum_of(cov))
+    want = np.linalg.eigvalsh(cov)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * want[-1])
+    assert red.spectrum_of(cov.copy()) is None  # a rescaled or copied S~: not this one
+    narrow, small = reduce_views([rng.standard_normal((25, 3)), rng.standard_normal((25, 4))], 25)
+    assert small.scores_gram is None
+    assert small.spectrum_of(narrow) is None
+
+
 @pytest.mark.parametrize("name", ["masked_shrink", "schur", "naive"])
 def test_sparse_views_are_centred_implicitly(name, rng):
     """Sparse views with non-zero column means give the dense fit."""

@@ -149,7 +149,11 @@ class Problem:
         On the sample-space path the ``d_m - r_m`` eigenvalues of the complement
         of the row space are exact zeros appended to the reduced spectrum.
         """
-        vals = np.linalg.eigvalsh(self.cov if m is None else self.block(m))
+        vals = None
+        if m is None and self.reduction is not None:  # via the n x n Gram when smaller
+            vals = self.reduction.spectrum_of(self.cov)
+        if vals is None:
+            vals = np.linalg.eigvalsh(self.cov if m is None else self.block(m))
         size = self.n_features if m is None else self.full_dims[m]
         if size == vals.size:
             return vals

@@ -80,12 +80,31 @@ class Reduction:
         ``(r_1, ..., r_M)``.
     max_variance : float
         Largest sample variance of a column of the data.
+    reduced_cov : ndarray of shape (r, r) or None
+        The reduced covariance ``S~ = Z^T Z`` returned with this reduction.
+    scores_gram : ndarray of shape (n_samples, n_samples) or None
+        ``Z Z^T``, kept when ``n_samples < r`` (see :meth:`spectrum_of`).
     """
 
     full_dims: tuple[int, ...]
     bases: tuple[NDArray[np.float64] | None, ...]
     dims: tuple[int, ...]
     max_variance: float
+    reduced_cov: NDArray[np.float64] | None = None
+    scores_gram: NDArray[np.float64] | None = None
+
+    def spectrum_of(self, cov: NDArray[np.float64]) -> NDArray[np.float64] | None:
+        """Eigenvalues of ``cov`` through the ``n x n`` Gram ``Z Z^T``, or None.
+
+        ``S~ = Z^T Z`` (``r x r``) and ``Z Z^T`` have the same non-zero
+        eigenvalues; when ``n < r`` the ``n`` eigenvalues of the smaller one,
+        with ``r - n`` zeros, are the spectrum of ``S~``. Only for ``cov`` that
+        is this reduction's ``S~`` itself (not a rescaled copy): None otherwise.
+        """
+        if self.scores_gram is None or cov is not self.reduced_cov:
+            return None
+        vals = np.linalg.eigvalsh(self.scores_gram)
+        return np.concatenate([np.zeros(cov.shape[0] - vals.size), vals])
 
     @property
     def complement(self) -> NDArray[np.int64]:
@@ -243,11 +262,15 @@ def reduce_views(views: list[Any], n_samples: int) -> tuple[NDArray, Reduction]:
             "views must have a sample covariance representable in float64; got an "
             "overflow. Rescale the views."
         )
+    # the n x n Gram of the scores gives the spectrum of S~ when it is smaller
+    gram = z @ z.T if z.shape[0] < z.shape[1] else None
     reduction = Reduction(
         full_dims=tuple(int(x.shape[1]) for x in views),
         bases=tuple(bases),
         dims=tuple(int(s.shape[1]) for s in scores),
         max_variance=var,
+        reduced_cov=cov,
+        scores_gram=gram,
     )
     return cov, reduction
 
