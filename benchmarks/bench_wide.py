@@ -40,6 +40,7 @@ _CHILD = r"""
 import json, sys, time, warnings
 import numpy as np
 import hcl_stats as hs
+import hcl_stats.estimators  # imported on first use: outside the timed fit
 warnings.simplefilter("ignore")
 path, structure, est_name, how = sys.argv[1:5]
 with np.load(path) as f:
