@@ -355,7 +355,8 @@ class Estimator(metaclass=_EstimatorMeta):
         path : {'auto', 'covariance', 'samples'}, default='auto'
             ``'covariance'`` forms the ``d x d`` sample covariance.
             ``'samples'`` never does: each view wider than ``n`` is reduced to
-            the row space of its centred data (a thin SVD) and the estimator runs
+            the row space of its centred data (through its ``n x n`` Gram, or a
+            thin SVD when that basis is not orthonormal to 1e-10) and the estimator runs
             on the covariance of those scores, of size at most ``M n``, with the
             true dimensions in every rule that uses them; the loadings are mapped
             back (module :mod:`hcl_stats.estimators._samples`). Both paths give
