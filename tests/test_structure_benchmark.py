@@ -120,3 +120,12 @@ def test_noise_design_draws_no_signal_and_a_learner_is_not_a_failure(global_seed
     out = task.analyse(spec.build(), draw, spec, 0)
     assert isinstance(out, NoBlocks) or out.structure.n_views == 3
     assert isinstance(draw, Draw)
+
+
+def test_mofa_with_no_active_factor_says_no_structure(rng):
+    pytest.importorskip("mofapy2")
+    from hcl_stats.exceptions import NoStructureError
+
+    model = hs.HierarchicalFactorModel.random((4, 5), "AB:1", rng=rng)
+    with pytest.raises(NoStructureError, match="no shared structure"):
+        hs.estimators.get("mofa")(min_snr=1e9, max_iter=20).fit(model.sample(200, rng=rng))
