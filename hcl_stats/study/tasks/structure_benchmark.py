@@ -280,7 +280,7 @@ def oracle_gram_rel(fit: Any, truth: Any, ctx: Any) -> dict[str, float]:
     return {"overall": float(core.overall_gram_error(fit, truth, relative=True))}
 
 
-register_metric("selection", selection, notation="recovery")
+register_metric("selection", selection, notation="fraction of replicates")
 register_metric("oracle_gram_rel", oracle_gram_rel,
                 notation=r"$\|\hat W\hat W^\top - WW^\top\|_F / \|WW^\top\|_F$ (oracle)")
 
