@@ -80,7 +80,8 @@ def _s(i: int, name: str, dashed: bool = False) -> EstimatorStyle:
 #: Fixed style of every estimator label used in ``simulations/``: slot ``i`` gives
 #: colour and marker ``i mod 16``. The labels of any one study have distinct slots
 #: mod 16 (the missing-view labels, slots 16-22, reuse colours 0-6 dash-dotted and never
-#: share a study with the labels of slots 0-6).
+#: share a study with the labels of slots 0-6; the structure benchmark's slots 16, 17
+#: and 30 reuse colours 0, 1 and 14 dash-dotted).
 STYLE_TABLE: dict[str, EstimatorStyle] = {
     "naive": _s(0, "naive PCA"),
     "schur": _s(5, "Schur (joint)"),
@@ -106,6 +107,9 @@ STYLE_TABLE: dict[str, EstimatorStyle] = {
     "complete_case_schur_select": _s(20, "complete cases, Schur selection"),
     "pairwise_oracle": _s(21, "pairwise, true structure"),
     "complete_case_oracle": _s(22, "complete cases, true structure"),
+    "eigen": _s(17, "rank counting (eigen)"),
+    "correlation": _s(30, "rank counting (correlation)"),
+    "oracle": _s(16, "true structure (oracle)"),
 }
 
 #: Axis labels of the grid factors (from :mod:`hcl_stats._metric_info`).

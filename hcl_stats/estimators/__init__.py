@@ -24,6 +24,7 @@ Registry names (used by study configs and ``hcl-stats fit --estimator``):
 ``masked_shrink``   :class:`MaskedShrink`, masked refinement + per-block shrinkage
 ``masked_multistart`` :class:`MaskedMultistart`, joint masked fit from several starts
 ``missing_views``   :class:`MissingViews`, missing views: pairwise covariance + selection + fit
+``learn``           :class:`LearnAndFit`, any learner of ``learn_structure`` + a refit
 ==================  ==========================================================
 
 (``masked_multistart`` needs only generic local identifiability, not the Schur
@@ -44,6 +45,7 @@ from ._registry import (
 )
 from .convex import ConvexFast, ConvexRelaxation
 from .jive import AJIVE, GCCA
+from .learn import LearnAndFit
 from .missing_views import MissingViews
 from .multistart import MaskedMultistart
 from .peers import MOFA
@@ -60,6 +62,7 @@ __all__ = [
     "ConvexRelaxation",
     "DEFAULT",
     "GCCA",
+    "LearnAndFit",
     "MOFA",
     "SLIDE",
     "SLIDEFixed",
@@ -90,7 +93,7 @@ for _cls in (
     NaivePCA, SchurComplement, MaskedGradient, SLIDE, SLIDEFixed, AJIVE, GCCA, MOFA,
     ConvexRelaxation, ConvexFast, SchurSelect,
     ZeroEstimator, PCAShrink, SchurShrink, MaskedShrink,
-    MaskedMultistart, MissingViews,
+    MaskedMultistart, MissingViews, LearnAndFit,
 ):
     register(_cls)
 del _cls

@@ -28,15 +28,23 @@ Why ``schur_select`` is the default (docs/structure_learning.md has the numbers)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .._validation import check_choice
 from ..structure import Structure
+from ._base import Estimator
 
-__all__ = ["DEFAULT_SELECTOR", "LearnedStructure", "SELECTORS", "learn_structure"]
+__all__ = [
+    "DEFAULT_SELECTOR",
+    "LearnAndFit",
+    "LearnedStructure",
+    "SELECTORS",
+    "learn_structure",
+]
 
 #: Structure learners accepted by :func:`learn_structure` (``--select`` of the CLI).
 SELECTORS = ("schur_select", "convex_fast", "convex", "eigen", "correlation", "slide")
@@ -220,3 +228,116 @@ def _schur_scores(data: Any, selected: Structure, n_samples: int) -> dict:
     _, scores = select_structure_schur(cov - noise * np.eye(cov.shape[0]), tuple(data.dims),
                                        noise, n_samples, candidates=tuple(selected.blocks))
     return scores
+
+
+@dataclass(frozen=True, kw_only=True)
+class LearnAndFit(Estimator):
+    """Learn the structure with :func:`learn_structure`, then fit it with ``refit``.
+
+    The pipeline of ``hcl-stats fit`` without ``--structure`` as one estimator
+    (registry name ``learn``), so that every learner of :data:`SELECTORS`,
+    including the rank-counting methods ``eigen`` and ``correlation``, can be
+    compared in a study on the same footing: the selection, the
+    fittability check (:func:`~hcl_stats.estimators.fittable.make_fittable`) and
+    the same refit estimator.
+
+    Parameters
+    ----------
+    select : str, default='schur_select'
+        One of :data:`SELECTORS`.
+    refit : str, default='masked_shrink'
+        Registry name of the estimator that fits the learned structure.
+    select_options : mapping, optional
+        Passed to :func:`learn_structure` as ``options``.
+    noise_rule : {'scalar', 'per_view'} or float, default='scalar'
+        The noise option of the learner and of the refit.
+
+    Raises
+    ------
+    NoStructureError
+        From :meth:`fit`, when the learner selects no block.
+
+    Examples
+    --------
+    >>> import hcl_stats as hs
+    >>> m = hs.HierarchicalFactorModel.random((8, 12, 15), "ABC:2 AB:1 C:1",
+    ...                                       singular_values=(2, 3), rng=0)
+    >>> fit = hs.estimators.get("learn")(select="eigen").fit(m.sample(2000, rng=1))
+    >>> str(fit.structure), fit.diagnostics.extra["selector"]
+    ('ABC:2 AB:1 C:1', 'eigen')
+    """
+
+    name: ClassVar[str] = "learn"
+    learns_structure: ClassVar[bool] = True
+    needs_data: ClassVar[bool] = True
+
+    select: str = DEFAULT_SELECTOR
+    refit: str = "masked_shrink"
+    select_options: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from ._registry import available
+
+        check_choice(self.select, "select", SELECTORS)
+        check_choice(self.refit, "refit", available())
+
+    def fit(
+        self,
+        views: Any,
+        *,
+        structure: Structure | str | None = None,
+        init: Any = None,
+        rng: Any = None,
+        path: str = "auto",
+    ) -> Any:
+        """Learn the structure (unless ``structure`` is given) and fit it.
+
+        Parameters
+        ----------
+        views : MultimodalData or list of array_like of shape (n_samples, d_m)
+        structure : Structure or str, optional
+            If given, no learning: the refit estimator fits it.
+        init, rng, path
+            As in :meth:`Estimator.fit` (``rng`` also seeds ``slide``'s folds).
+
+        Returns
+        -------
+        FitResult
+            The refit's result; ``diagnostics.extra`` adds ``selector``,
+            ``selected_structure`` (before any rank was lowered) and
+            ``fittable_changes``.
+        """
+        from ._registry import get
+
+        est = get(self.refit)(noise_rule=self.noise_rule)
+        if self._cache is not None and hasattr(est, "with_cache"):
+            est = est.with_cache(self._cache)
+        if structure is not None:
+            return est.fit(views, structure=structure, init=init, rng=rng, path=path)
+        learned = learn_structure(views, self.select, noise_rule=self.noise_rule,
+                                  options=dict(self.select_options or {}), rng=rng)
+        fit = est.fit(views, structure=learned.structure, init=init, rng=rng, path=path)
+        extra = {**fit.diagnostics.extra, "selector": self.select,
+                 "selected_structure": str(learned.selected),
+                 "fittable_changes": list(learned.changes)}
+        return replace(fit, diagnostics=replace(fit.diagnostics, extra=extra))
+
+    def _fit(self, problem: Any, rng: Any) -> Any:  # pragma: no cover - fit is overridden
+        raise NotImplementedError("LearnAndFit fits through fit(views)")
+
+    def fit_covariance(self, cov: Any, *, dims: Sequence[int], **kwargs: Any) -> Any:
+        """Not available: the learners of :data:`SELECTORS` need the rows.
+
+        Raises
+        ------
+        ValidationError
+            Always.
+        """
+        from ..exceptions import ValidationError
+
+        raise ValidationError(
+            "LearnAndFit needs the rows (select methods 'eigen', 'correlation' and "
+            "'slide' read them); call fit(views), or fit_covariance of a learner "
+            "such as 'schur_select' directly."
+        )

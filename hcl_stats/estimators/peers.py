@@ -229,9 +229,12 @@ class MOFA(Estimator):
             explained, noise, share_threshold=self.share_threshold, min_snr=min_snr
         )
         if fitted is None:
-            raise ValidationError(
-                "MOFA found no active factor: min_snr must be below the largest "
-                f"factor signal-to-noise ratio {float((explained / noise[:, None]).max()):.3g}."
+            from ..exceptions import NoStructureError
+
+            raise NoStructureError(
+                "the data support no shared structure: MOFA found no active factor "
+                "(min_snr must be below the largest factor signal-to-noise ratio "
+                f"{float((explained / noise[:, None]).max()):.3g})."
             )
         w_full = np.vstack(w_list) * z_scale  # (d, K) on the data scale
         w = np.hstack([w_full[:, c] for c in columns])
