@@ -4,30 +4,11 @@
 (limits against Monte Carlo, reports/limits/). The rest of this docstring is
 about ``rates``.
 
-Reads the replicate-level results of a study's store (``hcl-stats export``
-data) and, for every ``[[report.rates]]`` entry of the study config, fits the
-log-log slope of a metric on a sample size with :func:`hcl_stats.theory.fit_rate`
-per estimator, label and grouping factor. Writes to ``reports/<study>/``:
-
-* ``rates.md``: one Markdown table per entry (slope, 95% CI, test against the
-  theoretical exponent, empirical/bound ratio range and fitted constant);
-* ``rates.csv``: the same numbers, to 6 significant digits;
-* ``<name>.pdf`` / ``<name>.png``: :func:`hcl_stats.theory_plots.plot_rate`
-  figures, one panel per group of ``by``;
-* for every ``[[report.terms]]`` entry, the fitted constants of an additive bound
-  (:func:`hcl_stats.theory.fit_terms`), e.g. ``terms = ["k_over_m", "rep_sq"]``
-  with ``group = "m_samples"``.
-
-Entry format::
-
-    [[report.rates]]
-    name = "rate_overall_vs_n"    # figure stem and table title
-    metric = "overall_gram"
-    label = "overall"              # or labels = ["eiv", "glasso"]
-    x = "n_samples"                # a grid factor, or "d" (sum of dims)
-    by = ["dims"]                  # optional grouping factors
-    expected = -0.5                # theoretical exponent
-    bound = "gram_bound:sharp"     # optional "<metric>:<label>" holding the bound
+``hcl-stats rates FILE`` runs :func:`hcl_stats.theory.rates_report.write_rates_report`
+on the study's replicate-level results: for every ``[[report.rates]]`` entry, the
+log-log slope of a metric on a sample size against its theoretical exponent, and
+for every ``[[report.terms]]`` entry, the fitted constants of an additive bound.
+The files it writes and the entry format are in that module's docstring.
 """
 
 from __future__ import annotations
