@@ -283,6 +283,18 @@ def test_cycle_detector_sees_a_cycle(tmp_path):
     assert summary["layers"] == 2
 
 
+def _fresh_python(code: str) -> str:
+    """Standard output of ``code`` run by a fresh interpreter on this checkout."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+    ).stdout
+
+
 def test_import_does_not_load_the_study_harness():
     code = (
         "import sys, hcl_stats\n"
@@ -290,15 +302,7 @@ def test_import_does_not_load_the_study_harness():
         "m.startswith('hcl_stats.study') or m.startswith('hcl_stats.cli'))\n"
         "print(','.join(bad))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": ""},
-    )
-    assert out.stdout.strip() == ""
+    assert _fresh_python(code).strip() == ""
 
 
 def test_import_defers_the_sub_packages_until_first_use():
@@ -317,15 +321,7 @@ def test_import_defers_the_sub_packages_until_first_use():
         "except AttributeError as exc:\n"
         "    print(exc)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT), "PATH": ""},
-    )
-    assert out.stdout.splitlines() == [
+    assert _fresh_python(code).splitlines() == [
         "",
         "SchurComplement check_identifiable hcl_stats.theory True",
         "hcl_stats.downstream Condition",

@@ -42,6 +42,7 @@ from ..registry import (
     Draw,
     Task,
     default_analyse,
+    get_task,
     register_metric,
     register_task,
 )
@@ -165,21 +166,14 @@ def _normalize(key: str, value: Any) -> Any:
         if value not in DESIGNS:
             raise ValueError(f"one of {', '.join(DESIGNS)}")
         return value
-    if key == "rank":
-        if not recovery.is_int(value) or value < 1:
-            raise ValueError("a positive integer")
-        return int(value)
-    if key == "p_present":
-        if recovery.is_real(value) and 0 < value <= 1:
-            return float(value)
-        raise ValueError("a probability in (0, 1]")
     if key == "edge_margin":
         if recovery.is_real(value) and value > 0:
             return float(value)
         raise ValueError("a positive number")
     if key == "noise_var" and not recovery.is_real(value):
         raise ValueError("a positive number (one sigma^2 for all views)")
-    return recovery.normalize(key, value)
+    # rank, p_present and the recovery keys: as in the structure_recovery task
+    return get_task("structure_recovery").normalize(key, value)
 
 
 def _check(factors: Mapping[str, Any]) -> None:
