@@ -282,13 +282,8 @@ register_task(
     Task(
         name="structure_benchmark",
         defaults={
-            "dims": None,
-            "n_samples": None,
+            **{k: v for k, v in recovery.RECOVERY_DEFAULTS.items() if k != "structure"},
             "design": "random",
-            "noise_var": 1.0,
-            "singular_values": [0.5, 1.5],
-            "latent_cov": 0.0,
-            "model": "per_replicate",
             "rank": 2,
             "p_present": 0.6,
             "edge_margin": 1.5,
