@@ -1,7 +1,9 @@
-"""``hcl-stats rates`` and ``hcl-stats limits``: a study's errors against theory.
+"""``hcl-stats rates``, ``limits`` and ``ceiling``: a study's errors against theory.
 
 ``hcl-stats limits FILE`` runs :func:`hcl_stats.theory.limits_report.write_limits_report`
-(limits against Monte Carlo, reports/limits/). The rest of this docstring is
+(limits against Monte Carlo, reports/limits/). ``hcl-stats ceiling FILE`` runs
+:func:`hcl_stats.theory.ceiling_report.write_ceiling_report` (the idealised
+detection ceiling of a structure benchmark's cells). The rest of this docstring is
 about ``rates``.
 
 ``hcl-stats rates FILE`` runs :func:`hcl_stats.theory.rates_report.write_rates_report`
@@ -20,7 +22,7 @@ __all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``rates`` and ``limits`` sub-commands."""
+    """Add the ``rates``, ``limits`` and ``ceiling`` sub-commands."""
     p = sub.add_parser(
         "rates",
         help="log-log slopes with 95%% CIs of a study's errors vs theory",
@@ -46,6 +48,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", type=Path, default=Path("reports") / "limits",
                    help="output directory (default: reports/limits)")
     q.set_defaults(func=run_limits)
+    c = sub.add_parser(
+        "ceiling",
+        help="idealised detection ceiling of a structure benchmark's cells",
+        description="For every non-null cell of a structure_benchmark study, the mean "
+        "over its replicates' true models of the probability that an idealised "
+        "spectral rule (each block alone in its d_S coordinates, sigma^2 known, "
+        "family-wise level alpha under noise) counts every spike; a reference for "
+        "the exact-recovery tables (docs/structure_learning.md section 5). Writes "
+        "ceiling.csv and ceiling.md. Deterministic (seeded from the study seed).",
+    )
+    c.add_argument("config", type=Path,
+                   help="structure_benchmark TOML (e.g. simulations/structure_benchmark.toml)")
+    c.add_argument("--out", type=Path, default=None,
+                   help="output directory (default: reports/<study>_ceiling)")
+    c.add_argument("--alpha", type=float, default=0.05,
+                   help="family-wise false-positive level of the idealised rule (default 0.05)")
+    c.add_argument("--sims", type=int, default=4000,
+                   help="Monte Carlo draws per noise quantile (default 4000)")
+    c.set_defaults(func=run_ceiling)
 
 
 def run_rates(args: argparse.Namespace) -> int:
@@ -75,5 +96,16 @@ def run_limits(args: argparse.Namespace) -> int:
     from ..theory.limits_report import write_limits_report
 
     for path in write_limits_report(args.config, args.out):
+        print(path)
+    return 0
+
+
+def run_ceiling(args: argparse.Namespace) -> int:
+    """``hcl-stats ceiling``: :func:`hcl_stats.theory.ceiling_report.write_ceiling_report`."""
+    from ..study.config import load_study
+    from ..theory.ceiling_report import write_ceiling_report
+
+    out = args.out or Path("reports") / f"{load_study(args.config).name}_ceiling"
+    for path in write_ceiling_report(args.config, out, alpha=args.alpha, sims=args.sims):
         print(path)
     return 0

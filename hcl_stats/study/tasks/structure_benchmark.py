@@ -48,7 +48,7 @@ from ..registry import (
 )
 from . import recovery
 
-__all__ = ["NoBlocks", "NoiseTruth", "fittable_family", "lift_to_edge"]
+__all__ = ["NoBlocks", "NoiseTruth", "fittable_family", "lift_to_edge", "true_model"]
 
 DESIGNS = ("random", "above_edge", "noise")
 
@@ -184,6 +184,31 @@ def _check(factors: Mapping[str, Any]) -> None:
         raise ValueError(f"rank {factors['rank']} < min(dims) = {min(dims)}")
 
 
+def true_model(factors: Mapping[str, Any], gen: np.random.Generator):
+    """The true family and model of a non-null replicate, drawn from its model stream.
+
+    What the task's data are drawn from (``generate`` calls it with the
+    replicate's :data:`~hcl_stats.study.STREAM_MODEL` generator), so a caller with
+    the same generator gets the benchmark's own truth without drawing data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hcl_stats.study.tasks.structure_benchmark import true_model
+    >>> f = {"dims": [6, 7, 8], "rank": 2, "p_present": 0.6, "design": "above_edge",
+    ...      "edge_margin": 1.5, "n_samples": 500, "noise_var": 1.0,
+    ...      "singular_values": [0.5, 1.5], "latent_cov": 0.0}
+    >>> family, model = true_model(f, np.random.default_rng(0))
+    >>> model.structure == family
+    True
+    """
+    family = fittable_family(tuple(factors["dims"]), factors["rank"], factors["p_present"], gen)
+    model = recovery.random_model(factors, family, gen)
+    if factors["design"] == "above_edge":
+        model = lift_to_edge(model, factors["n_samples"], factors["edge_margin"])
+    return family, model
+
+
 def _generate(factors: Mapping[str, Any], rep_rng: Callable, sampler: str) -> Draw:
     dims = tuple(factors["dims"])
     n = factors["n_samples"]
@@ -204,10 +229,7 @@ def _generate(factors: Mapping[str, Any], rep_rng: Callable, sampler: str) -> Dr
         rows = scale * data_rng.standard_normal((n, sum(dims)))
         return Draw(truth, dims, None, n,
                     data=MultimodalData(np.split(rows, np.cumsum(dims)[:-1], axis=1)))
-    family = fittable_family(dims, factors["rank"], factors["p_present"], gen)
-    model = recovery.random_model(factors, family, gen)
-    if factors["design"] == "above_edge":
-        model = lift_to_edge(model, n, factors["edge_margin"])
+    family, model = true_model(factors, gen)
     if sampler == "wishart":
         from ...sampling import wishart_sample_cov
 
