@@ -1,4 +1,4 @@
-"""An idealised ceiling for spectral structure selection (docs/structure_learning.md §5).
+"""Idealised references for spectral structure selection (docs/structure_learning.md §5).
 
 A structure learner recovers a family exactly only if it counts every spike of
 every block. :func:`detection_ceiling` puts a number on how often an idealised
@@ -7,10 +7,14 @@ spectral rule could do that: it is told which subsets to test, sees each block
 and counts a spike when its sample eigenvalue of ``S - sigma^2 I`` exceeds the
 ``1 - alpha`` quantile of the largest pure-noise eigenvalue in ``d_S`` dimensions.
 Its probability of counting every spike is the product over blocks and spikes of
-:func:`spike_detection_probability`. It is a benchmark for a real selector, not
-a bound on every procedure: a real selector must also separate blocks from each
-other, and the Gaussian approximation of a spike's eigenvalue is slightly
-optimistic near the BBP threshold (measured in ``tests/test_detection_ceiling.py``).
+:func:`spike_detection_probability`. With ``conditioning=True`` it also asks for
+what a selector that conditions on the views outside each candidate needs: every
+spike of the loadings on each union of views counted in that union's
+coordinates. Neither number bounds every procedure: the isolated rule does not
+have to separate blocks from each other, and the conditioning requirement is
+that of Schur-type selectors, not of all. The Gaussian approximation of a
+spike's eigenvalue is slightly optimistic near the BBP threshold (measured in
+``tests/test_detection_ceiling.py``).
 
 Sources: the eigenvalue limit and its Gaussian fluctuation above the BBP
 threshold (Baik, Ben Arous & Péché 2005; Paul 2007, Theorem 3; Bai & Yao 2008);
@@ -19,6 +23,7 @@ the tridiagonal model of the white Wishart spectrum (Dumitriu & Edelman 2002).
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -128,8 +133,8 @@ def spike_detection_probability(spikes: ArrayLike, p: int, n_samples: int,
 
 
 def detection_ceiling(model: Any, n_samples: int, *, alpha: float = 0.05,
-                      sims: int = 4000, rng: Any = 0,
-                      cache: dict | None = None) -> float:
+                      sims: int = 4000, rng: Any = 0, cache: dict | None = None,
+                      conditioning: bool = False) -> float:
     """Probability that the idealised spectral rule counts every spike of ``model``.
 
     Each block ``S`` of ``model.structure`` is seen alone in its ``d_S``
@@ -153,6 +158,14 @@ def detection_ceiling(model: Any, n_samples: int, *, alpha: float = 0.05,
         from one draw of ``rng``).
     cache : dict, optional
         Reused across calls to keep the quantiles of dimensions already seen.
+    conditioning : bool, default=False
+        Also require what a selector that conditions on the views outside a
+        candidate needs (the Schur rule of
+        :func:`~hcl_stats.estimators.selection.select_structure_schur`, whose
+        population exactness needs the loadings on every union of views ``O`` to
+        have full column rank, docs/convex.md Proposition 3): every spike of
+        ``W_O W_O^T`` counted in its ``d_O`` coordinates. The result is multiplied
+        by the smallest such probability over the proper unions ``O``.
 
     Returns
     -------
@@ -170,6 +183,14 @@ def detection_ceiling(model: Any, n_samples: int, *, alpha: float = 0.05,
     ...                                          singular_values=(0.05, 0.1), rng=0)
     >>> detection_ceiling(weak, 2000, sims=200)
     0.0
+
+    A view that carries almost as many latent columns as it has coordinates has a
+    weak smallest spike of ``W_O W_O^T``; the conditioning requirement sees it:
+
+    >>> crowded = hs.HierarchicalFactorModel.random((6, 30), "AB:3 A:2", rng=0)
+    >>> bool(detection_ceiling(crowded, 500, sims=200, conditioning=True)
+    ...      < detection_ceiling(crowded, 500, sims=200))
+    True
     """
     check_int(n_samples, "n_samples", minimum=2)
     check_real(alpha, "alpha", low=0.0, high=1.0, low_open=True)
@@ -185,16 +206,29 @@ def detection_ceiling(model: Any, n_samples: int, *, alpha: float = 0.05,
     base = int(np.random.default_rng(rng).integers(2**62))
     cache = {} if cache is None else cache
     off = np.concatenate([[0], np.cumsum(model.dims)])
-    prob = 1.0
-    for b in s.blocks:
-        rows = np.concatenate([np.arange(off[m], off[m + 1]) for m in sorted(b)])
-        wb = model.loadings[np.ix_(rows, np.arange(s.total_rank)[s.columns(b)])]
-        ell = np.linalg.svd(wb, compute_uv=False) ** 2 / s2
+
+    def counted(rows: NDArray, cols: NDArray) -> float:
+        ell = np.linalg.svd(model.loadings[np.ix_(rows, cols)], compute_uv=False) ** 2 / s2
         key = (rows.size, n_samples, per_candidate, sims, base)
         if key not in cache:
-            sub = np.random.default_rng([rows.size, base])
-            cache[key] = noise_top_quantile(rows.size, n_samples, per_candidate,
-                                            sims=sims, rng=sub)
-        prob *= float(np.prod(spike_detection_probability(ell, rows.size, n_samples,
-                                                          cache[key])))
+            cache[key] = noise_top_quantile(rows.size, n_samples, per_candidate, sims=sims,
+                                            rng=np.random.default_rng([rows.size, base]))
+        return float(np.prod(spike_detection_probability(ell[ell > 1e-12 * max(ell.max(), 1)],
+                                                         rows.size, n_samples, cache[key])))
+
+    def view_rows(views: Any) -> NDArray:
+        return np.concatenate([np.arange(off[m], off[m + 1]) for m in sorted(views)])
+
+    prob = 1.0
+    for b in s.blocks:
+        prob *= counted(view_rows(b), np.arange(s.total_rank)[s.columns(b)])
+    if conditioning and prob > 0.0:
+        all_cols = np.arange(s.total_rank)
+        n_views = len(model.dims)
+        worst = min(
+            counted(view_rows(o), all_cols)
+            for k in range(1, n_views)
+            for o in itertools.combinations(range(n_views), k)
+        )
+        prob *= worst
     return prob
