@@ -98,7 +98,7 @@ STYLE_TABLE: dict[str, EstimatorStyle] = {
     "slide_fixed": _s(11, "SLIDE (given structure)"),
     "gcca": _s(10, "GCCA"),
     "mofa": _s(2, "MOFA+"),
-    "convex_fast": _s(9, "convex (fast)"),
+    "convex_fast": _s(9, "convex (fast)", dashed=True),
     "schur_select": _s(13, "Schur + structure selection"),
     "pairwise": _s(16, "pairwise"),
     "pairwise_pwsel": _s(17, "pairwise, pairwise selection"),
