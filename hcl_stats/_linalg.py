@@ -30,7 +30,8 @@ def block_offsets(dims) -> NDArray[np.intp]:
     return np.concatenate([[0], np.cumsum(np.asarray(dims, dtype=np.intp))]).astype(np.intp)
 
 
-def top_eigh(a: NDArray[np.float64], k: int) -> tuple[NDArray, NDArray]:
+def top_eigh(a: NDArray[np.float64], k: int, *, overwrite: bool = False
+             ) -> tuple[NDArray, NDArray]:
     """Top-``k`` eigenpairs of a symmetric matrix, in descending order.
 
     Parameters
@@ -39,6 +40,9 @@ def top_eigh(a: NDArray[np.float64], k: int) -> tuple[NDArray, NDArray]:
         Symmetric matrix (only the lower triangle is read).
     k : int
         Number of eigenpairs, ``0 <= k <= p``.
+    overwrite : bool, default=False
+        Allow LAPACK to overwrite ``a`` (no internal copy when ``a`` is a
+        Fortran-ordered float64 array; its contents are then undefined).
 
     Returns
     -------
@@ -50,7 +54,7 @@ def top_eigh(a: NDArray[np.float64], k: int) -> tuple[NDArray, NDArray]:
     p = a.shape[0]
     if k == 0:
         return np.zeros(0), np.zeros((p, 0))
-    vals, vecs = scipy.linalg.eigh(a, subset_by_index=[p - k, p - 1])
+    vals, vecs = scipy.linalg.eigh(a, subset_by_index=[p - k, p - 1], overwrite_a=overwrite)
     vals, vecs = vals[::-1], vecs[:, ::-1]
     return vals, canonical_signs(vecs)
 

@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 SCALINGS = ("view", "feature", "none")
+#: Rows per block of :func:`_column_sd`: about this many bytes of deviations.
+_SD_BLOCK_BYTES = 2 * 2**20
 NOISE_RULES = RANK_FREE_NOISE_RULES
 
 
@@ -61,6 +63,24 @@ def _views_and_mask(data: Any) -> tuple[tuple[NDArray, ...], NDArray | None]:
     if hasattr(data, "observed") and hasattr(data, "Xs"):
         return data.Xs, np.asarray(data.observed)
     return MultimodalData(data).Xs, None
+
+
+def _column_sd(x: NDArray) -> NDArray:
+    """Column standard deviations (divisor ``n``) of a finite ``(n, p)`` array.
+
+    ``numpy.std(x, axis=0)`` computed over blocks of rows: one pass for the mean,
+    one for the squared deviations, with no ``n x p`` temporary (each block's
+    deviations stay in cache). Equal to ``numpy.std`` up to round-off.
+    """
+    n, p = x.shape
+    mean = np.add.reduce(x, axis=0) / n
+    acc = np.zeros(p)
+    step = max(1, _SD_BLOCK_BYTES // (8 * max(p, 1)))
+    for start in range(0, n, step):
+        dev = x[start : start + step] - mean
+        np.multiply(dev, dev, out=dev)
+        acc += np.add.reduce(dev, axis=0)
+    return np.sqrt(acc / n)
 
 
 def _rebuild(data: Any, views: list[NDArray]) -> Any:
@@ -340,7 +360,10 @@ def check_scales(
         chr(ord("A") + m) if m < 26 else f"view{m}" for m in range(len(views))]
     stds = []
     for m, x in enumerate(views):
-        rows = x if mask is None else x[mask[:, m]]
+        if mask is None:  # a MultimodalData view: finite, at least two rows
+            stds.append(_column_sd(x))
+            continue
+        rows = x[mask[:, m]]
         sd = np.nanstd(rows, axis=0) if rows.shape[0] > 1 else np.zeros(x.shape[1])
         stds.append(sd)
     live = [(m, j, float(sd[j])) for m, sd in enumerate(stds) for j in range(sd.size)

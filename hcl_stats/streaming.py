@@ -119,11 +119,26 @@ def streaming_cov(
         # y.T is Fortran-contiguous (d x rows): syrk computes y^T y, upper triangle
         gram = scipy.linalg.blas.dsyrk(1.0, y.T, beta=1.0, c=gram, overwrite_c=1)
     mean = total / n
-    cov = np.triu(gram)
-    cov += np.triu(cov, 1).T
-    cov -= n * np.outer(mean, mean)
+    cov = _mirror_lower(gram.T)  # C-ordered; syrk filled gram's upper triangle
+    shift_sq = np.outer(mean, mean)
+    shift_sq *= n
+    cov -= shift_sq
     cov /= n - ddof
-    return np.ascontiguousarray(cov), n
+    return cov, n
+
+
+def _mirror_lower(a: NDArray, block: int = 256) -> NDArray:
+    """Copy the lower triangle of the C-ordered square ``a`` onto its upper one, in place.
+
+    Block by block, so each transposed read stays in cache.
+    """
+    d = a.shape[0]
+    for i in range(0, d, block):
+        diag = a[i : i + block, i : i + block]
+        diag[...] = np.tril(diag) + np.tril(diag, -1).T
+        for j in range(i + block, d, block):
+            a[i : i + block, j : j + block] = a[j : j + block, i : i + block].T
+    return a
 
 
 def _raise_non_finite(y: NDArray, start: int) -> None:

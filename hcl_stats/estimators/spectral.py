@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import scipy.linalg
 from numpy.typing import NDArray
 
 from .._linalg import block_offsets, top_eigh, top_factor
@@ -210,16 +211,22 @@ def schur_loadings(
     norm = (float(np.linalg.norm(s_w)) if not s_sq_extra
             else float(np.sqrt(np.linalg.norm(s_w) ** 2 + s_sq_extra)))
     scale = max(norm, np.finfo(float).tiny)
+    # exactly symmetric (a no-op on a symmetric input: (x + x) / 2 == x), so that
+    # every sub-block is read through its transpose without a transposing copy
+    s_w = (s_w + s_w.T) / 2.0
     for b in sorted(structure.blocks, key=len):
         s_rows = np.concatenate([rows[m] for m in sorted(b)])
+        s_sl = [slice(off[m], off[m + 1]) for m in sorted(b)]
         outside = [m for m in range(len(dims)) if m not in b]
-        a = s_w[np.ix_(s_rows, s_rows)]
+        a = _sym_block(s_w, s_sl, s_sl)
+        downdate = []  # columns L with A_S = S_W[S,S] - L L^T
         if outside:
-            o_rows = np.concatenate([rows[m] for m in outside])
-            k_o = _schur_k_o(structure, dims, b, o_rows.size, strict)
-            s_oo = s_w[np.ix_(o_rows, o_rows)]
+            o_sl = [slice(off[m], off[m + 1]) for m in outside]
+            d_o = int(sum(dims[m] for m in outside))
+            k_o = _schur_k_o(structure, dims, b, d_o, strict)
             # one eigendecomposition serves the gap check and the truncated inverse
-            o_vals, o_vecs = top_eigh(s_oo, min(k_o + 1, o_rows.size))
+            o_vals, o_vecs = top_eigh(_sym_block(s_w, o_sl, o_sl), min(k_o + 1, d_o),
+                                      overwrite=True)
             cond = _gap_condition(o_vals, k_o, scale) if k_o else 0.0
             if cond > COND_WARN:
                 warnings.warn(
@@ -237,16 +244,12 @@ def schur_loadings(
             inv = np.zeros_like(top)
             inv[top > 0] = 1.0 / np.sqrt(top[top > 0])
             half = o_vecs[:, :k_o] * inv  # B B^T = rank-k_O pseudo-inverse of S_W[O,O]
-            c = s_w[np.ix_(s_rows, o_rows)] @ half
-            a = a - c @ c.T
-        for t in structure.blocks:
-            if t < b:
-                wt = w[s_rows][:, structure.columns(t)]
-                a = a - wt @ wt.T
-        a = (a + a.T) / 2.0
+            downdate.append(_sym_block(s_w, s_sl, o_sl) @ half)
+        downdate += [w[s_rows, structure.columns(t)] for t in structure.blocks if t < b]
+        a = _downdate_lower(a, downdate)  # only the lower triangle of `a` is used below
         cols = structure.columns(b)
         r = structure.rank_of(b)
-        vals, vecs = top_eigh(a, min(r + 1, a.shape[0]))
+        vals, vecs = top_eigh(a, min(r + 1, a.shape[0]), overwrite=variant == "joint")
         spectra[_letters(b)] = [float(v) for v in vals]
         _warn_clipped(vals, r, f"block {_letters(b)}: Schur complement A_S")
         cond = _gap_condition(vals, r, scale)
@@ -277,6 +280,29 @@ def schur_loadings(
                 w[rows[m], cols] = top_factor(a[np.ix_(idx, idx)], r)
                 local += dims[m]
     return w, spectra
+
+
+def _sym_block(s_w: NDArray, rows: list[slice], cols: list[slice]) -> NDArray:
+    """Fortran-ordered copy of ``s_w[rows][:, cols]`` for an exactly symmetric ``s_w``.
+
+    Gathered as the C-ordered ``s_w[cols][:, rows]`` and transposed, which is the
+    same matrix by symmetry: no transposing copy (LAPACK and BLAS read it in place).
+    """
+    return np.concatenate([np.concatenate([s_w[c, r] for r in rows], axis=1)
+                           for c in cols], axis=0).T
+
+
+def _downdate_lower(a: NDArray, parts: list[NDArray]) -> NDArray:
+    """``a - L L^T`` on the lower triangle of the Fortran-ordered ``a`` (BLAS ``syrk``).
+
+    ``L`` is the column-wise concatenation of ``parts`` (each ``(p, k_i)``). ``a``
+    is overwritten; its strict upper triangle is left as it was.
+    """
+    parts = [x for x in parts if x.shape[1]]
+    if not parts:
+        return a
+    low = np.asfortranarray(np.concatenate(parts, axis=1))
+    return scipy.linalg.blas.dsyrk(-1.0, low, beta=1.0, c=a, lower=1, overwrite_c=1)
 
 
 def _schur_k_o(structure: Structure, dims, b, d_o: int, strict: bool) -> int:
