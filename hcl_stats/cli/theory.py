@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .._validation import cli_float, cli_int
+
 __all__ = ["register"]
 
 
@@ -62,9 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="structure_benchmark TOML (e.g. simulations/structure_benchmark.toml)")
     c.add_argument("--out", type=Path, default=None,
                    help="output directory (default: reports/<study>_ceiling)")
-    c.add_argument("--alpha", type=float, default=0.05,
+    c.add_argument("--alpha", type=cli_float(0.0, 1.0, open_low=True), default=0.05,
                    help="family-wise false-positive level of the idealised rule (default 0.05)")
-    c.add_argument("--sims", type=int, default=4000,
+    c.add_argument("--sims", type=cli_int(10), default=4000,
                    help="Monte Carlo draws per noise quantile (default 4000)")
     c.set_defaults(func=run_ceiling)
 
