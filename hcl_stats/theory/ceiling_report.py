@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_int, check_real
 from ..exceptions import ValidationError
 from .detection import detection_ceiling
 
@@ -60,6 +61,10 @@ def cell_ceilings(study: Any, *, alpha: float = 0.05, sims: int = 4000,
             f"config: the ceiling needs a study of kind 'structure_benchmark'; got "
             f"{study.kind!r} ({study.name})."
         )
+    check_real(alpha, "alpha", low=0.0, high=1.0, low_open=True)
+    if alpha >= 1.0:
+        raise ValidationError(f"alpha must be < 1; got {alpha!r}.")
+    check_int(sims, "sims", minimum=10)
     cells = [c for c in study.cells if c.factors["design"] != "noise"]
     if progress:
         from tqdm.auto import tqdm
