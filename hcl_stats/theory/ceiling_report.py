@@ -129,8 +129,9 @@ def write_ceiling_report(config: str | Path, out_dir: str | Path, *, alpha: floa
     csv = out / "ceiling.csv"
     df.to_csv(csv, index=False, float_format="%.4f", lineterminator="\n")
     lines = [
-        f"# Idealised detection references: {study.name}",
+        f"# Idealised detection references (oracle): {study.name}",
         "",
+        "Oracle references: computed from the true loadings, not from data. "
         "Probability that an idealised spectral rule counts every spike of the true "
         "family, sigma^2 known, a spike counted above the 1 - "
         f"{alpha:g}/(2^M - 1) quantile of the largest pure-noise eigenvalue ({sims} "
