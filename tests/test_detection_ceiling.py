@@ -157,7 +157,8 @@ def test_ceiling_report_writes_only_its_two_files_reproducibly(tmp_path):
     from hcl_stats.study.config import load_study
 
     rows = cell_ceilings(load_study(cfg), sims=200)
-    assert [(r["design"], r["n"]) for r in rows] == [("weak", 300), ("weak", 3000)]
+    assert [(r["design"], r["n"]) for r in rows] == [("random, singular values U(0.5, 1.5)", 300),
+                                                ("random, singular values U(0.5, 1.5)", 3000)]
     for r in rows:
         assert 0.0 <= r["conditioned"] <= r["isolated"] <= 1.0
 

@@ -84,8 +84,8 @@ def cell_ceilings(study: Any, *, alpha: float = 0.05, sims: int = 4000,
                            for c in (False, True)])
         v = np.asarray(values)
         se = v.std(axis=0, ddof=1) / math.sqrt(len(v)) if len(v) > 1 else np.zeros(2)
-        design = "weak" if f["design"] == "random" and max(f["singular_values"]) <= 1.5 \
-            else "strong" if f["design"] == "random" else f["design"]
+        low, high = f["singular_values"]
+        design = f"{f['design']}, singular values U({low:g}, {high:g})"
         rows.append({"design": design, "M": len(f["dims"]), "n": f["n_samples"],
                      "isolated": float(v[:, 0].mean()), "isolated_se": float(se[0]),
                      "conditioned": float(v[:, 1].mean()), "conditioned_se": float(se[1]),
