@@ -48,8 +48,9 @@ def check_real(
     low: float | None = None,
     high: float | None = None,
     low_open: bool = False,
+    high_open: bool = False,
 ) -> float:
-    """Return ``value`` as a finite float in ``[low, high]`` (``(low, high]`` if open)."""
+    """Return ``value`` as a finite float in ``[low, high]`` (open ends if asked)."""
     if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
         value = value.item()  # a 0-d numeric array is a scalar
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -60,8 +61,9 @@ def check_real(
     if low is not None and (value <= low if low_open else value < low):
         op = ">" if low_open else ">="
         raise ValidationError(f"{name} must be {op} {low}; got {value!r}.")
-    if high is not None and value > high:
-        raise ValidationError(f"{name} must be <= {high}; got {value!r}.")
+    if high is not None and (value >= high if high_open else value > high):
+        op = "<" if high_open else "<="
+        raise ValidationError(f"{name} must be {op} {high}; got {value!r}.")
     return value
 
 

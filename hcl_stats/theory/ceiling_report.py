@@ -61,9 +61,7 @@ def cell_ceilings(study: Any, *, alpha: float = 0.05, sims: int = 4000,
             f"config: the ceiling needs a study of kind 'structure_benchmark'; got "
             f"{study.kind!r} ({study.name})."
         )
-    check_real(alpha, "alpha", low=0.0, high=1.0, low_open=True)
-    if alpha >= 1.0:
-        raise ValidationError(f"alpha must be < 1; got {alpha!r}.")
+    check_real(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
     check_int(sims, "sims", minimum=10)
     cells = [c for c in study.cells if c.factors["design"] != "noise"]
     if progress:

@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.linalg import eigvalsh_tridiagonal
 from scipy.stats import norm
 
-from .._validation import check_int, check_real
+from .._validation import as_generator, check_int, check_real
 from ..exceptions import ValidationError
 
 __all__ = ["detection_ceiling", "noise_top_quantile", "spike_detection_probability"]
@@ -74,11 +74,9 @@ def noise_top_quantile(p: int, n_samples: int, alpha: float, *, sims: int = 4000
     """
     check_int(p, "p", minimum=1)
     check_int(n_samples, "n_samples", minimum=p)
-    check_real(alpha, "alpha", low=0.0, high=1.0, low_open=True)
-    if alpha >= 1.0:
-        raise ValidationError(f"alpha must be < 1; got {alpha!r}.")
+    check_real(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
     check_int(sims, "sims", minimum=10)
-    rng = np.random.default_rng(rng)
+    rng = as_generator(rng)
     top = np.empty(sims)
     dof_diag = n_samples - np.arange(p)
     dof_sub = np.arange(p - 1, 0, -1)
@@ -193,9 +191,7 @@ def detection_ceiling(model: Any, n_samples: int, *, alpha: float = 0.05,
     True
     """
     check_int(n_samples, "n_samples", minimum=2)
-    check_real(alpha, "alpha", low=0.0, high=1.0, low_open=True)
-    if alpha >= 1.0:
-        raise ValidationError(f"alpha must be < 1; got {alpha!r}.")
+    check_real(alpha, "alpha", low=0.0, high=1.0, low_open=True, high_open=True)
     noise = np.asarray(model.noise_var, dtype=float)
     if noise.size != 1 and not np.allclose(noise, noise.flat[0]):
         raise ValidationError(f"model.noise_var: got per-view values {noise.tolist()}; "
@@ -203,7 +199,7 @@ def detection_ceiling(model: Any, n_samples: int, *, alpha: float = 0.05,
     s2 = float(noise.flat[0])
     s = model.structure
     per_candidate = alpha / (2 ** len(model.dims) - 1)
-    base = int(np.random.default_rng(rng).integers(2**62))
+    base = int(as_generator(rng).integers(2**62))
     cache = {} if cache is None else cache
     off = np.concatenate([[0], np.cumsum(model.dims)])
 
