@@ -104,10 +104,8 @@ def run_limits(args: argparse.Namespace) -> int:
 
 def run_ceiling(args: argparse.Namespace) -> int:
     """``hcl-stats ceiling``: :func:`hcl_stats.theory.ceiling_report.write_ceiling_report`."""
-    from ..study.config import load_study
     from ..theory.ceiling_report import write_ceiling_report
 
-    out = args.out or Path("reports") / f"{load_study(args.config).name}_ceiling"
-    for path in write_ceiling_report(args.config, out, alpha=args.alpha, sims=args.sims):
+    for path in write_ceiling_report(args.config, args.out, alpha=args.alpha, sims=args.sims):
         print(path)
     return 0

@@ -91,7 +91,8 @@ def cell_ceilings(study: Any, *, alpha: float = 0.05, sims: int = 4000,
     return rows
 
 
-def write_ceiling_report(config: str | Path, out_dir: str | Path, *, alpha: float = 0.05,
+def write_ceiling_report(config: str | Path, out_dir: str | Path | None = None, *,
+                         alpha: float = 0.05,
                          sims: int = 4000, progress: bool = True) -> list[Path]:
     """Write ``ceiling.csv`` and ``ceiling.md`` for a structure benchmark study.
 
@@ -99,8 +100,9 @@ def write_ceiling_report(config: str | Path, out_dir: str | Path, *, alpha: floa
     ----------
     config : path
         The study's TOML file (e.g. ``simulations/structure_benchmark.toml``).
-    out_dir : path
-        Output directory (created); nothing is written elsewhere.
+    out_dir : path, optional
+        Output directory (created); nothing is written elsewhere. Default
+        ``reports/<study>_ceiling``.
     alpha, sims, progress
         As in :func:`cell_ceilings`.
 
@@ -121,7 +123,7 @@ def write_ceiling_report(config: str | Path, out_dir: str | Path, *, alpha: floa
 
     study = load_study(config)
     rows = cell_ceilings(study, alpha=alpha, sims=sims, progress=progress)
-    out = Path(out_dir)
+    out = Path(out_dir) if out_dir is not None else Path("reports") / f"{study.name}_ceiling"
     out.mkdir(parents=True, exist_ok=True)
     df = pd.DataFrame(rows).sort_values(["design", "M", "n"], kind="stable")
     csv = out / "ceiling.csv"
