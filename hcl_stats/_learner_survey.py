@@ -83,7 +83,7 @@ def _child(conn: Any, learner: str, views: Any, n_null: int, n_boot: int, seed: 
         fit = None
     out["seconds"] = time.perf_counter() - t0
     conn.send(out)
-    if fit is not None and n_null:
+    if fit is not None:  # n_null = 0: signal and edge only (no test)
         try:
             conn.send({"evidence": block_evidence(views, fit, n_null=n_null, rng=seed)})
         except HCLError as exc:
@@ -134,7 +134,8 @@ def run_learner(
             if "status" in msg:
                 run.status, run.seconds = msg["status"], msg["seconds"]
                 run.structure, run.message = msg.get("structure"), msg.get("message", "")
-                stage = "block-evidence test" if run.status == "fitted" and n_null else "resampling"
+                stage = ("block-evidence test" if n_null else "block evidence (signal and edge)"
+                         ) if run.status == "fitted" else "resampling"
             elif "evidence" in msg:
                 run.evidence, stage = msg["evidence"], "resampling"
             elif "evidence_error" in msg:
@@ -196,15 +197,16 @@ def survey_markdown(
             for row in ev.rows:
                 views = ",".join(names[m] for m in sorted(row.block)) if names else row.name
                 cells = [row.name, views, str(row.fitted_rank), f"{row.signal:.4g}",
-                         f"{row.edge:.3g}", f"{row.ratio:.3g}", f"{row.p_value:.2f}",
-                         row.decision]
+                         f"{row.edge:.3g}", f"{row.ratio:.3g}",
+                         "-" if row.p_value is None else f"{row.p_value:.2f}", row.decision]
                 if fr is not None:
                     cells += [f"{fr.frequency(row.block):.2f}",
                               f"{fr.frequency(row.block, row.fitted_rank):.2f}"
                               if row.fitted_rank else "-"]
                 lines.append("| " + " | ".join(cells) + " |")
-            lines += ["", f"sigma^2 (MP bulk) = {ev.noise_var:.4g}; test: parametric bootstrap, "
-                      f"{ev.n_null} draws per null, alpha = {ev.alpha:g}.", ""]
+            test = (f"test: parametric bootstrap, {ev.n_null} draws per null, alpha = "
+                    f"{ev.alpha:g}" if ev.n_null else "no test of r_S = 0 (null draws 0)")
+            lines += ["", f"sigma^2 (MP bulk) = {ev.noise_var:.4g}; {test}.", ""]
         if fr is not None:
             lines += [f"Selection on {fr.n_boot} {fr.resample} resamples "
                       f"(learner told n/2 samples): exact full-data structure in {fr.exact}, "

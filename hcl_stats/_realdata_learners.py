@@ -40,6 +40,7 @@ def write_survey(names: list[str], out: Path, args: argparse.Namespace) -> None:
     """Run the survey on ``names`` and write ``out / 'learners.md'``."""
     from . import datasets
     from ._learner_survey import learner_names, run_learner, survey_markdown
+    from .block_evidence import default_null_draws
     from .exceptions import ValidationError
     from .preprocessing import Preprocessor
 
@@ -49,11 +50,12 @@ def write_survey(names: list[str], out: Path, args: argparse.Namespace) -> None:
     for x in chosen:
         if x not in known:
             raise ValidationError(f"--learners entries must be among {', '.join(known)}; got {x!r}.")
+    draws = "" if args.null_draws is None else f" --null-draws {args.null_draws}"
     lines = [
         "# Structure learners on real data",
         "",
         "Regenerate with `hcl-stats real-data-report --only-learners` "
-        f"(--learner-boot {args.learner_boot} --null-draws {args.null_draws} "
+        f"(--learner-boot {args.learner_boot}{draws} "
         f"--learner-timeout {args.learner_timeout} --seed {args.seed}). Each learner runs "
         "in a child process stopped at the time limit; the seconds column and which "
         "stages finish depend on the machine, everything else on the seed only.",
@@ -64,7 +66,8 @@ def write_survey(names: list[str], out: Path, args: argparse.Namespace) -> None:
         "refitted with the default estimator. Block evidence (docs/block_evidence.md): "
         "signal l_1 = debiased leading spike of the block's Schur complement, edge = "
         "sigma^2 sqrt(d_S / (n - 1 - k_O)), p-value of H0: r_S = 0 by parametric "
-        "bootstrap; freq = share of bootstrap resamples (learner told n/2 samples) "
+        "bootstrap (by default only where d <= 300 and M <= 4, the rule of `hcl-stats "
+        "fit`); freq = share of bootstrap resamples (learner told n/2 samples) "
         "selecting the block, freq (rank) = with the fitted rank.",
         "",
     ]
@@ -78,12 +81,17 @@ def write_survey(names: list[str], out: Path, args: argparse.Namespace) -> None:
         lines += [f"## {name}", "",
                   f"Views (d_m): {', '.join(f'{v} ({d})' for v, d in zip(ds.view_names, ds.dims, strict=True))}; "
                   f"n = {raw.n_samples}.{note}", ""]
+        n_null = default_null_draws(ds.dims) if args.null_draws is None else args.null_draws
+        if args.null_draws is None and not n_null:
+            lines += [f"No test of H0: r_S = 0 at this size by default (d = {sum(ds.dims)}, "
+                      f"M = {len(ds.dims)}): signal and edge only; `--null-draws N` asks "
+                      "for it.", ""]
         for label, scale in PREPROCESSING:
             views = raw if scale == "none" else Preprocessor.fit(raw, scale=scale).transform(raw)
             runs = []
             for learner in chosen:
                 print(f"learners: {name} {label} {learner}", file=sys.stderr, flush=True)
-                runs.append(run_learner(learner, views, n_null=args.null_draws,
+                runs.append(run_learner(learner, views, n_null=n_null,
                                         n_boot=args.learner_boot, seed=args.seed,
                                         timeout=args.learner_timeout))
             lines += survey_markdown(f"{name}, {label}", runs, tuple(ds.view_names),

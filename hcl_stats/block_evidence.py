@@ -48,6 +48,7 @@ __all__ = [
     "SelectionFrequency",
     "attach_evidence",
     "block_evidence",
+    "default_null_draws",
     "detection_edge",
     "selection_frequency",
 ]
@@ -350,6 +351,37 @@ def _draw_cov(chol: NDArray, n: int, g: np.random.Generator) -> NDArray:
     z = g.standard_normal((n, d)) @ chol.T
     z -= z.mean(axis=0)
     return z.T @ z / df
+
+
+def default_null_draws(dims: Any, draws: int = 99) -> int:
+    """Null draws of the block test by default: ``draws`` when it is cheap, else 0.
+
+    The parametric-bootstrap test reruns the selection ``(1 + blocks) x n_null``
+    times over all ``2^M - 1`` candidates, so it runs by default only when
+    ``d = sum(d_m) <= 300`` and ``M <= 4``; above that, the evidence table shows
+    signal and edge only unless the user asks for the test. ``hcl-stats fit`` and
+    ``hcl-stats real-data-report`` share this rule.
+
+    Parameters
+    ----------
+    dims : sequence of int, length M
+        View dimensions ``d_m``.
+    draws : int, default=99
+        The number of draws where the test runs.
+
+    Returns
+    -------
+    int
+        ``draws`` or 0.
+
+    Examples
+    --------
+    >>> from hcl_stats.block_evidence import default_null_draws
+    >>> default_null_draws((10, 10, 10)), default_null_draws((76, 216, 64, 240, 47, 6))
+    (99, 0)
+    """
+    dims = tuple(int(d) for d in dims)
+    return int(draws) if sum(dims) <= 300 and len(dims) <= 4 else 0
 
 
 def block_evidence(

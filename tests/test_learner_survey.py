@@ -76,3 +76,30 @@ def test_survey_marks_crashes_and_refusals():
     md = "\n".join(survey_markdown("x", runs, None))
     assert "**crash**: KeyError: 3" in md
     assert "typed refusal: NotIdentifiableError: d_O = 10 < k_O = 14" in md
+
+
+def test_run_learner_without_test_keeps_signal_edge_and_frequencies(rng):
+    # n_null = 0 (the default above d = 300 or M = 4): the evidence table has the
+    # signal and edge of every candidate but no p-value, and resampling still runs
+    model = hs.HierarchicalFactorModel.random((4, 5, 6), "ABC:1 C:1", singular_values=(2.0, 3.0),
+                                              rng=rng)
+    data = model.sample(1500, rng=rng)
+    run = run_learner("schur_select", data, n_null=0, n_boot=2, seed=1, timeout=300)
+    assert run.status == "fitted"
+    assert len(run.evidence.rows) == 7
+    assert all(row.p_value is None and row.decision == "not tested" for row in run.evidence.rows)
+    assert run.evidence.row("ABC").signal > run.evidence.row("ABC").edge
+    assert run.frequency.n_boot == 2
+    md = "\n".join(survey_markdown("t", [run], ("a", "b", "c")))
+    assert "no test of r_S = 0" in md
+    assert "| ABC | a,b,c | 1 |" in md and "| - | not tested |" in md
+
+
+def test_default_null_draws_follows_the_size_rule():
+    from hcl_stats.block_evidence import default_null_draws
+
+    assert default_null_draws((100, 100, 100)) == 99  # d = 300, M = 3: the edge is in
+    assert default_null_draws((100, 100, 101)) == 0  # d = 301
+    assert default_null_draws((1, 1, 1, 1)) == 99
+    assert default_null_draws((1, 1, 1, 1, 1)) == 0  # M = 5
+    assert default_null_draws((10, 10), draws=19) == 19

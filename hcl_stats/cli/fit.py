@@ -479,14 +479,19 @@ def _with_evidence(args, data, result, est, learned: bool, selector: str | None 
     show = learned if args.evidence is None else args.evidence
     if not show or not result.structured:
         return result
-    from ..block_evidence import LEARNERS, attach_evidence, block_evidence
+    from ..block_evidence import (
+        LEARNERS,
+        attach_evidence,
+        block_evidence,
+        default_null_draws,
+    )
 
     name = est.name if est.learns_structure else selector
     learner = (name if name in LEARNERS
                else "convex_fast" if name == "convex" else "schur_select")
     n_null = args.null_draws
     if n_null is None:
-        n_null = 99 if sum(result.dims) <= 300 and len(result.dims) <= 4 else 0
+        n_null = default_null_draws(result.dims)
         if not n_null:
             print("block evidence: no test of r_S = 0 at this size by default (d = "
                   f"{sum(result.dims)}, M = {len(result.dims)}); pass --null-draws N",

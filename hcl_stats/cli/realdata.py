@@ -58,8 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "eigen, correlation, slide and the default learner)")
     p.add_argument("--learner-boot", type=cli_int(0), default=20,
                    help="bootstrap resamples per learner in the survey (default 20)")
-    p.add_argument("--null-draws", type=cli_int(0), default=99,
-                   help="parametric-bootstrap draws of the block test (default 99; 0: no test)")
+    p.add_argument("--null-draws", type=cli_int(0), default=None,
+                   help="parametric-bootstrap draws of the block test (0: no test; default "
+                   "99 where d <= 300 and M <= 4, else 0, the rule of hcl-stats fit: the "
+                   "test reruns the selection (1 + blocks) x draws times)")
     p.add_argument("--learner-timeout", type=positive_int, default=600,
                    help="wall-clock seconds per learner and data set (default 600)")
     p.add_argument("--only-learners", action="store_true",
