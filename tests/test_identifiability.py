@@ -251,6 +251,48 @@ def test_d_not_above_k_noise_trades_with_specific_variance():
     assert report.exact_estimators == ()
 
 
+@settings(max_examples=40, deadline=None)
+@given(edge_designs(max_views=3, max_rank=2), st.integers(0, 2**32 - 1))
+def test_noise_is_the_bottom_eigenvalue_iff_the_rank_leaves_room(design, seed):
+    """Proposition 2 on both sides, at the edge of the rank budget.
+
+    ``sigma^2`` is the smallest eigenvalue of Sigma iff ``rank W < d``; d > K
+    forces that (the proposition), and then ``sigma^2`` is also the mean of the
+    d - K smallest. When W has full row rank d (only possible if d <= K) every
+    eigenvalue is above ``sigma^2``. Sufficient, not necessary: d <= K with a view
+    in no block still leaves room. Per view likewise with ``d_m > k_m``.
+    """
+    s, dims = design
+    model = random_model(s, dims, noise_var=0.7, rng=seed)
+    vals = np.linalg.eigvalsh(model.covariance())
+    d, k = sum(dims), s.total_rank
+    tol = 1e-9 * vals[-1]
+    full_row_rank = np.linalg.matrix_rank(model.loadings) == d
+    if d > k:
+        assert not full_row_rank
+        np.testing.assert_allclose(vals[: d - k], 0.7, atol=tol)
+        assert hs.estimators.estimate_noise_var(model.covariance(), dims, s) == pytest.approx(
+            0.7, abs=tol
+        )
+    if full_row_rank:
+        assert vals[0] > 0.7 + tol
+    else:
+        assert vals[0] == pytest.approx(0.7, abs=tol)
+    per_view = random_model(s, dims, noise_var=[0.5, 1.0, 1.5][: len(dims)], rng=seed)
+    cov, w = per_view.covariance(), np.asarray(per_view.loadings)
+    for m in range(len(dims)):
+        sl = per_view.row_slice(m)
+        noise = per_view.noise_diagonal()[sl][0]
+        bottom = np.linalg.eigvalsh(cov[sl, sl])[0]
+        full_m = np.linalg.matrix_rank(w[sl]) == dims[m]
+        if dims[m] > s.view_rank(m):
+            assert not full_m
+        if full_m:
+            assert bottom > noise + tol
+        else:
+            assert bottom == pytest.approx(noise, abs=tol)
+
+
 def test_remark_example_is_identified_without_schur():
     """AB:1 A:1 B:1 with d = (3, 1): Schur fails, the exact criterion holds."""
     report = hs.check_identifiable("AB:1 A:1 B:1", (3, 1))
