@@ -293,6 +293,39 @@ def test_noise_is_the_bottom_eigenvalue_iff_the_rank_leaves_room(design, seed):
             assert bottom == pytest.approx(noise, abs=tol)
 
 
+def _mask_preserving_dimension(model):
+    """dim {G : W G respects the mask}: per column, K - rank of W on the rows it must miss."""
+    w = np.asarray(model.loadings)
+    mask = model.structure.mask(model.dims)
+    return sum(w.shape[1] - np.linalg.matrix_rank(w[~mask[:, j]]) for j in range(w.shape[1]))
+
+
+def _block_triangular_dimension(structure):
+    """sum over blocks S of r_S times the total rank of the blocks T inside S."""
+    return sum(
+        r * sum(rt for t, rt in zip(structure.blocks, structure.ranks, strict=True) if t <= b)
+        for b, r in zip(structure.blocks, structure.ranks, strict=True)
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(identifiable_models(max_views=3, max_rank=2))
+def test_mask_preserving_transforms_are_block_triangular_on_the_schur_route(model):
+    """Uniqueness under the mask (after Theorem 4): with every C_O of full column
+    rank, the G with W G mask-respecting are exactly the block-triangular ones
+    (G_{T,S} = 0 unless T is inside S), so an orthogonal one is block-diagonal."""
+    assert _mask_preserving_dimension(model) == _block_triangular_dimension(model.structure)
+
+
+@pytest.mark.parametrize(("d_b", "extra"), [(3, 1), (4, 0)])
+def test_mask_preserving_transforms_grow_when_the_matching_fails(d_b, extra, global_seed):
+    """The other side: issue 16's design with d_B = 3 (Hall fails for A, C_O has a
+    one-dimensional null space) admits one more mask-preserving direction."""
+    s = hs.Structure.parse("AB:2 B:2 A:1 C:1")
+    model = random_model(s, (10, d_b, 10), rng=global_seed)
+    assert _mask_preserving_dimension(model) == _block_triangular_dimension(s) + extra
+
+
 def test_remark_example_is_identified_without_schur():
     """AB:1 A:1 B:1 with d = (3, 1): Schur fails, the exact criterion holds."""
     report = hs.check_identifiable("AB:1 A:1 B:1", (3, 1))
