@@ -36,6 +36,7 @@ from hcl_stats.estimators.selection import (
     select_structure_schur,
 )
 from hcl_stats.exceptions import NotIdentifiableError, ValidationError
+from hcl_stats.identifiability import schur_rank
 
 
 def balanced_orthogonal(dims, structure, rng, sv=(0.5, 1.5)):
@@ -94,6 +95,50 @@ def test_population_exact_recovery_under_conditions(family, frac):
             assert np.all(np.abs(vals[r:]) <= 1e-6 * scale)
         else:
             assert np.all(np.abs(vals) <= 1e-6 * scale)
+
+
+@settings(max_examples=25)
+@given(conditioned_families(), st.data())
+def test_above_lam_star_components_are_soft_thresholded_away(family, data):
+    """Theorem 1, other side of ``lam < lam*``: for lam >= lam* ranks drop.
+
+    Under (C1)-(C2) the certificate of the proof gives, for every lam > 0, the
+    solution ``L_S = U_S (Gamma_S - lam w_S)_+ U_S^T``: each component with
+    ``gamma <= lam w_S`` is dropped, so a block loses ranks (or vanishes) exactly
+    when lam passes its ratio ``gamma / w_S``.
+    """
+    s, dims, w, grams = family
+    layout = Layout.build(dims, candidate_blocks(len(dims)), 0.5)
+    weight = dict(zip(layout.candidates, layout.weights, strict=True))
+    ratios = sorted(g / weight[b] for b in s.blocks for g in grams[b])
+    # cut between two ratios at least 20% apart, or above the largest (all dropped)
+    cuts = [j for j in range(len(ratios) - 1) if ratios[j + 1] > 1.2 * ratios[j]]
+    j = data.draw(st.sampled_from([*cuts, len(ratios) - 1]))
+    if j < len(ratios) - 1:
+        lam = float(np.sqrt(ratios[j] * ratios[j + 1]))  # lam* = ratios[0] < lam
+    else:
+        lam = 1.5 * ratios[-1]
+    factors, _ = solve_factored(layout, w @ w.T, lam, tol=1e-10)
+    mats = factors_to_mats(layout, factors)
+    scale = float(np.linalg.norm(w @ w.T, 2))
+    selected, _ = select_from_solution(mats, layout, [1e-6 * scale] * len(mats))
+    kept = {b: int(np.sum(grams[b] > lam * weight[b])) for b in s.blocks}
+    assert sum(s.ranks) - sum(kept.values()) == j + 1  # one rank per ratio below lam
+    if j == len(ratios) - 1:
+        assert selected is None  # every block absent
+    else:
+        assert selected == hs.Structure(
+            len(dims),
+            tuple(b for b in s.blocks if kept[b]),
+            tuple(kept[b] for b in s.blocks if kept[b]),
+        )
+    for b, mat in zip(layout.candidates, mats, strict=True):
+        vals = np.sort(np.linalg.eigvalsh(mat))[::-1]
+        expect = np.zeros(len(vals))
+        if b in s:
+            shrunk = np.clip(grams[b] - lam * weight[b], 0.0, None)
+            expect[: len(shrunk)] = np.sort(shrunk)[::-1]
+        np.testing.assert_allclose(vals, expect, atol=1e-5 * scale)
 
 
 def test_counterexample_imbalanced_global_block():
@@ -202,6 +247,32 @@ def test_schur_selector_population_exact(model):
     fit = SchurSelect().fit_covariance(model.covariance(), dims=model.dims)
     assert fit.structure == model.structure
     assert max(hs.metrics.structure_gram_errors(fit, model, relative=True).values()) < 1e-6
+
+
+@pytest.mark.parametrize(("d_b", "exact"), [(3, False), (4, True)])
+def test_schur_selector_needs_the_matching_condition(d_b, exact, global_seed):
+    """Proposition 3, both sides of its condition on a design with d_O >= k_O.
+
+    ``AB:2 B:2 A:1 C:1``: for the block A, O = {B, C} has d_O = d_B + 10 >= k_O = 5,
+    but with d_B = 3 the blocks AB and B (4 columns) load within O only on the 3
+    rows of view B, so C_O is rank deficient (Hall fails; docs/identifiability.md,
+    Theorem 3) and part of AB stays in A_S. With d_B = 4 the matching exists and
+    C_O has full column rank unless the draw is numerically near the degenerate
+    set (the selector's population rank tolerance is 1e-6 relative): then the
+    proposition's hypothesis fails at that model and nothing is asserted.
+    """
+    dims = (10, d_b, 10)
+    model = hs.HierarchicalFactorModel.random(dims, "AB:2 B:2 A:1 C:1", rng=global_seed)
+    s_w = model.signal_covariance()
+    selected, _ = select_structure_schur(s_w, dims, 1.0, None)
+    outside = np.linalg.eigvalsh(s_w[10:, 10:])[::-1]
+    full_rank = bool(outside[4] > 1e-4 * outside[0])  # k_O = 5 directions in O?
+    if not exact:
+        assert not full_rank  # structurally rank 4
+        assert selected != model.structure
+    elif full_rank:
+        assert selected == model.structure
+    assert schur_rank(model.structure, dims, {0}) == ((4, 5) if d_b == 3 else (5, 5))
 
 
 def test_convex_fast_population_end_to_end():

@@ -30,6 +30,33 @@ def _random_problem(gen, sizes=(2, 3, 1, 2), ridge=0.05):
     return h, b, groups
 
 
+# ------------------------------------------------------------------- theory_lambda
+@pytest.mark.parametrize(("constant", "low", "high"), [(1.0, 0.0, 0.02), (0.5, 0.5, 1.0)])
+def test_theory_lambda_keeps_pure_noise_at_zero(constant, low, high, global_seed):
+    """docs/theory.md §5: the rule's noise-domination probability, both sides.
+
+    Orthonormal design (H = I) and y = pure noise: the group lasso is zero iff
+    ``lam >= lambda_max``, i.e. iff no group's noise gradient escapes. Its
+    probability is the product of chi-square tails, ``||b_S||^2 m / sigma^2 ~
+    chi2(r_S)``. With c = 1 and seven groups it is 0.9907 (so the rule is
+    protective, though the union bound alone only gives a constant); with
+    c = 1/2 noise escapes in most draws.
+    """
+    from scipy import stats
+
+    gen = np.random.default_rng(global_seed)
+    sizes, m, sd, reps = (1, 1, 1, 2, 2, 2, 3), 400, 0.7, 2000
+    groups = [np.arange(sum(sizes[:i]), sum(sizes[: i + 1])) for i in range(len(sizes))]
+    w = np.sqrt(sizes)
+    lam = ds.theory_lambda(sd, m, len(sizes), min(sizes), constant=constant)
+    b = sd * gen.standard_normal((reps, sum(sizes))) / math.sqrt(m)  # X^T eps / m
+    escaped = np.array([ds.lambda_max(row, groups, w) > lam for row in b])
+    exact = 1 - np.prod([stats.chi2.cdf(m * (lam * math.sqrt(r) / sd) ** 2, r) for r in sizes])
+    assert low <= exact <= high
+    se = math.sqrt(exact * (1 - exact) / reps)
+    assert abs(escaped.mean() - exact) < 4.5 * se + 1.5 / reps
+
+
 # ------------------------------------------------------------------- solver
 def test_group_lasso_orthogonal_design_is_block_soft_thresholding(global_seed):
     gen = np.random.default_rng(global_seed)

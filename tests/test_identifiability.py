@@ -251,6 +251,81 @@ def test_d_not_above_k_noise_trades_with_specific_variance():
     assert report.exact_estimators == ()
 
 
+@settings(max_examples=40, deadline=None)
+@given(edge_designs(max_views=3, max_rank=2), st.integers(0, 2**32 - 1))
+def test_noise_is_the_bottom_eigenvalue_iff_the_rank_leaves_room(design, seed):
+    """Proposition 2 on both sides, at the edge of the rank budget.
+
+    ``sigma^2`` is the smallest eigenvalue of Sigma iff ``rank W < d``; d > K
+    forces that (the proposition), and then ``sigma^2`` is also the mean of the
+    d - K smallest. When W has full row rank d (only possible if d <= K) every
+    eigenvalue is above ``sigma^2``. Sufficient, not necessary: d <= K with a view
+    in no block still leaves room. Per view likewise with ``d_m > k_m``.
+    """
+    s, dims = design
+    model = random_model(s, dims, noise_var=0.7, rng=seed)
+    vals = np.linalg.eigvalsh(model.covariance())
+    d, k = sum(dims), s.total_rank
+    tol = 1e-9 * vals[-1]
+    full_row_rank = np.linalg.matrix_rank(model.loadings) == d
+    if d > k:
+        assert not full_row_rank
+        np.testing.assert_allclose(vals[: d - k], 0.7, atol=tol)
+        assert hs.estimators.estimate_noise_var(model.covariance(), dims, s) == pytest.approx(
+            0.7, abs=tol
+        )
+    if full_row_rank:
+        assert vals[0] > 0.7 + tol
+    else:
+        assert vals[0] == pytest.approx(0.7, abs=tol)
+    per_view = random_model(s, dims, noise_var=[0.5, 1.0, 1.5][: len(dims)], rng=seed)
+    cov, w = per_view.covariance(), np.asarray(per_view.loadings)
+    for m in range(len(dims)):
+        sl = per_view.row_slice(m)
+        noise = per_view.noise_diagonal()[sl][0]
+        bottom = np.linalg.eigvalsh(cov[sl, sl])[0]
+        full_m = np.linalg.matrix_rank(w[sl]) == dims[m]
+        if dims[m] > s.view_rank(m):
+            assert not full_m
+        if full_m:
+            assert bottom > noise + tol
+        else:
+            assert bottom == pytest.approx(noise, abs=tol)
+
+
+def _mask_preserving_dimension(model):
+    """dim {G : W G respects the mask}: per column, K - rank of W on the rows it must miss."""
+    w = np.asarray(model.loadings)
+    mask = model.structure.mask(model.dims)
+    return sum(w.shape[1] - np.linalg.matrix_rank(w[~mask[:, j]]) for j in range(w.shape[1]))
+
+
+def _block_triangular_dimension(structure):
+    """sum over blocks S of r_S times the total rank of the blocks T inside S."""
+    return sum(
+        r * sum(rt for t, rt in zip(structure.blocks, structure.ranks, strict=True) if t <= b)
+        for b, r in zip(structure.blocks, structure.ranks, strict=True)
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(identifiable_models(max_views=3, max_rank=2))
+def test_mask_preserving_transforms_are_block_triangular_on_the_schur_route(model):
+    """Uniqueness under the mask (after Theorem 4): with every C_O of full column
+    rank, the G with W G mask-respecting are exactly the block-triangular ones
+    (G_{T,S} = 0 unless T is inside S), so an orthogonal one is block-diagonal."""
+    assert _mask_preserving_dimension(model) == _block_triangular_dimension(model.structure)
+
+
+@pytest.mark.parametrize(("d_b", "extra"), [(3, 1), (4, 0)])
+def test_mask_preserving_transforms_grow_when_the_matching_fails(d_b, extra, global_seed):
+    """The other side: issue 16's design with d_B = 3 (Hall fails for A, C_O has a
+    one-dimensional null space) admits one more mask-preserving direction."""
+    s = hs.Structure.parse("AB:2 B:2 A:1 C:1")
+    model = random_model(s, (10, d_b, 10), rng=global_seed)
+    assert _mask_preserving_dimension(model) == _block_triangular_dimension(s) + extra
+
+
 def test_remark_example_is_identified_without_schur():
     """AB:1 A:1 B:1 with d = (3, 1): Schur fails, the exact criterion holds."""
     report = hs.check_identifiable("AB:1 A:1 B:1", (3, 1))

@@ -154,6 +154,32 @@ def test_rank_counting_is_exact_at_population_level(model):
     assert got == want
 
 
+@pytest.mark.parametrize(
+    ("structure", "dims"),
+    [("AB:1 A:2 B:1", (2, 4)), ("AB:1 A:1 B:1", (3, 1)), ("ABC:1 AB:1 A:1 B:1 C:1", (2, 3, 3))],
+)
+def test_rank_counting_fails_without_full_column_rank(structure, dims, global_seed):
+    """The other side of the counting condition (docs/real_data.md §3).
+
+    A view with d_m < k_m: the loadings of the blocks meeting it cannot have full
+    column rank on its rows, k(U) is under-counted and the Moebius inversion gives
+    a wrong structure, although each design is identifiable (Theorem 1 of
+    docs/identifiability.md); the selector says which views it trimmed.
+    """
+    model = hs.HierarchicalFactorModel.random(dims, structure, rng=global_seed)
+    assert hs.check_identifiable(model.structure, dims).identifiable
+    short = [m for m, d in enumerate(dims) if d < model.structure.view_rank(m)]
+    assert short
+    sel = select_structure(
+        cov=model.covariance(),
+        dims=dims,
+        n_per_block=10**14,
+        noise_rule=np.broadcast_to(model.noise_var, (model.n_views,)),
+    )
+    assert sel.structure != model.structure
+    assert sel.trimmed
+
+
 def test_selection_from_incomplete_data_recovers_a_strong_structure(global_seed):
     rng = np.random.default_rng(global_seed)
     model = hs.HierarchicalFactorModel.random(

@@ -110,6 +110,56 @@ def test_sharp_loading_bound_holds_for_naive_pca(global_seed):
     assert theory.loading_bound(q, 4 * n) < 0.6 * bound
 
 
+def test_covariance_concentration_constants_are_attained(global_seed):
+    """docs/theory.md §1: the constants 2 and 1 of (1) are sharp (Bai-Yin).
+
+    For Sigma = I, d = 200, N = 800 the typical-scale value (t = 0) is
+    2 sqrt(1/4) + 1/4 = 1.25 and ||Sigma_hat - I|| sits at the top edge minus a
+    Tracy-Widom fluctuation (mean -0.04, sd 0.03 over 400 seeds; smallest ratio
+    to the bound 0.92): within 12% of the bound, so a bound with constants 12%
+    smaller would fail, while the 1 - 1e-9 version holds.
+    """
+    gen = np.random.default_rng(global_seed)
+    d, n = 200, 801
+    x = gen.standard_normal((n, d))
+    x -= x.mean(axis=0)
+    dev = np.linalg.norm(x.T @ x / (n - 1) - np.eye(d), 2)
+    typical = theory.covariance_concentration(1.0, d, n)
+    assert typical == pytest.approx(1.25)
+    assert 0.88 * typical < dev <= theory.covariance_concentration(1.0, d, n, confidence=1 - 1e-9)
+
+
+def test_subspace_bound_holds_on_samples(global_seed):
+    """docs/theory.md §2: Davis-Kahan (op) and Yu-Wang-Samworth (Frobenius) on samples.
+
+    Loadings with orthogonal columns of norms 3 and 2 (gap 4, ||Sigma|| = 10) and
+    n = 20000, so that both bounds are below their caps (1 and sqrt(K)) and the
+    check can fail.
+    """
+    gen = np.random.default_rng(global_seed)
+    dims = (4, 5)
+    basis = np.linalg.qr(gen.standard_normal((4, 4)))[0]
+    u_b = np.linalg.qr(gen.standard_normal((5, 1)))[0][:, 0]
+    w = np.zeros((9, 2))
+    w[:4, 0], w[4:, 0] = 3 * basis[:, 0] / np.sqrt(2), 3 * u_b / np.sqrt(2)
+    w[:4, 1] = 2 * basis[:, 1]
+    model = hs.HierarchicalFactorModel(dims, hs.Structure.parse("AB:1 A:1"), w, noise_var=1.0)
+    q = theory.population_quantities(model)
+    assert q.eigengap == pytest.approx(4.0)
+    assert q.cov_norm == pytest.approx(10.0)
+    n, conf = 20000, 1 - 1e-9
+    b_op = theory.subspace_bound(q, n, confidence=conf, norm="op")
+    b_fro = theory.subspace_bound(q, n, confidence=conf)
+    assert b_op < 0.8  # below the caps: not vacuous
+    assert b_fro < 0.8 * np.sqrt(2)
+    top = np.linalg.eigh(model.covariance())[1][:, -2:]
+    for _ in range(3):
+        est = np.linalg.eigh(model.sample(n, rng=gen).sample_cov())[1][:, -2:]
+        cos = np.linalg.svd(top.T @ est, compute_uv=False)
+        assert np.sqrt(max(1 - cos.min() ** 2, 0.0)) <= b_op
+        assert np.sqrt(max(2 - np.sum(cos**2), 0.0)) <= b_fro
+
+
 def test_downstream_bounds_hand_values():
     # sqrt(s2 K / (m - K - 1)) + c ||beta|| rep
     assert theory.beta_error_bound(111, 10, residual_var=4.0) == pytest.approx(
