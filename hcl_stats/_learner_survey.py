@@ -54,16 +54,20 @@ class LearnerRun:
     notes: list[str] = field(default_factory=list)
 
 
-def _fit(learner: str, views: Any) -> Any:
-    """Fit ``learner``; the selectors of ``select_structure`` are refitted with the default."""
+def _fit(learner: str, views: Any, seed: int | None = None) -> Any:
+    """Fit ``learner`` with ``rng=seed``; ``select_structure``'s methods are refitted with the default.
+
+    The seed matters for the learners that draw random numbers (``slide``'s
+    bi-cross-validation folds); without it their survey row would change run to run.
+    """
     from . import estimators
 
     if learner in ("eigen", "correlation"):
         from .workflow import select_structure
 
         structure = select_structure(views, method=learner).structure
-        return estimators.get(estimators.DEFAULT)().fit(views, structure=structure)
-    return estimators.get(learner)().fit(views)
+        return estimators.get(estimators.DEFAULT)().fit(views, structure=structure, rng=seed)
+    return estimators.get(learner)().fit(views, rng=seed)
 
 
 def _child(conn: Any, learner: str, views: Any, n_null: int, n_boot: int, seed: int) -> None:
@@ -72,7 +76,7 @@ def _child(conn: Any, learner: str, views: Any, n_null: int, n_boot: int, seed: 
     t0 = time.perf_counter()
     out: dict[str, Any] = {}
     try:
-        fit = _fit(learner, views)
+        fit = _fit(learner, views, seed)
         out.update(status="fitted", structure=str(fit.structure))
     except HCLError as exc:
         out.update(status="refused", message=f"{type(exc).__name__}: {exc}")

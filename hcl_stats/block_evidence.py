@@ -555,8 +555,10 @@ def _learner(learner: str | Callable[..., Structure]) -> tuple[str, Callable[...
 
     est = estimators.get(learner)()
     if est.needs_data:
-        def g(views, cov, dims, n_eff):
-            return est.fit(views).structure
+        def g(views, cov, dims, n_eff, rng=None):
+            return est.fit(views, rng=rng).structure
+
+        g.takes_rng = True  # type: ignore[attr-defined]
 
         return learner, g
 
@@ -627,6 +629,7 @@ def selection_frequency(
     resample = check_choice(resample, "resample", ("bootstrap", "subsample"))
     views = _as_views(data)
     name, f = _learner(learner)
+    takes_rng = not callable(learner) and getattr(f, "takes_rng", False)
     dims = tuple(views.dims)
     n = views.n_samples
     gen = as_generator(rng)
@@ -660,7 +663,9 @@ def selection_frequency(
         sub = MultimodalData([x[rows] for x in views.Xs])
         cov, _ = streaming_cov(sub.Xs, ddof=1)
         try:
-            s = f(sub, cov, dims, n // 2)
+            # a named learner that draws random numbers (slide) takes this resample's stream
+            s = (f(sub, cov, dims, n // 2, rng=g) if takes_rng
+                 else f(sub, cov, dims, n // 2))
         except HCLError as exc:
             failures += 1
             if len(messages) < 3:

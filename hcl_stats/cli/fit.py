@@ -374,7 +374,7 @@ def run_fit(args: argparse.Namespace) -> int:
             print(f"{selector}: lowered {change}", file=sys.stderr)
         print(f"selected structure ({selector}): {structure}", file=sys.stderr)
     learned = args.structure is None
-    result = est.fit(data, structure=structure)
+    result = est.fit(data, structure=structure, rng=args.seed)
     result = _with_evidence(args, data, result, est, learned, selector)
     arrays = {
         "loadings": np.asarray(result.loadings),
@@ -471,7 +471,8 @@ def _add_evidence_args(p: argparse.ArgumentParser) -> None:
                    help="row resamples for the selection frequencies (default 0: none; "
                    "costs B structure selections, with a progress bar)")
     p.add_argument("--seed", type=cli_int(0, 2**63 - 1), default=0,
-                   help="seed of the null draws and resamples (default 0)")
+                   help="seed of every random draw: the fit of a randomised estimator (slide's "
+                   "folds), the structure learner, the null draws and resamples (default 0)")
 
 
 def _with_evidence(args, data, result, est, learned: bool, selector: str | None = None):
