@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 
 from ._linalg import block_offsets
 from ._rmt import RANK_FREE_NOISE_RULES, mp_lower_mean, mp_median
-from ._validation import check_choice
+from ._validation import check_choice, short_repr
 from .exceptions import ValidationError
 from .model import MultimodalData
 
@@ -137,6 +137,8 @@ class Preprocessor:
         Preprocessor
         """
         scale = check_choice(scale, "scale", SCALINGS)
+        if not isinstance(center, bool | np.bool_):
+            raise ValidationError(f"center must be True or False; got {short_repr(center)}.")
         views, mask = _views_and_mask(data)
         means, scales = [], []
         for m, x in enumerate(views):
