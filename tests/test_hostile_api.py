@@ -658,3 +658,36 @@ def test_probe9_valid_neighbours_still_work():
     assert sel.structure.n_views == 2
     with pytest.raises(exceptions.NoStructureError):  # a known option reaches the learner
         _learn({"min_snr": 1e6})
+
+
+# ---------------------------------------------------- hostile probe 9 (CLI)
+def test_probe9_where_matching_no_cell_is_refused(tmp_path, capsys):
+    cfg = write_tiny(tmp_path, reps=1)
+    code = main(["run", str(cfg), "--store", str(tmp_path / "s.sqlite"), "--where",
+                 "n_samples=7", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert re.search(r"ValidationError: --where n_samples=7 must match at least one of the "
+                     r"study's 2 cells; got none\. Cell ids: ", err), err
+
+
+def test_probe9_real_data_report_needs_a_data_set(tmp_path, capsys):
+    code = main(["real-data-report", "--out", str(tmp_path / "rd"), "--datasets", " , "])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert re.search(r"--datasets must name at least one of .*breast_cancer.*; got ' , '\.", err)
+    assert not (tmp_path / "rd").exists()
+
+
+def test_probe9_fit_refuses_to_overwrite_its_input(tmp_path, capsys):
+    g = np.random.default_rng(0)
+    src = tmp_path / "v.npz"
+    np.savez(src, a=g.standard_normal((30, 3)), b=g.standard_normal((30, 4)))
+    before = src.read_bytes()
+    code = main(["fit", str(src), "--structure", "AB:1", "--estimator", "naive",
+                 "--out", str(src)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert re.search(r"--out must not be one of the DATA files; got '.*v\.npz', which would "
+                     r"overwrite the input\.", err), err
+    assert src.read_bytes() == before
