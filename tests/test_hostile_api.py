@@ -691,3 +691,62 @@ def test_probe9_fit_refuses_to_overwrite_its_input(tmp_path, capsys):
     assert re.search(r"--out must not be one of the DATA files; got '.*v\.npz', which would "
                      r"overwrite the input\.", err), err
     assert src.read_bytes() == before
+
+
+# ----------------------- hostile probe 9 (missing, preprocessing, evidence, downstream)
+def _missing():
+    from hcl_stats import missing
+
+    return missing
+
+
+def _downstream():
+    from hcl_stats import downstream
+
+    return downstream
+
+
+def _block_evidence(fit):
+    from hcl_stats.block_evidence import block_evidence
+
+    m = hs.HierarchicalFactorModel.random((4, 5), S, noise_var=0.5, rng=1)
+    return block_evidence(m.sample(60, rng=2), fit, n_null=3, rng=0)
+
+
+def _noise_variance(cov, dims):
+    from hcl_stats.preprocessing import noise_variance
+
+    return noise_variance(cov, dims)
+
+
+def _check_scales(ratio):
+    from hcl_stats.preprocessing import check_scales
+
+    return check_scales(_views9(), ratio=ratio)
+
+
+PROBE9_MORE = [
+    ("drop_views_list", lambda: _missing().drop_views(_views9(), 0.2, rng=0), r"data must be MultimodalData; got \[array.*Wrap a list of arrays with MultimodalData\(views\)"),
+    ("pairwise_covariance_list", lambda: _missing().pairwise_covariance(_views9()), r"data must be IncompleteData or MultimodalData; got \[array"),
+    ("pairwise_covariance_ddof", lambda: _missing().pairwise_covariance(hs.MultimodalData(_views9()), ddof=-1), r"ddof must be >= 0; got -1"),
+    ("fit_missing_estimator_name", lambda: _missing().fit_missing("schur", hs.MultimodalData(_views9()), structure=S), r"estimator must be an Estimator instance \(with fit_covariance\), .*got 'schur'"),
+    ("project_psd_nan", lambda: _missing().project_psd(np.full((3, 3), np.nan)), r"a must contain only finite values; got nan at index \(0, 0\)"),
+    ("project_psd_1d", lambda: _missing().project_psd(np.ones(3)), r"a must be 2-dimensional; got an array of shape \(3,\)"),
+    ("project_psd_not_square", lambda: _missing().project_psd(np.ones((2, 3))), r"a must be a square matrix; got shape \(2, 3\)"),
+    ("noise_variance_cov_nan", lambda: _noise_variance(np.full((9, 9), np.nan), (4, 5)), r"cov must contain only finite values"),
+    ("noise_variance_dims_mismatch", lambda: _noise_variance(_COV9, (4, 4)), r"cov must have shape \(8, 8\) to match sum\(dims\) = 8; got shape \(9, 9\)"),
+    ("check_scales_ratio", lambda: _check_scales(-1.0), r"ratio must be >= 1\.0; got -1\.0"),
+    ("check_scales_ratio_nan", lambda: _check_scales(np.nan), r"ratio must be finite; got nan"),
+    ("block_evidence_fit_of_other_dims", lambda: _block_evidence(SchurComplement().fit(_views9(dims=(4, 6)), structure=S)), r"fit must be a fit of data with dims \(4, 5\); got a fit with dims \(4, 6\)"),
+    ("make_beta_relevant_int", lambda: _downstream().make_beta(hs.Structure.parse(S), relevant=[7], rng=0), r"relevant blocks must be blocks of the structure AB:1 A:1 B:1; got 7"),
+    ("lambda_max_no_groups", lambda: _downstream().lambda_max(np.ones(3), [], np.ones(0)), r"groups must be a non-empty list with one entry per weight \(0\); got 0 groups"),
+    ("cross_validate_short_y", lambda: _downstream().cross_validate(np.ones((10, 3)), np.ones(9), np.zeros((3, 3)), [np.arange(3)]), r"y must have one entry per row of features \(10\); got 9"),
+    ("cross_validate_noise_shape", lambda: _downstream().cross_validate(np.ones((10, 3)), np.ones(10), np.zeros((2, 2)), [np.arange(3)]), r"feature_noise must have shape \(3, 3\) .*got \(2, 2\)"),
+]
+
+
+@pytest.mark.parametrize(("thunk", "pattern"), [c[1:] for c in PROBE9_MORE],
+                         ids=[c[0] for c in PROBE9_MORE])
+def test_probe9_more_cases_raise_typed_errors(thunk, pattern):
+    with pytest.raises(HCLError, match=pattern):
+        thunk()
