@@ -7,11 +7,13 @@ that names the argument, the offending value and the rule.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import math
 import numbers
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -67,12 +69,84 @@ def check_real(
     return value
 
 
+def check_real_array(
+    value: Any, name: str, *, low: float | None = None, low_open: bool = False
+) -> NDArray[np.float64]:
+    """Return a real scalar or array (e.g. sample sizes) as finite float64, checked against ``low``.
+
+    The result has the shape of ``value`` (0-d for a scalar). Booleans, strings,
+    complex numbers, empty arrays and values that overflow float64 raise
+    :class:`ValidationError` naming ``name``, the value and the rule.
+
+    Examples
+    --------
+    >>> check_real_array([100, 200], "n", low=2).tolist()
+    [100.0, 200.0]
+    """
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        arr = np.asarray(None)
+    if arr.dtype.kind not in "fiu" or arr.size == 0:
+        raise ValidationError(
+            f"{name} must be a real number or a non-empty array of real numbers; got "
+            f"{short_repr(value)}."
+        )
+    with np.errstate(over="ignore"):
+        out = arr.astype(np.float64)
+    if not np.all(np.isfinite(out)):
+        bad = out.flat[int(np.argmin(np.isfinite(out)))]
+        raise ValidationError(f"{name} must be finite; got {short_repr(value)} ({bad!r}).")
+    if low is not None:
+        lowest = float(np.min(out))
+        if lowest <= low if low_open else lowest < low:
+            op = ">" if low_open else ">="
+            raise ValidationError(f"{name} must be {op} {low}; got {lowest!r}.")
+    return out
+
+
 def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
     """Check that ``value`` is one of the strings in ``choices``."""
     if not isinstance(value, str) or value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
         raise ValidationError(f"{name} must be one of {allowed}; got {short_repr(value)}.")
     return value
+
+
+def check_options(
+    options: Any, name: str, func: Callable[..., Any], *, taken: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Return ``options`` as a dict of keyword arguments that ``func`` accepts.
+
+    ``None`` means no options. Names in ``taken`` are set by the caller and
+    refused. A non-mapping, a non-string key or a name that ``func`` does not take
+    raises :class:`ValidationError` listing the names it does take.
+
+    Examples
+    --------
+    >>> check_options({"ddof": 1}, "options", np.var)
+    {'ddof': 1}
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ValidationError(
+            f"{name} must be a dict of keyword arguments of {func.__name__}; got "
+            f"{short_repr(options)}."
+        )
+    if dataclasses.is_dataclass(func):  # an estimator class: its init fields
+        names = [f.name for f in dataclasses.fields(func) if f.init]
+    else:
+        names = [k for k, p in inspect.signature(func).parameters.items()
+                 if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    allowed = sorted(k for k in names if k not in taken)
+    for key in options:
+        if key not in allowed:
+            raise ValidationError(
+                f"{name} must contain only keyword arguments of {func.__name__} "
+                f"({', '.join(allowed)}); got {short_repr(key)}."
+            )
+    return dict(options)
 
 
 def check_dims(dims: Any, name: str = "dims") -> tuple[int, ...]:

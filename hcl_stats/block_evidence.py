@@ -468,6 +468,11 @@ def block_evidence(
         from .estimators import SchurComplement
 
         fit = SchurComplement().fit(views, structure=fit)
+    if fit is not None and tuple(fit.dims) != dims:
+        raise ValidationError(
+            f"fit must be a fit of data with dims {dims}; got a fit with dims "
+            f"{tuple(fit.dims)}."
+        )
     structure = fit.structure if fit is not None else None
     per_view = fit is not None and np.ndim(fit.noise_var) > 0
     from .streaming import streaming_cov

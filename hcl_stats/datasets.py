@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._validation import short_repr
 from .exceptions import ValidationError
 from .model import MultimodalData
 
@@ -119,7 +120,7 @@ class MultiViewDataset:
 
     def subset(self, rows: Sequence[int] | NDArray) -> MultiViewDataset:
         """The data set restricted to ``rows`` (indices, in the given order)."""
-        idx = np.asarray(rows, dtype=np.intp)
+        idx = _check_rows(rows, self.n_samples)
         data = self.data.take(idx) if hasattr(self.data, "take") else MultimodalData(
             [x[idx] for x in self.data.Xs], self.data.view_names
         )
@@ -131,6 +132,28 @@ class MultiViewDataset:
             description=self.description,
             label_names=self.label_names,
         )
+
+
+def _check_rows(rows: Any, n: int) -> NDArray[np.intp]:
+    """Sample indices in ``0..n-1`` (negative ones count from the end), or a length-n mask."""
+    arr = np.asarray(rows) if isinstance(rows, Sequence | np.ndarray) and not isinstance(
+        rows, str) else np.asarray(None)
+    if arr.dtype.kind == "b" and arr.shape == (n,):
+        return np.flatnonzero(arr)
+    if arr.size == 0 and arr.ndim == 1:
+        return np.zeros(0, dtype=np.intp)
+    if arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise ValidationError(
+            f"rows must be a 1-D sequence of integer sample indices or a boolean mask of "
+            f"length n_samples = {n}; got {short_repr(rows)}."
+        )
+    bad = (arr >= n) | (arr < -n)
+    if np.any(bad):
+        raise ValidationError(
+            f"rows must be sample indices in -{n}..{n - 1} (n_samples = {n}); got "
+            f"{int(arr[bad][0])}."
+        )
+    return arr.astype(np.intp)
 
 
 def load_breast_cancer() -> MultiViewDataset:
@@ -436,6 +459,12 @@ def load_mini_acc(*, path: str | Path | None = None, log_counts: bool = True) ->
         "/usr/lib/R/site-library/MultiAssayExperiment/data/miniACC.RData",
     )
     p = Path(path) if path is not None else Path(default)
+    if not isinstance(log_counts, bool):
+        raise ValidationError(f"log_counts must be True or False; got {short_repr(log_counts)}.")
+    if p.is_dir():
+        raise IsADirectoryError(
+            f"path must be the miniACC.RData file; got the directory {str(p)!r}."
+        )
     if not p.is_file():
         raise FileNotFoundError(
             f"miniACC.RData not found at {str(p)!r}; see load_mini_acc's docstring "
@@ -445,7 +474,13 @@ def load_mini_acc(*, path: str | Path | None = None, log_counts: bool = True) ->
         import rdata
     except ImportError as exc:
         raise ImportError("load_mini_acc requires rdata; pip install rdata") from exc
-    parsed = rdata.parser.parse_file(p)
+    try:
+        parsed = rdata.parser.parse_file(p)
+    except Exception as exc:  # rdata raises NotImplementedError, ValueError, EOFError...
+        raise ValidationError(
+            f"path must be an R data file (miniACC.RData); got {str(p)!r}, which rdata "
+            f"cannot parse ({type(exc).__name__}: {exc})."
+        ) from None
     mats = _r_matrices(parsed.object)
     names = ("RNASeq2GeneNorm", "gistict", "RPPAArray", "Mutations", "miRNASeqGene")
     if len(mats) != len(names):
@@ -639,6 +674,11 @@ def from_mudata(
         )
     if join not in ("exact", "inner"):
         raise ValidationError(f"join must be 'exact' or 'inner'; got {join!r}.")
+    if isinstance(modalities, str) or not isinstance(modalities, Sequence | None):
+        raise ValidationError(
+            f"modalities must be a list of modality names such as {list(mdata.mod)}; got "
+            f"{short_repr(modalities)}."
+        )
     names = list(mdata.mod) if modalities is None else [str(m) for m in modalities]
     unknown = [m for m in names if m not in mdata.mod]
     if unknown or not names:

@@ -38,7 +38,13 @@ from ._jacobian import (
     require_schur_step,
     schur_rank,
 )
-from ._validation import as_generator, check_choice, check_dims
+from ._validation import (
+    as_generator,
+    check_choice,
+    check_dims,
+    check_memory,
+    check_real,
+)
 from .exceptions import NotIdentifiableError, ValidationError
 from .structure import Structure, format_block
 
@@ -239,10 +245,16 @@ def check_identifiable(
     from .model import HierarchicalFactorModel
 
     noise = check_choice(noise, "noise", ("scalar", "per_view"))
+    tol = check_real(tol, "tol", low=0.0, low_open=True, high=1.0, high_open=True)
     model = None
     if isinstance(structure_or_model, HierarchicalFactorModel):
         model = structure_or_model
         structure = model.structure
+        if dims is not None and check_dims(dims) != tuple(model.dims):
+            raise ValidationError(
+                f"dims must be the model's dims {tuple(model.dims)} (or None) when "
+                f"checking a model; got {tuple(dims)}."
+            )
         dims = model.dims
     else:
         if dims is None:
@@ -250,6 +262,10 @@ def check_identifiable(
         dims = check_dims(dims)
         structure = Structure.coerce(structure_or_model, len(dims))
     dims = structure._check_dims(dims)
+    # the conditions index the d x K loading pattern (a bool mask and its nonzeros)
+    check_memory(sum(dims) * structure.total_rank * 17,
+                 f"check_identifiable with d = {sum(dims)} and K = {structure.total_rank}",
+                 fix="Use smaller dims or ranks.")
     gen = as_generator(rng)
     block_rank = _block_rank_condition(structure, dims, model, tol)
     jac = _jacobian_condition(structure, dims, noise, gen)

@@ -28,7 +28,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._linalg import block_offsets
-from ._validation import as_generator, check_real, keyword_alias
+from ._validation import (
+    as_generator,
+    check_float_array,
+    check_int,
+    check_real,
+    keyword_alias,
+    short_repr,
+)
 from .exceptions import ValidationError
 from .model import MultimodalData, ViewsShape
 
@@ -245,7 +252,10 @@ def project_psd(a: NDArray) -> tuple[NDArray[np.float64], float, float]:
     >>> psd.round(6).tolist(), round(lam_min, 6), round(corr, 6)  # -1 clipped to 0
     ([[1.5, 1.5], [1.5, 1.5]], -1.0, 1.0)
     """
-    sym = (np.asarray(a, dtype=float) + np.asarray(a, dtype=float).T) / 2.0
+    a = check_float_array(a, "a", ndim=2)
+    if a.shape[0] != a.shape[1]:
+        raise ValidationError(f"a must be a square matrix; got shape {a.shape}.")
+    sym = (a + a.T) / 2.0
     vals, vecs = np.linalg.eigh(sym)
     lam_min = float(vals[0])
     if lam_min >= 0:
@@ -254,6 +264,16 @@ def project_psd(a: NDArray) -> tuple[NDArray[np.float64], float, float]:
     psd = (vecs * clipped) @ vecs.T
     psd = (psd + psd.T) / 2.0
     return psd, lam_min, float(np.linalg.norm(psd - a))
+
+
+def _check_data(data: Any, name: str, kinds: tuple[type, ...]) -> None:
+    """Raise unless ``data`` is one of ``kinds`` (a list of arrays is not)."""
+    if not isinstance(data, kinds):
+        allowed = " or ".join(k.__name__ for k in kinds)
+        raise ValidationError(
+            f"{name} must be {allowed}; got {short_repr(data)}. Wrap a list of "
+            "arrays with MultimodalData(views) (or IncompleteData(views) with NaN rows)."
+        )
 
 
 def pairwise_covariance(data: IncompleteData | MultimodalData, *, ddof: int = 1) -> PairwiseCovariance:
@@ -281,10 +301,12 @@ def pairwise_covariance(data: IncompleteData | MultimodalData, *, ddof: int = 1)
     >>> bool(np.allclose(pairwise_covariance(data).cov, data.sample_cov()))
     True
     """
+    ddof = check_int(ddof, "ddof", minimum=0)
     if isinstance(data, MultimodalData):
         mask = np.ones((data.n_samples, data.n_views), dtype=bool)
         views = data.Xs
     else:
+        _check_data(data, "data", (IncompleteData, MultimodalData))
         mask = np.asarray(data.observed)
         views = data.Xs
     dims = tuple(int(x.shape[1]) for x in views)
@@ -345,6 +367,7 @@ def drop_views(
     True
     """
     fraction = check_real(fraction, "fraction", low=0.0, high=1.0)
+    _check_data(data, "data", (MultimodalData,))
     gen = as_generator(rng)
     n, m = data.n_samples, data.n_views
     hit = gen.random(n) < fraction
@@ -392,6 +415,11 @@ def fit_missing(
     >>> fit.diagnostics.extra["n_per_block"][0][0] < 400
     True
     """
+    if not callable(getattr(estimator, "fit_covariance", None)):
+        raise ValidationError(
+            "estimator must be an Estimator instance (with fit_covariance), e.g. "
+            f"hcl_stats.estimators.get('schur')(); got {short_repr(estimator)}."
+        )
     pc = pairwise_covariance(data)
     result = estimator.fit_covariance(
         pc.cov, dims=pc.dims, n_samples=pc.n_effective, structure=structure, rng=rng

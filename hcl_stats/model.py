@@ -646,7 +646,13 @@ class MultimodalData(ViewsShape):
         for x in arrays:
             x.setflags(write=False)
         if view_names is not None:
+            if isinstance(view_names, str):
+                raise ValidationError(
+                    f"view_names must be a sequence of names, one per view; got {view_names!r}."
+                )
             view_names = tuple(str(n) for n in view_names)
+            if len(set(view_names)) != len(view_names):
+                raise ValidationError(f"view_names must be distinct; got {view_names}.")
             if len(view_names) != len(arrays):
                 raise ValidationError(
                     f"view_names must have {len(arrays)} entries; got "

@@ -36,7 +36,13 @@ from numpy.typing import NDArray
 
 from ._linalg import block_offsets
 from ._rmt import RANK_FREE_NOISE_RULES, mp_lower_mean, mp_median
-from ._validation import check_choice
+from ._validation import (
+    check_choice,
+    check_dims,
+    check_float_array,
+    check_real,
+    short_repr,
+)
 from .exceptions import ValidationError
 from .model import MultimodalData
 
@@ -137,6 +143,8 @@ class Preprocessor:
         Preprocessor
         """
         scale = check_choice(scale, "scale", SCALINGS)
+        if not isinstance(center, bool | np.bool_):
+            raise ValidationError(f"center must be True or False; got {short_repr(center)}.")
         views, mask = _views_and_mask(data)
         means, scales = [], []
         for m, x in enumerate(views):
@@ -270,8 +278,13 @@ def noise_variance(
     [0.5, 0.5]
     """
     rule = check_choice(rule, "rule", NOISE_RULES)
-    cov = np.asarray(cov, dtype=float)
-    dims = tuple(int(d) for d in dims)
+    dims = check_dims(dims)
+    cov = check_float_array(cov, "cov", ndim=2)
+    if cov.shape != (sum(dims), sum(dims)):
+        raise ValidationError(
+            f"cov must have shape ({sum(dims)}, {sum(dims)}) to match sum(dims) = "
+            f"{sum(dims)}; got shape {cov.shape}."
+        )
     floor = 1e-12 * max(float(np.max(np.diag(cov))), np.finfo(float).tiny)
     ns = None if n_samples is None else np.broadcast_to(np.asarray(n_samples, float), (len(dims),))
 
@@ -355,6 +368,7 @@ def check_scales(
 
     from .exceptions import ScaleWarning
 
+    ratio = check_real(ratio, "ratio", low=1.0)
     views, mask = _views_and_mask(data)
     names = [str(v) for v in view_names] if view_names is not None else [
         chr(ord("A") + m) if m < 26 else f"view{m}" for m in range(len(views))]

@@ -23,6 +23,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "hcl_stats.sklearn_compat requires scikit-learn; install hcl_stats[datasets]"
     ) from exc
 
+from ._validation import check_choice, check_dims
 from .exceptions import ValidationError
 
 __all__ = ["HCLTransformer"]
@@ -89,8 +90,17 @@ class HCLTransformer(TransformerMixin, BaseEstimator):
         from .missing import IncompleteData
         from .model import MultimodalData
 
-        arr = np.asarray(x, dtype=float)
-        dims = tuple(int(d) for d in self.dims)
+        dims = check_dims(self.dims)
+        try:
+            arr = np.asarray(x)
+        except (TypeError, ValueError):  # ragged nested lists
+            arr = np.asarray(None)
+        if arr.dtype.kind not in "fiu":
+            raise ValidationError(
+                "X must be a dense real array of shape (n, sum of dims) with NaN for "
+                f"missing values; got {type(x).__name__} of dtype {arr.dtype}."
+            )
+        arr = arr.astype(np.float64)
         if arr.ndim != 2 or arr.shape[1] != sum(dims):
             raise ValidationError(
                 f"X must have shape (n, {sum(dims)}) (sum of dims {dims}); got "
@@ -117,6 +127,7 @@ class HCLTransformer(TransformerMixin, BaseEstimator):
         """Preprocess, select and fit on ``X`` of shape ``(n, d)``; ``y`` is ignored."""
         from .workflow import fit_views
 
+        check_choice(self.blocks, "blocks", ("shared", "all", "widest"))
         data = self._views(X)
         self.views_fit_ = fit_views(
             data,

@@ -19,14 +19,22 @@ Rank counting, the selection rule, is documented in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validation import as_generator, check_choice, check_int, keyword_alias
+from ._validation import (
+    as_generator,
+    check_choice,
+    check_covariance,
+    check_int,
+    check_options,
+    keyword_alias,
+    short_repr,
+)
 from .estimators.learn import DEFAULT_SELECTOR, SELECTORS, learn_structure
 from .estimators.rank_counting import StructureSelection, select_structure
 from .exceptions import ValidationError
@@ -147,7 +155,19 @@ def variance_explained(fit: Any, cov: NDArray, view_names: Sequence[str] | None 
     >>> bool(np.allclose(np.nansum(ve.values, axis=0), 1.0))
     True
     """
+    from .model import HierarchicalFactorModel
+    from .results import FitResult
+
+    if not isinstance(fit, FitResult | HierarchicalFactorModel):
+        raise ValidationError(
+            f"fit must be a FitResult or a HierarchicalFactorModel; got {short_repr(fit)}."
+        )
+    cov = check_covariance(cov, "cov", dim=sum(fit.dims))
     names = tuple(view_names) if view_names is not None else fit.structure.names
+    if len(names) != len(fit.dims):
+        raise ValidationError(
+            f"view_names must have one name per view ({len(fit.dims)}); got {short_repr(view_names)}."
+        )
     s = fit.structure
     n_views = len(fit.dims)
     psi = np.broadcast_to(np.asarray(fit.noise_var, dtype=float), (n_views,))
@@ -285,8 +305,18 @@ def fit_views(
         check_scales(prepped, names, advice="use scale='feature'")
     pc = pairwise_covariance(prepped)
     est = estimators.get(estimator)(noise_rule=noise_rule) if isinstance(estimator, str) else estimator
+    if not isinstance(est, estimators.Estimator):
+        raise ValidationError(
+            "estimator must be a registry name or an Estimator instance; got "
+            f"{short_repr(estimator)}. Registry names: {', '.join(estimators.available())}."
+        )
     selection, extra = None, {}
     if structure is None and not type(est).learns_structure:
+        if not isinstance(select_options, Mapping | None):
+            raise ValidationError(
+                "select_options must be a dict of keyword arguments of the structure "
+                f"learner; got {short_repr(select_options)}."
+            )
         options = dict(select_options or {})
         if select is None:
             select = options.pop("method", "eigen") if options else DEFAULT_SELECTOR
@@ -411,6 +441,8 @@ def bootstrap_stability(
     """
     n_boot = check_int(n_boot, "n_boot", minimum=1)
     resample = check_choice(resample, "resample", ("bootstrap", "subsample"))
+    select_kwargs = check_options(select_kwargs, "select_kwargs", select_structure,
+                                  taken=("data", "n_factor"))
     raw = _as_data(data)
     names = tuple(getattr(data, "view_names", None) or raw.view_names or Structure.all_subsets(raw.n_views, 1).names)
     prepped = Preprocessor.fit(raw, center=center, scale=scale).transform(raw)
@@ -497,8 +529,13 @@ def transform(fit: Any, data: Any, *, blocks: Any = None) -> NDArray[np.float64]
         if blocks != "shared":
             raise ValidationError(f"blocks must be 'shared' or a list of blocks; got {blocks!r}.")
         chosen = [b for b in s.blocks if len(b) >= 2]
+    elif isinstance(blocks, Sequence | set | frozenset | np.ndarray) and hasattr(fit, "_check_block"):
+        chosen = [fit._check_block(b, f"blocks[{i}]") for i, b in enumerate(blocks)]
     else:
-        chosen = [frozenset(b) for b in blocks]
+        raise ValidationError(
+            f"blocks must be None, 'shared' or a list of the structure's blocks; got "
+            f"{short_repr(blocks)}."
+        )
     cols = np.concatenate([np.arange(s.columns(b).start, s.columns(b).stop) for b in chosen]) if chosen else np.zeros(0, dtype=int)
     w = np.asarray(fit.loadings)
     n_views = len(fit.dims)

@@ -13,6 +13,7 @@ import argparse
 import inspect
 import logging
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -23,7 +24,14 @@ from hcl_stats import _validation, exceptions, theory
 from hcl_stats._validation import cli_float, cli_int, non_negative_int, positive_int
 from hcl_stats.cli import build_parser, exit_code, main
 from hcl_stats.cli import fit as _cli_fit
-from hcl_stats.estimators import AJIVE, GCCA, MOFA, SLIDE, SchurComplement
+from hcl_stats.estimators import (
+    AJIVE,
+    GCCA,
+    MOFA,
+    SLIDE,
+    MaskedGradient,
+    SchurComplement,
+)
 from hcl_stats.exceptions import HCLError, StoreVersionMismatch, ValidationError
 from hcl_stats.results import FitResult
 
@@ -490,3 +498,255 @@ def test_replay_rep_beyond_the_replications_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert re.search(r"ValidationError: --rep must be a replicate index in 0\.\.2 "
                      r"\(replications = 3\); got 3\.", err), err
+
+
+# ------------------------------------------------ hostile probe 9 (library)
+def _views9(n=40, dims=(4, 5)):
+    g = np.random.default_rng(20269)
+    return [g.standard_normal((n, d)) for d in dims]
+
+
+def _schur_fit9():
+    return SchurComplement().fit(_views9(), structure=S)
+
+
+def _q9():
+    m = hs.HierarchicalFactorModel.random((4, 5), S, noise_var=0.5, rng=1)
+    return theory.population_quantities(m)
+
+
+def _mudata9(modalities):
+    pytest.importorskip("mudata")
+    import anndata
+    import mudata
+
+    g = np.random.default_rng(0)
+    mods = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # anndata/mudata deprecation chatter
+        for k, d in (("a", 3), ("b", 4)):
+            ad = anndata.AnnData(g.standard_normal((10, d)))
+            ad.obs_names = [f"c{i}" for i in range(10)]
+            mods[k] = ad
+        md = mudata.MuData(mods)
+    return hs_datasets().from_mudata(md, modalities=modalities)
+
+
+def hs_datasets():
+    from hcl_stats import datasets
+
+    return datasets
+
+
+def _workflow():
+    from hcl_stats import workflow
+
+    return workflow
+
+
+def _transformer(**kw):
+    pytest.importorskip("sklearn")
+    from hcl_stats.sklearn_compat import HCLTransformer
+
+    return HCLTransformer(**{"dims": (4, 5), "structure": S, "estimator": "schur", **kw})
+
+
+def _select(**kw):
+    from hcl_stats.estimators.rank_counting import select_structure
+
+    return select_structure(**kw)
+
+
+def _learn(options, select="eigen"):
+    from hcl_stats.estimators.learn import learn_structure
+
+    return learn_structure(_views9(), select, options=options)
+
+
+_COV9 = hs.HierarchicalFactorModel.random((4, 5), S, noise_var=0.5, rng=1).covariance()
+_STACK9 = np.hstack(_views9())
+
+PROBE9 = [
+    # theory: sample sizes and weights
+    ("subspace_bound_n_nan", lambda: theory.subspace_bound(_q9(), np.nan), r"n must be finite; got nan"),
+    ("subspace_bound_n_huge", lambda: theory.subspace_bound(_q9(), 10**400), r"n must be a real number .*got 1000"),
+    ("loading_bound_n_complex", lambda: theory.loading_bound(_q9(), 100 + 1j), r"n must be a real number or a non-empty array of real numbers; got \(100\+1j\)"),
+    ("loading_bound_n_text", lambda: theory.loading_bound(_q9(), [100, "x"]), r"n must be a real number .*got \[100, 'x'\]"),
+    ("loading_bound_n_empty", lambda: theory.loading_bound(_q9(), []), r"n must be a real number or a non-empty array"),
+    ("beta_error_m_nan", lambda: theory.beta_error_bound(np.nan, 3, residual_var=1.0), r"m must be finite; got nan"),
+    ("excess_risk_repr_nan", lambda: theory.excess_risk_bound(100, 3, residual_var=1.0, representation_error=np.nan), r"representation_error must be finite"),
+    ("excess_risk_beta_norm_neg", lambda: theory.excess_risk_bound(100, 3, residual_var=1.0, beta_norm=-1.0), r"beta_norm must be >= 0\.0; got -1\.0"),
+    ("group_lasso_m_zero", lambda: theory.group_lasso_bound(0, n_relevant=1, max_rank=2, n_structures=3), r"m must be > 0\.0; got 0\.0"),
+    ("group_lasso_relevant_gt_structures", lambda: theory.group_lasso_bound(100, n_relevant=5, max_rank=2, n_structures=3), r"n_relevant must be <= n_structures = 3 .*got 5"),
+    ("fit_rate_text_values", lambda: theory.fit_rate({"n_samples": ["a", "b", "c"], "error": [0.1, 0.07, 0.05]}), r"data\['n_samples'\] must be numeric; got dtype object with values such as 'a'"),
+    ("fit_terms_no_terms", lambda: theory.fit_terms({"e": [1.0, 2.0], "a": [1.0, 3.0]}, "e", []), r"terms must be a non-empty list of column names; got \[\]"),
+    ("fit_terms_too_few_rows", lambda: theory.fit_terms({"e": [1.0, 2.0], "a": [1.0, 3.0]}, "e", ["a", "a"]), r"data must have more rows .* than terms \(2\); got 2"),
+    # identifiability
+    ("identifiable_rank_overflow", lambda: hs.check_identifiable("AB:99999999999999999999", (4, 5)), r"check_identifiable with d = 9 and K = 99999999999999999999 must fit in memory"),
+    ("identifiable_dims_too_big", lambda: hs.check_identifiable("AB:1", (10**9, 10**9)), r"d = 2000000000 and K = 1 must fit in memory; it would need about 34 GB"),
+    ("identifiable_tol_nan", lambda: hs.check_identifiable(S, (4, 5), tol=np.nan), r"tol must be finite; got nan"),
+    ("identifiable_tol_negative", lambda: hs.check_identifiable(S, (4, 5), tol=-1.0), r"tol must be > 0\.0; got -1\.0"),
+    ("identifiable_model_other_dims", lambda: hs.check_identifiable(hs.HierarchicalFactorModel.random((4, 5), S, rng=0), (4, 6)), r"dims must be the model's dims \(4, 5\) \(or None\) when checking a model; got \(4, 6\)"),
+    # estimators and workflow
+    ("init_not_a_fit", lambda: MaskedGradient().fit(_views9(), structure=S, init="x"), r"init must be a FitResult \(a previous fit to start from\) or None; got 'x'"),
+    ("init_an_array", lambda: MaskedGradient().fit(_views9(), structure=S, init=np.zeros((9, 3))), r"init must be a FitResult .*got array"),
+    ("ajive_view_ranks_text", lambda: AJIVE(view_ranks="12").fit(_views9()), r"view_ranks(\[0\])? must be (a sequence of positive integers, one per view|an integer); got '1'?"),
+    ("fit_views_estimator_int", lambda: _workflow().fit_views(_views9(), structure=S, estimator=5), r"estimator must be a registry name or an Estimator instance; got 5\. Registry names: .*schur"),
+    ("fit_views_center_text", lambda: _workflow().fit_views(_views9(), structure=S, center="no"), r"center must be True or False; got 'no'"),
+    ("fit_views_select_options_list", lambda: _workflow().fit_views(_views9(), select="eigen", select_options=[1]), r"select_options must be a dict of keyword arguments .*got \[1\]"),
+    ("fit_views_select_options_unknown", lambda: _workflow().fit_views(_views9(), select="eigen", select_options={"nope": 1}), r"options must contain only keyword arguments of select_structure \(.*view_rank.*\); got 'nope'"),
+    ("learn_options_unknown_estimator_key", lambda: _learn({"zzz": 1}, "schur_select"), r"options must contain only keyword arguments of SchurSelect \(margin, refit, tw\); got 'zzz'"),
+    ("learn_options_text", lambda: _learn("zzz"), r"options must be a dict of keyword arguments of select_structure; got 'zzz'"),
+    ("bootstrap_unknown_keyword", lambda: _workflow().bootstrap_stability(_views9(), n_boot=2, nope=1), r"select_kwargs must contain only keyword arguments of select_structure .*got 'nope'"),
+    ("transform_blocks_int", lambda: _workflow().transform(_schur_fit9(), _views9(), blocks=7), r"blocks must be None, 'shared' or a list of the structure's blocks; got 7"),
+    ("transform_blocks_bad_entry", lambda: _workflow().transform(_schur_fit9(), _views9(), blocks=[5]), r"blocks\[0\] must be a non-empty block .*got 5"),
+    ("variance_explained_not_a_fit", lambda: _workflow().variance_explained("fit", _COV9), r"fit must be a FitResult or a HierarchicalFactorModel; got 'fit'"),
+    ("variance_explained_cov_shape", lambda: _workflow().variance_explained(_schur_fit9(), np.eye(3)), r"cov must have shape \(9, 9\) to match sum\(dims\) = 9; got shape \(3, 3\)"),
+    ("variance_explained_cov_nan", lambda: _workflow().variance_explained(_schur_fit9(), np.full((9, 9), np.nan)), r"cov must contain only finite values; got nan"),
+    ("select_view_rank_zero", lambda: _select(data=_views9(), view_rank=0), r"view_rank must be >= 1; got 0"),
+    ("select_variance_fraction_nan", lambda: _select(data=_views9(), variance_fraction=np.nan), r"variance_fraction must be finite; got nan"),
+    ("select_n_per_block_with_data", lambda: _select(data=_views9(), n_per_block=-1), r"n_per_block must be None when data are given .*got -1"),
+    ("select_cov_n_per_block_negative", lambda: _select(cov=_COV9, dims=(4, 5), n_per_block=-1), r"n_per_block must be >= 2; got -1"),
+    ("select_cov_dims_text", lambda: _select(cov=_COV9, dims="45", n_per_block=100), r"dims must be a sequence of positive integers; got '45'"),
+    ("select_cov_nan", lambda: _select(cov=np.full((9, 9), np.nan), dims=(4, 5), n_per_block=100), r"cov must contain only finite values"),
+    # scikit-learn transformer
+    ("transformer_dims_none", lambda: _transformer(dims=None).fit(_STACK9), r"dims must be a sequence of positive integers; got None"),
+    ("transformer_dims_text", lambda: _transformer(dims="4,5").fit(_STACK9), r"dims must be a sequence of positive integers; got '4,5'"),
+    ("transformer_blocks", lambda: _transformer(blocks="x").fit(_STACK9), r"blocks must be one of 'shared', 'all', 'widest'; got 'x'"),
+    ("transformer_text_X", lambda: _transformer().fit("X"), r"X must be a dense real array of shape \(n, sum of dims\) .*got str of dtype <U1"),
+    ("transformer_complex_X", lambda: _transformer().fit(_STACK9 + 0j), r"X must be a dense real array .*dtype complex128"),
+    ("transformer_bool_X", lambda: _transformer().fit(_STACK9 > 0), r"X must be a dense real array .*dtype bool"),
+    ("transformer_options", lambda: _transformer(structure=None, select="eigen", select_options={"q": 1}).fit(_STACK9), r"got 'q'"),
+    # data sets and view names
+    ("dataset_rows_out_of_range", lambda: hs_datasets().load_breast_cancer().subset([10**6]), r"rows must be sample indices in -569\.\.568 \(n_samples = 569\); got 1000000"),
+    ("dataset_rows_text", lambda: hs_datasets().load_breast_cancer().subset("abc"), r"rows must be a 1-D sequence of integer sample indices or a boolean mask of length n_samples = 569; got 'abc'"),
+    ("dataset_rows_short_mask", lambda: hs_datasets().load_breast_cancer().subset(np.array([True, False])), r"got array\(\[ True, False\]\)"),
+    ("mini_acc_not_rdata", lambda: hs_datasets().load_mini_acc(path=__file__), r"path must be an R data file \(miniACC\.RData\); got '.*test_hostile_api\.py', which rdata cannot parse"),
+    ("mini_acc_log_counts", lambda: hs_datasets().load_mini_acc(path=__file__, log_counts="no"), r"log_counts must be True or False; got 'no'"),
+    ("mudata_modalities_text", lambda: _mudata9("ab"), r"modalities must be a list of modality names such as \['a', 'b'\]; got 'ab'"),
+    ("view_names_duplicate", lambda: hs.MultimodalData(_views9(), view_names=["a", "a"]), r"view_names must be distinct; got \('a', 'a'\)"),
+    ("view_names_text", lambda: hs.MultimodalData(_views9(), view_names="ab"), r"view_names must be a sequence of names, one per view; got 'ab'"),
+]
+
+
+@pytest.mark.parametrize(("thunk", "pattern"), [c[1:] for c in PROBE9], ids=[c[0] for c in PROBE9])
+def test_probe9_library_cases_raise_typed_errors(thunk, pattern):
+    if "breast_cancer" in inspect.getsource(thunk):
+        pytest.importorskip("sklearn")
+    if "mini_acc" in inspect.getsource(thunk):
+        pytest.importorskip("rdata")
+    with pytest.raises(HCLError, match=pattern):
+        thunk()
+
+
+def test_probe9_mini_acc_directory_is_named(tmp_path):
+    with pytest.raises(IsADirectoryError, match=r"path must be the miniACC\.RData file; got "
+                       r"the directory"):
+        hs_datasets().load_mini_acc(path=tmp_path)
+
+
+def test_probe9_valid_neighbours_still_work():
+    q = _q9()
+    assert theory.subspace_bound(q, [100, 200]).shape == (2,)
+    assert theory.group_lasso_bound(100, n_relevant=3, max_rank=2, n_structures=3) > 0
+    fit = _schur_fit9()
+    z = _workflow().transform(fit, _views9(), blocks=["AB", {1}])
+    assert z.shape == (40, 2)
+    assert np.all(np.isfinite(z))
+    assert _workflow().variance_explained(fit, _COV9).values.shape[1] == 2
+    sel = _select(cov=_COV9, dims=(4, 5), n_per_block=np.full((2, 2), 500))
+    assert sel.structure.n_views == 2
+    with pytest.raises(exceptions.NoStructureError):  # a known option reaches the learner
+        _learn({"min_snr": 1e6})
+
+
+# ---------------------------------------------------- hostile probe 9 (CLI)
+def test_probe9_where_matching_no_cell_is_refused(tmp_path, capsys):
+    cfg = write_tiny(tmp_path, reps=1)
+    code = main(["run", str(cfg), "--store", str(tmp_path / "s.sqlite"), "--where",
+                 "n_samples=7", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert re.search(r"ValidationError: --where n_samples=7 must match at least one of the "
+                     r"study's 2 cells; got none\. Cell ids: ", err), err
+
+
+def test_probe9_real_data_report_needs_a_data_set(tmp_path, capsys):
+    code = main(["real-data-report", "--out", str(tmp_path / "rd"), "--datasets", " , "])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert re.search(r"--datasets must name at least one of .*breast_cancer.*; got ' , '\.", err)
+    assert not (tmp_path / "rd").exists()
+
+
+def test_probe9_fit_refuses_to_overwrite_its_input(tmp_path, capsys):
+    g = np.random.default_rng(0)
+    src = tmp_path / "v.npz"
+    np.savez(src, a=g.standard_normal((30, 3)), b=g.standard_normal((30, 4)))
+    before = src.read_bytes()
+    code = main(["fit", str(src), "--structure", "AB:1", "--estimator", "naive",
+                 "--out", str(src)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert re.search(r"--out must not be one of the DATA files; got '.*v\.npz', which would "
+                     r"overwrite the input\.", err), err
+    assert src.read_bytes() == before
+
+
+# ----------------------- hostile probe 9 (missing, preprocessing, evidence, downstream)
+def _missing():
+    from hcl_stats import missing
+
+    return missing
+
+
+def _downstream():
+    from hcl_stats import downstream
+
+    return downstream
+
+
+def _block_evidence(fit):
+    from hcl_stats.block_evidence import block_evidence
+
+    m = hs.HierarchicalFactorModel.random((4, 5), S, noise_var=0.5, rng=1)
+    return block_evidence(m.sample(60, rng=2), fit, n_null=3, rng=0)
+
+
+def _noise_variance(cov, dims):
+    from hcl_stats.preprocessing import noise_variance
+
+    return noise_variance(cov, dims)
+
+
+def _check_scales(ratio):
+    from hcl_stats.preprocessing import check_scales
+
+    return check_scales(_views9(), ratio=ratio)
+
+
+PROBE9_MORE = [
+    ("drop_views_list", lambda: _missing().drop_views(_views9(), 0.2, rng=0), r"data must be MultimodalData; got \[array.*Wrap a list of arrays with MultimodalData\(views\)"),
+    ("pairwise_covariance_list", lambda: _missing().pairwise_covariance(_views9()), r"data must be IncompleteData or MultimodalData; got \[array"),
+    ("pairwise_covariance_ddof", lambda: _missing().pairwise_covariance(hs.MultimodalData(_views9()), ddof=-1), r"ddof must be >= 0; got -1"),
+    ("fit_missing_estimator_name", lambda: _missing().fit_missing("schur", hs.MultimodalData(_views9()), structure=S), r"estimator must be an Estimator instance \(with fit_covariance\), .*got 'schur'"),
+    ("project_psd_nan", lambda: _missing().project_psd(np.full((3, 3), np.nan)), r"a must contain only finite values; got nan at index \(0, 0\)"),
+    ("project_psd_1d", lambda: _missing().project_psd(np.ones(3)), r"a must be 2-dimensional; got an array of shape \(3,\)"),
+    ("project_psd_not_square", lambda: _missing().project_psd(np.ones((2, 3))), r"a must be a square matrix; got shape \(2, 3\)"),
+    ("noise_variance_cov_nan", lambda: _noise_variance(np.full((9, 9), np.nan), (4, 5)), r"cov must contain only finite values"),
+    ("noise_variance_dims_mismatch", lambda: _noise_variance(_COV9, (4, 4)), r"cov must have shape \(8, 8\) to match sum\(dims\) = 8; got shape \(9, 9\)"),
+    ("check_scales_ratio", lambda: _check_scales(-1.0), r"ratio must be >= 1\.0; got -1\.0"),
+    ("check_scales_ratio_nan", lambda: _check_scales(np.nan), r"ratio must be finite; got nan"),
+    ("block_evidence_fit_of_other_dims", lambda: _block_evidence(SchurComplement().fit(_views9(dims=(4, 6)), structure=S)), r"fit must be a fit of data with dims \(4, 5\); got a fit with dims \(4, 6\)"),
+    ("make_beta_relevant_int", lambda: _downstream().make_beta(hs.Structure.parse(S), relevant=[7], rng=0), r"relevant blocks must be blocks of the structure AB:1 A:1 B:1; got 7"),
+    ("lambda_max_no_groups", lambda: _downstream().lambda_max(np.ones(3), [], np.ones(0)), r"groups must be a non-empty list with one entry per weight \(0\); got 0 groups"),
+    ("cross_validate_short_y", lambda: _downstream().cross_validate(np.ones((10, 3)), np.ones(9), np.zeros((3, 3)), [np.arange(3)]), r"y must have one entry per row of features \(10\); got 9"),
+    ("cross_validate_noise_shape", lambda: _downstream().cross_validate(np.ones((10, 3)), np.ones(10), np.zeros((2, 2)), [np.arange(3)]), r"feature_noise must have shape \(3, 3\) .*got \(2, 2\)"),
+]
+
+
+@pytest.mark.parametrize(("thunk", "pattern"), [c[1:] for c in PROBE9_MORE],
+                         ids=[c[0] for c in PROBE9_MORE])
+def test_probe9_more_cases_raise_typed_errors(thunk, pattern):
+    with pytest.raises(HCLError, match=pattern):
+        thunk()

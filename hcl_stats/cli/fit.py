@@ -347,6 +347,12 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.out.suffix != ".npz":
         raise ValidationError(f"--out must end in .npz; got {str(args.out)!r}.")
     _check_out(args.out)
+    for src in args.data or ():
+        if Path(src).exists() and Path(src).resolve() == args.out.resolve():
+            raise ValidationError(
+                f"--out must not be one of the DATA files; got {str(args.out)!r}, which "
+                "would overwrite the input."
+            )
     if args.dataset is not None:
         from ..datasets import load
 

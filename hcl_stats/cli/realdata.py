@@ -279,9 +279,14 @@ def run_real_data_report(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     from ..exceptions import ValidationError
 
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    if not names:
+        raise ValidationError(
+            f"--datasets must name at least one of {', '.join(SETTINGS)}; got "
+            f"{args.datasets!r}."
+        )
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     for n in names:
         if n not in SETTINGS:
             raise ValidationError(

@@ -106,6 +106,11 @@ def lambda_max(b: NDArray, groups: Sequence[NDArray], weights: NDArray) -> float
     >>> coef.tolist()
     [0.0, 0.0, 0.0]
     """
+    if len(groups) == 0 or len(groups) != len(weights):
+        raise ValidationError(
+            f"groups must be a non-empty list with one entry per weight ({len(weights)}); "
+            f"got {len(groups)} groups."
+        )
     return float(
         max(np.linalg.norm(b[g]) / wg for g, wg in zip(groups, weights, strict=True))
     )
@@ -189,6 +194,15 @@ def cross_validate(
     x = check_float_array(features, "features", ndim=2)
     y = check_float_array(y, "y", ndim=1)
     fn = check_float_array(feature_noise, "feature_noise", ndim=2)
+    if y.shape[0] != x.shape[0]:
+        raise ValidationError(
+            f"y must have one entry per row of features ({x.shape[0]}); got {y.shape[0]}."
+        )
+    if fn.shape != (x.shape[1], x.shape[1]):
+        raise ValidationError(
+            f"feature_noise must have shape ({x.shape[1]}, {x.shape[1]}) (features has "
+            f"{x.shape[1]} columns); got {fn.shape}."
+        )
     if rule not in ("min", "one_se"):
         raise ValidationError(f"rule must be 'min' or 'one_se'; got {rule!r}.")
     groups = [np.asarray(g, dtype=np.intp) for g in groups]

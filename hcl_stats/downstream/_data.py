@@ -113,7 +113,10 @@ def as_block(blk: Any, structure: Structure) -> frozenset[int]:
     if isinstance(blk, str):
         b = frozenset(ord(c) - ord("A") for c in blk.strip().upper())
     else:
-        b = frozenset(int(v) for v in blk)
+        try:
+            b = frozenset(int(v) for v in blk)
+        except (TypeError, ValueError):
+            b = frozenset()
     if b not in structure.blocks:
         raise ValidationError(
             f"relevant blocks must be blocks of the structure {structure}; got "

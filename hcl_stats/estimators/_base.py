@@ -26,6 +26,7 @@ from .._validation import (
     check_dims,
     check_int,
     keyword_alias,
+    short_repr,
     warn_renamed,
 )
 from ..exceptions import (
@@ -497,6 +498,11 @@ class Estimator(metaclass=_EstimatorMeta):
             raise ValidationError(
                 f"init is not used by {type(self).__name__}; only iterative "
                 "estimators (e.g. MaskedGradient) accept a starting point."
+            )
+        if init is not None and not isinstance(init, FitResult):
+            raise ValidationError(
+                f"init must be a FitResult (a previous fit to start from) or None; got "
+                f"{short_repr(init)}."
             )
         if init is not None and reduction is not None:
             if tuple(init.dims) != full_dims:

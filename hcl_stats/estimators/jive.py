@@ -115,7 +115,12 @@ def _block_diag_bases(bases, dims, view_ranks):
 
 def _resolve_view_ranks(value, structure, cov, dims, n_samples) -> tuple[int, ...]:
     if value is not None:
-        return tuple(int(k) for k in value)
+        if isinstance(value, str) or not isinstance(value, Sequence | np.ndarray):
+            raise ValidationError(
+                f"view_ranks must be a sequence of positive integers, one per view; got "
+                f"{value!r}."
+            )
+        return tuple(value)  # checked by _check_ranks
     if structure is not None:
         return tuple(structure.view_rank(m) for m in range(len(dims)))
     if n_samples is None:

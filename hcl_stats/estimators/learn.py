@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._validation import check_choice
+from .._validation import check_choice, check_options
 from ..structure import Structure
 from ._base import Estimator
 
@@ -138,11 +138,15 @@ def learn_structure(
     """
     from ..missing import IncompleteData
     from ..model import MultimodalData
+    from ._registry import get
     from .fittable import make_fittable
     from .rank_counting import select_structure
 
     select = check_choice(select, "select", SELECTORS)
-    options = dict(options or {})
+    if select in ("eigen", "correlation"):
+        options = check_options(options, "options", select_structure, taken=("data",))
+    else:
+        options = check_options(options, "options", get(select), taken=("noise_rule",))
     selection, scores, before = None, {}, ()
     if not isinstance(data, MultimodalData | IncompleteData):
         is_dataset = hasattr(data, "data") and hasattr(data, "view_names")
@@ -155,8 +159,6 @@ def learn_structure(
         if hasattr(data, "observed"):  # IncompleteData: the fewest rows behind a block
             n_samples = int(np.min(np.asarray(data.observed).sum(axis=0)))
     else:
-        from ._registry import get
-
         if select in _REFITTING:
             options.setdefault("refit", "none")
         est = get(select)(noise_rule=noise_rule, **options)

@@ -48,7 +48,15 @@ from numpy.typing import NDArray
 
 from .._linalg import block_offsets
 from .._rmt import mp_edge
-from .._validation import check_choice, check_int, check_real, keyword_alias
+from .._validation import (
+    check_choice,
+    check_covariance,
+    check_dims,
+    check_int,
+    check_real,
+    keyword_alias,
+    short_repr,
+)
 from ..exceptions import NoStructureError, ValidationError
 from ..missing import IncompleteData, pairwise_covariance
 from ..model import MultimodalData
@@ -100,18 +108,32 @@ class StructureSelection:
 
 def _cov_and_counts(data: Any, cov: Any, dims: Any, n_per_block: Any):
     if cov is None:
+        for name, value in (("dims", dims), ("n_per_block", n_per_block)):
+            if value is not None:
+                raise ValidationError(
+                    f"{name} must be None when data are given (it is taken from the "
+                    f"data; pass it only with cov); got {short_repr(value)}."
+                )
         pc = pairwise_covariance(_as_data(data))
         return pc.cov, pc.dims, pc.n_per_block
-    cov = np.asarray(cov, dtype=float)
     if dims is None:
         raise ValidationError("dims must be given with cov; got None.")
-    dims = tuple(int(d) for d in dims)
+    dims = check_dims(dims)
+    cov = check_covariance(cov, "cov", dim=sum(dims))
+    if n_per_block is None:
+        raise ValidationError("n_per_block must be given with cov; got None.")
     if np.ndim(n_per_block) == 0:
-        if n_per_block is None:
-            raise ValidationError("n_per_block must be given with cov; got None.")
-        counts = np.full((len(dims), len(dims)), int(n_per_block))
+        n = check_int(n_per_block, "n_per_block", minimum=2)
+        counts = np.full((len(dims), len(dims)), n, dtype=np.int64)
     else:
-        counts = np.asarray(n_per_block, dtype=np.int64)
+        counts = np.asarray(n_per_block)
+        shape = (len(dims), len(dims))
+        if counts.dtype.kind not in "iu" or counts.shape != shape or np.any(counts < 2):
+            raise ValidationError(
+                f"n_per_block must be an integer >= 2 or an integer array of shape "
+                f"{shape} with entries >= 2; got {short_repr(n_per_block)}."
+            )
+        counts = counts.astype(np.int64)
     return cov, dims, counts
 
 
@@ -228,6 +250,9 @@ def select_structure(
         if missing == "subset" and isinstance(_as_data(data), IncompleteData):
             subset_data = _as_data(data)
     n_factor = check_real(n_factor, "n_factor", low=0.0, high=1.0, low_open=True)
+    check_int(view_rank, "view_rank", minimum=1)
+    check_real(variance_fraction, "variance_fraction", low=0.0, low_open=True, high=1.0)
+    check_real(min_corr, "min_corr", low=0.0, low_open=True, high=1.0, high_open=True)
     cov, dims, counts = _cov_and_counts(data, cov, dims, n_per_block)
     counts = np.maximum((np.asarray(counts) * n_factor).astype(np.int64), 2)
     n_views = len(dims)

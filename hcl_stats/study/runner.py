@@ -181,11 +181,16 @@ def plan(
     if not 1 <= n_reps <= MAX_REPLICATIONS:
         raise ValidationError(f"reps must be an integer in 1..{MAX_REPLICATIONS}; got {n_reps}.")
     preds = parse_where(study, where)
+    cells = [c for c in study.cells if all(p(c) for p in preds)]
+    if where and not cells:
+        raise ValidationError(
+            f"--where {' '.join(where)} must match at least one of the study's "
+            f"{len(study.cells)} cells; got none. Cell ids: "
+            f"{', '.join(c.id for c in study.cells[:5])}{' ...' if len(study.cells) > 5 else ''}."
+        )
     done = set(done)
     items, skipped = [], 0
-    for cell in study.cells:
-        if not all(p(cell) for p in preds):
-            continue
+    for cell in cells:
         for rep in range(n_reps):
             todo = tuple(lab for lab in labels if (cell.id, rep, lab) not in done)
             skipped += len(labels) - len(todo)

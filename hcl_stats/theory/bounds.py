@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._linalg import block_offsets
-from .._validation import check_int, check_real, short_repr
+from .._validation import check_int, check_real, check_real_array, short_repr
 from ..exceptions import ValidationError
 
 __all__ = ["PopulationQuantities", "beta_error_bound", "block_loading_bound", "covariance_concentration", "excess_risk_bound", "group_lasso_bound", "loading_bound", "population_quantities", "subspace_bound", "tail_t"]
@@ -269,9 +269,7 @@ def tail_t(confidence: float | None) -> float:
 
 
 def _n_eff(n: ArrayLike, centred: bool) -> NDArray[np.float64]:
-    n = np.asarray(n, dtype=float)
-    if np.any(n < 2):
-        raise ValidationError(f"n must be >= 2; got {np.min(n)!r}.")
+    n = check_real_array(n, "n", low=2)
     return n - 1.0 if centred else n
 
 
@@ -583,13 +581,14 @@ def beta_error_bound(
     """
     k = check_int(total_rank, "total_rank", minimum=1)
     s2 = check_real(residual_var, "residual_var", low=0.0)
-    mm = np.asarray(m, dtype=float)
+    constant = check_real(constant, "constant", low=0.0)
+    beta_norm = check_real(beta_norm, "beta_norm", low=0.0)
+    mm = check_real_array(m, "m")
     if np.any(mm <= k + 1):
         raise ValidationError(f"m must be > K + 1 = {k + 1}; got {np.min(mm)!r}.")
     a_const, _ = _eiv_constants(k, s2, feature_noise, beta)
-    out = np.sqrt(a_const / (mm - k - 1.0)) + constant * beta_norm * np.asarray(
-        representation_error, dtype=float
-    )
+    rep = check_real_array(representation_error, "representation_error", low=0.0)
+    out = np.sqrt(a_const / (mm - k - 1.0)) + constant * beta_norm * rep
     return float(out) if np.ndim(out) == 0 else out
 
 
@@ -667,10 +666,13 @@ def excess_risk_bound(
     """
     k = check_int(total_rank, "total_rank", minimum=1)
     s2 = check_real(residual_var, "residual_var", low=0.0)
-    mm = np.asarray(m, dtype=float)
+    constant = check_real(constant, "constant", low=0.0)
+    beta_norm = check_real(beta_norm, "beta_norm", low=0.0)
+    mm = check_real_array(m, "m")
     if np.any(mm <= k + 1):
         raise ValidationError(f"m must be > K + 1 = {k + 1}; got {np.min(mm)!r}.")
-    rep = constant * beta_norm * np.asarray(representation_error, dtype=float)
+    rep = constant * beta_norm * check_real_array(
+        representation_error, "representation_error", low=0.0)
     _, b_const = _eiv_constants(k, s2, feature_noise, beta)
     out = b_const / (mm - k - 1.0) + rep**2
     return float(out) if np.ndim(out) == 0 else out
@@ -726,11 +728,16 @@ def group_lasso_bound(
     s = check_int(n_relevant, "n_relevant", minimum=0)
     r = check_int(max_rank, "max_rank", minimum=1)
     g = check_int(n_structures, "n_structures", minimum=1)
+    if s > g:
+        raise ValidationError(
+            f"n_relevant must be <= n_structures = {g} (the relevant structures are "
+            f"among them); got {s}."
+        )
     s2 = check_real(residual_var, "residual_var", low=0.0)
     if form not in ("paper", "lounici"):
         raise ValidationError(f"form must be 'paper' or 'lounici'; got {form!r}.")
     log_g = math.log(max(g, 2))
-    mm = np.asarray(m, dtype=float)
+    mm = check_real_array(m, "m", low=0.0, low_open=True)
     num = s * r * log_g if form == "paper" else s * (r + log_g)
     out = constant * math.sqrt(s2) * np.sqrt(num / mm)
     return float(out) if np.ndim(out) == 0 else out

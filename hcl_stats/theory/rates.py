@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._validation import check_real
+from .._validation import check_real, short_repr
 from ..exceptions import ValidationError
 
 __all__ = ["RateFit", "TermFit", "as_frame", "fit_rate", "fit_rates", "fit_terms"]
@@ -204,6 +204,22 @@ def _bound_values(bound: Any, frame, grid: NDArray) -> NDArray | None:
 _RATE_COV_TYPES = ("HC0", "HC1", "HC2", "HC3")
 
 
+def _numeric(frame: Any, cols: list[str]) -> NDArray[np.float64]:
+    """The columns ``cols`` of ``frame`` as a float array; non-numeric cells raise."""
+    try:
+        return frame[cols].to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        for col in cols:
+            try:
+                frame[col].to_numpy(dtype=float)
+            except (TypeError, ValueError):
+                raise ValidationError(
+                    f"data[{col!r}] must be numeric; got dtype {frame[col].dtype} with "
+                    f"values such as {short_repr(frame[col].iloc[0])}."
+                ) from None
+        raise  # pragma: no cover - one of the columns failed above
+
+
 def _rate_inputs(data: Any, x: str, y: str, *, bound: Any, cov_type: str, alpha: float):
     """Check the arguments of :func:`fit_rate` before any regression runs.
 
@@ -223,8 +239,8 @@ def _rate_inputs(data: Any, x: str, y: str, *, bound: Any, cov_type: str, alpha:
         raise ValidationError(
             f"cov_type must be one of {', '.join(_RATE_COV_TYPES)}; got {cov_type!r}."
         )
-    xs = frame[x].to_numpy(dtype=float)
-    ys = frame[y].to_numpy(dtype=float)
+    xs = _numeric(frame, [x])[:, 0]
+    ys = _numeric(frame, [y])[:, 0]
     if np.any(~np.isfinite(xs)) or np.any(xs <= 0):
         raise ValidationError(f"data[{x!r}] must be positive and finite.")
     keep = np.isfinite(ys) & (ys > 0)
@@ -568,6 +584,10 @@ def fit_terms(
     from scipy import stats
 
     frame = as_frame(data)
+    if isinstance(terms, str) or not isinstance(terms, Sequence) or len(terms) == 0:
+        raise ValidationError(
+            f"terms must be a non-empty list of column names; got {short_repr(terms)}."
+        )
     terms = list(terms)
     for col in [y, *terms, *([group] if group else [])]:
         if col not in frame.columns:
@@ -575,7 +595,12 @@ def fit_terms(
                 f"data must have a column {col!r}; got columns "
                 f"{', '.join(map(str, frame.columns))}."
             )
-    frame = frame[np.isfinite(frame[[y, *terms]].to_numpy(dtype=float)).all(axis=1)]
+    frame = frame[np.isfinite(_numeric(frame, [y, *terms])).all(axis=1)]
+    if len(frame) <= len(terms):
+        raise ValidationError(
+            f"data must have more rows with finite {y!r} and terms than terms "
+            f"({len(terms)}); got {len(frame)}."
+        )
     yy = frame[y].to_numpy(dtype=float)
     xx = frame[terms].to_numpy(dtype=float)
     if group:
