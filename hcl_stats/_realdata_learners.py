@@ -81,10 +81,10 @@ def write_survey(names: list[str], out: Path, args: argparse.Namespace) -> None:
         lines += [f"## {name}", "",
                   f"Views (d_m): {', '.join(f'{v} ({d})' for v, d in zip(ds.view_names, ds.dims, strict=True))}; "
                   f"n = {raw.n_samples}.{note}", ""]
-        n_null = default_null_draws(ds.dims) if args.null_draws is None else args.null_draws
+        n_null = default_null_draws(raw.dims) if args.null_draws is None else args.null_draws
         if args.null_draws is None and not n_null:
-            lines += [f"No test of H0: r_S = 0 at this size by default (d = {sum(ds.dims)}, "
-                      f"M = {len(ds.dims)}): signal and edge only; `--null-draws N` asks "
+            lines += [f"No test of H0: r_S = 0 at this size by default (d = {sum(raw.dims)}, "
+                      f"M = {len(raw.dims)}): signal and edge only; `--null-draws N` asks "
                       "for it.", ""]
         for label, scale in PREPROCESSING:
             views = raw if scale == "none" else Preprocessor.fit(raw, scale=scale).transform(raw)
