@@ -1,23 +1,32 @@
-"""Issue 10's closing numbers from the shrinkage_paper study store.
+"""Issue 10's closing numbers of the shrinkage_paper study.
 
-Usage (after ``hcl-stats run simulations/shrinkage_paper.toml``)::
+Usage::
 
     python simulations/shrinkage_numbers.py simulations/shrinkage_paper.toml \
-        > reports/shrinkage_paper/numbers.md
+        [--store PATH] [--out reports/shrinkage_paper]
 
-Reads the store through ``hcl-stats export``; for every cell (n, sigma^2) and
-estimator prints mean ± sd over replications of the overall Gram error and of the
-mean per-structure Gram error (the mean over the 7 structures of
-``||W^S W^S^T - hat||_F``, computed per replication), then checks the issue's
-criteria against the zero estimator and the unshrunk refinement.
+Writes ``OUT/numbers.md``: for every cell (n, sigma^2) and estimator, mean ± sd
+over replications of the overall Gram error and of the mean per-structure Gram
+error (the mean over the 7 structures of ``||W^S W^S^T - hat||_F``, computed per
+replication), then the issue's criteria against the zero estimator and the
+unshrunk refinement.
+
+The per-structure sd needs replicate-level values, which ``summary.csv`` does not
+hold. As ``hcl-stats rates`` does, the script therefore goes through a committed
+file: when the study store exists (default ``<config dir>/_runs/<study>.sqlite``,
+after ``hcl-stats run``) it first exports the ``overall_gram`` and
+``structure_gram`` rows to ``OUT/gram_replicates.csv`` (values to 8 significant
+digits, sorted); it always computes from that CSV. A fresh clone, without the
+store, rebuilds ``numbers.md`` byte for byte from the committed CSV.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import csv
-import subprocess
+import io
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -38,19 +47,40 @@ SHRINK_PAIRS = [
     ("schur_shrink", "schur"),
     ("masked_shrink", "masked_gradient"),
 ]
+REPLICATES = "gram_replicates.csv"
+METRICS = ("overall_gram", "structure_gram")
+COLUMNS = ["n_samples", "noise_var", "rep", "estimator", "status", "metric", "label", "value"]
 
 
-def load(config: str):
-    """Run the study export into a temporary CSV and read per-replicate errors."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "export.csv"
-        subprocess.run(
-            ["hcl-stats", "export", config, "--out", str(out)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        with out.open() as fh:
-            rows = list(csv.DictReader(fh))
+def export(study, store_path: Path, path: Path) -> None:
+    """Write the Gram-error rows of the store to ``path`` (sorted, 8 digits)."""
+    from hcl_stats.study.store import ResultStore
+
+    with ResultStore(store_path, readonly=True) as store:
+        tidy = store.tidy()
+    tidy = tidy[tidy["estimator"].isin(list(study.estimators))]
+    tidy = tidy[tidy["metric"].isin(METRICS) | tidy["metric"].isna()]
+    rows = []
+    for r in tidy[COLUMNS].itertuples(index=False):
+        value = float(r.value)
+        rows.append((
+            int(float(r.n_samples)), float(r.noise_var), int(r.rep), str(r.estimator),
+            str(r.status), "" if r.metric != r.metric else str(r.metric),
+            "" if r.label != r.label else str(r.label),
+            "" if value != value else f"{value:.8g}",
+        ))
+    rows.sort()
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    writer.writerows((n, f"{s2:g}", *rest) for n, s2, *rest in rows)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+
+
+def load(path: Path):
+    """Per-replicate errors from the exported CSV."""
+    with path.open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
     overall = defaultdict(dict)  # (n, s2, est) -> rep -> value
     struct = defaultdict(lambda: defaultdict(list))
     for r in rows:
@@ -81,9 +111,9 @@ def stat(d):
     return v.mean(), v.std(ddof=1) if v.size > 1 else 0.0, v.size
 
 
-def main(config: str) -> None:
-    """Print the numbers docs/shrinkage.md quotes for one study config."""
-    overall, struct = load(config)
+def render(config: str, path: Path) -> None:
+    """Print the numbers docs/shrinkage.md quotes, from the exported CSV ``path``."""
+    overall, struct = load(path)
     cells = sorted({k[:2] for k in overall}, key=lambda c: (-c[1], c[0]))
     print("# Issue 10 numbers (paper configuration)\n")
     print(
@@ -156,5 +186,38 @@ def main(config: str) -> None:
         print()
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Export (when the store exists), then write ``OUT/numbers.md``."""
+    from hcl_stats.study.config import load_study
+    from hcl_stats.study.store import default_store_path
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", nargs="?", default="simulations/shrinkage_paper.toml")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="result store (default: <config dir>/_runs/<study>.sqlite)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: reports/<study>)")
+    args = parser.parse_args(argv)
+    study = load_study(args.config)
+    store = args.store or default_store_path(study)
+    out = args.out or Path("reports") / study.name
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / REPLICATES
+    if store.exists():
+        export(study, store, path)
+    elif not path.exists():
+        raise FileNotFoundError(
+            f"neither a result store ({store}) nor the exported {path} exists; run "
+            f"'hcl-stats run {args.config}' first, or copy the committed "
+            f"reports/{study.name}/{REPLICATES} into {out}"
+        )
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        render(args.config, path)
+    (out / "numbers.md").write_text(buf.getvalue(), encoding="utf-8")
+    print(f"wrote {out / 'numbers.md'}", file=sys.stderr)
+    return 0
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "simulations/shrinkage_paper.toml")
+    sys.exit(main())

@@ -144,7 +144,10 @@ def write_ceiling_report(config: str | Path, out_dir: str | Path | None = None, 
         "for the exact-recovery tables, not bounds on every procedure "
         "(docs/structure_learning.md §5).",
         "",
-        f"Rebuild: `hcl-stats ceiling {Path(config).as_posix()} --out {out.as_posix()}`.",
+        # the default output directory, not ``out``: a rebuild into a scratch
+        # directory must give the same bytes
+        f"Rebuild: `hcl-stats ceiling {Path(config).as_posix()}` (writes "
+        f"reports/{study.name}_ceiling/).",
     ]
     ns = sorted(df["n"].unique())
     for design, part in df.groupby("design", sort=True):
