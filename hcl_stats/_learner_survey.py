@@ -71,6 +71,18 @@ def _fit(learner: str, views: Any, seed: int | None = None) -> Any:
 
 
 def _child(conn: Any, learner: str, views: Any, n_null: int, n_boot: int, seed: int) -> None:
+    # one BLAS thread: a learner's discrete choices (ranks at the edge, iteration
+    # counts) must not depend on the machine's thread count
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - comes with scikit-learn
+        _run_child(conn, learner, views, n_null, n_boot, seed)
+        return
+    with threadpool_limits(limits=1):
+        _run_child(conn, learner, views, n_null, n_boot, seed)
+
+
+def _run_child(conn: Any, learner: str, views: Any, n_null: int, n_boot: int, seed: int) -> None:
     from .block_evidence import block_evidence, selection_frequency
 
     t0 = time.perf_counter()
