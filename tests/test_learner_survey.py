@@ -53,10 +53,15 @@ def test_each_learner_fits_or_refuses_on_breast_cancer_raw(breast_cancer_raw, le
     assert fit.structure.total_rank < sum(fit.dims)
 
 
-def test_run_learner_reports_fit_evidence_frequency_and_timeout(rng):
+def _strong_abc_c(rng):
+    """1500 rows of a strong ``ABC:1 C:1`` model on d = (4, 5, 6)."""
     model = hs.HierarchicalFactorModel.random((4, 5, 6), "ABC:1 C:1", singular_values=(2.0, 3.0),
                                               rng=rng)
-    data = model.sample(1500, rng=rng)
+    return model.sample(1500, rng=rng)
+
+
+def test_run_learner_reports_fit_evidence_frequency_and_timeout(rng):
+    data = _strong_abc_c(rng)
     run = run_learner("schur_select", data, n_null=4, n_boot=2, seed=1, timeout=300)
     assert run.status == "fitted"
     assert run.structure == "ABC:1 C:1"
@@ -81,9 +86,7 @@ def test_survey_marks_crashes_and_refusals():
 def test_run_learner_without_test_keeps_signal_edge_and_frequencies(rng):
     # n_null = 0 (the default above d = 300 or M = 4): the evidence table has the
     # signal and edge of every candidate but no p-value, and resampling still runs
-    model = hs.HierarchicalFactorModel.random((4, 5, 6), "ABC:1 C:1", singular_values=(2.0, 3.0),
-                                              rng=rng)
-    data = model.sample(1500, rng=rng)
+    data = _strong_abc_c(rng)
     run = run_learner("schur_select", data, n_null=0, n_boot=2, seed=1, timeout=300)
     assert run.status == "fitted"
     assert len(run.evidence.rows) == 7

@@ -434,6 +434,26 @@ def test_a_block_shrunk_to_zero_is_warned_and_marked_in_the_summary(rng, est):
     assert "Blocks estimated as zero" not in str(full.summary())
 
 
+def _single_spike_losses(p, n, ell, rng, reps=20):
+    """Mean ``||G - W W^T||_F^2`` of PCAShrink ('shrunk') and NaivePCA ('plain') over
+    ``reps`` exact Wishart draws of one spike ``ell`` in ``p`` dimensions (sigma^2 = 1).
+    A block shrunk to zero (below the edge, as it should be) warns; that is ignored."""
+    u = rng.standard_normal(p)
+    u /= np.linalg.norm(u)
+    model = hs.HierarchicalFactorModel((p,), hs.Structure.parse("A:1"), np.sqrt(ell) * u[:, None], 1.0)
+    g = model.signal_covariance()
+    loss = {"shrunk": 0.0, "plain": 0.0}
+    kw = {"dims": (p,), "structure": model.structure, "n_samples": n}
+    for _ in range(reps):
+        cov = wishart_sample_cov(model, n, rng=rng)
+        for key, est in (("shrunk", PCAShrink(noise_rule=1.0)), ("plain", NaivePCA(noise_rule=1.0))):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", hs.exceptions.BlockDroppedWarning)
+                w = np.asarray(est.fit_covariance(cov, **kw).loadings)
+            loss[key] += np.linalg.norm(g - w @ w.T) ** 2 / reps
+    return loss
+
+
 def test_shrinkage_lowers_the_error_of_a_single_spike_just_above_the_bbp_edge(rng):
     """Where theory says shrinkage must help: one spike ell = 0.8 sigma^2 just above the
     BBP threshold sigma^2 sqrt(gamma) = 0.5 (p = 200, n = 800). Asymptotically
@@ -448,18 +468,7 @@ def test_shrinkage_lowers_the_error_of_a_single_spike_just_above_the_bbp_edge(rn
     c2 = spike_cosine_sq(ell, 1.0, gamma)
     assert lam == pytest.approx((ell + 1) * (1 + gamma / ell), rel=1e-12)
     assert shrink_eigenvalues(np.array([lam]), 1.0, gamma)[0] == pytest.approx(ell * c2, rel=1e-9)
-    u = rng.standard_normal(p)
-    u /= np.linalg.norm(u)
-    model = hs.HierarchicalFactorModel((p,), hs.Structure.parse("A:1"), np.sqrt(ell) * u[:, None], 1.0)
-    g = model.signal_covariance()
-    loss = {"shrunk": 0.0, "plain": 0.0}
-    reps = 20
-    for _ in range(reps):
-        cov = wishart_sample_cov(model, n, rng=rng)
-        kw = {"dims": (p,), "structure": model.structure, "n_samples": n}
-        for key, est in (("shrunk", PCAShrink(noise_rule=1.0)), ("plain", NaivePCA(noise_rule=1.0))):
-            w = np.asarray(est.fit_covariance(cov, **kw).loadings)
-            loss[key] += np.linalg.norm(g - w @ w.T) ** 2 / reps
+    loss = _single_spike_losses(p, n, ell, rng)
     assert loss["shrunk"] < loss["plain"] - 0.5
     assert loss["shrunk"] < ell**2  # and below the zero estimator
     assert loss["shrunk"] == pytest.approx(ell**2 * (1 - c2**2), abs=0.15)
@@ -479,20 +488,6 @@ def test_below_the_bbp_edge_shrinkage_returns_about_zero(rng):
     gamma = p / n
     assert ell < np.sqrt(gamma)
     assert spike_cosine_sq(ell, 1.0, gamma) == 0.0
-    u = rng.standard_normal(p)
-    u /= np.linalg.norm(u)
-    model = hs.HierarchicalFactorModel((p,), hs.Structure.parse("A:1"), np.sqrt(ell) * u[:, None], 1.0)
-    g = model.signal_covariance()
-    loss = {"shrunk": 0.0, "plain": 0.0}
-    reps = 20
-    kw = {"dims": (p,), "structure": model.structure, "n_samples": n}
-    for _ in range(reps):
-        cov = wishart_sample_cov(model, n, rng=rng)
-        for key, est in (("shrunk", PCAShrink(noise_rule=1.0)), ("plain", NaivePCA(noise_rule=1.0))):
-            with warnings.catch_warnings():
-                # the block is shrunk to zero in most replicates, as it should be
-                warnings.simplefilter("ignore", hs.exceptions.BlockDroppedWarning)
-                w = np.asarray(est.fit_covariance(cov, **kw).loadings)
-            loss[key] += np.linalg.norm(g - w @ w.T) ** 2 / reps
+    loss = _single_spike_losses(p, n, ell, rng)
     assert loss["shrunk"] == pytest.approx(ell**2, abs=0.04)
     assert loss["plain"] == pytest.approx(ell**2 + (2 * np.sqrt(gamma) + gamma) ** 2, rel=0.1)
