@@ -573,6 +573,24 @@ def _learner(learner: str | Callable[..., Structure]) -> tuple[str, Callable[...
     return learner, h
 
 
+def _resampled_views(views: Any, rows: NDArray) -> tuple[Any, tuple[int, ...]]:
+    """The views at ``rows`` without the columns constant there, and their ``d_m``.
+
+    Returns ``(None, ())`` when a view has no varying column left.
+    """
+    from .model import MultimodalData
+
+    xs = []
+    for x in views.Xs:
+        x = x[rows]
+        varying = np.ptp(x, axis=0) > 0
+        if not varying.any():
+            return None, ()
+        xs.append(x if varying.all() else x[:, varying])
+    sub = MultimodalData(xs)
+    return sub, tuple(sub.dims)
+
+
 def selection_frequency(
     data: Any,
     *,
@@ -596,7 +614,10 @@ def selection_frequency(
     exceeded by duplicated rows). ``'subsample'`` draws ``n // 2`` distinct rows,
     an exact sample of that size. Either way the frequencies describe selection at
     about half the sample size: conservative for the full data. Learners that need
-    the rows (``slide``) get the resampled rows as they are.
+    the rows (``slide``) get the resampled rows as they are. Columns that are
+    constant within a resample (a rare binary feature, say) are dropped from it,
+    since no learner can fit a coordinate without variance; a view left with no
+    column makes that resample a refusal.
 
     Parameters
     ----------
@@ -627,7 +648,6 @@ def selection_frequency(
     >>> fr.frequency(frozenset({0, 1, 2}))
     1.0
     """
-    from .model import MultimodalData
     from .streaming import streaming_cov
 
     n_boot = check_int(n_boot, "n_boot", minimum=1)
@@ -635,7 +655,6 @@ def selection_frequency(
     views = _as_views(data)
     name, f = _learner(learner)
     takes_rng = not callable(learner) and getattr(f, "takes_rng", False)
-    dims = tuple(views.dims)
     n = views.n_samples
     gen = as_generator(rng)
     seeds = np.random.SeedSequence(int(gen.integers(0, 2**63 - 1))).spawn(n_boot)
@@ -665,12 +684,17 @@ def selection_frequency(
             rows = g.integers(0, n, size=n)
         else:
             rows = np.sort(g.choice(n, size=n // 2, replace=False))
-        sub = MultimodalData([x[rows] for x in views.Xs])
-        cov, _ = streaming_cov(sub.Xs, ddof=1)
+        sub, sub_dims = _resampled_views(views, rows)
         try:
+            if sub is None:
+                raise ValidationError(
+                    "a resample left a view with only constant columns; it carries no "
+                    "information for the learner."
+                )
+            cov, _ = streaming_cov(sub.Xs, ddof=1)
             # a named learner that draws random numbers (slide) takes this resample's stream
-            s = (f(sub, cov, dims, n // 2, rng=g) if takes_rng
-                 else f(sub, cov, dims, n // 2))
+            s = (f(sub, cov, sub_dims, n // 2, rng=g) if takes_rng
+                 else f(sub, cov, sub_dims, n // 2))
         except HCLError as exc:
             failures += 1
             if len(messages) < 3:

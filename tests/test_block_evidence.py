@@ -322,3 +322,24 @@ def test_without_null_draws_only_signal_and_edge_are_reported(rng):
     assert all(r.p_value is None and r.decision == "not tested" for r in ev.rows)
     assert ev.row("ABC").ratio > 10
     assert "not run (n_null = 0)" in str(ev)
+
+
+def test_selection_frequency_drops_columns_constant_in_a_resample(rng):
+    # a rare binary feature (one non-zero row of 400) is constant in about 37% of
+    # bootstrap resamples; its zero variance must not make the learner refuse them
+    from hcl_stats.block_evidence import selection_frequency
+
+    model = hs.HierarchicalFactorModel.random((5, 6, 7), "ABC:1 B:1", singular_values=(2.0, 3.0),
+                                              rng=rng)
+    data = model.sample(400, rng=rng)
+    rare = np.zeros((400, 1))
+    rare[int(rng.integers(400))] = 1.0
+    views = hs.MultimodalData([np.hstack([data.Xs[0], rare]), data.Xs[1], data.Xs[2]])
+    fr = selection_frequency(views, learner="schur_select", n_boot=12, rng=rng)
+    assert fr.failures == 0
+    assert fr.frequency(frozenset({0, 1, 2})) == 1.0
+    # a view that is constant in every resample is a refusal, with the reason
+    flat = hs.MultimodalData([np.ones((400, 2)), data.Xs[1], data.Xs[2]])
+    fr = selection_frequency(flat, learner="schur_select", n_boot=2, rng=rng)
+    assert fr.failures == 2
+    assert "constant columns" in fr.failure_messages[0]
