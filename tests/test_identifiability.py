@@ -297,7 +297,10 @@ def _mask_preserving_dimension(model):
     """dim {G : W G respects the mask}: per column, K - rank of W on the rows it must miss."""
     w = np.asarray(model.loadings)
     mask = model.structure.mask(model.dims)
-    return sum(w.shape[1] - np.linalg.matrix_rank(w[~mask[:, j]]) for j in range(w.shape[1]))
+    # a column of a block on every view must miss no row: rank 0 (numpy < 1.26 raises
+    # on an empty matrix_rank)
+    return sum(w.shape[1] - (np.linalg.matrix_rank(w[~mask[:, j]]) if (~mask[:, j]).any() else 0)
+               for j in range(w.shape[1]))
 
 
 def _block_triangular_dimension(structure):
