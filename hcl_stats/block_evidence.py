@@ -545,14 +545,19 @@ def block_evidence(
 
 # --------------------------------------------------------------------- frequency
 def _learner(learner: str | Callable[..., Structure]) -> tuple[str, Callable[..., Structure]]:
-    """``(name, f)`` with ``f(views, cov, dims, n_eff) -> Structure``."""
+    """``(name, f)`` with ``f(views, cov, dims, n_eff[, rng]) -> Structure``.
+
+    A named learner's ``f`` takes the resample's generator as ``rng`` (used by the
+    learners that draw random numbers, such as ``slide``'s folds); a user's callable
+    keeps the four-argument form.
+    """
     if callable(learner):
         return getattr(learner, "__name__", "custom"), learner
     learner = check_choice(learner, "learner", LEARNERS)
     if learner in ("eigen", "correlation"):
         from .workflow import select_structure
 
-        def f(views, cov, dims, n_eff, _m=learner):
+        def f(views, cov, dims, n_eff, rng=None, _m=learner):
             return select_structure(cov=cov, dims=dims, n_per_block=n_eff, method=_m).structure
 
         return f"select_structure({learner})", f
@@ -563,12 +568,10 @@ def _learner(learner: str | Callable[..., Structure]) -> tuple[str, Callable[...
         def g(views, cov, dims, n_eff, rng=None):
             return est.fit(views, rng=rng).structure
 
-        g.takes_rng = True  # type: ignore[attr-defined]
-
         return learner, g
 
-    def h(views, cov, dims, n_eff):
-        return est.fit_covariance(cov, dims=dims, n_samples=n_eff).structure
+    def h(views, cov, dims, n_eff, rng=None):
+        return est.fit_covariance(cov, dims=dims, n_samples=n_eff, rng=rng).structure
 
     return learner, h
 
@@ -654,7 +657,7 @@ def selection_frequency(
     resample = check_choice(resample, "resample", ("bootstrap", "subsample"))
     views = _as_views(data)
     name, f = _learner(learner)
-    takes_rng = not callable(learner) and getattr(f, "takes_rng", False)
+    takes_rng = not callable(learner)  # the named learners take the resample's stream
     n = views.n_samples
     gen = as_generator(rng)
     seeds = np.random.SeedSequence(int(gen.integers(0, 2**63 - 1))).spawn(n_boot)
@@ -692,7 +695,6 @@ def selection_frequency(
                     "information for the learner."
                 )
             cov, _ = streaming_cov(sub.Xs, ddof=1)
-            # a named learner that draws random numbers (slide) takes this resample's stream
             s = (f(sub, cov, sub_dims, n // 2, rng=g) if takes_rng
                  else f(sub, cov, sub_dims, n // 2))
         except HCLError as exc:
