@@ -11,6 +11,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
+from .._linalg import one_blas_thread
 from .._validation import check_choice, check_int, check_real
 from ..exceptions import ConvergenceWarning, ValidationError
 from ._base import Estimator, Problem, RawFit, signal_covariance
@@ -19,8 +20,12 @@ from .spectral import schur_loadings
 
 __all__ = ["MaskedGradient", "masked_loss"]
 
-#: In-place ``y += a x`` on float64 vectors (BLAS level 1).
+#: In-place ``y += a x`` and ``x . y`` on float64 vectors (BLAS level 1), both from
+#: scipy's BLAS: mixing numpy's and scipy's OpenBLAS in the two-loop recursion made
+#: their thread pools fight (see ``_linalg.one_blas_thread``). With one thread
+#: ``ddot`` is bit-identical to numpy's ``x @ y``.
 _axpy = scipy.linalg.blas.daxpy
+_dot = scipy.linalg.blas.ddot
 
 
 def masked_loss(
@@ -183,7 +188,8 @@ class MaskedGradient(Estimator):
                 )
             w0 = np.where(mask, init.loadings, 0.0)
             init_name = init.estimator
-        info = _minimise(s_w, mask, w0, self.max_iter, self.tol, self.memory, s_sq_extra)
+        with one_blas_thread():  # many small BLAS calls: threads only contend
+            info = _minimise(s_w, mask, w0, self.max_iter, self.tol, self.memory, s_sq_extra)
         w = info.w
         if not info.converged:
             warnings.warn(
@@ -304,15 +310,15 @@ def _lbfgs_direction(g_flat, s_hist, y_hist, rho_hist):
     q = g_flat.copy()
     alphas = []
     for s_k, y_k, rho_k in zip(reversed(s_hist), reversed(y_hist), reversed(rho_hist), strict=True):
-        a_k = rho_k * float(s_k @ q)
+        a_k = rho_k * _dot(s_k, q)
         q = _axpy(y_k, q, a=-a_k)
         alphas.append(a_k)
     if s_hist:
-        q *= float(s_hist[-1] @ y_hist[-1]) / float(y_hist[-1] @ y_hist[-1])
+        q *= _dot(s_hist[-1], y_hist[-1]) / _dot(y_hist[-1], y_hist[-1])
     for (s_k, y_k, rho_k), a_k in zip(
         zip(s_hist, y_hist, rho_hist, strict=True), reversed(alphas), strict=True
     ):
-        q = _axpy(s_k, q, a=a_k - rho_k * float(y_k @ q))
+        q = _axpy(s_k, q, a=a_k - rho_k * _dot(y_k, q))
     return q
 
 
