@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._linalg import one_blas_thread
 from ._validation import as_generator, check_choice, check_int, check_real
 from .exceptions import HCLError, ValidationError
 from .structure import Structure, block_key, format_block
@@ -502,11 +503,12 @@ def block_evidence(
         chol = np.linalg.cholesky(_null_cov(loadings, noise_diag, cols))
         g = np.random.default_rng(ss)
         targets = [format_block(drop)] if drop is not None else [format_block(b) for b in absent]
-        for _ in range(n_null):
-            sc, s2 = _schur_scores(_draw_cov(chol, n, g), dims, n, per_view, sub_cands)
-            t_star = _statistics(sc, s2, targets)
-            for k, t in zip(targets, t_star, strict=True):
-                exceed[k] += int(t >= observed[k])
+        with one_blas_thread():  # many small eigh/GEMMs: threads only contend
+            for _ in range(n_null):
+                sc, s2 = _schur_scores(_draw_cov(chol, n, g), dims, n, per_view, sub_cands)
+                t_star = _statistics(sc, s2, targets)
+                for k, t in zip(targets, t_star, strict=True):
+                    exceed[k] += int(t >= observed[k])
 
     freq = None
     if n_boot:
@@ -695,8 +697,9 @@ def selection_frequency(
                     "information for the learner."
                 )
             cov, _ = streaming_cov(sub.Xs, ddof=1)
-            s = (f(sub, cov, sub_dims, n // 2, rng=g) if takes_rng
-                 else f(sub, cov, sub_dims, n // 2))
+            with one_blas_thread():  # learners iterate small BLAS calls
+                s = (f(sub, cov, sub_dims, n // 2, rng=g) if takes_rng
+                     else f(sub, cov, sub_dims, n // 2))
         except HCLError as exc:
             failures += 1
             if len(messages) < 3:

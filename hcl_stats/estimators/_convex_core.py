@@ -24,7 +24,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
-from .._linalg import block_offsets
+from .._linalg import block_offsets, one_blas_thread
 
 __all__: list[str] = []
 
@@ -245,19 +245,20 @@ def solve_factored(
 
             import scipy.optimize  # lazy: keeps `import hcl_stats` light
 
-            opt = scipy.optimize.minimize(
-                fun,
-                x0,
-                jac=True,
-                method="L-BFGS-B",
-                options={
-                    "maxiter": max_iter,
-                    "maxcor": 30,
-                    "ftol": 1e-15 * max(s_sq, 1e-300),
-                    "gtol": 1e-13 * max(np.sqrt(s_sq), 1e-300),
-                    "maxfun": 4 * max_iter,
-                },
-            )
+            with one_blas_thread():  # L-BFGS-B + numpy BLAS: threads only contend
+                opt = scipy.optimize.minimize(
+                    fun,
+                    x0,
+                    jac=True,
+                    method="L-BFGS-B",
+                    options={
+                        "maxiter": max_iter,
+                        "maxcor": 30,
+                        "ftol": 1e-15 * max(s_sq, 1e-300),
+                        "gtol": 1e-13 * max(np.sqrt(s_sq), 1e-300),
+                        "maxfun": 4 * max_iter,
+                    },
+                )
             total_iter += int(opt.nit)
             full = np.zeros(mask.shape)
             full[mask] = opt.x

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._jacobian import Layout, decide_rank, schur_rank
-from .._linalg import block_offsets, top_eigh
+from .._linalg import block_offsets, one_blas_thread, top_eigh
 from .._validation import check_int, check_real
 from ..exceptions import ConvergenceWarning, NotIdentifiableError, ValidationError
 from ..structure import Structure
@@ -340,11 +340,12 @@ class _Problem:
         bounds = [(None, None)] * n_w + [(0.0, None)] * self.n_noise
         n_iter, converged = 0, False
         if max_iter > 0:
-            res = scipy.optimize.minimize(
-                self.loss_grad, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                options={"maxiter": max_iter, "maxcor": 20, "ftol": 0.0, "gtol": 0.0,
-                         "maxls": 50},
-            )
+            with one_blas_thread():  # scipy's L-BFGS-B and numpy's BLAS: no contention
+                res = scipy.optimize.minimize(
+                    self.loss_grad, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                    options={"maxiter": max_iter, "maxcor": 20, "ftol": 0.0, "gtol": 0.0,
+                             "maxls": 50},
+                )
             x0, n_iter, converged = res.x, int(res.nit), bool(res.success)
         x, steps = self._polish(x0, polish_steps)
         loss, grad = self.loss_grad(x)

@@ -58,7 +58,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
-from .._linalg import block_offsets, top_eigh
+from .._linalg import block_offsets, one_blas_thread, top_eigh
 from .._rmt import mp_edge, mp_median
 from .._validation import check_int, check_real
 from ..exceptions import ValidationError
@@ -196,13 +196,14 @@ def _fixed_fit(
     import scipy.optimize  # lazy: keeps `import hcl_stats` light
 
     x0 = np.asarray(v0, dtype=float).ravel()[idx]
-    res = scipy.optimize.minimize(
-        fun, x0, jac=True, method="L-BFGS-B",
-        options={
-            "maxiter": max_iter, "ftol": 0.0, "maxcor": 20,
-            "gtol": tol * max(float(np.abs(x0).max(initial=0.0)), 1e-300),
-        },
-    )
+    with one_blas_thread():  # L-BFGS-B + numpy BLAS: threads only contend
+        res = scipy.optimize.minimize(
+            fun, x0, jac=True, method="L-BFGS-B",
+            options={
+                "maxiter": max_iter, "ftol": 0.0, "maxcor": 20,
+                "gtol": tol * max(float(np.abs(x0).max(initial=0.0)), 1e-300),
+            },
+        )
     v = np.zeros(mask.shape)
     v.ravel()[idx] = res.x
     _, g = _slide_objective(v, s)
