@@ -531,10 +531,11 @@ class SLIDE(Estimator):
                     f"max_rank must be <= min(n_samples, d) = min{x.shape} = "
                     f"{min(x.shape)} (the rank of the data); got {k_max}."
                 )
-        path = slide_path(
-            s, dims, k_max, n_lambda=self.n_lambda,
-            lambda_min_ratio=self.lambda_min_ratio,
-        )
+        with one_blas_thread():  # hundreds of SVDs/products: threads only contend
+            path = slide_path(
+                s, dims, k_max, n_lambda=self.n_lambda,
+                lambda_min_ratio=self.lambda_min_ratio,
+            )
         seen: dict[str, dict[str, Any]] = {}
         for entry in path:
             if entry["structure"] is not None and str(entry["structure"]) not in seen:
@@ -549,10 +550,11 @@ class SLIDE(Estimator):
             x.shape[0], dims, self.bcv_folds, np.random.default_rng(fold_seed)
         )
         grams = [x[row_id == i].T @ x[row_id == i] for i in range(self.bcv_folds[0])]
-        scores = {
-            key: bcv_error(grams, col_id, dims, entry["structure"], _candidate_start(entry))
-            for key, entry in seen.items()
-        }
+        with one_blas_thread():
+            scores = {
+                key: bcv_error(grams, col_id, dims, entry["structure"], _candidate_start(entry))
+                for key, entry in seen.items()
+            }
         best = min(scores, key=scores.get)
         entry = seen[best]
         # the start is on the data scale; the denoised fit shrinks it in place
