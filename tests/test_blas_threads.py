@@ -48,17 +48,3 @@ def test_refinement_is_bit_identical_for_any_caller_thread_limit(rng):
     np.testing.assert_array_equal(fits[1].loadings, fits[2].loadings)
     assert fits[1].diagnostics.n_iter == fits[2].diagnostics.n_iter
 
-
-def test_schur_start_is_bit_identical_for_any_caller_thread_limit(rng):
-    # the subset eigendecompositions and the Schur downdates run pinned, so the
-    # closed form does not depend on the caller's BLAS threads either
-    structure = hs.Structure.parse("AB:2 AC:1 A:1 B:2 C:1")
-    model = hs.HierarchicalFactorModel.random((300, 400, 300), structure, rng=rng)
-    cov = model.sample(400, rng=rng).sample_cov()
-    fits = {}
-    for threads in (1, 2):
-        with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
-            fits[threads] = SchurComplement(noise_rule=1.0).fit_covariance(
-                cov, dims=model.dims, structure=structure
-            )
-    np.testing.assert_array_equal(fits[1].loadings, fits[2].loadings)

@@ -10,7 +10,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
-from .._linalg import block_offsets, one_blas_thread, top_eigh, top_factor
+from .._linalg import block_offsets, top_eigh, top_factor
 from .._validation import check_choice
 from ..exceptions import NotIdentifiableError, NumericalWarning
 from ..identifiability import require_schur_step
@@ -214,74 +214,77 @@ def schur_loadings(
     # exactly symmetric (a no-op on a symmetric input: (x + x) / 2 == x), so that
     # every sub-block is read through its transpose without a transposing copy
     s_w = (s_w + s_w.T) / 2.0
-    # many mid-sized eigh/GEMM calls from two BLAS libraries: with both thread pools
-    # free, one library's spinning workers slow the other (_linalg.one_blas_thread)
-    with one_blas_thread():
-        for b in sorted(structure.blocks, key=len):
-            s_rows = np.concatenate([rows[m] for m in sorted(b)])
-            s_sl = [slice(off[m], off[m + 1]) for m in sorted(b)]
-            outside = [m for m in range(len(dims)) if m not in b]
-            a = _sym_block(s_w, s_sl, s_sl)
-            downdate = []  # columns L with A_S = S_W[S,S] - L L^T
-            if outside:
-                o_sl = [slice(off[m], off[m + 1]) for m in outside]
-                d_o = int(sum(dims[m] for m in outside))
-                k_o = _schur_k_o(structure, dims, b, d_o, strict)
-                # one eigendecomposition serves the gap check and the truncated inverse
-                o_vals, o_vecs = top_eigh(_sym_block(s_w, o_sl, o_sl), min(k_o + 1, d_o),
-                                          overwrite=True)
-                cond = _gap_condition(o_vals, k_o, scale) if k_o else 0.0
-                if cond > COND_WARN:
-                    warnings.warn(
-                        f"block {_letters(b)}: the rank-{k_o} truncated inverse "
-                        f"of S_W over the views outside it has condition number "
-                        f"{cond:.3g} > {COND_WARN:.0e} (eigenvalue {o_vals[k_o - 1]:.3g} "
-                        f"at rank {k_o}, next {o_vals[k_o] if o_vals.size > k_o else 0.0:.3g}, "
-                        f"||S_W||_F = {scale:.3g}); the loadings of those views on the "
-                        "blocks they share are nearly rank-deficient, so the block is "
-                        "near-unidentifiable and its estimate unreliable.",
-                        NumericalWarning,
-                        stacklevel=4,
-                    )
-                top = o_vals[:k_o]
-                inv = np.zeros_like(top)
-                inv[top > 0] = 1.0 / np.sqrt(top[top > 0])
-                half = o_vecs[:, :k_o] * inv  # B B^T = rank-k_O pseudo-inverse of S_W[O,O]
-                downdate.append(_sym_block(s_w, s_sl, o_sl) @ half)
-            downdate += [w[s_rows, structure.columns(t)] for t in structure.blocks if t < b]
-            a = _downdate_lower(a, downdate)  # only the lower triangle of `a` is used below
-            cols = structure.columns(b)
-            r = structure.rank_of(b)
-            vals, vecs = top_eigh(a, min(r + 1, a.shape[0]), overwrite=variant == "joint")
-            spectra[_letters(b)] = [float(v) for v in vals]
-            _warn_clipped(vals, r, f"block {_letters(b)}: Schur complement A_S")
-            cond = _gap_condition(vals, r, scale)
-            if np.all(vals[:r] > 0) and cond > COND_WARN:
+    # every BLAS/LAPACK call of this loop is scipy's (the GEMM below as well): numpy
+    # and scipy load separate OpenBLAS copies whose idle workers spin, so mixing the
+    # two libraries in a loop makes their thread pools fight (_linalg.one_blas_thread)
+    for b in sorted(structure.blocks, key=len):
+        s_rows = np.concatenate([rows[m] for m in sorted(b)])
+        s_sl = [slice(off[m], off[m + 1]) for m in sorted(b)]
+        outside = [m for m in range(len(dims)) if m not in b]
+        a = _sym_block(s_w, s_sl, s_sl)
+        downdate = []  # columns L with A_S = S_W[S,S] - L L^T
+        if outside:
+            o_sl = [slice(off[m], off[m + 1]) for m in outside]
+            d_o = int(sum(dims[m] for m in outside))
+            k_o = _schur_k_o(structure, dims, b, d_o, strict)
+            # one eigendecomposition serves the gap check and the truncated inverse
+            o_vals, o_vecs = top_eigh(_sym_block(s_w, o_sl, o_sl), min(k_o + 1, d_o),
+                                      overwrite=True)
+            cond = _gap_condition(o_vals, k_o, scale) if k_o else 0.0
+            if cond > COND_WARN:
                 warnings.warn(
-                    f"block {_letters(b)}: the top-{r} eigenspace of its Schur complement "
-                    f"has condition number {cond:.3g} > {COND_WARN:.0e} (eigenvalue "
-                    f"{vals[r - 1]:.3g} at rank {r}, next "
-                    f"{vals[r] if vals.size > r else 0.0:.3g}, ||S_W||_F = {scale:.3g}); "
-                    "the block's singular values are tiny or its eigengap is small, so "
-                    "W^S is near-unidentifiable.",
+                    f"block {_letters(b)}: the rank-{k_o} truncated inverse "
+                    f"of S_W over the views outside it has condition number "
+                    f"{cond:.3g} > {COND_WARN:.0e} (eigenvalue {o_vals[k_o - 1]:.3g} "
+                    f"at rank {k_o}, next {o_vals[k_o] if o_vals.size > k_o else 0.0:.3g}, "
+                    f"||S_W||_F = {scale:.3g}); the loadings of those views on the "
+                    "blocks they share are nearly rank-deficient, so the block is "
+                    "near-unidentifiable and its estimate unreliable.",
                     NumericalWarning,
                     stacklevel=4,
                 )
-            if variant == "joint":
-                w[s_rows, cols] = vecs[:, :r] * np.sqrt(np.clip(vals[:r], 0.0, None))
-            else:
-                local = 0
-                for m in sorted(b):
-                    if r > dims[m]:
-                        raise NotIdentifiableError(
-                            f"rank of block {_letters(b)} must be <= d_m = {dims[m]} for "
-                            f"every view m in it with variant='per_view'; got r_S = {r} "
-                            f"for view {chr(ord('A') + m)} with variant={variant!r}. Use "
-                            "variant='joint'."
-                        )
-                    idx = np.arange(local, local + dims[m])
-                    w[rows[m], cols] = top_factor(a[np.ix_(idx, idx)], r)
-                    local += dims[m]
+            top = o_vals[:k_o]
+            inv = np.zeros_like(top)
+            inv[top > 0] = 1.0 / np.sqrt(top[top > 0])
+            half = o_vecs[:, :k_o] * inv  # B B^T = rank-k_O pseudo-inverse of S_W[O,O]
+            # S_W[S,O] B through scipy's BLAS, laid out as numpy's `@` would call it
+            # (bit-identical to `_sym_block(...) @ half` with one thread)
+            downdate.append(scipy.linalg.blas.dgemm(
+                1.0, half.T, _sym_block(s_w, s_sl, o_sl), trans_b=1).T)
+        downdate += [w[s_rows, structure.columns(t)] for t in structure.blocks if t < b]
+        a = _downdate_lower(a, downdate)  # only the lower triangle of `a` is used below
+        cols = structure.columns(b)
+        r = structure.rank_of(b)
+        vals, vecs = top_eigh(a, min(r + 1, a.shape[0]), overwrite=variant == "joint")
+        spectra[_letters(b)] = [float(v) for v in vals]
+        _warn_clipped(vals, r, f"block {_letters(b)}: Schur complement A_S")
+        cond = _gap_condition(vals, r, scale)
+        if np.all(vals[:r] > 0) and cond > COND_WARN:
+            warnings.warn(
+                f"block {_letters(b)}: the top-{r} eigenspace of its Schur complement "
+                f"has condition number {cond:.3g} > {COND_WARN:.0e} (eigenvalue "
+                f"{vals[r - 1]:.3g} at rank {r}, next "
+                f"{vals[r] if vals.size > r else 0.0:.3g}, ||S_W||_F = {scale:.3g}); "
+                "the block's singular values are tiny or its eigengap is small, so "
+                "W^S is near-unidentifiable.",
+                NumericalWarning,
+                stacklevel=4,
+            )
+        if variant == "joint":
+            w[s_rows, cols] = vecs[:, :r] * np.sqrt(np.clip(vals[:r], 0.0, None))
+        else:
+            local = 0
+            for m in sorted(b):
+                if r > dims[m]:
+                    raise NotIdentifiableError(
+                        f"rank of block {_letters(b)} must be <= d_m = {dims[m]} for "
+                        f"every view m in it with variant='per_view'; got r_S = {r} "
+                        f"for view {chr(ord('A') + m)} with variant={variant!r}. Use "
+                        "variant='joint'."
+                    )
+                idx = np.arange(local, local + dims[m])
+                w[rows[m], cols] = top_factor(a[np.ix_(idx, idx)], r)
+                local += dims[m]
     return w, spectra
 
 
