@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._linalg import block_offsets
+from .._linalg import block_offsets, one_blas_thread
 from .._validation import (
     as_generator,
     check_choice,
@@ -379,8 +379,9 @@ class Estimator(metaclass=_EstimatorMeta):
         names = data.view_names
         if self._use_samples(path, data.dims, data.n_samples, sparse=False):
             cov, reduction = reduce_views(list(data.Xs), data.n_samples)
-            return self._run(cov, reduction.dims, structure, data.n_samples, init, rng,
-                             names, data=data, reduction=reduction)
+            with one_blas_thread():  # the reduced problem is small: threads only contend
+                return self._run(cov, reduction.dims, structure, data.n_samples, init,
+                                 rng, names, data=data, reduction=reduction)
         # chunked syrk over the views: no n x d stacked or centred copy
         cov, _ = streaming_cov(data.Xs, ddof=1)
         return self._run(
@@ -416,8 +417,9 @@ class Estimator(metaclass=_EstimatorMeta):
         self._use_samples(path, dims, n, sparse=True)  # refuses when impossible
         cov, reduction = reduce_views(xs, n)
         check_reduced_columns_vary(xs, n)
-        return self._run(cov, reduction.dims, structure, n, init, rng, None,
-                         reduction=reduction)
+        with one_blas_thread():  # the reduced problem is small: threads only contend
+            return self._run(cov, reduction.dims, structure, n, init, rng, None,
+                             reduction=reduction)
 
     def fit_covariance(
         self,

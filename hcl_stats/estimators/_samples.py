@@ -201,7 +201,10 @@ def _gram_basis(y: NDArray) -> tuple[NDArray, NDArray] | None:
     ``mu_1 / mu_r > ~1e5``), and the caller takes the SVD.
     """
     n = y.shape[0]
-    mu, u = scipy.linalg.eigh(y @ y.T, overwrite_a=True, check_finite=False, driver="evd")
+    # numpy's LAPACK (dsyevd, as scipy's driver='evd': the same bits with one thread),
+    # so that the Gram, the eigh and the products all run in numpy's BLAS: mixing
+    # numpy's and scipy's OpenBLAS makes their spinning thread pools fight
+    mu, u = np.linalg.eigh(y @ y.T)
     mu, u = mu[::-1], u[:, ::-1]
     top = float(mu[0])
     if not top > 0.0:
