@@ -12,13 +12,14 @@ import copy
 import time
 import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._linalg import block_offsets, one_blas_thread
+from .._linalg import SMALL_BLAS_DIM, block_offsets, one_blas_thread
 from .._validation import (
     as_generator,
     check_choice,
@@ -520,7 +521,9 @@ class Estimator(metaclass=_EstimatorMeta):
             _warn_scalar_noise_scales(self.noise_rule, cov, dims, full_dims)
             problem = Problem(cov, tuple(dims), structure, n_samples, self.noise_rule,
                               init, data, reduction, cache=self._cache)
-            raw = self._fit_rescaled(problem, gen)
+            # below SMALL_BLAS_DIM the BLAS threads cost more than they give
+            with one_blas_thread() if cov.shape[0] < SMALL_BLAS_DIM else nullcontext():
+                raw = self._fit_rescaled(problem, gen)
             if reduction is not None:
                 raw = replace(raw, loadings=reduction.lift(np.asarray(raw.loadings)),
                               extra={**raw.extra, "path": "samples",

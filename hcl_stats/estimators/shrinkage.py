@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _rmt
-from .._linalg import block_offsets, top_eigh
+from .._linalg import block_offsets, one_blas_thread, top_eigh
 from .._rmt import mp_noise_var
 from .._validation import check_int, check_real
 from ..exceptions import BlockDroppedWarning
@@ -573,10 +573,11 @@ class SchurShrink(Estimator):
     def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
         noise = _noise_for_shrinkage(problem)
         white, root = _whiten(problem.cov, problem.dims, noise)
-        w, steps = schur_shrink_loadings(
-            white, problem.dims, problem.structure, problem.n_samples,
-            leak_z=self.leak_z, leak_share=self.leak_share,
-        )
+        with one_blas_thread():  # numpy GEMMs between scipy eigh: threads contend
+            w, steps = schur_shrink_loadings(
+                white, problem.dims, problem.structure, problem.n_samples,
+                leak_z=self.leak_z, leak_share=self.leak_share,
+            )
         _warn_dropped(steps, problem.structure, problem.n_samples, "SchurShrink")
         return RawFit(
             w * root[:, None],
