@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 import scipy.linalg
@@ -30,7 +31,10 @@ def one_blas_thread():
     of wall time instead of 3.7 s with one thread. The thread pools are found once
     (``threadpoolctl.ThreadpoolController``) and reused, so entering costs about
     10 microseconds. threadpoolctl is an optional dependency (it comes with
-    scikit-learn and the ``study`` extra); without it this does nothing.
+    scikit-learn and the ``study`` extra); without it this does nothing. It also
+    does nothing outside the main thread (threadpoolctl lets one thread at a time
+    set a process's BLAS threads): fits run from a pool of Python threads should
+    be run under ``threadpoolctl.threadpool_limits(1)`` by the caller.
 
     Returns
     -------
@@ -52,6 +56,11 @@ def one_blas_thread():
             _CONTROLLER.append(ThreadpoolController())
     controller = _CONTROLLER[0]
     if controller is None:  # pragma: no cover - optional dependency
+        return contextlib.nullcontext()
+    if threading.current_thread() is not threading.main_thread():
+        # BLAS thread counts are per process, and threadpoolctl lets one thread at a
+        # time set them: a pin from a worker thread could be ignored, or restore a
+        # count another thread set. Only the main thread pins.
         return contextlib.nullcontext()
     return controller.limit(limits=1, user_api="blas")
 

@@ -8,6 +8,7 @@ wall time instead of 3.7 s for the default fit of the paper design on 2 cores).
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
@@ -31,6 +32,26 @@ def test_one_blas_thread_pins_every_blas_and_restores_the_callers_limit():
             assert _blas_threads()
             assert set(_blas_threads()) == {1}
         assert _blas_threads() == outside
+
+
+def test_a_worker_thread_leaves_the_process_blas_threads_alone():
+    # BLAS thread counts are per process; only the main thread pins them, so a fit
+    # in a worker thread can neither be overruled nor leave the process pinned
+    seen: dict[str, list[int]] = {}
+
+    def worker():
+        with one_blas_thread():
+            seen["inside"] = _blas_threads()
+
+    # no limit held by the main thread: a worker's pin would take control and apply
+    outside = _blas_threads()
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join(20)
+    assert seen["inside"] == outside
+    assert _blas_threads() == outside
+    with one_blas_thread():  # and the main thread still can
+        assert set(_blas_threads()) == {1}
 
 
 def test_refinement_is_bit_identical_for_any_caller_thread_limit(rng):
