@@ -380,9 +380,8 @@ class Estimator(metaclass=_EstimatorMeta):
         names = data.view_names
         if self._use_samples(path, data.dims, data.n_samples, sparse=False):
             cov, reduction = reduce_views(list(data.Xs), data.n_samples)
-            with one_blas_thread():  # the reduced problem is small: threads only contend
-                return self._run(cov, reduction.dims, structure, data.n_samples, init,
-                                 rng, names, data=data, reduction=reduction)
+            return self._run(cov, reduction.dims, structure, data.n_samples, init, rng,
+                             names, data=data, reduction=reduction)
         # chunked syrk over the views: no n x d stacked or centred copy
         cov, _ = streaming_cov(data.Xs, ddof=1)
         return self._run(
@@ -418,9 +417,8 @@ class Estimator(metaclass=_EstimatorMeta):
         self._use_samples(path, dims, n, sparse=True)  # refuses when impossible
         cov, reduction = reduce_views(xs, n)
         check_reduced_columns_vary(xs, n)
-        with one_blas_thread():  # the reduced problem is small: threads only contend
-            return self._run(cov, reduction.dims, structure, n, init, rng, None,
-                             reduction=reduction)
+        return self._run(cov, reduction.dims, structure, n, init, rng, None,
+                         reduction=reduction)
 
     def fit_covariance(
         self,
@@ -521,8 +519,10 @@ class Estimator(metaclass=_EstimatorMeta):
             _warn_scalar_noise_scales(self.noise_rule, cov, dims, full_dims)
             problem = Problem(cov, tuple(dims), structure, n_samples, self.noise_rule,
                               init, data, reduction, cache=self._cache)
-            # below SMALL_BLAS_DIM the BLAS threads cost more than they give
-            with one_blas_thread() if cov.shape[0] < SMALL_BLAS_DIM else nullcontext():
+            # the sample path's reduced problem, and any fit below SMALL_BLAS_DIM, is
+            # too small for BLAS threads to pay off
+            small = reduction is not None or cov.shape[0] < SMALL_BLAS_DIM
+            with one_blas_thread() if small else nullcontext():
                 raw = self._fit_rescaled(problem, gen)
             if reduction is not None:
                 raw = replace(raw, loadings=reduction.lift(np.asarray(raw.loadings)),
