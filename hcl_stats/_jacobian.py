@@ -8,6 +8,7 @@ assembles them into verdicts and re-exports the public names.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -125,13 +126,22 @@ class Layout:
             cs, ct = structure.columns(s), structure.columns(t)
             self.r_params += [(a, b) for a in range(cs.start, cs.stop)
                               for b in range(ct.start, ct.stop)]
-        iu, ju = np.triu_indices(self.d)
-        self.pos = np.zeros((self.d, self.d), dtype=np.int64)
-        self.pos[iu, ju] = np.arange(iu.size)
-        self.pos[ju, iu] = np.arange(iu.size)
-        self.n_moments = int(iu.size)
+        self.n_moments = self.d * (self.d + 1) // 2
         self.n_w = int(self.w_rows.size)
         self.n_params = self.n_w + len(self.noise_rows) + len(self.r_params)
+
+    @functools.cached_property
+    def pos(self) -> NDArray[np.int64]:
+        """``pos[i, j]``: the vech index of ``Sigma_ij``, shape ``(d, d)``.
+
+        Built on first use: only a Jacobian needs it, and at large ``d`` the
+        counting and Schur routes decide without one (it takes ``8 d^2`` bytes).
+        """
+        iu, ju = np.triu_indices(self.d)
+        pos = np.zeros((self.d, self.d), dtype=np.int64)
+        pos[iu, ju] = np.arange(iu.size)
+        pos[ju, iu] = np.arange(iu.size)
+        return pos
 
     def n_rotations(self) -> int:
         """Generic dimension of the block-rotation orbit ``prod_S O(r_S)``."""

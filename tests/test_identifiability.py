@@ -526,3 +526,29 @@ def test_paper_dims_are_decided_without_forming_the_jacobian():
     big = hs.check_identifiable(COUNTER, (400, 3, 400))
     assert big.identifiable
     assert "Lemma 7" in _conds(big)["jacobian_rank"].reason
+
+
+def test_large_dims_are_decided_without_a_d_by_d_index(monkeypatch):
+    """The Schur route decides d = 300,000 without the 8 d^2-byte vech index.
+
+    ``Layout.pos`` is the only d x d array of the checker; it must be built only
+    when a Jacobian is formed (it used to be built for every Layout: 6.4 GB and
+    18 s at d = 18,000, a MemoryError at d = 300,000).
+    """
+    import hcl_stats._jacobian as jac
+
+    built = []
+    original = jac.Layout.pos.func
+
+    def spy(self):
+        built.append(self.d)
+        return original(self)
+
+    monkeypatch.setattr(jac.Layout, "pos", property(spy))
+    report = hs.check_identifiable("all:3", (100_000, 100_000, 100_000))
+    assert report.identifiable
+    assert built == []
+    small = jac.Layout(hs.Structure.parse("AB:1 A:1"), (2, 3), "scalar")
+    assert small.n_moments == 15
+    assert small.pos.shape == (5, 5) and built == [5]
+    assert sorted(small.pos[np.triu_indices(5)].tolist()) == list(range(15))

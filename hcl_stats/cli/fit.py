@@ -140,7 +140,8 @@ def _add_select_arg(p: argparse.ArgumentParser) -> None:
 
 def _parse_dims(text: str) -> tuple[int, ...]:
     try:
-        dims = tuple(int(x) for x in text.replace(" ", "").split(",") if x)
+        # every comma separates two entries: '5,,7' or '5,6,' is not two or three dims
+        dims = tuple(int(x) for x in text.replace(" ", "").split(","))
     except ValueError:
         raise ValidationError(
             f"--dims must be comma-separated positive integers such as 100,500,800; "
