@@ -413,7 +413,9 @@ def mp_noise_var(eigenvalues: ArrayLike, rank: int, n_samples: int) -> float:
     Raises
     ------
     ValidationError
-        If ``rank >= min(p, n - 1)``: no bulk eigenvalue is left.
+        If ``rank >= min(p, n - 1)``: no bulk eigenvalue is left; or if the
+        correction leaves the positive reals (the detected spikes would absorb
+        more noise than the few bulk eigenvalues hold, at ``n`` close to ``K``).
 
     Examples
     --------
@@ -445,6 +447,14 @@ def mp_noise_var(eigenvalues: ArrayLike, rank: int, n_samples: int) -> float:
         bulk_scale = scale_to_short * (p - k - absorbed) / (q - k)
         ratio = (q - k) / (long_side - k)
         new = bottom / (bulk_scale * mp_lower_mean(ratio, (q - rank) / (q - k)))
+        if not (math.isfinite(new) and new > 0.0):
+            raise ValidationError(
+                f"n_samples = {nu + 1} is too small for the Marchenko-Pastur noise "
+                f"estimate at rank {rank}: the {k} detected spikes would absorb more "
+                f"noise than the {q - rank} bulk eigenvalue(s) hold (the corrected "
+                f"sigma^2 came out as {new:.3g}). Use more samples or a smaller "
+                "rank, or give the noise variance (noise_rule=<float>, --noise)."
+            )
         if abs(new - s2) <= 1e-12 * abs(new):
             return new
         s2 = new

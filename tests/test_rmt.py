@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from hcl_stats import _rmt
 from hcl_stats._linalg import block_offsets
+from hcl_stats.exceptions import ValidationError
 
 ratios = st.floats(0.01, 1.0)
 
@@ -188,6 +189,30 @@ def test_mp_noise_var_recovers_sigma2_of_a_white_wishart(rng):
     assert _rmt.estimate_noise_var_mp(np.cov(x, rowvar=False), n) == pytest.approx(
         s2, rel=0.02
     )
+
+
+def test_mp_noise_var_refuses_a_bulk_too_small_for_its_spikes():
+    """At n close to K the correction can leave the positive reals: a typed error.
+
+    Nine samples of 18 coordinates with K = 7: one bulk eigenvalue (q - K = 1) is
+    left, and six spikes far above the edge would, by the spiked-model formula,
+    each absorb about gamma sigma^2 of noise, more than the trace holds.
+    """
+    vals = np.r_[np.full(6, 50.0), 30.0, 0.2, np.zeros(10)]
+    with pytest.raises(ValidationError, match=r"n_samples = 9 is too small .* rank 7"):
+        _rmt.mp_noise_var(vals, 7, 9)
+    # the same spectrum with many samples is a plain, positive estimate
+    assert _rmt.mp_noise_var(np.r_[np.full(6, 50.0), 30.0, np.full(11, 0.2)], 7, 10**6) > 0
+
+
+def test_shrinkage_estimators_name_the_cause_at_n_close_to_k():
+    import hcl_stats as hs
+
+    model = hs.HierarchicalFactorModel.random((5, 6, 7), "all:1", rng=0)
+    xs = [x[:9] for x in model.sample(200, rng=np.random.default_rng(1)).Xs]
+    for name in ("masked_shrink", "pca_shrink", "schur_shrink"):
+        with pytest.raises(ValidationError, match="n_samples = 9 is too small"):
+            hs.estimators.get(name)().fit(xs, structure="all:1")
 
 
 def test_noise_rules_are_one_tuple_each():
