@@ -550,5 +550,6 @@ def test_large_dims_are_decided_without_a_d_by_d_index(monkeypatch):
     assert built == []
     small = jac.Layout(hs.Structure.parse("AB:1 A:1"), (2, 3), "scalar")
     assert small.n_moments == 15
-    assert small.pos.shape == (5, 5) and built == [5]
+    assert small.pos.shape == (5, 5)
+    assert built == [5]
     assert sorted(small.pos[np.triu_indices(5)].tolist()) == list(range(15))

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -242,6 +243,47 @@ def test_masked_gradient_non_convergence_is_surfaced(global_seed):
     assert any(w.startswith("ConvergenceWarning") for w in diag.warnings)
     assert "False" in str(fit.summary())
     assert np.all(np.isfinite(fit.loadings))
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("c", [1e-160, 1e-170, 1e-300])
+def test_views_below_the_float64_floor_are_refused(global_seed, c, sparse):
+    """Entries whose squares are subnormal: a typed error, not a wrong estimate.
+
+    At 1e-160 the covariance is subnormal (block Grams wrong by 5e-4, silently); at
+    1e-170 it is zero. Only the view's magnitude decides, dense or sparse.
+    """
+    import scipy.sparse
+
+    from hcl_stats.estimators import MaskedShrink
+    from hcl_stats.exceptions import ValidationError
+
+    data = _model(rng=global_seed, noise_var=1.0).sample(50, rng=global_seed)
+    views = [x * c for x in data.Xs]
+    views[1] = views[1] * 0.5  # a different largest entry in each view
+    if sparse:
+        views[1] = scipy.sparse.csr_matrix(views[1])
+    for est in (MaskedShrink(), SchurComplement()):
+        with pytest.raises(ValidationError,
+                           match=r"views\[0\] must have a largest entry >= 1e-152 .* Rescale"):
+            est.fit(views, structure="all:1", path="samples" if sparse else "auto")
+    # just above the floor the fit runs and scales exactly (see the next test)
+    views = [x * (1e-152 / np.max(np.abs(x))) for x in data.Xs]
+    with warnings.catch_warnings():  # a weak Schur step may warn on some seeds
+        warnings.simplefilter("ignore", NumericalWarning)
+        assert np.all(np.isfinite(SchurComplement().fit(views, structure="all:1").loadings))
+
+
+def test_sparse_integers_beyond_2_53_get_the_dense_message():
+    import scipy.sparse
+
+    from hcl_stats.estimators import MaskedShrink
+    from hcl_stats.exceptions import ValidationError
+
+    x = scipy.sparse.csr_matrix(np.array([[1, 2**53 + 2], [3, 4], [5, 7]], dtype=np.int64))
+    y = np.arange(6.0).reshape(3, 2) ** 2
+    with pytest.raises(ValidationError, match=r"integer entries of magnitude <= 2\*\*53"):
+        MaskedShrink().fit([x, y], structure="AB:1")
 
 
 @pytest.mark.parametrize("c", [1e-150, 1e150])

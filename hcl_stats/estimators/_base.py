@@ -26,6 +26,7 @@ from .._validation import (
     check_covariance,
     check_dims,
     check_int,
+    check_view_floor,
     keyword_alias,
     short_repr,
     warn_renamed,
@@ -675,6 +676,7 @@ def _check_columns_vary(data: MultimodalData) -> None:
         # ptp = max x - min x, exactly
         hi, lo = np.max(x, axis=0), np.min(x, axis=0)
         scale = np.maximum(hi, -lo)
+        check_view_floor(float(np.max(scale)), f"views[{m}]")
         if np.max(scale) >= limit:
             raise ValidationError(
                 f"views[{m}] must have entries of magnitude < {limit:.3g} so that the "

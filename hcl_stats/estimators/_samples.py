@@ -37,7 +37,7 @@ import scipy.linalg
 from numpy.typing import NDArray
 
 from .._linalg import block_offsets
-from .._validation import check_float_array, short_repr
+from .._validation import check_float_array, check_view_floor, short_repr
 from ..exceptions import ValidationError
 
 __all__ = [
@@ -307,11 +307,24 @@ def check_sparse_views(views: Any) -> list[Any]:
                     f"views[{i}] must be a 2-D real sparse matrix; got shape {v.shape} "
                     f"and dtype {v.dtype}."
                 )
+            if np.issubdtype(v.dtype, np.integer) and v.nnz:
+                # the dense rule (check_float_array): exactly representable integers
+                data = v.tocsr().data
+                big = (data > 2**53) | (data < -(2**53)) if data.dtype.kind == "i" else (
+                    data > 2**53)
+                if np.any(big):
+                    raise ValidationError(
+                        f"views[{i}] must have integer entries of magnitude <= 2**53 "
+                        f"(exactly representable in float64); got {int(data[np.argmax(big)])}."
+                    )
             v = v.tocsr().astype(np.float64)
             if not np.all(np.isfinite(v.data)):
                 raise ValidationError(f"views[{i}] must have finite entries; got NaN or inf.")
+            check_view_floor(float(np.max(np.abs(v.data))) if v.nnz else 0.0,
+                             f"views[{i}]")
         else:
             v = check_float_array(v, f"views[{i}]", ndim=2)
+            check_view_floor(float(np.max(np.abs(v))) if v.size else 0.0, f"views[{i}]")
         if v.shape[1] == 0:
             raise ValidationError(
                 f"views[{i}] must have at least one column (d_{i + 1} >= 1); got "
