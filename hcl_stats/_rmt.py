@@ -301,9 +301,19 @@ def spike_from_eigenvalue(eigenvalues: ArrayLike, noise_var: float, gamma: float
     """
     lam = np.asarray(eigenvalues, dtype=float)
     b = lam - noise_var * (1.0 + gamma)
-    disc = b * b - 4.0 * gamma * noise_var * noise_var
+    with np.errstate(over="ignore"):
+        disc = b * b - 4.0 * gamma * noise_var * noise_var
     ok = (b > 0) & (disc > 0)
-    return np.where(ok, (b + np.sqrt(np.where(ok, disc, 0.0))) / 2.0, 0.0)
+    out = np.where(ok, (b + np.sqrt(np.where(ok, disc, 0.0))) / 2.0, 0.0)
+    if not np.all(np.isfinite(out)):
+        # b^2 overflowed (lambda / sigma^2 beyond 1e154, e.g. a tiny known noise):
+        # the same root without squares, ell = b (1 + sqrt((1 - q)(1 + q))) / 2 with
+        # q = 2 sqrt(gamma) sigma^2 / b < 1
+        big = ~np.isfinite(out) & (b > 0)
+        q = 2.0 * math.sqrt(gamma) * noise_var / b[big]
+        out[big] = np.where(q < 1.0, b[big] * (1.0 + np.sqrt((1.0 - q) * (1.0 + q))) / 2.0,
+                            0.0)
+    return out
 
 
 def spike_cosine_sq(spike: ArrayLike, noise_var: float, gamma: float) -> NDArray:

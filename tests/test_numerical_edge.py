@@ -104,6 +104,38 @@ def test_noise_above_signal_warns_about_zero_columns(global_seed):
     np.testing.assert_array_equal(fit.loadings, 0.0)
 
 
+@pytest.mark.parametrize("noise", [1e308, 1e-200, (1.0, 1e-200, 1.0)])
+def test_known_noise_beyond_1e100_of_the_variances_is_refused(global_seed, noise):
+    """Found by a hostile-input review: 1e308 gave a bare ValueError about NaNs and
+    1e-200 a SolverError from MaskedShrink; both are now a typed error naming it."""
+    from hcl_stats.estimators import MaskedShrink
+    from hcl_stats.exceptions import ValidationError
+
+    data = _model(rng=global_seed, noise_var=1.0).sample(60, rng=global_seed)
+    where = r"\[1\]" if isinstance(noise, tuple) else ""
+    for est in (MaskedShrink(noise_rule=noise), SchurComplement(noise_rule=noise)):
+        with pytest.raises(ValidationError,
+                           match=rf"noise_rule{where} \(a known sigma\^2; --noise .* within a "
+                                 r"factor 1e100 of the average variance of view"):
+            est.fit(data, structure="all:1")
+
+
+def test_a_tiny_known_noise_is_the_noiseless_fit(global_seed):
+    """sigma^2 = 1e-90 v and 1e-16 v give the same fit: to round-off for the closed
+    form, to the stopping tolerance (relative gradient 1e-7) for the refinement."""
+    from hcl_stats.estimators import MaskedShrink
+
+    data = _model(rng=global_seed, noise_var=1.0).sample(400, rng=global_seed)
+    v = min(float(np.mean(np.var(x, axis=0, ddof=1))) for x in data.Xs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumericalWarning)
+        for est, rel in ((SchurComplement, 1e-10), (MaskedShrink, 1e-4)):
+            a = est(noise_rule=1e-90 * v).fit(data, structure="all:1").loadings
+            b = est(noise_rule=1e-16 * v).fit(data, structure="all:1").loadings
+            ga, gb = a @ a.T, b @ b.T
+            assert np.linalg.norm(ga - gb) <= rel * np.linalg.norm(gb)
+
+
 def test_scalar_noise_with_wildly_different_view_scales_warns(global_seed):
     model = _model(rng=global_seed, noise_var=1.0)
     d = np.repeat([1e-3, 1.0, 1e3], model.dims)

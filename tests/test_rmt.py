@@ -215,6 +215,14 @@ def test_shrinkage_estimators_name_the_cause_at_n_close_to_k():
             hs.estimators.get(name)().fit(xs, structure="all:1")
 
 
+@given(st.floats(1e160, 1e300), st.floats(0.01, 4.0))
+def test_spike_inverse_survives_eigenvalues_whose_square_overflows(lam, g):
+    """lambda / sigma^2 beyond 1e154 (b^2 overflows): the square-free form."""
+    ell = _rmt.spike_from_eigenvalue([lam], 1.0, g)[0]
+    assert np.isfinite(ell)
+    assert _rmt.spike_eigenvalue([ell], 1.0, g)[0] == pytest.approx(lam, rel=1e-12)
+
+
 def test_noise_rules_are_one_tuple_each():
     from hcl_stats import preprocessing
     from hcl_stats.estimators import _noise

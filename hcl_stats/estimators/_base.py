@@ -518,6 +518,7 @@ class Estimator(metaclass=_EstimatorMeta):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             _warn_scalar_noise_scales(self.noise_rule, cov, dims, full_dims)
+            _check_known_noise(self.noise_rule, cov, dims, full_dims)
             problem = Problem(cov, tuple(dims), structure, n_samples, self.noise_rule,
                               init, data, reduction, cache=self._cache)
             # the sample path's reduced problem, and any fit below SMALL_BLAS_DIM, is
@@ -721,11 +722,7 @@ def _warn_scalar_noise_scales(noise_option: Any, cov: NDArray, dims,
     """Warn when one sigma^2 is assumed for views whose scales differ hugely."""
     if _per_view(noise_option) or len(dims) < 2:
         return
-    off = block_offsets(dims)
-    var = np.array(
-        [np.trace(cov[off[m] : off[m + 1], off[m] : off[m + 1]]) / dm
-         for m, dm in enumerate(dims if full_dims is None else full_dims)]
-    )
+    var = _view_average_variances(cov, dims, full_dims)
     lo, hi = float(np.min(var)), float(np.max(var))
     ratio = hi / lo if lo > 0 else np.inf  # Python floats: inf, not a warning
     if ratio > SCALE_RATIO_WARN:
@@ -737,6 +734,42 @@ def _warn_scalar_noise_scales(noise_option: Any, cov: NDArray, dims,
             "(scale-equivariant) or standardise the views.",
             NumericalWarning,
             stacklevel=4,
+        )
+
+
+def _view_average_variances(cov: NDArray, dims, full_dims=None) -> NDArray:
+    """``tr(cov_mm) / d_m`` per view (the data's ``d_m`` on the sample path)."""
+    off = block_offsets(dims)
+    return np.array(
+        [np.trace(cov[off[m] : off[m + 1], off[m] : off[m + 1]]) / dm
+         for m, dm in enumerate(dims if full_dims is None else full_dims)]
+    )
+
+
+def _check_known_noise(noise_option: Any, cov: NDArray, dims, full_dims=None) -> None:
+    """A known sigma^2 must be within ``1e+-100`` of each view's average variance.
+
+    Beyond that the variance-to-noise ratios (or their inverses) overflow when
+    squared in the shrinkage, the whitening and the refinement. Inside it, a
+    sigma^2 above the signal leaves zero columns with a NumericalWarning, and a
+    tiny one gives the fit of ``1e-16`` times the variance (up to round-off and the
+    refinement's stopping tolerance).
+    """
+    if isinstance(noise_option, str) or np.size(noise_option) not in (1, len(dims)):
+        return  # a rule, or a wrong length (refused with its own message later)
+    var = _view_average_variances(cov, dims, full_dims)
+    noise = np.broadcast_to(np.asarray(noise_option, dtype=float), var.shape)
+    for m, (s2, v) in enumerate(zip(noise, var, strict=True)):
+        if 1e-100 * v <= s2 <= 1e100 * v:
+            continue
+        where = "" if np.ndim(noise_option) == 0 else f"[{m}]"
+        hint = (f"for (nearly) noiseless data give, e.g., {1e-16 * v:.3g} (the same fit "
+                "as any smaller value, up to round-off and the solver's tolerance)"
+                if s2 < v else "check its units")
+        raise ValidationError(
+            f"noise_rule{where} (a known sigma^2; --noise on the command line) must be "
+            f"within a factor 1e100 of the average variance of view {m} ({v:.3g}); got "
+            f"{s2:.3g}. Variance-to-noise ratios beyond that overflow in float64; {hint}."
         )
 
 
