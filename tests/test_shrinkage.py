@@ -491,3 +491,33 @@ def test_below_the_bbp_edge_shrinkage_returns_about_zero(rng):
     loss = _single_spike_losses(p, n, ell, rng)
     assert loss["shrunk"] == pytest.approx(ell**2, abs=0.04)
     assert loss["plain"] == pytest.approx(ell**2 + (2 * np.sqrt(gamma) + gamma) ** 2, rel=0.1)
+
+
+def test_dropped_block_warning_states_the_reason_its_diagnostics_record():
+    """Each dropped block's reason (edge, leak test, sub-blocks) is read from the
+    step diagnostics, so the warning cannot contradict them (it used to blame the
+    edge for a block with a spike above it that the leak test removed)."""
+    from hcl_stats.estimators.shrinkage import SchurShrink
+
+    model = hs.HierarchicalFactorModel.random((5, 6, 7), "all:1", rng=0)
+    data = model.sample(200, rng=np.random.default_rng(1))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        fit = SchurShrink().fit(data, structure="all:1")
+    text = " ".join(str(w.message) for w in rec
+                    if issubclass(w.category, hs.exceptions.BlockDroppedWarning))
+    blocks = fit.diagnostics.extra["steps"]
+    dropped = [k for k, v in blocks.items() if v["rank"] == 0]
+    assert dropped
+    for k in dropped:
+        step = blocks[k]
+        if step["n_detected"] == 0:
+            want = f"{k} (r_S = 1): every spike is at or below its detectability edge"
+        elif step.get("leaked", 0) >= step["n_detected"]:
+            want = f"{k} (r_S = 1): its {step['n_detected']} spike(s) above the edge"
+            assert "removed by the leak test" in text
+        else:
+            want = f"{k} (r_S = 1): its {step['n_detected'] - step.get('leaked', 0)} kept"
+        assert want in text
+    # on this draw at least one block is dropped by the leak test, not the edge
+    assert any(blocks[k]["n_detected"] > 0 for k in dropped)

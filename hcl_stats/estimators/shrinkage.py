@@ -480,6 +480,22 @@ def _letters(b: frozenset[int]) -> str:
     return "".join(chr(ord("A") + m) for m in sorted(b))
 
 
+def _drop_reason(step: dict[str, object]) -> str:
+    """Why a block's kept rank is 0, from its step diagnostics."""
+    eig = ", ".join(f"{v:.3g}" for v in list(step["eigenvalues"])[:3])  # type: ignore[call-overload]
+    edge = f"edge {step['edge']:.3g}, eigenvalues {eig}"
+    detected = int(step.get("n_detected", step.get("rank", 0)))  # type: ignore[call-overload]
+    if detected == 0:
+        return f"every spike is at or below its detectability edge ({edge})"
+    leaked = int(step.get("leaked", 0))  # type: ignore[call-overload]
+    if leaked >= detected:
+        return (f"its {detected} spike(s) above the edge ({edge}) were removed by the leak "
+                "test: they still covary with the views outside the block, so they "
+                "belong to a shared block that is undetectable there")
+    return (f"its {detected - leaked} kept spike(s) above the edge ({edge}) are "
+            "accounted for by its sub-blocks, leaving nothing positive for the block")
+
+
 def _warn_dropped(info: dict[str, dict[str, object]], structure: Structure,
                   n_samples: int | None, what: str) -> None:
     """BlockDroppedWarning for every requested block whose kept rank is 0."""
@@ -487,15 +503,13 @@ def _warn_dropped(info: dict[str, dict[str, object]], structure: Structure,
     if not gone:
         return
     detail = "; ".join(
-        f"{_letters(b)} (r_S = {structure.rank_of(b)}, edge {info[_letters(b)]['edge']:.3g}, "
-        f"eigenvalues {', '.join(f'{v:.3g}' for v in info[_letters(b)]['eigenvalues'][:3])})"
+        f"{_letters(b)} (r_S = {structure.rank_of(b)}): {_drop_reason(info[_letters(b)])}"
         for b in gone
     )
     warnings.warn(
         f"{what}: requested block(s) {', '.join(_letters(b) for b in gone)} were shrunk to "
-        f"exactly zero at n = {n_samples}: every spike is at or below the block's "
-        f"detectability edge (whitened scale) [{detail}]. The data show no detectable "
-        "signal for them; FitResult.summary() marks them.",
+        f"exactly zero at n = {n_samples} (whitened scale) [{detail}]. The data show no "
+        "detectable signal of their own for them; FitResult.summary() marks them.",
         BlockDroppedWarning,
         stacklevel=4,
     )
