@@ -625,7 +625,7 @@ def require_schur_step(structure: Structure, dims: Sequence[int], block: Any) ->
             f"Schur step; got generic rank {rank} (maximum matching)"
             f"{hall_witness(structure, tuple(dims), frozenset(block))}. The design "
             "may still be identifiable: see hcl_stats.check_identifiable and the "
-            "'masked_multistart' estimator."
+            "'masked_multistart' estimator (--estimator masked_multistart)."
         )
     return k_o
 

@@ -553,3 +553,18 @@ def test_large_dims_are_decided_without_a_d_by_d_index(monkeypatch):
     assert small.pos.shape == (5, 5)
     assert built == [5]
     assert sorted(small.pos[np.triu_indices(5)].tolist()) == list(range(15))
+
+
+def test_schur_route_failure_points_to_the_estimator_that_fits(global_seed):
+    """dims (5, 6, 1), all:1: identifiable, but no Schur step isolates AB (d_O = 1
+    < k_O = 4). The default estimator's error must say so and name the way out."""
+    from hcl_stats.estimators import MaskedShrink
+
+    report = hs.check_identifiable("all:1", (5, 6, 1))
+    assert report.identifiable
+    assert "masked_multistart" in report.exact_estimators
+    model = hs.HierarchicalFactorModel.random((5, 6, 1), "all:1", rng=global_seed)
+    data = model.sample(300, rng=global_seed)
+    with pytest.raises(NotIdentifiableError,
+                       match=r"may still be identifiable .*\(--estimator masked_multistart\)"):
+        MaskedShrink().fit(data, structure="all:1")

@@ -320,7 +320,10 @@ def _schur_k_o(structure: Structure, dims, b, d_o: int, strict: bool) -> int:
         raise NotIdentifiableError(
             f"block {_letters(b)}: the views outside it have d_O = {d_o} < k_O = "
             f"{k_o} (total rank of the blocks they load on), so the Schur complement "
-            "cannot isolate the block; see hcl_stats.check_identifiable."
+            "cannot isolate the block. The model may still be identifiable (see "
+            "hcl_stats.check_identifiable, or 'hcl-stats check-identifiable'); the "
+            "'masked_multistart' estimator (--estimator masked_multistart) does not "
+            "need the Schur route."
         )
     return k_o
 
