@@ -48,7 +48,7 @@ with np.load(path) as f:
 t0 = time.perf_counter(); c0 = time.process_time()
 if how == "fit":
     fit = hs.estimators.get(est_name)().fit(xs, structure=structure)
-    info = {"path": fit.diagnostics.extra.get("path", "covariance")}
+    info = {"path": fit.diagnostics.extra["path"]}
 else:  # load + one thin SVD of the centred stacked data
     x = np.hstack(xs)
     np.linalg.svd(x - x.mean(axis=0), full_matrices=False)

@@ -23,11 +23,12 @@ from .structure import Structure
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # imported on first use (PEP 562): ``import hcl_stats`` stays light
-    from . import downstream, estimators, metrics, theory
+    from . import datasets, downstream, estimators, metrics, theory
     from .identifiability import Condition, IdentifiabilityReport, check_identifiable
 
 #: Public attribute -> the module that defines it (a sub-package maps to itself).
 _LAZY = {
+    "datasets": "datasets",
     "downstream": "downstream",
     "estimators": "estimators",
     "metrics": "metrics",
@@ -48,6 +49,7 @@ __all__ = [
     "Summary",
     "__version__",
     "check_identifiable",
+    "datasets",
     "downstream",
     "equicorrelation",
     "estimators",

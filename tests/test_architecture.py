@@ -310,10 +310,11 @@ def test_import_defers_the_sub_packages_until_first_use():
     code = (
         "import sys, hcl_stats as hs\n"
         "lazy = ('hcl_stats.estimators', 'hcl_stats.downstream', 'hcl_stats.theory', "
-        "'hcl_stats.metrics', 'hcl_stats.identifiability')\n"
+        "'hcl_stats.metrics', 'hcl_stats.identifiability', 'hcl_stats.datasets')\n"
         "print(','.join(m for m in lazy if m in sys.modules))\n"
         "print(hs.estimators.get('schur').__name__, hs.check_identifiable.__name__, "
         "hs.theory.__name__, 'downstream' in dir(hs))\n"
+        "print(hs.datasets.from_mudata.__name__, 'datasets' in dir(hs))\n"
         "from hcl_stats import downstream, Condition\n"
         "print(downstream.__name__, Condition.__name__)\n"
         "try:\n"
@@ -324,6 +325,7 @@ def test_import_defers_the_sub_packages_until_first_use():
     assert _fresh_python(code).splitlines() == [
         "",
         "SchurComplement check_identifiable hcl_stats.theory True",
+        "from_mudata True",
         "hcl_stats.downstream Condition",
         "module 'hcl_stats' has no attribute 'no_such_name'",
     ]

@@ -109,7 +109,7 @@ def test_wide_views_on_both_sides_of_n(name, rng):
 def test_narrow_views_take_the_covariance_path_by_default(rng):
     model = hs.HierarchicalFactorModel.random((5, 6), "AB:1 B:1", rng=rng)
     fit = estimators.MaskedShrink().fit(model.sample(50, rng=rng), structure=model.structure)
-    assert "path" not in fit.diagnostics.extra
+    assert fit.diagnostics.extra["path"] == "covariance"
 
 
 def test_reduced_covariance_is_the_covariance_in_the_row_space_basis(rng):

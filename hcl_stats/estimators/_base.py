@@ -530,6 +530,8 @@ class Estimator(metaclass=_EstimatorMeta):
                 raw = replace(raw, loadings=reduction.lift(np.asarray(raw.loadings)),
                               extra={**raw.extra, "path": "samples",
                                      "reduced_dims": list(reduction.dims)})
+            else:
+                raw = replace(raw, extra={**raw.extra, "path": "covariance"})
         _check_finite_fit(self, raw)
         wall = time.perf_counter() - start
         for w in caught:
