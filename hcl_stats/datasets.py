@@ -586,7 +586,7 @@ def _align_obs(mdata: Any, names: list[str], join: str):
                     f"modality {m!r} must have exactly the observations of "
                     f"mdata.obs_names (obs alignment); it misses {len(missing)} "
                     f"(e.g. {missing[:3]}) and has {extra} others. Use join='inner' "
-                    "to keep the shared observations."
+                    "(hcl-stats fit --join inner) to keep the shared observations."
                 )
     return order, rows, keep
 

@@ -113,6 +113,61 @@ def test_not_a_mudata_is_refused(tmp_path):
 # reading the file is under test, not the signal: a tiny draw may shrink a block
 # to zero (BlockDroppedWarning), which filterwarnings=error would turn into exit 1
 @pytest.mark.filterwarnings("ignore::hcl_stats.exceptions.BlockDroppedWarning")
+def _write(md, path):
+    settings = getattr(anndata, "settings", None)
+    old = getattr(settings, "allow_write_nullable_strings", None)
+    try:  # pandas >= 3 string indexes need this opt-in on anndata >= 0.11
+        if old is not None:
+            settings.allow_write_nullable_strings = True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            md.write(str(path))
+    finally:
+        if old is not None:
+            settings.allow_write_nullable_strings = old
+
+
+def test_cli_join_modalities_and_layer_options(tmp_path, rng, capsys):
+    """The CLI offers what the alignment error advises (--join inner), and picks
+    modalities and a layer like from_mudata's arguments."""
+    from hcl_stats.cli import main
+
+    x1, x2, x3 = (rng.standard_normal((12, k)) for k in (3, 4, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        def mod(name, x, first):
+            return anndata.AnnData(
+                x, obs=pd.DataFrame(index=[f"s{i}" for i in range(first, first + 12)]),
+                var=pd.DataFrame(index=[f"{name}{j}" for j in range(x.shape[1])]))
+
+        mods = {"a": mod("a", x1, 0), "b": mod("b", x2, 2), "c": mod("c", x3, 0)}
+        mods["c"].layers["counts"] = 2.0 * x3
+        md = mudata.MuData(mods)
+    path = tmp_path / "m.h5mu"
+    _write(md, path)
+    out = tmp_path / "fit.npz"
+    base = ["fit", str(path), "--structure", "AB:1", "--out", str(out)]
+    assert main(base) == 2
+    assert "(hcl-stats fit --join inner)" in capsys.readouterr().err
+    assert main([*base, "--join", "inner", "--modalities", "a,c"]) == 0  # share s0..s11
+    with np.load(out) as res:
+        assert list(res["view_names"]) == ["a", "c"]
+    capsys.readouterr()
+    assert main([*base, "--join", "inner", "--modalities", "c,a", "--layer", "counts"]) == 2
+    assert "layer 'counts'" in capsys.readouterr().err
+    assert main([*base, "--join", "inner", "--modalities", "b,a"]) == 0
+    with np.load(out) as res:
+        assert list(res["view_names"]) == ["b", "a"]
+        direct = hs.estimators.MaskedShrink().fit([x2[:10], x1[2:12]], structure="AB:1")
+        np.testing.assert_allclose(res["gram_AB"], direct.gram(frozenset({0, 1})),
+                                   rtol=1e-10, atol=1e-12)
+    csv = tmp_path / "v.csv"
+    np.savetxt(csv, x1, delimiter=",")
+    assert main(["fit", str(csv), str(csv), "--structure", "AB:1", "--join", "inner",
+                 "--out", str(out)]) == 2
+    assert "apply to an .h5mu file only" in capsys.readouterr().err
+
+
 def test_cli_fits_an_h5mu_file(tmp_path, rng, capsys):
     model = hs.HierarchicalFactorModel.random((6, 40), "AB:1 B:1", rng=rng)
     data = model.sample(30, rng=rng)

@@ -95,6 +95,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="CSV files: --header skips the first row of each file, --no-header reads "
         "it as data (default: skip it iff one of its cells is not a number)",
     )
+    p.add_argument(
+        "--join",
+        choices=["exact", "inner"],
+        default="exact",
+        help=".h5mu files: 'exact' requires every modality to hold exactly the "
+        "file's observations; 'inner' keeps the observations all modalities share",
+    )
+    p.add_argument(
+        "--modalities",
+        default=None,
+        metavar="NAMES",
+        help=".h5mu files: comma-separated modalities to use as views, in this order "
+        "(default: all, in the file's order)",
+    )
+    p.add_argument("--layer", default=None,
+                   help=".h5mu files: the layer of each modality to read (default: X)")
     _add_evidence_args(p)
     p.add_argument("--out", required=True, type=Path, help="output .npz path")
     p.add_argument(
@@ -162,11 +178,13 @@ def _parse_noise(text: str):
 
 
 def read_views(
-    paths: list[Path], header: bool | None = None
+    paths: list[Path], header: bool | None = None, h5mu: dict | None = None
 ) -> tuple[list[np.ndarray], list[str]]:
     """Read views from one .npz (arrays in stored order) or one CSV per view.
 
-    ``header`` is passed to :func:`_read_csv` (None: detect each CSV's header).
+    ``header`` is passed to :func:`_read_csv` (None: detect each CSV's header);
+    ``h5mu`` holds the keyword arguments of :func:`hcl_stats.datasets.from_mudata`
+    (``join``, ``modalities``, ``layer``) for an .h5mu file.
 
     Examples
     --------
@@ -190,8 +208,13 @@ def read_views(
     if len(paths) == 1 and paths[0].suffix == ".h5mu":
         from ..datasets import from_mudata
 
-        ds = from_mudata(paths[0])
+        ds = from_mudata(paths[0], **(h5mu or {}))
         return list(ds.data.Xs), list(ds.view_names)
+    if h5mu and any(v not in (None, "exact") for v in h5mu.values()):
+        raise ValidationError(
+            "--join, --modalities and --layer apply to an .h5mu file only; got "
+            f"{[str(p) for p in paths]}."
+        )
     if len(paths) == 1 and paths[0].suffix == ".npz":
         from .._npz import read_npz
 
@@ -362,7 +385,10 @@ def run_fit(args: argparse.Namespace) -> int:
     elif not args.data:
         raise ValidationError("DATA files or --dataset NAME must be given; got neither.")
     else:
-        views, names = read_views(list(args.data), args.header)
+        h5mu = {"join": args.join, "layer": args.layer, "modalities": (
+            None if args.modalities is None
+            else [m.strip() for m in args.modalities.split(",")])}
+        views, names = read_views(list(args.data), args.header, h5mu)
     data = MultimodalData(views, view_names=None)
     if args.preprocess != "none":
         from ..preprocessing import Preprocessor
