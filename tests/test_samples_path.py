@@ -224,6 +224,25 @@ def test_estimators_without_the_sample_path_refuse_it_clearly(rng):
         estimators.NaivePCA().fit(data, structure="AB:1", path="thin")
 
 
+def test_sparse_views_with_large_means_warn_then_are_refused(rng):
+    """Implicit centring cancels: warn from mean^2/variance > 1e6, and call a column
+    beyond 1e12 what it is (not merely 'constant')."""
+    from hcl_stats.exceptions import NumericalWarning
+
+    model = hs.HierarchicalFactorModel.random((60, 80), "AB:1 B:1", rng=rng)
+    data = model.sample(25, rng=rng)
+    est = estimators.SchurComplement()
+    sd = max(float(np.max(np.std(x, axis=0))) for x in data.Xs)
+    with pytest.warns(NumericalWarning, match=r"views\[0\] is sparse .* mean\^2 / variance"):
+        est.fit([sp.csr_matrix(data.Xs[0] + 1e4 * sd), data.Xs[1]], structure="AB:1 B:1")
+    with pytest.raises(ValidationError, match=r"views\[0\]\[:, \d+\] must vary .* below "
+                                              r"1e-12 of its mean square .* Pass the view dense"):
+        est.fit([sp.csr_matrix(data.Xs[0] + 1e8 * sd), data.Xs[1]], structure="AB:1 B:1")
+    # the same offset, dense: no warning (warnings are errors here), a fit
+    assert np.all(np.isfinite(est.fit([data.Xs[0] + 1e8 * sd, data.Xs[1]],
+                                      structure="AB:1 B:1").loadings))
+
+
 def test_sparse_constant_column_is_refused(rng):
     x = sp.random(12, 30, density=0.3, random_state=1, format="csr")
     x = sp.hstack([x, sp.csr_matrix(np.zeros((12, 1)))]).tocsr()
