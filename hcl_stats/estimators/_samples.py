@@ -28,8 +28,8 @@ the sparse matrix are formed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
