@@ -523,7 +523,8 @@ def estimate_noise_var_mp(
     scale = float(np.max(np.abs(vals))) if d else 1.0
     if not value > 1e-12 * scale:
         raise ValidationError(
-            f"estimated sigma^2 must be > 0; got {value:.3g}: the covariance is "
-            "(numerically) singular, but the model needs positive noise."
+            f"estimated sigma^2 must exceed 1e-12 times the largest eigenvalue "
+            f"({scale:.3g}); got {value:.3g}: the covariance is (numerically) singular, "
+            "but the model needs positive noise."
         )
     return value

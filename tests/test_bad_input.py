@@ -140,7 +140,7 @@ CASES = [
      ValidationError, r"cov\[4, 4\] must be > 0 .*sigma\^2 > 0.*; got 0\.0"),
     ("singular_cov_noise", lambda: SchurComplement().fit_covariance(
         MODEL.signal_covariance() + 1e-300 * np.eye(9), dims=(4, 5), structure=S2),
-     ValidationError, r"estimated sigma\^2 must be > 0; got .*singular"),
+     ValidationError, r"estimated sigma\^2 must exceed 1e-12 times the largest variance \(.*\); got .*singular"),
     ("nonsymmetric_cov", lambda: SchurComplement().fit_covariance(
         COV + np.triu(np.full((9, 9), 0.1), 1), dims=(4, 5), structure=S2),
      ValidationError, r"cov must be symmetric; got max \|cov - cov\.T\| = 0\.1"),

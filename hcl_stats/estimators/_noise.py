@@ -169,9 +169,11 @@ def check_positive_noise(value: float, cov: NDArray, what: str) -> None:
     scale = float(np.max(np.abs(np.diag(cov))))
     if not value > 1e-12 * scale:
         raise ValidationError(
-            f"estimated {what} must be > 0; got {value:.3g}: the covariance is "
-            "(numerically) singular below the signal rank, but the model needs "
-            "positive noise. Check for constant or duplicated columns."
+            f"estimated {what} must exceed 1e-12 times the largest variance "
+            f"({scale:.3g}); got {value:.3g}: the covariance is (numerically) singular "
+            "below the signal rank, but the model needs positive noise. Check for "
+            "constant or duplicated columns, or columns on wildly different scales "
+            "(standardise them, or use noise_rule='per_view')."
         )
 
 
