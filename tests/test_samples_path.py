@@ -29,7 +29,7 @@ from hcl_stats.exceptions import ValidationError
 pytestmark = pytest.mark.filterwarnings("ignore::hcl_stats.exceptions.BlockDroppedWarning")
 
 
-SAMPLE_PATH = ("naive", "schur", "masked_gradient", "masked_shrink")
+SAMPLE_PATH = ("naive", "schur", "masked_gradient", "masked_shrink", "pca_shrink")
 
 
 def _block_grams(fit):

@@ -205,7 +205,8 @@ def shrink_eigenvalues(eigenvalues: ArrayLike, noise_var: float, gamma: float) -
 
 
 def shrunk_factor(
-    cov: ArrayLike, rank: int, noise_var: float, n_samples: int | None
+    cov: ArrayLike, rank: int, noise_var: float, n_samples: int | None,
+    dim: int | None = None,
 ) -> tuple[NDArray, dict[str, object]]:
     """Shrunk rank-``rank`` factor ``F = V diag(eta)^{1/2}`` of a noisy covariance.
 
@@ -221,6 +222,10 @@ def shrunk_factor(
     n_samples : int or None
         Effective sample size; None means a population matrix (``gamma = 0``: no
         shrinkage, ``eta = lambda - sigma^2`` clipped at 0).
+    dim : int, optional
+        The data's dimension for ``gamma = dim / n`` when ``cov`` is the covariance
+        in an orthonormal basis of the data's row space (sample-space path: same
+        non-zero spectrum, fewer coordinates); default ``p``.
 
     Returns
     -------
@@ -247,7 +252,7 @@ def shrunk_factor(
     p = cov.shape[0]
     k = min(check_int(rank, "rank", minimum=0), p)
     vals, vecs = top_eigh(cov, k)
-    gamma = 0.0 if n_samples is None else p / n_samples
+    gamma = 0.0 if n_samples is None else (p if dim is None else dim) / n_samples
     if gamma == 0.0:
         ell = np.clip(vals - noise_var, 0.0, None)
         eta = ell
@@ -338,11 +343,16 @@ class PCAShrink(Estimator):
 
     name: ClassVar[str] = "pca_shrink"
     structured: ClassVar[bool] = False
+    # the top eigenpairs of the (whitened) covariance in a row-space basis are the
+    # full covariance's; gamma takes the data's d (per-view whitening commutes
+    # with the per-view bases)
+    samples_path: ClassVar[bool] = True
 
     def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
         noise = _noise_for_shrinkage(problem)
         white, root = _whiten(problem.cov, problem.dims, noise)
-        f, info = shrunk_factor(white, problem.structure.total_rank, 1.0, problem.n_samples)
+        f, info = shrunk_factor(white, problem.structure.total_rank, 1.0, problem.n_samples,
+                                dim=sum(problem.full_dims))
         info["noise_rule"] = _rule(problem.noise)
         return RawFit(f * root[:, None], noise, problem.structure, extra=info)
 
