@@ -270,9 +270,8 @@ def check_view_floor(largest: float, name: str) -> None:
         raise ValidationError(
             f"{name} must have a largest entry >= {MIN_VIEW_ENTRY:.0e} in magnitude, so "
             f"that its variances and the noise variance are normal float64 numbers; "
-            f"got {largest:.3g}. Rescale the view (e.g. multiply it by "
-            f"{2.0 ** -np.frexp(largest)[1]:.3g}); the loadings scale with it and "
-            "sigma^2 with its square."
+            f"got {largest:.3g}. Rescale the view so that its entries are of order "
+            "1; the loadings scale with it and sigma^2 with its square."
         )
 
 

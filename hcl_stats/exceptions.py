@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = [
     "BlockDroppedWarning",
     "ConvergenceWarning",
+    "CostWarning",
     "HCLError",
     "NoStructureError",
     "NotIdentifiableError",
@@ -89,6 +90,16 @@ class BlockDroppedWarning(UserWarning):
     Raised by the shrinkage estimators when every spike of a block is at or below
     its detectability edge: the block is in the structure but the data carry no
     detectable signal for it at this ``n``. ``FitResult.summary()`` marks it.
+    """
+
+
+class CostWarning(UserWarning):
+    """A fit of wide data will form the ``d x d`` covariance.
+
+    Raised when an estimator without a sample-space path is given views with
+    some ``d_m > n`` and ``d >= 4000``: it needs ``8 d^2`` bytes and ``O(d^3)``
+    eigendecompositions where the sample-space estimators
+    (:func:`hcl_stats.estimators.sample_path_estimators`) need ``O(n d)``.
     """
 
 

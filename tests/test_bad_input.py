@@ -398,6 +398,9 @@ def cli_files(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "header_only.csv").write_text("x,y\n")
     (tmp_path / "ragged.csv").write_text("1,2,3\n4,5\n")
+    # a header, a blank line: the bad cell is on line 6 of the file, the short row on 7
+    (tmp_path / "bad_cell.csv").write_text("a,b\n1,2\n3,4\n\n5,6\n7,abc\n8\n9,9\n")
+    (tmp_path / "short_row.csv").write_text("a,b\n1,2\n3,4\n\n5,6\n7,8\n8\n9,9\n")
     (tmp_path / "nan.csv").write_text("1,2\nnan,3\n4,5\n")
     (tmp_path / "ok.csv").write_text("1,2\n3,4.5\n5,6\n7,9\n")
     (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x81\n\x92\n")
@@ -434,7 +437,12 @@ CLI_CASES = [
     ("header_only_csv", ["fit", "{t}/header_only.csv", "{t}/ok.csv", "--structure", "AB:1", "--out", "{t}/o.npz"],
      r"ValidationError: CSV file '.*header_only\.csv' must contain at least one row of numbers"),
     ("ragged_csv", ["fit", "{t}/ragged.csv", "{t}/ok.csv", "--structure", "AB:1", "--out", "{t}/o.npz"],
-     r"ValidationError: CSV file '.*ragged\.csv' could not be parsed"),
+     r"ValidationError: CSV file '.*ragged\.csv' could not be parsed: line 2 has 2 cells but "
+     r"the first data line has 3"),
+    ("csv_bad_cell_line", ["fit", "{t}/bad_cell.csv", "{t}/ok.csv", "--structure", "AB:1", "--out", "{t}/o.npz"],
+     r"could not be parsed: line 6 has the non-numeric cell 'abc'\.$"),
+    ("csv_short_row_line", ["fit", "{t}/short_row.csv", "{t}/ok.csv", "--structure", "AB:1", "--out", "{t}/o.npz"],
+     r"could not be parsed: line 7 has 1 cells but the first data line has 2"),
     ("binary_csv", ["fit", "{t}/binary.csv", "{t}/ok.csv", "--structure", "AB:1", "--out", "{t}/o.npz"],
      r"ValidationError: CSV file '.*binary\.csv' must be UTF-8 text"),
     ("nan_csv", ["fit", "{t}/nan.csv", "{t}/ok.csv", "--structure", "AB:1", "--out", "{t}/o.npz"],

@@ -259,3 +259,23 @@ def test_init_is_projected_onto_the_row_spaces(rng):
     a = est.fit(data, structure=model.structure, init=start, path="covariance")
     b = est.fit(data, structure=model.structure, init=start, path="samples")
     _assert_same_fit(a, b, float(np.trace(data.sample_cov())))
+
+
+def test_wide_views_warn_before_an_estimator_forms_their_covariance(rng, monkeypatch):
+    """An estimator without the sample path warns (CostWarning) on wide views from
+    d >= WIDE_COVARIANCE_WARN; narrow views, the sample path and small d do not."""
+    from hcl_stats.estimators import _samples
+    from hcl_stats.exceptions import CostWarning
+
+    monkeypatch.setattr(_samples, "WIDE_COVARIANCE_WARN", 60)
+    model = hs.HierarchicalFactorModel.random((20, 45), "AB:1 B:1", rng=rng)
+    wide = model.sample(30, rng=rng)
+    with pytest.warns(CostWarning, match=r"SchurShrink has no sample-space path.*d = 65 > "
+                                         r"n = 30: .* GiB.*pca_shrink"):
+        estimators.SchurShrink().fit(wide, structure="AB:1 B:1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CostWarning)
+        estimators.SchurShrink().fit(model.sample(50, rng=rng), structure="AB:1 B:1")  # n > d_m
+        estimators.MaskedShrink().fit(wide, structure="AB:1 B:1")  # the sample path
+        monkeypatch.setattr(_samples, "WIDE_COVARIANCE_WARN", 66)
+        estimators.SchurShrink().fit(wide, structure="AB:1 B:1")  # d below the threshold

@@ -95,22 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="CSV files: --header skips the first row of each file, --no-header reads "
         "it as data (default: skip it iff one of its cells is not a number)",
     )
-    p.add_argument(
-        "--join",
-        choices=["exact", "inner"],
-        default="exact",
-        help=".h5mu files: 'exact' requires every modality to hold exactly the "
-        "file's observations; 'inner' keeps the observations all modalities share",
-    )
-    p.add_argument(
-        "--modalities",
-        default=None,
-        metavar="NAMES",
-        help=".h5mu files: comma-separated modalities to use as views, in this order "
-        "(default: all, in the file's order)",
-    )
-    p.add_argument("--layer", default=None,
-                   help=".h5mu files: the layer of each modality to read (default: X)")
+    _add_h5mu_args(p)
     _add_evidence_args(p)
     p.add_argument("--out", required=True, type=Path, help="output .npz path")
     p.add_argument(
@@ -152,6 +137,25 @@ def _add_select_arg(p: argparse.ArgumentParser) -> None:
         "docs/structure_learning.md). 'correlation' was the default before; the "
         "learned structure is lowered, if needed, until the refit can fit it",
     )
+
+
+def _add_h5mu_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--join",
+        choices=["exact", "inner"],
+        default="exact",
+        help=".h5mu files: 'exact' requires every modality to hold exactly the "
+        "file's observations; 'inner' keeps the observations all modalities share",
+    )
+    p.add_argument(
+        "--modalities",
+        default=None,
+        metavar="NAMES",
+        help=".h5mu files: comma-separated modalities to use as views, in this order "
+        "(default: all, in the file's order)",
+    )
+    p.add_argument("--layer", default=None,
+                   help=".h5mu files: the layer of each modality to read (default: X)")
 
 
 def _parse_dims(text: str) -> tuple[int, ...]:
@@ -272,7 +276,8 @@ def _read_csv(path: Path, header: bool | None = None) -> np.ndarray:
         raise ValidationError(
             f"CSV file {str(path)!r} must be UTF-8 text; got undecodable bytes ({exc})."
         ) from None
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    numbered = [(i + 1, ln) for i, ln in enumerate(text.splitlines()) if ln.strip()]
+    lines = [ln for _, ln in numbered]
     if not lines:
         raise ValidationError(
             f"CSV file {str(path)!r} must contain at least one row of numbers; got an "
@@ -308,6 +313,7 @@ def _read_csv(path: Path, header: bool | None = None) -> np.ndarray:
             "index; its first column is read as data (write it with index=False)", path,
         )
     body = lines[1:] if header else lines
+    body_numbers = [i for i, _ in numbered[1:]] if header else [i for i, _ in numbered]
     if not body:
         raise ValidationError(
             f"CSV file {str(path)!r} must contain at least one row of numbers; got a "
@@ -319,10 +325,26 @@ def _read_csv(path: Path, header: bool | None = None) -> np.ndarray:
             arr = np.loadtxt(io.StringIO("\n".join(body)), delimiter=delimiter, ndmin=2)
     except ValueError as exc:
         raise ValidationError(
-            f"CSV file {str(path)!r} could not be parsed (line numbers count from the "
-            f"first {'data ' if header else ''}row): {exc}"
+            f"CSV file {str(path)!r} could not be parsed: "
+            f"{_csv_problem(body, body_numbers, delimiter) or exc}"
         ) from None
     return arr
+
+
+def _csv_problem(body: list[str], numbers: list[int], delimiter: str) -> str | None:
+    """The first malformed data line, by its 1-based line number in the file."""
+    width = None
+    for number, line in zip(numbers, body, strict=True):
+        cells = _split(line, delimiter)
+        bad = next((c for c in cells if not _is_number(c)), None)
+        if bad is not None:
+            return f"line {number} has the non-numeric cell {bad!r}."
+        if width is None:
+            width = len(cells)
+        elif len(cells) != width:
+            return (f"line {number} has {len(cells)} cells but the first data line has "
+                    f"{width}; every row must have the same number of columns.")
+    return None
 
 
 def _check_out(path: Path) -> None:

@@ -57,6 +57,7 @@ from ._samples import (
     check_sparse_views,
     reduce_views,
     samples_names,
+    warn_wide_covariance,
 )
 
 __all__ = ["Estimator", "Problem", "estimate_noise_var", "signal_covariance"]
@@ -407,6 +408,7 @@ class Estimator(metaclass=_EstimatorMeta):
                     f"{', '.join(samples_names())}. Use path='covariance' with "
                     "dense views."
                 )
+            warn_wide_covariance(type(self).__name__, dims, n_samples)
             return False
         return path == "samples" or sparse or any(dm > n_samples for dm in dims)
 

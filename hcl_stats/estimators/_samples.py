@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 
 from .._linalg import block_offsets
 from .._validation import check_float_array, check_view_floor, short_repr
-from ..exceptions import NumericalWarning, ValidationError
+from ..exceptions import CostWarning, NumericalWarning, ValidationError
 
 __all__ = [
     "PATHS",
@@ -50,6 +50,7 @@ __all__ = [
     "is_sparse",
     "reduce_views",
     "samples_names",
+    "warn_wide_covariance",
 ]
 
 #: Values of the ``path`` option of :meth:`Estimator.fit`.
@@ -291,6 +292,25 @@ def samples_names() -> list[str]:
     from ._registry import sample_path_estimators
 
     return list(sample_path_estimators())
+
+
+#: Total dimension from which an estimator without a sample-space path warns
+#: (CostWarning) before forming the covariance of wide views (128 MB at 4000).
+WIDE_COVARIANCE_WARN = 4000
+
+
+def warn_wide_covariance(name: str, dims, n_samples: int) -> None:
+    """CostWarning: ``name`` (no sample path) will form the covariance of wide views."""
+    d = int(sum(dims))
+    if any(dm > n_samples for dm in dims) and d >= WIDE_COVARIANCE_WARN:
+        warnings.warn(
+            f"{name} has no sample-space path, so it forms the d x d covariance of "
+            f"these wide views (d = {d} > n = {n_samples}: {8 * d * d / 2**30:.2g} GiB, "
+            f"eigendecompositions of cost d^3). The estimators "
+            f"{', '.join(samples_names())} fit them in O(n d) memory and time.",
+            CostWarning,
+            stacklevel=4,
+        )
 
 
 def check_sparse_views(views: Any) -> list[Any]:
