@@ -285,6 +285,13 @@ def check_views(views: Any, name: str = "views") -> tuple[NDArray[np.float64], .
         )
     if len(views) == 0:
         raise ValidationError(f"{name} must contain at least one view; got 0.")
+    for i, x in enumerate(views):
+        if hasattr(x, "tocsr"):  # scipy.sparse: only Estimator.fit takes it
+            raise ValidationError(
+                f"{name}[{i}] must be a dense array here; got a scipy.sparse matrix. "
+                "Pass the list of views to Estimator.fit directly (sparse views are "
+                "centred implicitly on the sample-space path), or densify it."
+            )
     out = tuple(
         check_float_array(x, f"{name}[{i}]", ndim=2) for i, x in enumerate(views)
     )

@@ -279,3 +279,10 @@ def test_wide_views_warn_before_an_estimator_forms_their_covariance(rng, monkeyp
         estimators.MaskedShrink().fit(wide, structure="AB:1 B:1")  # the sample path
         monkeypatch.setattr(_samples, "WIDE_COVARIANCE_WARN", 66)
         estimators.SchurShrink().fit(wide, structure="AB:1 B:1")  # d below the threshold
+
+
+def test_multimodal_data_refuses_sparse_views_with_the_way_to_fit_them():
+    with pytest.raises(ValidationError, match=r"views\[0\] must be a dense array here; got a "
+                                              r"scipy.sparse matrix\. Pass the list of views "
+                                              r"to Estimator.fit"):
+        hs.MultimodalData([sp.csr_matrix(np.eye(3)), np.eye(3)])
