@@ -12,6 +12,7 @@ import inspect
 import math
 import numbers
 import os
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -22,6 +23,22 @@ from numpy.typing import ArrayLike, NDArray
 from .exceptions import ValidationError
 
 __all__: list[str] = []
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def outside_stacklevel() -> int:
+    """``stacklevel`` that makes the caller's ``warnings.warn`` name the user's code.
+
+    Counts the frames above the caller that belong to the hcl_stats package, so
+    the warning points at the first frame outside it (the user's call of
+    ``fit``), however deep inside the package it was raised.
+    """
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def short_repr(value: Any) -> str:

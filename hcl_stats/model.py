@@ -437,8 +437,9 @@ class HierarchicalFactorModel(LoadingsAccess):
             The sharing structure (text form accepted).
         noise_var : float or array_like of shape (M,), default=1.0
             Noise variance ``sigma^2`` or per-view ``sigma_m^2``.
-        singular_values : (float, float), default=(0.5, 1.5)
-            Range ``(a, b)`` of the uniform singular values, ``0 <= a <= b``.
+        singular_values : (float, float) or float, default=(0.5, 1.5)
+            Range ``(a, b)`` of the uniform singular values, ``0 <= a <= b <= 1e100``;
+            one number ``c`` means ``(c, c)``.
         latent_cov : float or array_like of shape (K, K), optional
             See the class docstring.
         rng : None, int, SeedSequence or Generator
@@ -450,13 +451,19 @@ class HierarchicalFactorModel(LoadingsAccess):
         """
         dims = check_dims(dims)
         structure = Structure.coerce(structure, len(dims))
-        lo_hi = tuple(singular_values)
+        lo_hi = ((singular_values, singular_values) if np.ndim(singular_values) == 0
+                 else tuple(singular_values))  # a number: every singular value equal
         if len(lo_hi) != 2:
             raise ValidationError(
-                f"singular_values must be a pair (low, high); got {lo_hi!r}."
+                f"singular_values must be a pair (low, high) or one number; got {lo_hi!r}."
             )
         lo = check_real(lo_hi[0], "singular_values[0]", low=0.0)
         hi = check_real(lo_hi[1], "singular_values[1]", low=lo)
+        if hi > 1e100:
+            raise ValidationError(
+                f"singular_values[1] must be <= 1e100 (so that W W^T and the covariance "
+                f"fit in float64); got {hi!r}."
+            )
         gen = as_generator(rng)
         for b, r in zip(structure.blocks, structure.ranks, strict=True):
             for m in sorted(b):

@@ -82,10 +82,13 @@ def _column_sd(x: NDArray) -> NDArray:
     mean = np.add.reduce(x, axis=0) / n
     acc = np.zeros(p)
     step = max(1, _SD_BLOCK_BYTES // (8 * max(p, 1)))
-    for start in range(0, n, step):
-        dev = x[start : start + step] - mean
-        np.multiply(dev, dev, out=dev)
-        acc += np.add.reduce(dev, axis=0)
+    # entries beyond about 1e154 overflow to an infinite sd, which the callers'
+    # magnitude checks refuse with their own message: no numpy warning first
+    with np.errstate(over="ignore"):
+        for start in range(0, n, step):
+            dev = x[start : start + step] - mean
+            np.multiply(dev, dev, out=dev)
+            acc += np.add.reduce(dev, axis=0)
     return np.sqrt(acc / n)
 
 

@@ -645,3 +645,21 @@ def test_regression_refinement_at_1e53_does_not_overflow():
             a @ a.T, dims=(3, 3), structure="AB:1 A:1 B:1")
     _assert_finite_result(fit)
     assert fit.diagnostics.extra["magnitude_exponent"] % 2 == 0
+
+
+def test_entries_beyond_1e154_fail_cleanly_without_a_numpy_overflow_warning(tmp_path, capsys):
+    """The scale check squared deviations first and printed numpy's 'overflow
+    encountered in multiply' before the clean error."""
+    from hcl_stats.cli import main
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "huge.npz", rng.standard_normal((50, 3)) * 1e200,
+             rng.standard_normal((50, 4)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        code = main(["fit", str(tmp_path / "huge.npz"), "--structure", "AB:1",
+                     "--out", str(tmp_path / "o.npz")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "views[0] must have entries of magnitude <" in err
+    assert "overflow" not in err

@@ -107,3 +107,13 @@ def test_model_validation(kwargs, match):
 def test_random_rejects_a_block_wider_than_its_view():
     with pytest.raises(ValidationError, match=r"dims\[0\] = 2 is smaller than rank 3 of block AB"):
         hs.HierarchicalFactorModel.random((2, 5), "AB:3", rng=0)
+
+
+def test_random_takes_one_singular_value_and_refuses_overflowing_ones():
+    m = hs.HierarchicalFactorModel.random((3, 4), "AB:1 A:1", singular_values=2.0, rng=0)
+    a = m.structure.columns(frozenset({0}))
+    np.testing.assert_allclose(np.linalg.svd(m.loadings[:3, a], compute_uv=False), [2.0])
+    with pytest.raises(ValidationError, match=r"singular_values\[1\] must be <= 1e100"):
+        hs.HierarchicalFactorModel.random((3, 4), "AB:1", singular_values=(1e200, 1e200), rng=0)
+    with pytest.raises(ValidationError, match=r"a pair \(low, high\) or one number"):
+        hs.HierarchicalFactorModel.random((3, 4), "AB:1", singular_values=(1.0, 2.0, 3.0), rng=0)

@@ -521,3 +521,17 @@ def test_dropped_block_warning_states_the_reason_its_diagnostics_record():
         assert want in text
     # on this draw at least one block is dropped by the leak test, not the edge
     assert any(blocks[k]["n_detected"] > 0 for k in dropped)
+
+
+def test_fit_warnings_point_at_the_callers_line():
+    """Warnings caught inside fit are re-emitted at the user's call, not at a line
+    of the package (they pointed at estimators/_base.py)."""
+    from hcl_stats.estimators.shrinkage import SchurShrink
+
+    model = hs.HierarchicalFactorModel.random((5, 6, 7), "all:1", rng=0)
+    data = model.sample(200, rng=np.random.default_rng(1))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        SchurShrink().fit(data, structure="all:1")
+    assert rec
+    assert {w.filename for w in rec} == {__file__}

@@ -28,6 +28,7 @@ from .._validation import (
     check_int,
     check_view_floor,
     keyword_alias,
+    outside_stacklevel,
     short_repr,
     warn_renamed,
 )
@@ -536,8 +537,9 @@ class Estimator(metaclass=_EstimatorMeta):
                 raw = replace(raw, extra={**raw.extra, "path": "covariance"})
         _check_finite_fit(self, raw)
         wall = time.perf_counter() - start
-        for w in caught:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        level = outside_stacklevel()
+        for w in caught:  # re-emitted at the user's call (not at a line of the package)
+            warnings.warn(w.message, w.category, stacklevel=level)
         diagnostics = Diagnostics(
             converged=raw.converged,
             n_iter=raw.n_iter,
