@@ -286,3 +286,22 @@ def test_multimodal_data_refuses_sparse_views_with_the_way_to_fit_them():
                                               r"scipy.sparse matrix\. Pass the list of views "
                                               r"to Estimator.fit"):
         hs.MultimodalData([sp.csr_matrix(np.eye(3)), np.eye(3)])
+
+
+def test_auto_takes_the_sample_path_only_where_it_shrinks_the_problem(rng):
+    """One view just wider than n: the reduction saves almost nothing and costs an
+    n x n Gram and its eigendecomposition (measured 1.9x slower at d = (50, 2001),
+    n = 2000), so 'auto' keeps the covariance path below AUTO_SAMPLES_RATIO."""
+    from hcl_stats.estimators._samples import samples_pay_off
+
+    model = hs.HierarchicalFactorModel.random((5, 41), "AB:1 B:1", rng=rng)
+    data = model.sample(40, rng=rng)  # reduced 5 + 39 = 44 of d = 46
+    assert not samples_pay_off((5, 41), 40)
+    fit = estimators.MaskedShrink().fit(data, structure="AB:1 B:1")
+    assert fit.diagnostics.extra["path"] == "covariance"
+    forced = estimators.MaskedShrink().fit(data, structure="AB:1 B:1", path="samples")
+    assert forced.diagnostics.extra["path"] == "samples"
+    _assert_same_fit(fit, forced, float(np.trace(data.sample_cov())))
+    wide = hs.HierarchicalFactorModel.random((5, 100), "AB:1 B:1", rng=rng).sample(40, rng=rng)
+    assert estimators.MaskedShrink().fit(wide, structure="AB:1 B:1").diagnostics.extra[
+        "path"] == "samples"

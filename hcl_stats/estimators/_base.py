@@ -58,6 +58,7 @@ from ._samples import (
     check_sparse_views,
     reduce_views,
     samples_names,
+    samples_pay_off,
     warn_wide_covariance,
 )
 
@@ -366,8 +367,10 @@ class Estimator(metaclass=_EstimatorMeta):
             true dimensions in every rule that uses them; the loadings are mapped
             back (module :mod:`hcl_stats.estimators._samples`). Both paths give
             the same estimate up to round-off. ``'auto'`` takes the sample path
-            when the estimator supports it and some view has ``d_m > n`` or is
-            sparse. Estimators with the sample path: see
+            when the estimator supports it and some view is sparse, or has
+            ``d_m > n`` and the reduction leaves at most 85% of ``d``
+            (``sum_m min(d_m, n - 1) <= 0.85 d``; above that ratio the
+            covariance path is about as fast or faster). Estimators with the sample path: see
             :func:`hcl_stats.estimators.sample_path_estimators`. A given ``init``
             is projected onto the row spaces there.
 
@@ -411,7 +414,7 @@ class Estimator(metaclass=_EstimatorMeta):
                 )
             warn_wide_covariance(type(self).__name__, dims, n_samples)
             return False
-        return path == "samples" or sparse or any(dm > n_samples for dm in dims)
+        return path == "samples" or sparse or samples_pay_off(dims, n_samples)
 
     def _fit_sparse(self, views, structure, init, rng, path) -> FitResult:
         """:meth:`fit` for views of which some are ``scipy.sparse`` (sample path)."""
