@@ -29,7 +29,8 @@ from hcl_stats.exceptions import ValidationError
 pytestmark = pytest.mark.filterwarnings("ignore::hcl_stats.exceptions.BlockDroppedWarning")
 
 
-SAMPLE_PATH = ("naive", "schur", "masked_gradient", "masked_shrink", "pca_shrink")
+SAMPLE_PATH = ("naive", "schur", "masked_gradient", "masked_shrink", "pca_shrink",
+               "schur_shrink")
 
 
 def _block_grams(fit):
@@ -270,15 +271,15 @@ def test_wide_views_warn_before_an_estimator_forms_their_covariance(rng, monkeyp
     monkeypatch.setattr(_samples, "WIDE_COVARIANCE_WARN", 60)
     model = hs.HierarchicalFactorModel.random((20, 45), "AB:1 B:1", rng=rng)
     wide = model.sample(30, rng=rng)
-    with pytest.warns(CostWarning, match=r"SchurShrink has no sample-space path.*d = 65 > "
+    with pytest.warns(CostWarning, match=r"MaskedMultistart has no sample-space path.*d = 65 > "
                                          r"n = 30: .* GiB.*pca_shrink"):
-        estimators.SchurShrink().fit(wide, structure="AB:1 B:1")
+        estimators.MaskedMultistart().fit(wide, structure="AB:1 B:1")
     with warnings.catch_warnings():
         warnings.simplefilter("error", CostWarning)
-        estimators.SchurShrink().fit(model.sample(50, rng=rng), structure="AB:1 B:1")  # n > d_m
+        estimators.MaskedMultistart().fit(model.sample(50, rng=rng), structure="AB:1 B:1")  # n > d_m
         estimators.MaskedShrink().fit(wide, structure="AB:1 B:1")  # the sample path
         monkeypatch.setattr(_samples, "WIDE_COVARIANCE_WARN", 66)
-        estimators.SchurShrink().fit(wide, structure="AB:1 B:1")  # d below the threshold
+        estimators.MaskedMultistart().fit(wide, structure="AB:1 B:1")  # d below the threshold
 
 
 def test_multimodal_data_refuses_sparse_views_with_the_way_to_fit_them():

@@ -369,6 +369,7 @@ def schur_shrink_loadings(
     n_samples: int | None,
     leak_z: float | None = 4.0,
     leak_share: float = 0.0,
+    full_dims: tuple[int, ...] | None = None,
 ) -> tuple[NDArray[np.float64], dict[str, dict[str, object]]]:
     """Schur-complement recursion with per-step detectability and shrinkage.
 
@@ -389,7 +390,9 @@ def schur_shrink_loadings(
        ``G_S^+ - sum_{T proper subset of S} W^T W^T^T`` (negative part clipped).
 
     Returns the loadings (whitened scale) and, per block, the diagnostics of
-    step 2 (``gamma``, ``edge``, ``n_detected``, ...).
+    step 2 (``gamma``, ``edge``, ``n_detected``, ...). ``full_dims`` are the
+    data's ``d_m`` when ``cov`` is in the per-view row-space bases of the
+    sample-space path (every ``gamma`` and the leak test use them).
 
     Examples
     --------
@@ -404,6 +407,7 @@ def schur_shrink_loadings(
     (True, ['A', 'AB', 'B'])
     """
     m_views = len(dims)
+    full = tuple(dims) if full_dims is None else tuple(full_dims)
     off = block_offsets(dims)
     rows = [np.arange(off[m], off[m + 1]) for m in range(m_views)]
     w = np.zeros((cov.shape[0], structure.total_rank))
@@ -417,7 +421,8 @@ def schur_shrink_loadings(
             o_rows = np.concatenate([rows[m] for m in outside])
             k_o = require_schur_step(structure, dims, b)
             vals, vecs = top_eigh(cov[np.ix_(o_rows, o_rows)], k_o)
-            gamma_o = 0.0 if n_samples is None else o_rows.size / n_samples
+            d_o = sum(full[m] for m in outside)
+            gamma_o = 0.0 if n_samples is None else d_o / n_samples
             if gamma_o == 0.0:
                 weight = np.clip(vals - 1.0, 0.0, None)
             else:
@@ -431,10 +436,12 @@ def schur_shrink_loadings(
             rest = float(np.trace(cov[np.ix_(o_rows, o_rows)]) - np.sum(vals[keep]))
         subs = [t for t in structure.blocks if t < b]
         r_all = structure.rank_of(b) + sum(structure.rank_of(t) for t in subs)
-        f, spec = shrunk_factor((c + c.T) / 2.0, r_all, 1.0, n_samples)
+        f, spec = shrunk_factor((c + c.T) / 2.0, r_all, 1.0, n_samples,
+                                dim=sum(full[m] for m in b))
         if outside and n_samples is not None and leak_z is not None:
             leaked = _leaked(
-                cov, s_rows, o_rows, u_det, rest, f, spec, n_samples, leak_z, leak_share
+                cov, s_rows, o_rows, u_det, rest, f, spec, n_samples, leak_z, leak_share,
+                d_o,
             )
             f[:, leaked] = 0.0
             step["leaked"] = int(np.sum(leaked))
@@ -451,7 +458,7 @@ def schur_shrink_loadings(
     return w, info
 
 
-def _leaked(cov, s_rows, o_rows, u_det, rest, f, spec, n_samples, z, share):
+def _leaked(cov, s_rows, o_rows, u_det, rest, f, spec, n_samples, z, share, d_o):
     """Flag kept directions of a Schur step that still covary with the views in O.
 
     For a direction ``v`` of the conditioned covariance ``C_S`` that belongs to a
@@ -471,7 +478,7 @@ def _leaked(cov, s_rows, o_rows, u_det, rest, f, spec, n_samples, z, share):
     if rest <= 0:
         return out
     cross = cov[np.ix_(o_rows, s_rows)]
-    limit = 1.0 + z * math.sqrt(2.0 / o_rows.size)
+    limit = 1.0 + z * math.sqrt(2.0 / d_o)
     for k in np.flatnonzero(weights > 0):
         v = f[:, k] / np.linalg.norm(f[:, k])
         x = cross @ v
@@ -481,7 +488,7 @@ def _leaked(cov, s_rows, o_rows, u_det, rest, f, spec, n_samples, z, share):
         # a component undetectable in O has ||w_O||^2 <= sqrt(gamma_O) (BBP), so
         # its energy along v is at least excess / sqrt(gamma_O): drop v when the
         # test is significant and that lower bound exceeds share * (v's spike).
-        shared = excess / math.sqrt(o_rows.size / n_samples)
+        shared = excess / math.sqrt(d_o / n_samples)
         out[k] = (float(x @ x) > limit * null) and (shared > share * spikes[k])
     return out
 
@@ -584,6 +591,9 @@ class SchurShrink(Estimator):
     """
 
     name: ClassVar[str] = "schur_shrink"
+    # every step reads eigenpairs, traces and cross-blocks that the per-view
+    # row-space bases preserve; gamma and the leak test take the data's d_m
+    samples_path: ClassVar[bool] = True
 
     leak_z: float | None = 4.0
     leak_share: float = 0.0
@@ -600,7 +610,7 @@ class SchurShrink(Estimator):
         with one_blas_thread():  # numpy GEMMs between scipy eigh: threads contend
             w, steps = schur_shrink_loadings(
                 white, problem.dims, problem.structure, problem.n_samples,
-                leak_z=self.leak_z, leak_share=self.leak_share,
+                leak_z=self.leak_z, leak_share=self.leak_share, full_dims=problem.full_dims,
             )
         _warn_dropped(steps, problem.structure, problem.n_samples, "SchurShrink")
         return RawFit(
