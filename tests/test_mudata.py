@@ -173,17 +173,7 @@ def test_cli_fits_an_h5mu_file(tmp_path, rng, capsys):
     data = model.sample(30, rng=rng)
     md, _ = _mdata(list(data.Xs))
     path = tmp_path / "data.h5mu"
-    settings = getattr(anndata, "settings", None)
-    old = getattr(settings, "allow_write_nullable_strings", None)
-    try:  # pandas >= 3 string indexes need this opt-in on anndata >= 0.11
-        if old is not None:
-            settings.allow_write_nullable_strings = True
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            md.write(str(path))
-    finally:
-        if old is not None:
-            settings.allow_write_nullable_strings = old
+    _write(md, path)
     out = tmp_path / "fit.npz"
     from hcl_stats.cli import main
 
