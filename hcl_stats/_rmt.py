@@ -301,15 +301,15 @@ def spike_from_eigenvalue(eigenvalues: ArrayLike, noise_var: float, gamma: float
     """
     lam = np.asarray(eigenvalues, dtype=float)
     b = lam - noise_var * (1.0 + gamma)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         disc = b * b - 4.0 * gamma * noise_var * noise_var
     ok = (b > 0) & (disc > 0)
     out = np.where(ok, (b + np.sqrt(np.where(ok, disc, 0.0))) / 2.0, 0.0)
-    if not np.all(np.isfinite(out)):
-        # b^2 overflowed (lambda / sigma^2 beyond 1e154, e.g. a tiny known noise):
-        # the same root without squares, ell = b (1 + sqrt((1 - q)(1 + q))) / 2 with
+    big = (~np.isfinite(disc) | ~np.isfinite(out)) & (b > 0)
+    if np.any(big):
+        # a square overflowed (b or sigma^2 beyond about 1e154): the same root
+        # without squares, ell = b (1 + sqrt((1 - q)(1 + q))) / 2 with
         # q = 2 sqrt(gamma) sigma^2 / b < 1
-        big = ~np.isfinite(out) & (b > 0)
         q = 2.0 * math.sqrt(gamma) * noise_var / b[big]
         out[big] = np.where(q < 1.0, b[big] * (1.0 + np.sqrt((1.0 - q) * (1.0 + q))) / 2.0,
                             0.0)
@@ -458,6 +458,14 @@ def mp_noise_var(eigenvalues: ArrayLike, rank: int, n_samples: int) -> float:
         ratio = (q - k) / (long_side - k)
         new = bottom / (bulk_scale * mp_lower_mean(ratio, (q - rank) / (q - k)))
         if not (math.isfinite(new) and new > 0.0):
+            if not bottom > 1e-12 * float(vals[0]):  # no noise in the bulk at all
+                raise ValidationError(
+                    f"estimated sigma^2 must exceed 1e-12 times the largest eigenvalue "
+                    f"({float(vals[0]):.3g}); got a bulk mean of {bottom:.3g}: the "
+                    "covariance is (numerically) singular below the signal rank, but "
+                    "the model needs positive noise. Check for constant or duplicated "
+                    "columns, or noiseless data."
+                )
             raise ValidationError(
                 f"n_samples = {nu + 1} is too small for the Marchenko-Pastur noise "
                 f"estimate at rank {rank}: the {k} detected spikes would absorb more "

@@ -25,7 +25,9 @@ from .exceptions import ValidationError
 __all__: list[str] = []
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+#: The package's directory with a trailing separator (so that a sibling such as
+#: ``hcl_stats_examples/`` is not mistaken for it).
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def outside_stacklevel() -> int:

@@ -96,9 +96,10 @@ class BlockDroppedWarning(UserWarning):
 class CostWarning(UserWarning):
     """A fit of wide data will form the ``d x d`` covariance.
 
-    Raised when an estimator without a sample-space path is given views with
-    some ``d_m > n`` and ``d >= 4000``: it needs ``8 d^2`` bytes and ``O(d^3)``
-    eigendecompositions where the sample-space estimators
+    Raised when an estimator without a sample-space path is given views on which
+    ``path='auto'`` would take the sample path (some ``d_m > n`` and
+    ``sum_m min(d_m, n - 1) <= 0.85 d``) and ``d >= 4000``: it needs ``8 d^2``
+    bytes and ``O(d^3)`` eigendecompositions where the sample-space estimators
     (:func:`hcl_stats.estimators.sample_path_estimators`) need ``O(n d)``.
     """
 

@@ -401,6 +401,7 @@ def cli_files(tmp_path):
     # a header, a blank line: the bad cell is on line 6 of the file, the short row on 7
     (tmp_path / "bad_cell.csv").write_text("a,b\n1,2\n3,4\n\n5,6\n7,abc\n8\n9,9\n")
     (tmp_path / "short_row.csv").write_text("a,b\n1,2\n3,4\n\n5,6\n7,8\n8\n9,9\n")
+    (tmp_path / "commented.csv").write_text("1,2,3\n# a comment\n4,5,6 # note\n7,8\n")
     (tmp_path / "nan.csv").write_text("1,2\nnan,3\n4,5\n")
     (tmp_path / "ok.csv").write_text("1,2\n3,4.5\n5,6\n7,9\n")
     (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x81\n\x92\n")
@@ -441,6 +442,10 @@ CLI_CASES = [
      r"the first data line has 3"),
     ("csv_bad_cell_line", ["fit", "{t}/bad_cell.csv", "{t}/ok.csv", "--structure", "AB:1", "--out", "{t}/o.npz"],
      r"could not be parsed: line 6 has the non-numeric cell 'abc'\.$"),
+    ("csv_comments_are_not_data", ["fit", "{t}/commented.csv", "{t}/ok.csv", "--structure", "AB:1", "--out", "{t}/o.npz"],
+     r"could not be parsed: line 4 has 2 cells but the first data line has 3"),
+    ("h5mu_options_with_dataset", ["fit", "--dataset", "breast_cancer", "--structure", "AB:1", "--join", "inner", "--out", "{t}/o.npz"],
+     r"--join, --modalities and --layer apply to an \.h5mu file only; got --dataset breast_cancer"),
     ("csv_short_row_line", ["fit", "{t}/short_row.csv", "{t}/ok.csv", "--structure", "AB:1", "--out", "{t}/o.npz"],
      r"could not be parsed: line 7 has 1 cells but the first data line has 2"),
     ("binary_csv", ["fit", "{t}/binary.csv", "{t}/ok.csv", "--structure", "AB:1", "--out", "{t}/o.npz"],

@@ -104,6 +104,14 @@ def test_noise_above_signal_warns_about_zero_columns(global_seed):
     np.testing.assert_array_equal(fit.loadings, 0.0)
 
 
+def test_a_one_entry_noise_tuple_gets_the_length_message_not_the_range_one(global_seed):
+    from hcl_stats.exceptions import ValidationError
+
+    data = _model(rng=global_seed, noise_var=1.0).sample(60, rng=global_seed)
+    with pytest.raises(ValidationError, match=r"one entry per view \(3\); got 1 entries"):
+        SchurComplement(noise_rule=(1e-200,)).fit(data, structure="all:1")
+
+
 @pytest.mark.parametrize("noise", [1e308, 1e-200, (1.0, 1e-200, 1.0)])
 def test_known_noise_beyond_1e100_of_the_variances_is_refused(global_seed, noise):
     """Found by a hostile-input review: 1e308 gave a bare ValueError about NaNs and

@@ -205,6 +205,18 @@ def test_mp_noise_var_refuses_a_bulk_too_small_for_its_spikes():
     assert _rmt.mp_noise_var(np.r_[np.full(6, 50.0), 30.0, np.full(11, 0.2)], 7, 10**6) > 0
 
 
+def test_noiseless_data_get_the_singular_message_not_the_sample_size_one(rng):
+    """Rank-2 data without noise: n = 60 is plenty, the cause is the missing noise."""
+    import hcl_stats as hs
+
+    z = rng.standard_normal((60, 2))
+    xs = [z @ rng.standard_normal((2, 10)), z @ rng.standard_normal((2, 12))]
+    for name in ("masked_shrink", "pca_shrink", "schur_shrink"):
+        with pytest.raises(ValidationError, match=r"\(numerically\) singular below the signal "
+                                                  r"rank.* noiseless data"):
+            hs.estimators.get(name)().fit(xs, structure="all:2")
+
+
 def test_shrinkage_estimators_name_the_cause_at_n_close_to_k():
     import hcl_stats as hs
 
@@ -221,6 +233,16 @@ def test_spike_inverse_survives_eigenvalues_whose_square_overflows(lam, g):
     ell = _rmt.spike_from_eigenvalue([lam], 1.0, g)[0]
     assert np.isfinite(ell)
     assert _rmt.spike_eigenvalue([ell], 1.0, g)[0] == pytest.approx(lam, rel=1e-12)
+
+
+@given(st.floats(1.0, 1e3), st.floats(0.01, 4.0), st.floats(1e155, 1e250))
+def test_spike_inverse_is_scale_equivariant_where_both_squares_overflow(x, g, s):
+    """sigma^2 beyond 1e154: b^2 and sigma^4 are both infinite (disc = inf - inf)."""
+    lam = (1.0 + math.sqrt(g)) ** 2 + x  # above the edge, in units of sigma^2
+    want = _rmt.spike_from_eigenvalue([lam], 1.0, g)[0]
+    with np.errstate(all="raise"):  # no overflow or invalid-value warning either
+        got = _rmt.spike_from_eigenvalue([lam * s], s, g)[0]
+    assert got == pytest.approx(want * s, rel=1e-12)
 
 
 def test_noise_rules_are_one_tuple_each():

@@ -535,3 +535,22 @@ def test_fit_warnings_point_at_the_callers_line():
         SchurShrink().fit(data, structure="all:1")
     assert rec
     assert {w.filename for w in rec} == {__file__}
+
+
+def test_warnings_from_a_directory_beside_the_package_point_there():
+    """A caller in '<package dir>_examples/' is user code, not package code."""
+    import os
+
+    from hcl_stats.estimators.shrinkage import SchurShrink
+
+    fake = os.path.dirname(hs.__file__) + "_examples" + os.sep + "demo.py"
+    namespace: dict = {}
+    exec(compile("def call(est, data):\n    return est.fit(data, structure='all:1')\n",
+                 fake, "exec"), namespace)
+    model = hs.HierarchicalFactorModel.random((5, 6, 7), "all:1", rng=0)
+    data = model.sample(200, rng=np.random.default_rng(1))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        namespace["call"](SchurShrink(), data)
+    assert rec
+    assert {w.filename for w in rec} == {fake}

@@ -335,6 +335,9 @@ def _csv_problem(body: list[str], numbers: list[int], delimiter: str) -> str | N
     """The first malformed data line, by its 1-based line number in the file."""
     width = None
     for number, line in zip(numbers, body, strict=True):
+        line = line.split("#", 1)[0]  # np.loadtxt's comments
+        if not line.strip():
+            continue
         cells = _split(line, delimiter)
         bad = next((c for c in cells if not _is_number(c)), None)
         if bad is not None:
@@ -402,6 +405,11 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.dataset is not None:
         from ..datasets import load
 
+        if args.join != "exact" or args.layer is not None or args.modalities is not None:
+            raise ValidationError(
+                "--join, --modalities and --layer apply to an .h5mu file only; got "
+                f"--dataset {args.dataset}."
+            )
         ds = load(args.dataset)
         views, names = list(ds.data.Xs), list(ds.view_names)
     elif not args.data:

@@ -764,7 +764,8 @@ def _check_known_noise(noise_option: Any, cov: NDArray, dims, full_dims=None) ->
     tiny one gives the fit of ``1e-16`` times the variance (up to round-off and the
     refinement's stopping tolerance).
     """
-    if isinstance(noise_option, str) or np.size(noise_option) not in (1, len(dims)):
+    if isinstance(noise_option, str) or (np.ndim(noise_option) > 0
+                                         and np.size(noise_option) != len(dims)):
         return  # a rule, or a wrong length (refused with its own message later)
     var = _view_average_variances(cov, dims, full_dims)
     noise = np.broadcast_to(np.asarray(noise_option, dtype=float), var.shape)

@@ -66,7 +66,8 @@ def sample_path_estimators() -> tuple[str, ...]:
     """Registry names of the estimators with a sample-space path, sorted.
 
     These fit wide views (``d_m > n``) and ``scipy.sparse`` views without forming
-    the ``d x d`` covariance (``Estimator.fit(..., path=...)``). The others need
+    the ``d x d`` covariance (``Estimator.fit(..., path=...)``; ``path='auto'``
+    does so where the reduction leaves at most 85% of ``d``). The others need
     the covariance.
 
     Examples
