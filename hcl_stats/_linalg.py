@@ -9,6 +9,8 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
+from .exceptions import SolverError
+
 __all__: list[str] = []
 
 _CONTROLLER: list = []
@@ -110,7 +112,20 @@ def top_eigh(a: NDArray[np.float64], k: int, *, overwrite: bool = False
     p = a.shape[0]
     if k == 0:
         return np.zeros(0), np.zeros((p, 0))
+    keep = None if overwrite else a  # the fallback below needs the matrix
     vals, vecs = scipy.linalg.eigh(a, subset_by_index=[p - k, p - 1], overwrite_a=overwrite)
+    if vals.size != k and keep is not None:
+        # LAPACK's dsyevr can return fewer eigenpairs than asked (seen with entries
+        # 1e-300 beside entries of order 1): all of them from the divide-and-conquer
+        # driver, which has no subset, then the top k
+        vals, vecs = scipy.linalg.eigh(keep, driver="evd")
+        vals, vecs = vals[p - k:], vecs[:, p - k:]
+    if vals.size != k:
+        raise SolverError(
+            f"the symmetric eigensolver returned {vals.size} of the top {k} eigenpairs "
+            f"of a {p} x {p} matrix; its entries may span too many orders of magnitude "
+            "(rescale the views)."
+        )
     vals, vecs = vals[::-1], vecs[:, ::-1]
     return vals, canonical_signs(vecs)
 

@@ -341,3 +341,31 @@ def test_extreme_global_scales_are_exactly_equivariant(global_seed, c, est):
     g0 = base.loadings @ base.loadings.T
     assert np.linalg.norm(w @ w.T - g0) <= 1e-12 * np.linalg.norm(g0)
     np.testing.assert_allclose(np.asarray(scaled.noise_var) / c**2, base.noise_var, rtol=1e-12)
+
+
+def test_top_eigh_survives_a_subset_driver_that_returns_too_few(monkeypatch, global_seed):
+    """LAPACK's dsyevr returned 0 of 2 requested eigenpairs of a finite 20 x 20
+    matrix (entries 1e-300 beside order-1 ones; an IndexError in the Schur start).
+    top_eigh then takes all eigenpairs from the full driver, or, when it may not
+    keep the matrix (overwrite=True), raises a SolverError that says why."""
+    import scipy.linalg
+
+    from hcl_stats._linalg import top_eigh
+    from hcl_stats.exceptions import SolverError
+
+    a = np.random.default_rng(global_seed).standard_normal((6, 6))
+    a = a + a.T
+    want_vals, want_vecs = top_eigh(a.copy(), 2)
+    real = scipy.linalg.eigh
+
+    def flaky(m, *args, **kwargs):
+        if "subset_by_index" in kwargs:
+            return np.zeros(0), np.zeros((m.shape[0], 0))
+        return real(m, *args, **kwargs)
+
+    monkeypatch.setattr(scipy.linalg, "eigh", flaky)
+    vals, vecs = top_eigh(a.copy(), 2)
+    np.testing.assert_allclose(vals, want_vals, rtol=1e-12)
+    np.testing.assert_allclose(np.abs(vecs.T @ want_vecs), np.eye(2), atol=1e-10)
+    with pytest.raises(SolverError, match="returned 0 of the top 2 eigenpairs"):
+        top_eigh(np.asfortranarray(a.copy()), 2, overwrite=True)
