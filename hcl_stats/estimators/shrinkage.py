@@ -509,8 +509,9 @@ def _drop_reason(step: dict[str, object]) -> str:
         return (f"its {detected} spike(s) above the edge ({edge}) were removed by the leak "
                 "test: they still covary with the views outside the block, so they "
                 "belong to a shared block that is undetectable there")
-    return (f"its {detected - leaked} kept spike(s) above the edge ({edge}) are "
-            "accounted for by its sub-blocks, leaving nothing positive for the block")
+    return (f"its {detected - leaked} kept spike(s) above the edge ({edge}) leave "
+            "nothing above 1e-10 (whitened) once its sub-blocks' Grams are "
+            "subtracted")
 
 
 def _warn_dropped(info: dict[str, dict[str, object]], structure: Structure,
