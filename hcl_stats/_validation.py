@@ -225,8 +225,7 @@ def check_float_array(
             f"{name} must be {ndim}-dimensional; got an array of shape {arr.shape}."
         )
     if kind in "iu" and arr.size:
-        # compare on both sides: abs() of the smallest int64 overflows
-        big = (arr > 2**53) | (arr < -(2**53)) if kind == "i" else arr > 2**53
+        big = beyond_2_53(arr)
         if np.any(big):
             where = tuple(int(i) for i in np.argwhere(big)[0])
             raise ValidationError(
@@ -258,6 +257,14 @@ def check_float_array(
             f"at index {bad}, which overflows."
         )
     return out
+
+
+def beyond_2_53(arr: np.ndarray) -> NDArray[np.bool_]:
+    """Entries of an integer array that float64 cannot hold exactly (``|x| > 2^53``).
+
+    Compares on both sides: ``abs()`` of the smallest int64 overflows.
+    """
+    return (arr > 2**53) | (arr < -(2**53)) if arr.dtype.kind == "i" else arr > 2**53
 
 
 def _sum_is_finite(arr: np.ndarray) -> bool:

@@ -38,7 +38,7 @@ import scipy.linalg
 from numpy.typing import NDArray
 
 from .._linalg import block_offsets
-from .._validation import check_float_array, check_view_floor, short_repr
+from .._validation import beyond_2_53, check_float_array, check_view_floor, short_repr
 from ..exceptions import CostWarning, NumericalWarning, ValidationError
 
 __all__ = [
@@ -357,8 +357,7 @@ def check_sparse_views(views: Any) -> list[Any]:
             if np.issubdtype(v.dtype, np.integer) and v.nnz:
                 # the dense rule (check_float_array): exactly representable integers
                 data = v.tocsr().data
-                big = (data > 2**53) | (data < -(2**53)) if data.dtype.kind == "i" else (
-                    data > 2**53)
+                big = beyond_2_53(data)
                 if np.any(big):
                     raise ValidationError(
                         f"views[{i}] must have integer entries of magnitude <= 2**53 "
