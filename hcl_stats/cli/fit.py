@@ -214,11 +214,6 @@ def read_views(
 
         ds = from_mudata(paths[0], **(h5mu or {}))
         return list(ds.data.Xs), list(ds.view_names)
-    if h5mu and any(v not in (None, "exact") for v in h5mu.values()):
-        raise ValidationError(
-            "--join, --modalities and --layer apply to an .h5mu file only; got "
-            f"{[str(p) for p in paths]}."
-        )
     if len(paths) == 1 and paths[0].suffix == ".npz":
         from .._npz import read_npz
 
@@ -402,14 +397,17 @@ def run_fit(args: argparse.Namespace) -> int:
                 f"--out must not be one of the DATA files; got {str(args.out)!r}, which "
                 "would overwrite the input."
             )
+    h5mu_input = args.dataset is None and [Path(p).suffix for p in args.data or ()] == [".h5mu"]
+    if not h5mu_input and (args.join != "exact" or args.layer is not None
+                           or args.modalities is not None):
+        got = (f"--dataset {args.dataset}" if args.dataset is not None
+               else str([str(p) for p in args.data or ()]))
+        raise ValidationError(
+            f"--join, --modalities and --layer apply to an .h5mu file only; got {got}."
+        )
     if args.dataset is not None:
         from ..datasets import load
 
-        if args.join != "exact" or args.layer is not None or args.modalities is not None:
-            raise ValidationError(
-                "--join, --modalities and --layer apply to an .h5mu file only; got "
-                f"--dataset {args.dataset}."
-            )
         ds = load(args.dataset)
         views, names = list(ds.data.Xs), list(ds.view_names)
     elif not args.data:
