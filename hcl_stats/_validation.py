@@ -52,6 +52,13 @@ def short_repr(value: Any) -> str:
 _short = short_repr  # the old private name, for code written against it
 
 
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` as a bool; only ``True``, ``False`` and numpy bools pass."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValidationError(f"{name} must be True or False; got {short_repr(value)}.")
+    return bool(value)
+
+
 def check_int(value: Any, name: str, *, minimum: int | None = None) -> int:
     """Return ``value`` as an int, checking type and lower bound."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -36,12 +36,13 @@ from numpy.typing import ArrayLike, NDArray
 from .. import _rmt
 from .._linalg import block_offsets, one_blas_thread, top_eigh
 from .._rmt import mp_noise_var
-from .._validation import check_int, check_real
+from .._validation import check_bool, check_int, check_real
 from ..exceptions import BlockDroppedWarning
 from ..identifiability import require_schur_step
 from ..model import noise_diagonal
 from ..structure import Structure
 from ._base import Estimator, Problem, RawFit
+from ._block_shrink import shrink_blocks
 from ._noise import check_noise_option
 from .refine import MaskedGradient
 
@@ -626,80 +627,6 @@ class SchurShrink(Estimator):
         )
 
 
-def shrink_blocks(
-    loadings: NDArray[np.float64],
-    dims: tuple[int, ...],
-    structure: Structure,
-    noise_var: float | NDArray[np.float64],
-    n_samples: int | None,
-    full_dims: tuple[int, ...] | None = None,
-) -> tuple[NDArray[np.float64], dict[str, dict[str, object]]]:
-    """Shrink every block ``W^S`` as the top factor of a ``d_S``-dimensional PCA.
-
-    In whitened coordinates (``Psi^{-1/2} W``) the eigenvalues ``mu_k`` of
-    ``W^S W^S^T`` estimate ``lambda_k - 1`` of an effective covariance of dimension
-    ``d_S = sum_{m in S} d_m``; they are replaced by the optimal weights
-    ``eta(mu_k + 1)`` of :func:`shrink_eigenvalues` with ``gamma_S = d_S / n``
-    (zero at or below the edge ``(1 + sqrt(gamma_S))^2``) and mapped back.
-
-    Parameters
-    ----------
-    loadings : ndarray of shape (d, K)
-        Unshrunk structured loadings (e.g. a stationary point of the masked loss).
-    dims : tuple of int
-    structure : Structure
-    noise_var : float or ndarray of shape (M,)
-        Noise variance(s) used for whitening.
-    n_samples : int or None
-        None leaves the Grams unchanged (population level).
-    full_dims : tuple of int, optional
-        The data's ``(d_1, ..., d_M)`` for ``gamma = d_S / n`` when ``loadings``
-        are in reduced coordinates of sizes ``dims`` (sample-space path).
-
-    Returns
-    -------
-    loadings : ndarray of shape (d, K)
-    info : dict
-        Per block: ``gamma``, ``edge``, ``eigenvalues`` (``mu + 1``), ``weights``
-        and the kept ``rank``.
-
-    Examples
-    --------
-    >>> import numpy as np, hcl_stats as hs
-    >>> from hcl_stats.estimators.shrinkage import shrink_blocks
-    >>> m = hs.HierarchicalFactorModel.random((4, 5), "AB:1 A:1 B:1", rng=0)
-    >>> g = m.loadings @ m.loadings.T
-    >>> w, _ = shrink_blocks(m.loadings, m.dims, m.structure, 1.0, None)
-    >>> bool(np.allclose(w @ w.T, g))  # population: unchanged
-    True
-    >>> w, _ = shrink_blocks(m.loadings, m.dims, m.structure, 1.0, 50)
-    >>> bool(np.linalg.norm(w @ w.T) < np.linalg.norm(g))  # n = 50: shrunk
-    True
-    """
-    root = np.sqrt(noise_diagonal(noise_var, dims))
-    off = block_offsets(dims)
-    out = np.zeros_like(loadings)
-    info: dict[str, dict[str, object]] = {}
-    for b in structure.blocks:
-        rows = np.concatenate([np.arange(off[m], off[m + 1]) for m in sorted(b)])
-        cols = structure.columns(b)
-        wb = loadings[rows, cols] / root[rows, None]
-        u, s, _ = np.linalg.svd(wb, full_matrices=False)
-        lam = s**2 + 1.0
-        d_s = rows.size if full_dims is None else sum(full_dims[m] for m in b)
-        gamma = 0.0 if n_samples is None else d_s / n_samples
-        eta = s**2 if gamma == 0.0 else shrink_eigenvalues(lam, 1.0, gamma)
-        out[rows, cols] = (u * np.sqrt(eta)) * root[rows, None]
-        info[_letters(b)] = {
-            "gamma": gamma,
-            "edge": mp_edge(1.0, gamma),
-            "eigenvalues": [float(v) for v in lam],
-            "weights": [float(v) for v in eta],
-            "rank": int(np.sum(eta > 0)),
-        }
-    return out, info
-
-
 @dataclass(frozen=True, kw_only=True)
 class MaskedShrink(MaskedGradient):
     """Masked refinement followed by per-block detectability-aware shrinkage.
@@ -720,6 +647,12 @@ class MaskedShrink(MaskedGradient):
     noise_rule : {'scalar', 'per_view'} or float or sequence of float, default='scalar'
         See :class:`~hcl_stats.estimators.Estimator`; per-view noise is handled by
         whitening each block before shrinking.
+    view_weights : bool, default=False
+        Shrink each view's part of a shared block's eigenvectors by its own
+        estimated signal share (docs/shrinkage.md §5.6) instead of one weight per
+        component. It helps where views carry the signal unevenly per
+        coordinate (measured in ``benchmarks/README.md``); off by default so that
+        the committed studies rerun unchanged.
 
     Warns
     -----
@@ -755,6 +688,12 @@ class MaskedShrink(MaskedGradient):
     # per-view noise is handled by whitening each block before shrinking
     balances_views: ClassVar[bool] = False
 
+    view_weights: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_bool(self.view_weights, "view_weights")
+
     def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
         noise = _noise_for_shrinkage(problem)
         # the refinement itself, with the shrinkage-corrected noise variance
@@ -762,7 +701,7 @@ class MaskedShrink(MaskedGradient):
         raw = MaskedGradient._fit(self, problem.with_(noise=known), rng)
         structure = problem.structure
         w, blocks = shrink_blocks(raw.loadings, problem.dims, structure, raw.noise_var,
-                                  problem.n_samples, problem.full_dims)
+                                  problem.n_samples, problem.full_dims, self.view_weights)
         extra = dict(raw.extra)
         extra["noise_rule"] = _rule(problem.noise)
         extra["blocks"] = blocks
