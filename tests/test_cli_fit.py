@@ -32,6 +32,16 @@ def test_fit_round_trip(data_file, tmp_path, capsys):
         assert float(res["noise_var"]) == pytest.approx(direct.noise_var)
 
 
+def test_fit_with_view_weights_is_the_weighted_estimator(data_file, tmp_path):
+    path, _, data = data_file
+    out = tmp_path / "fit.npz"
+    assert main(["fit", str(path), "--structure", "ABC:1 A:1", "--view-weights",
+                 "--out", str(out)]) == 0
+    with np.load(out) as res:
+        direct = hs.estimators.MaskedShrink(view_weights=True).fit(data, structure="ABC:1 A:1")
+        np.testing.assert_allclose(res["loadings"], direct.loadings, atol=1e-12)
+
+
 def test_fit_from_csv_files(data_file, tmp_path):
     _, _, data = data_file
     paths = []
@@ -54,6 +64,8 @@ def test_fit_from_csv_files(data_file, tmp_path):
         (["--structure", "ABD:1"], "uses view 'D' but there are only 3 views"),
         (["--structure", "ABC:1", "--noise", "loud"], "--noise must be 'scalar', 'per_view' or a positive number"),
         (["--structure", "ABC:1", "--out", "x.txt"], "--out must end in .npz"),
+        (["--structure", "ABC:1", "--estimator", "schur", "--view-weights"],
+         "--view-weights applies to --estimator masked_shrink only; got --estimator schur"),
         (["--structure", "ABC:1", "--out", "/nonexistent/dir/x.npz"], "does not exist"),
     ],
 )

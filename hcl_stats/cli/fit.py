@@ -82,6 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=available(),
         help=f"estimator (default: {DEFAULT}, the most accurate with a known structure)",
     )
+    _add_view_weights_arg(p)
     p.add_argument(
         "--noise",
         default="scalar",
@@ -139,6 +140,16 @@ def _add_select_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_view_weights_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--view-weights",
+        action="store_true",
+        help="masked_shrink only: shrink each view's part of a shared block by its "
+        "own estimated signal share (docs/shrinkage.md section 5.6); helps where "
+        "views carry the signal unevenly per coordinate, e.g. wide omics views",
+    )
+
+
 def _add_h5mu_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--join",
@@ -168,6 +179,21 @@ def _parse_dims(text: str) -> tuple[int, ...]:
             f"got {text!r}."
         ) from None
     return dims
+
+
+def _build_estimator(args: argparse.Namespace):
+    """The estimator of ``--estimator`` with ``--noise`` and ``--view-weights``."""
+    from .. import estimators
+
+    kwargs = {"noise_rule": _parse_noise(args.noise)}
+    if getattr(args, "view_weights", False):
+        if args.estimator != "masked_shrink":
+            raise ValidationError(
+                "--view-weights applies to --estimator masked_shrink only; got "
+                f"--estimator {args.estimator}."
+            )
+        kwargs["view_weights"] = True
+    return estimators.get(args.estimator)(**kwargs)
 
 
 def _parse_noise(text: str):
@@ -385,7 +411,6 @@ def _atomic_savez(path: Path, arrays: dict) -> None:
 
 def run_fit(args: argparse.Namespace) -> int:
     """Body of ``hcl-stats fit``."""
-    from .. import estimators
     from ..model import MultimodalData
 
     if args.out.suffix != ".npz":
@@ -422,7 +447,7 @@ def run_fit(args: argparse.Namespace) -> int:
         from ..preprocessing import Preprocessor
 
         data = Preprocessor.fit(data, scale=args.preprocess).transform(data)
-    est = estimators.get(args.estimator)(noise_rule=_parse_noise(args.noise))
+    est = _build_estimator(args)
     _scale_warning(data, names, args)
     structure, selector = args.structure, _selector(args, est)
     if structure is None and selector is not None:
