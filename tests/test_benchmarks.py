@@ -51,3 +51,11 @@ def test_fit_and_montecarlo_cpu_benchmarks_run_in_quick_mode():
     assert len(share.ratios) == 2 * 1  # two cells, one replicate each
     assert all(r > 0 for r in share.ratios)
     assert [g.den[0] for g in grid] == [10.0, 10.0]
+
+
+def test_view_weights_accuracy_benchmark_runs_in_quick_mode():
+    vw = _load("bench_view_weights")
+    (row,) = vw.run(quick=True)
+    assert len(row.ratios) == 2
+    assert all(math.isfinite(r) and r > 0 for r in row.ratios)
+    assert "wins" in row.note
