@@ -47,8 +47,22 @@ def test_validate_prints_the_plan_and_writes_nothing(tiny, capsys):
     assert lines[7].startswith("estimated serial cost (heuristic): ")
     for label in LABELS:
         assert f" {label} " in lines[7]
-    assert len(lines) == 8  # no store yet: no line about stored fits
+    # 50 x 15 samples and a 15 x 15 covariance: (750 + 225) * 8 bytes
+    assert lines[8] == (f"largest unit's data: {975 * 8 / 2**20:.3g} MiB for n x d samples "
+                        "and the d x d covariance; cell n_samples=50, dims=[4, 5, 6]")
+    assert len(lines) == 9  # no store yet: no line about stored fits
     assert sorted(p.name for p in cfg.parent.iterdir()) == ["tiny.toml"]
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_study_whose_units_cannot_fit_in_memory_is_refused(tmp_path, capsys, command):
+    # n = 10^13 samples of 15 columns: 1.1e6 GiB per replicate with the data sampler
+    cfg = write_tiny(tmp_path / "study", reps=1, ns="[10000000000000]")
+    assert main([command, str(cfg), "--store", str(tmp_path / "s.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "the cell (n_samples=10000000000000, dims=[4, 5, 6]) needs at least" in err
+    assert "GiB of memory; lower n_samples or dims, or use sampler = 'wishart'" in err
+    assert not (tmp_path / "s.sqlite").exists()
 
 
 def test_validate_counts_the_fits_already_stored(tiny, capsys):

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..exceptions import ValidationError
 from .config import Cell, Study
 from .runner import compute_unit, estimate_cost, probe_cost
 from .store import ResultStore
 
-__all__ = ["ReplayOutcome", "format_seconds", "replay_unit", "status_lines", "validate_lines"]
+__all__ = ["ReplayOutcome", "format_seconds", "replay_unit", "status_lines", "unit_memory_line",
+           "validate_lines"]
 
 
 def format_seconds(s: float) -> str:
@@ -77,6 +80,7 @@ def validate_lines(
     cost = estimate_cost(study, reps=reps)
     parts = ", ".join(f"{k} {format_seconds(v)}" for k, v in cost.items() if k != "total")
     yield f"estimated serial cost (heuristic): {format_seconds(cost['total'])} ({parts})"
+    yield unit_memory_line(study)
     if store_path is not None and store_path.exists():
         yield _stored_cost_line(study, reps, store_path)
     if probe:
@@ -86,6 +90,54 @@ def validate_lines(
         )
         yield (f"probe: one unit of the largest cell took {format_seconds(measured['unit'])} "
                f"({fits}); extrapolated serial cost {format_seconds(measured['total'])}")
+
+
+def _physical_memory() -> float | None:
+    """Bytes of physical memory, or None where the platform does not say."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE")) * float(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def unit_memory_line(study: Study) -> str:
+    """The largest unit's generated data; a ValidationError if it cannot fit in memory.
+
+    A lower bound: ``n x d`` float64 samples (sampler ``'data'``) plus the ``d x d``
+    sample covariance; the fits add their own work space. ``hcl-stats validate``
+    prints the line and ``hcl-stats run`` checks it before computing anything.
+
+    Examples
+    --------
+    >>> import tomllib
+    >>> from pathlib import Path
+    >>> from hcl_stats.study.config import parse_study
+    >>> path = Path("simulations/quick.toml")
+    >>> study = parse_study(tomllib.loads(path.read_text()), path)
+    >>> unit_memory_line(study)[:34]
+    "largest unit's data: 0.11 MiB for "
+    """
+    def size(cell: Cell) -> float:
+        d = float(sum(cell.factors.get("dims", [0])))
+        n = float(cell.factors.get("n_samples", 0))
+        return 8.0 * (d * d + (n * d if study.sampler == "data" else 0.0))
+
+    big = max(study.cells, key=size)
+    need = size(big)
+    keys = [*study.grid, *(["dims"] if "dims" not in study.grid else [])]
+    where = ", ".join(f"{k}={big.factors[k]}" for k in keys if k in big.factors)
+    what = ("n x d samples and the d x d covariance" if study.sampler == "data"
+            else "the d x d covariance (Wishart sampler: no samples)")
+    have = _physical_memory()
+    if have is not None and need > have:
+        raise ValidationError(
+            f"the cell ({where}) needs at least {need / 2**30:.3g} GiB per replicate for "
+            f"{what}, more than this machine's {have / 2**30:.3g} GiB of memory; lower "
+            "n_samples or dims"
+            + (", or use sampler = 'wishart' (recovery studies: its cost does not grow "
+               "with n)" if study.sampler == "data" else "") + "."
+        )
+    return f"largest unit's data: {need / 2**20:.3g} MiB for {what}; cell {where}"
 
 
 def _stored_cost_line(study: Study, reps: int, store_path: Path) -> str:
