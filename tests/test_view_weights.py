@@ -33,7 +33,7 @@ def _slices(sizes):
 
 
 def test_rank_one_closed_form():
-    # F_m = sqrt(ell) (w_m - q_m s^2) / (c w_m) v_m, and 0 where w_m <= q_m s^2
+    # F_m = sqrt(ell) c p_m / w_m v_m with p_m = (w_m - q_m s^2) / c^2 clipped to [0, 1]
     rng = np.random.default_rng(0)
     v = rng.standard_normal((9, 1))
     v /= np.linalg.norm(v)
@@ -42,9 +42,28 @@ def test_rank_one_closed_form():
     f, share = view_weighted_factor(v, np.array([ell]), np.array([c2]), _slices(sizes), q)
     for sl, qm, sh in zip(_slices(sizes), q, share, strict=True):
         w = float(v[sl, 0] @ v[sl, 0])
-        coef = max(w - qm * (1 - c2), 0.0) / (np.sqrt(c2) * w) * np.sqrt(ell)
+        p = min(max(w - qm * (1 - c2), 0.0) / c2, 1.0)
+        coef = np.sqrt(ell) * np.sqrt(c2) * p / w
         np.testing.assert_allclose(f[sl, 0], coef * v[sl, 0], rtol=1e-12, atol=1e-15)
-        assert sh == pytest.approx(max(w - qm * (1 - c2), 0.0) / c2, rel=1e-12)
+        assert sh == pytest.approx(p, rel=1e-12)
+
+
+def test_bounded_at_the_detection_edge():
+    # c^2 -> 0 (an eigenvalue just above the edge): the per-component weight ell c^2
+    # vanishes, and so must the per-view factor, although P_m's unclipped estimate
+    # (Q_m - q_m s^2) / c^2 grows like 1 / c^2
+    rng = np.random.default_rng(1)
+    v = rng.standard_normal((360, 1))
+    v /= np.linalg.norm(v)
+    sizes = (40, 120, 200)
+    q = np.array(sizes) / 360.0
+    norms = []
+    for c2 in (1e-3, 1e-6, 1e-10):
+        f, share = view_weighted_factor(v, np.array([1.0]), np.array([c2]), _slices(sizes), q)
+        assert np.all(share <= 1.0)
+        norms.append(float(np.linalg.norm(f)))
+    assert norms[0] > norms[1] > norms[2]
+    assert norms[2] < 1e-3
 
 
 @given(
@@ -163,3 +182,5 @@ def test_both_paths_agree_with_view_weights(rng):
 def test_view_weights_must_be_a_bool(bad):
     with pytest.raises(ValidationError, match="view_weights must be True or False"):
         hs.estimators.MaskedShrink(view_weights=bad)
+    est = hs.estimators.MaskedShrink(view_weights=np.True_)
+    assert est.view_weights is True

@@ -51,8 +51,9 @@ def view_weighted_factor(
     With ``V`` the block's sample eigenvectors (detected components only),
     ``Q_m = V_m^T V_m``, ``C = diag(c_k)``, ``L = diag(ell_k)`` and ``q_m`` the view's
     share of the block's dimension, the signal Gram of view ``m`` in the
-    eigenbasis is estimated by ``P_m = C^{-1} (Q_m - q_m (I - C^2)) C^{-1}``
-    (projected onto the positive semi-definite cone). When every view carries
+    eigenbasis is estimated by ``P_m = C^{-1} (Q_m - q_m (I - C^2)) C^{-1}``, its
+    eigenvalues clipped to ``[0, 1]`` (``sum_m P_m = I``, so ``0 <= P_m <= I``; near
+    the detection edge ``c -> 0`` the unclipped estimate would grow like ``1/c^2``). When every view carries
     the signal in proportion to its size (``P_m = q_m I``) this is the
     per-component weight ``F = V C L^{1/2}`` of Donoho, Gavish and Johnstone.
 
@@ -80,8 +81,9 @@ def view_weighted_factor(
     One spike ``ell = 4`` with ``c^2 = 1/2``. The second view holds 80% of the
     block's dimension, so 80% of the eigenvector's noise part (``0.8 s^2 = 0.4``)
     is expected there; its part ``0.6^2 = 0.36`` is no larger, so it is estimated
-    to carry no signal and gets no loading. The per-component weight would give
-    ``sqrt(ell c^2) v = (1.13, 0, 0.85, 0)``:
+    to carry no signal and gets no loading; the first view's share
+    ``(0.64 - 0.1) / 0.5 = 1.08`` is clipped to 1 (all of it). The per-component
+    weight would give ``sqrt(ell c^2) v = (1.13, 0, 0.85, 0)``:
 
     >>> import numpy as np
     >>> from hcl_stats.estimators._block_shrink import view_weighted_factor
@@ -89,7 +91,7 @@ def view_weighted_factor(
     >>> f, share = view_weighted_factor(v, np.array([4.0]), np.array([0.5]),
     ...                                 [slice(0, 2), slice(2, 4)], np.array([0.2, 0.8]))
     >>> np.round(f.ravel(), 3).tolist(), np.round(share, 2).tolist()
-    ([1.909, 0.0, 0.0, 0.0], [1.08, 0.0])
+    ([1.768, 0.0, 0.0, 0.0], [1.0, 0.0])
     """
     c = np.sqrt(cos_sq)
     noise_part = 1.0 - cos_sq
@@ -102,7 +104,7 @@ def view_weighted_factor(
         q_m = v_m.T @ v_m
         p_m = (q_m - q * np.diag(noise_part)) / c[:, None] / c[None, :]
         vals, basis = np.linalg.eigh((p_m + p_m.T) / 2.0)
-        p_m = (basis * np.clip(vals, 0.0, None)) @ basis.T
+        p_m = (basis * np.clip(vals, 0.0, 1.0)) @ basis.T  # 0 <= P_m <= I
         share[i] = float(np.trace(p_m)) / k
         out[rows] = v_m @ (np.linalg.pinv(q_m, hermitian=True) @ (c[:, None] * p_m)) * root_spikes
     return out, share

@@ -692,7 +692,7 @@ class MaskedShrink(MaskedGradient):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_bool(self.view_weights, "view_weights")
+        object.__setattr__(self, "view_weights", check_bool(self.view_weights, "view_weights"))
 
     def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
         noise = _noise_for_shrinkage(problem)
