@@ -109,12 +109,8 @@ def unit_memory_line(study: Study) -> str:
 
     Examples
     --------
-    >>> import tomllib
-    >>> from pathlib import Path
-    >>> from hcl_stats.study.config import parse_study
-    >>> path = Path("simulations/quick.toml")
-    >>> study = parse_study(tomllib.loads(path.read_text()), path)
-    >>> unit_memory_line(study)[:34]
+    >>> from hcl_stats.study import load_study
+    >>> unit_memory_line(load_study("simulations/quick.toml"))[:34]
     "largest unit's data: 0.11 MiB for "
     """
     def size(cell: Cell) -> float:
