@@ -24,19 +24,9 @@ from numpy.typing import NDArray
 from .. import _rmt
 from .._linalg import block_offsets
 from ..model import noise_diagonal
-from ..structure import Structure
+from ..structure import Structure, format_block
 
 __all__ = ["shrink_blocks", "view_weighted_factor"]
-
-
-def _letters(b) -> str:
-    return "".join(chr(ord("A") + m) for m in sorted(b))
-
-
-def _shrunk(lam: NDArray, gamma: float) -> NDArray:
-    """Optimal weights ``ell c^2`` of eigenvalues ``lam`` (noise 1), 0 below the edge."""
-    ell = _rmt.spike_from_eigenvalue(lam, 1.0, gamma)
-    return ell * _rmt.spike_cosine_sq(ell, 1.0, gamma)
 
 
 def view_weighted_factor(
@@ -177,26 +167,28 @@ def shrink_blocks(
         wb = loadings[rows, cols] / root[rows, None]
         u, s, _ = np.linalg.svd(wb, full_matrices=False)
         lam = s**2 + 1.0
-        d_s = rows.size if full_dims is None else sum(full_dims[m] for m in b)
+        full = dims if full_dims is None else full_dims
+        d_s = sum(full[m] for m in b)
         gamma = 0.0 if n_samples is None else d_s / n_samples
-        eta = s**2 if gamma == 0.0 else _shrunk(lam, gamma)
+        if gamma == 0.0:
+            eta = s**2
+        else:  # the optimal weights ell c^2 of docs/shrinkage.md §2 (0 below the edge)
+            ell = _rmt.spike_from_eigenvalue(lam, 1.0, gamma)
+            cos_sq = _rmt.spike_cosine_sq(ell, 1.0, gamma)
+            eta = ell * cos_sq
         factor = u * np.sqrt(eta)
         block_info: dict[str, object] = {}
         if view_weights and gamma > 0.0 and len(b) > 1 and np.any(eta > 0):
             det = eta > 0
-            ell = _rmt.spike_from_eigenvalue(lam[det], 1.0, gamma)
-            sizes = [dims[m] for m in sorted(b)]
-            full_sizes = np.array([(dims if full_dims is None else full_dims)[m]
-                                   for m in sorted(b)], dtype=float)
-            ends = np.cumsum([0, *sizes])
+            ends = np.cumsum([0, *(dims[m] for m in sorted(b))])
             factor[:, det], share = view_weighted_factor(
-                u[:, det], ell, _rmt.spike_cosine_sq(ell, 1.0, gamma),
+                u[:, det], ell[det], cos_sq[det],
                 [slice(a, z) for a, z in zip(ends[:-1], ends[1:], strict=True)],
-                full_sizes / full_sizes.sum())
-            block_info["view_signal_share"] = {_letters({m}): float(v)
+                np.array([full[m] for m in sorted(b)], dtype=float) / d_s)
+            block_info["view_signal_share"] = {format_block({m}): float(v)
                                                for m, v in zip(sorted(b), share, strict=True)}
         out[rows, cols] = factor * root[rows, None]
-        info[_letters(b)] = {
+        info[format_block(b)] = {
             "gamma": gamma,
             "edge": _rmt.mp_edge(1.0, gamma),
             "eigenvalues": [float(v) for v in lam],
