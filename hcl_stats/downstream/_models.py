@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._validation import check_int, check_real
 from ..exceptions import ValidationError
-from ..structure import Structure
+from ..structure import Structure, format_block
 from ._cv import CVResult, cross_validate, lambda_max, theory_lambda
 from ._data import DownstreamData, check_beta
 from ._group_lasso import solve_group_lasso
@@ -278,7 +278,7 @@ def evaluate(
     out["beta_error"] = float(np.linalg.norm(diff))
     for b in structure.blocks:
         cols = structure.columns(b)
-        out[f"beta_error[{_letters(b)}]"] = float(np.linalg.norm(diff[cols]))
+        out[f"beta_error[{format_block(b)}]"] = float(np.linalg.norm(diff[cols]))
     oracle = Representation.from_model(model)
     a_hat = rep.coef.T @ fit.coef
     a_or = oracle.coef.T @ beta
@@ -310,6 +310,3 @@ def evaluate(
     out["lam"] = float(fit.lam)
     return out
 
-
-def _letters(b: frozenset[int]) -> str:
-    return "".join(chr(ord("A") + m) for m in sorted(b))

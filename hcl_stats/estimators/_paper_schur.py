@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import NotIdentifiableError, ValidationError
-from ..structure import Structure
+from ..structure import Structure, format_block
 
 __all__ = ["paper_schur_loadings"]
 
@@ -44,9 +44,6 @@ def _by_magnitude(a: NDArray, k: int) -> tuple[NDArray, NDArray]:
     idx = np.argsort(-np.abs(vals), kind="stable")[:k]
     return vals[idx], vecs[:, idx]
 
-
-def _letters(b: frozenset[int]) -> str:
-    return "".join(chr(ord("A") + m) for m in sorted(b))
 
 
 def paper_schur_loadings(
@@ -102,7 +99,7 @@ def paper_schur_loadings(
                         if len(t) >= level and t & o_set)
                 if k > o_rows.size:
                     raise NotIdentifiableError(
-                        f"block {_letters(b)}: variant='paper' conditions on the views "
+                        f"block {format_block(b)}: variant='paper' conditions on the views "
                         f"outside it at rank k = {k} > d_O = {o_rows.size}."
                     )
                 vals, vecs = _by_magnitude(cur[np.ix_(o_rows, o_rows)], k)
@@ -113,7 +110,7 @@ def paper_schur_loadings(
             for m in sorted(b):
                 if r > dims[m]:
                     raise NotIdentifiableError(
-                        f"rank of block {_letters(b)} must be <= d_m = {dims[m]} for "
+                        f"rank of block {format_block(b)} must be <= d_m = {dims[m]} for "
                         f"variant='paper'; got r_S = {r} for view {chr(ord('A') + m)}."
                     )
                 a = cur[np.ix_(rows[m], rows[m])]
@@ -123,7 +120,7 @@ def paper_schur_loadings(
                     a = a - (c * inv) @ c.T
                 vals_a, vecs_a = _by_magnitude(a, r)
                 w[rows[m], cols] = vecs_a * np.sqrt(np.abs(vals_a))
-                spectra[f"{chr(ord('A') + m)}|{_letters(b)}"] = [
+                spectra[f"{chr(ord('A') + m)}|{format_block(b)}"] = [
                     float(v) for v in np.abs(vals_a)
                 ]
         for b in blocks:  # deflate the whole level before the next one

@@ -40,7 +40,7 @@ from .._validation import check_bool, check_int, check_real
 from ..exceptions import BlockDroppedWarning
 from ..identifiability import require_schur_step
 from ..model import noise_diagonal
-from ..structure import Structure
+from ..structure import Structure, format_block
 from ._base import Estimator, Problem, RawFit
 from ._block_shrink import shrink_blocks
 from ._noise import check_noise_option
@@ -455,7 +455,7 @@ def schur_shrink_loadings(
         w[s_rows, structure.columns(b)] = vecs * np.sqrt(np.clip(vals, 0.0, None))
         step.update(spec)
         step["rank"] = int(np.sum(vals > 1e-10 * max(float(np.max(vals, initial=0.0)), 1.0)))
-        info[_letters(b)] = step
+        info[format_block(b)] = step
     return w, info
 
 
@@ -494,9 +494,6 @@ def _leaked(cov, s_rows, o_rows, u_det, rest, f, spec, n_samples, z, share, d_o)
     return out
 
 
-def _letters(b: frozenset[int]) -> str:
-    return "".join(chr(ord("A") + m) for m in sorted(b))
-
 
 def _drop_reason(step: dict[str, object]) -> str:
     """Why a block's kept rank is 0, from its step diagnostics."""
@@ -518,15 +515,15 @@ def _drop_reason(step: dict[str, object]) -> str:
 def _warn_dropped(info: dict[str, dict[str, object]], structure: Structure,
                   n_samples: int | None, what: str) -> None:
     """BlockDroppedWarning for every requested block whose kept rank is 0."""
-    gone = [b for b in structure.blocks if info.get(_letters(b), {}).get("rank", 1) == 0]
+    gone = [b for b in structure.blocks if info.get(format_block(b), {}).get("rank", 1) == 0]
     if not gone:
         return
     detail = "; ".join(
-        f"{_letters(b)} (r_S = {structure.rank_of(b)}): {_drop_reason(info[_letters(b)])}"
+        f"{format_block(b)} (r_S = {structure.rank_of(b)}): {_drop_reason(info[format_block(b)])}"
         for b in gone
     )
     warnings.warn(
-        f"{what}: requested block(s) {', '.join(_letters(b) for b in gone)} were shrunk to "
+        f"{what}: requested block(s) {', '.join(format_block(b) for b in gone)} were shrunk to "
         f"exactly zero at n = {n_samples} (whitened scale) [{detail}]. The data show no "
         "detectable signal of their own for them; FitResult.summary() marks them.",
         BlockDroppedWarning,

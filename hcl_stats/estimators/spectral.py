@@ -14,7 +14,7 @@ from .._linalg import block_offsets, top_eigh, top_factor
 from .._validation import check_choice
 from ..exceptions import NotIdentifiableError, NumericalWarning
 from ..identifiability import require_schur_step
-from ..structure import Structure
+from ..structure import Structure, format_block
 from ._base import Estimator, Problem, RawFit, check_positive_noise, signal_covariance
 from ._cache import SpectralCache, cached_top_eigh
 from ._noise import noise_rule_name
@@ -233,7 +233,7 @@ def schur_loadings(
             cond = _gap_condition(o_vals, k_o, scale) if k_o else 0.0
             if cond > COND_WARN:
                 warnings.warn(
-                    f"block {_letters(b)}: the rank-{k_o} truncated inverse "
+                    f"block {format_block(b)}: the rank-{k_o} truncated inverse "
                     f"of S_W over the views outside it has condition number "
                     f"{cond:.3g} > {COND_WARN:.0e} (eigenvalue {o_vals[k_o - 1]:.3g} "
                     f"at rank {k_o}, next {o_vals[k_o] if o_vals.size > k_o else 0.0:.3g}, "
@@ -256,12 +256,12 @@ def schur_loadings(
         cols = structure.columns(b)
         r = structure.rank_of(b)
         vals, vecs = top_eigh(a, min(r + 1, a.shape[0]), overwrite=variant == "joint")
-        spectra[_letters(b)] = [float(v) for v in vals]
-        _warn_clipped(vals, r, f"block {_letters(b)}: Schur complement A_S")
+        spectra[format_block(b)] = [float(v) for v in vals]
+        _warn_clipped(vals, r, f"block {format_block(b)}: Schur complement A_S")
         cond = _gap_condition(vals, r, scale)
         if np.all(vals[:r] > 0) and cond > COND_WARN:
             warnings.warn(
-                f"block {_letters(b)}: the top-{r} eigenspace of its Schur complement "
+                f"block {format_block(b)}: the top-{r} eigenspace of its Schur complement "
                 f"has condition number {cond:.3g} > {COND_WARN:.0e} (eigenvalue "
                 f"{vals[r - 1]:.3g} at rank {r}, next "
                 f"{vals[r] if vals.size > r else 0.0:.3g}, ||S_W||_F = {scale:.3g}); "
@@ -277,7 +277,7 @@ def schur_loadings(
             for m in sorted(b):
                 if r > dims[m]:
                     raise NotIdentifiableError(
-                        f"rank of block {_letters(b)} must be <= d_m = {dims[m]} for "
+                        f"rank of block {format_block(b)} must be <= d_m = {dims[m]} for "
                         f"every view m in it with variant='per_view'; got r_S = {r} "
                         f"for view {chr(ord('A') + m)} with variant={variant!r}. Use "
                         "variant='joint'."
@@ -318,7 +318,7 @@ def _schur_k_o(structure: Structure, dims, b, d_o: int, strict: bool) -> int:
               if not t <= b)
     if k_o > d_o:
         raise NotIdentifiableError(
-            f"block {_letters(b)}: the views outside it have d_O = {d_o} < k_O = "
+            f"block {format_block(b)}: the views outside it have d_O = {d_o} < k_O = "
             f"{k_o} (total rank of the blocks they load on), so the Schur complement "
             "cannot isolate the block. The model may still be identifiable (see "
             "hcl_stats.check_identifiable, or 'hcl-stats check-identifiable'); the "
@@ -327,9 +327,6 @@ def _schur_k_o(structure: Structure, dims, b, d_o: int, strict: bool) -> int:
         )
     return k_o
 
-
-def _letters(b: frozenset[int]) -> str:
-    return "".join(chr(ord("A") + m) for m in sorted(b))
 
 
 @dataclass(frozen=True, kw_only=True)
