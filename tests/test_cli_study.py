@@ -48,8 +48,8 @@ def test_validate_prints_the_plan_and_writes_nothing(tiny, capsys):
     for label in LABELS:
         assert f" {label} " in lines[7]
     # 50 x 15 samples and a 15 x 15 covariance: (750 + 225) * 8 bytes
-    assert lines[8] == (f"largest unit's data: {975 * 8 / 2**20:.3g} MiB for n x d samples "
-                        "and the d x d covariance; cell n_samples=50, dims=[4, 5, 6]")
+    assert lines[8] == (f"largest unit's data: {975 * 8 / 2**20:.3g} MiB for (n_samples) x d "
+                        "samples and the d x d covariance; cell n_samples=50, dims=[4, 5, 6]")
     assert len(lines) == 9  # no store yet: no line about stored fits
     assert sorted(p.name for p in cfg.parent.iterdir()) == ["tiny.toml"]
 
@@ -61,8 +61,55 @@ def test_a_study_whose_units_cannot_fit_in_memory_is_refused(tmp_path, capsys, c
     assert main([command, str(cfg), "--store", str(tmp_path / "s.sqlite")]) == 2
     err = capsys.readouterr().err
     assert "the cell (n_samples=10000000000000, dims=[4, 5, 6]) needs at least" in err
-    assert "GiB of memory; lower n_samples or dims, or use sampler = 'wishart'" in err
+    assert "GiB of memory; lower n_samples, dims, or use sampler = 'wishart'" in err
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_run_checks_the_memory_of_the_cells_it_runs_only(tmp_path, capsys):
+    cfg = write_tiny(tmp_path / "study", reps=1, ns="[50, 10000000000000]")
+    db = tmp_path / "s.sqlite"
+    assert main(["run", str(cfg), "--store", str(db), "--jobs", "1", "--quiet",
+                 "--estimator", "naive", "--where", "n_samples=50"]) == 0
+    assert main(["run", str(cfg), "--store", str(db), "--jobs", "1", "--quiet"]) == 2
+    assert "(n_samples=10000000000000, dims=[4, 5, 6])" in capsys.readouterr().err
+
+
+DOWNSTREAM = """
+[study]
+question = "memory of a downstream unit"
+kind = "downstream"
+replications = 1
+seed = 1
+sampler = "wishart"
+metrics = ["ds_beta_error"]
+[scenario]
+dims = [20, 20, 20]
+structure = "all:1"
+noise_var = 0.1
+noise_var_y = 0.1
+n_samples = 2000
+[grid]
+m_samples = [100, 100000000]
+[estimators.schur]
+"""
+
+
+def test_labelled_rows_count_with_either_sampler(tmp_path, capsys):
+    # a downstream unit draws m x d labelled rows even with the Wishart sampler:
+    # m = 1e8 at d = 60 is 44.7 GiB, and the cell named is that one, not m = 100
+    cfg = tmp_path / "ds.toml"
+    cfg.write_text(DOWNSTREAM)
+    assert main(["validate", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "the cell (m_samples=100000000, dims=[20, 20, 20], n_samples=2000) needs" in err
+    assert "for (m_samples) x d samples and the d x d covariance" in err
+    assert "lower m_samples, dims." in err  # no Wishart advice: m is drawn either way
+    cfg.write_text(DOWNSTREAM.replace("[100, 100000000]", "[100, 200]"))
+    assert main(["validate", str(cfg)]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line == (f"largest unit's data: {60 * (60 + 200) * 8 / 2**20:.3g} MiB for "
+                    "(m_samples) x d samples and the d x d covariance; cell m_samples=200, "
+                    "dims=[20, 20, 20], n_samples=2000")
 
 
 def test_validate_counts_the_fits_already_stored(tiny, capsys):

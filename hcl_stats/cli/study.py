@@ -198,11 +198,12 @@ def _terminate_as_interrupt() -> Iterator[dict]:
 def run_run(args: argparse.Namespace) -> int:
     """``hcl-stats run``."""
     from ..study.overview import unit_memory_line
-    from ..study.runner import Backend, run_study
+    from ..study.runner import Backend, parse_where, run_study
     from ..study.store import ResultStore
 
     study = _load(args)
-    unit_memory_line(study)  # refuse a study whose units cannot fit in memory
+    keep = parse_where(study, args.where)  # refuse cells to run that cannot fit in memory
+    unit_memory_line(study, [c for c in study.cells if all(p(c) for p in keep)])
     if args.scheduler and args.dask_local:
         from ..exceptions import ValidationError
 

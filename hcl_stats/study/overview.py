@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,12 +100,21 @@ def _physical_memory() -> float | None:
         return None
 
 
-def unit_memory_line(study: Study) -> str:
+#: Row counts a unit draws as ``rows x d`` float64 matrices, by factor: the
+#: unlabelled sample (sampler ``'data'`` only), and the downstream task's labelled
+#: and test samples (drawn whatever the sampler).
+_ROW_FACTORS = ("n_samples", "m_samples", "n_test")
+
+
+def unit_memory_line(study: Study, cells: Sequence[Cell] | None = None) -> str:
     """The largest unit's generated data; a ValidationError if it cannot fit in memory.
 
-    A lower bound: ``n x d`` float64 samples (sampler ``'data'``) plus the ``d x d``
-    sample covariance; the fits add their own work space. ``hcl-stats validate``
-    prints the line and ``hcl-stats run`` checks it before computing anything.
+    A lower bound: the ``rows x d`` float64 samples the unit draws (``n_samples``
+    rows with sampler ``'data'``; the downstream task's ``m_samples`` labelled and
+    ``n_test`` test rows with either sampler) plus the ``d x d`` sample covariance;
+    the fits add their own work space. ``hcl-stats validate`` prints the line and
+    ``hcl-stats run`` checks the cells it will run (``cells``; default all) before
+    computing anything.
 
     Examples
     --------
@@ -113,25 +122,34 @@ def unit_memory_line(study: Study) -> str:
     >>> unit_memory_line(load_study("simulations/quick.toml"))[:34]
     "largest unit's data: 0.11 MiB for "
     """
+    def rows(cell: Cell) -> dict[str, float]:
+        return {k: float(cell.factors[k]) for k in _ROW_FACTORS
+                if cell.factors.get(k) and (k != "n_samples" or study.sampler == "data")}
+
     def size(cell: Cell) -> float:
         d = float(sum(cell.factors.get("dims", [0])))
-        n = float(cell.factors.get("n_samples", 0))
-        return 8.0 * (d * d + (n * d if study.sampler == "data" else 0.0))
+        return 8.0 * d * (d + sum(rows(cell).values()))
 
-    big = max(study.cells, key=size)
+    cells = list(study.cells if cells is None else cells)
+    if not cells:
+        return "largest unit's data: no cell selected"
+    big = max(cells, key=size)
     need = size(big)
-    keys = [*study.grid, *(["dims"] if "dims" not in study.grid else [])]
+    keys = [*study.grid, *(k for k in ("dims", *_ROW_FACTORS) if k not in study.grid
+                           and (k == "dims" or big.factors.get(k)))]
     where = ", ".join(f"{k}={big.factors[k]}" for k in keys if k in big.factors)
-    what = ("n x d samples and the d x d covariance" if study.sampler == "data"
+    drawn = " + ".join(rows(big))
+    what = (f"({drawn}) x d samples and the d x d covariance" if drawn
             else "the d x d covariance (Wishart sampler: no samples)")
     have = _physical_memory()
     if have is not None and need > have:
+        wishart = "n_samples" in rows(big) and "wishart" in study.task.samplers
         raise ValidationError(
             f"the cell ({where}) needs at least {need / 2**30:.3g} GiB per replicate for "
             f"{what}, more than this machine's {have / 2**30:.3g} GiB of memory; lower "
-            "n_samples or dims"
-            + (", or use sampler = 'wishart' (recovery studies: its cost does not grow "
-               "with n)" if study.sampler == "data" else "") + "."
+            f"{', '.join([*rows(big), 'dims'])}"
+            + (", or use sampler = 'wishart' (its cost does not grow with n_samples)"
+               if wishart else "") + "."
         )
     return f"largest unit's data: {need / 2**20:.3g} MiB for {what}; cell {where}"
 
