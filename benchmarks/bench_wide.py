@@ -242,12 +242,11 @@ def main(argv=None):
                         "size, one data set per seed (MOFA+ takes 12 - 20 s per fit)")
     args = p.parse_args(argv)
     threads = use_clock(args.clock) or args.threads
-    if args.accuracy_seeds is not None:
-        with limit_threads(threads):
+    with limit_threads(threads):
+        if args.accuracy_seeds is not None:
             rows, extra = accuracy_rows(args.dims, args.n, "all:2", args.accuracy_seeds)
-    else:
-        with limit_threads(threads):
-                rows, extra = run(quick=args.quick, runs=args.runs or 3, mofa=not args.no_mofa,
+        else:
+            rows, extra = run(quick=args.quick, runs=args.runs or 3, mofa=not args.no_mofa,
                               big=not args.no_big, big_runs=args.big_runs, dims=args.dims,
                               n=args.n, big_dims=args.big_dims, big_n=args.big_n)
     print(f"<!-- {machine()}; clock {args.clock} -->")

@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import hcl_stats as hs
+from hcl_stats._linalg import block_offsets
 from hcl_stats.estimators._block_shrink import view_weighted_factor
 from hcl_stats.exceptions import ValidationError
 from hcl_stats.sampling import wishart_sample_cov
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::hcl_stats.exceptions.BlockDropp
 
 
 def _slices(sizes):
-    ends = np.cumsum([0, *sizes])
+    ends = block_offsets(sizes)
     return [slice(a, b) for a, b in zip(ends[:-1], ends[1:], strict=True)]
 
 

@@ -180,7 +180,7 @@ def shrink_blocks(
         block_info: dict[str, object] = {}
         if view_weights and gamma > 0.0 and len(b) > 1 and np.any(eta > 0):
             det = eta > 0
-            ends = np.cumsum([0, *(dims[m] for m in sorted(b))])
+            ends = block_offsets([dims[m] for m in sorted(b)])
             factor[:, det], share = view_weighted_factor(
                 u[:, det], ell[det], cos_sq[det],
                 [slice(a, z) for a, z in zip(ends[:-1], ends[1:], strict=True)],
