@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     p.add_argument("--no-paper", action="store_true", help="skip the paper design")
     args = p.parse_args(argv)
     rows = run(args.reps, paper=not args.no_paper, quick=args.quick)
-    print(machine() + " (accuracy, not time)")
+    print(machine() + " (oracle accuracy: errors against the simulation's truth; not time)")
     print(table(rows))
     return rows
 
