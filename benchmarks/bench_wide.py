@@ -6,6 +6,9 @@ Rows (ratios measured side by side in one run; median and min - max):
    (at ``d = (250, 500, 750), n = 100``: the covariance path costs O(d^3) and is
    repeated; at the goal size it takes minutes per fit);
 2. load + fit (sample path) / load + one thin SVD of the centred data;
+   the same with the structure learned first (``learn_structure``, the default
+   ``schur_select``, as ``hcl-stats fit`` without ``--structure``), and
+   ``schur_select`` on the sample path / on the covariance path (smaller size);
 3. MOFA+ (mofapy2) / our default fit on the same data, with accuracy;
 4. peak resident memory of one fit in a fresh process (``/usr/bin/time -v``),
    for the moderate size and for the large one (time and memory; ``--big-runs``).
@@ -54,6 +57,11 @@ t_load, c_load = time.perf_counter() - t0, time.process_time() - c0
 if how == "fit":
     fit = hs.estimators.get(est_name)().fit(xs, structure=structure)
     info = {"path": fit.diagnostics.extra["path"]}
+elif how == "learn":  # hcl-stats fit without --structure: learn (schur_select), then fit
+    from hcl_stats.estimators.learn import learn_structure
+    learned = learn_structure(xs)
+    fit = hs.estimators.get(est_name)().fit(xs, structure=learned.structure)
+    info = {"path": fit.diagnostics.extra["path"], "learned": str(learned.structure)}
 else:  # load + one thin SVD of the centred stacked data
     x = np.hstack(xs)
     np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
@@ -193,23 +201,32 @@ def run(quick=False, runs=3, dims=(1000, 2000, 3000), n=200, structure="all:2",
                     lambda: est.fit(pdata, structure=structure, path="covariance"),
                     runs, warm=False)
     rows.append(row)
+    learner = hs.estimators.SchurSelect()
+    row, _ = _pairs(f"schur_select (structure learned), sample path / covariance path "
+                    f"(d={paths_dims}, n={paths_n})", "-",
+                    lambda: learner.fit(pdata, path="samples"),
+                    lambda: learner.fit(pdata, path="covariance"), runs, warm=False)
+    rows.append(row)
     model, data = _data(dims, n, structure)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "wide.npz"
         np.savez(path, *data.Xs)
-        fit_runs, svd_runs = [], []
+        fit_runs, svd_runs, learn_runs = [], [], []
         for _ in range(runs):
             fit_runs.append(_peak(path, structure, "masked_shrink", "fit"))
             svd_runs.append(_peak(path, structure, "masked_shrink", "svd"))
-        row = Row(f"load + fit / load + one thin SVD of X (d={dims}, n={n}, fresh process)",
-                  "fit <= 2 s, <= 300 MB")
+            learn_runs.append(_peak(path, structure, "masked_shrink", "learn"))
         key = "cpu" if _harness.CLOCK["fn"] is time.process_time else "wall"
-        for f, s in zip(fit_runs, svd_runs, strict=True):
-            row.num.append(f[key])
-            row.den.append(s[key])
-            row.ratios.append(f[key] / s[key])
-        rows.append(row)
-        extra["moderate"] = {"fit": fit_runs, "svd": svd_runs}
+        for label, runs_ in (("fit", fit_runs), ("learn structure + fit", learn_runs)):
+            row = Row(f"load + {label} / load + one thin SVD of X (d={dims}, n={n}, "
+                      "fresh process)", "fit <= 2 s, <= 300 MB" if label == "fit" else "-",
+                      note=f"peak {max(f['peak_mib'] for f in runs_):.0f} MiB")
+            for f, s in zip(runs_, svd_runs, strict=True):
+                row.num.append(f[key])
+                row.den.append(s[key])
+                row.ratios.append(f[key] / s[key])
+            rows.append(row)
+        extra["moderate"] = {"fit": fit_runs, "svd": svd_runs, "learn": learn_runs}
         if big:
             bmodel, bdata = _data(big_dims, big_n, structure, seed=3)
             bpath = Path(tmp) / "big.npz"

@@ -38,6 +38,7 @@ __all__ = [
     "mp_median",
     "mp_noise_var",
     "noise_edge",
+    "noise_var_mp_of_spectrum",
     "spike_cosine_sq",
     "spike_eigenvalue",
     "spike_from_eigenvalue",
@@ -511,7 +512,34 @@ def estimate_noise_var_mp(
     >>> estimate_noise_var_mp(np.diag([5.0, 2.0, 2.0, 2.0]), None)
     2.0
     """
-    vals = np.sort(np.linalg.eigvalsh(cov))
+    return noise_var_mp_of_spectrum(np.linalg.eigvalsh(cov), n_samples, n_iter=n_iter)
+
+
+def noise_var_mp_of_spectrum(
+    eigenvalues: NDArray[np.float64], n_samples: int | None, *, n_iter: int = 5
+) -> float:
+    """:func:`estimate_noise_var_mp` from the covariance's ``d`` eigenvalues.
+
+    The sample-space path knows the spectrum of a wide covariance without forming
+    it (the reduced spectrum plus zeros); this is the same rule on it.
+
+    Parameters
+    ----------
+    eigenvalues : ndarray of shape (d,)
+        All eigenvalues of the covariance, in any order.
+    n_samples : int or None
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> noise_var_mp_of_spectrum(np.array([2.0, 5.0, 2.0, 2.0]), None)
+    2.0
+    """
+    vals = np.sort(np.asarray(eigenvalues, dtype=float))
     d = vals.size
     if n_samples is None:
         value = float(max(vals[0], 0.0))

@@ -104,31 +104,51 @@ def detection_edge(noise_var: float, d_s: int, n_samples: int, k_outside: int = 
 
 
 # --------------------------------------------------------------------- statistic
-def _noise(cov: NDArray, dims: tuple[int, ...], n_samples: int, per_view: bool) -> NDArray:
+def _noise(cov: NDArray, dims: tuple[int, ...], n_samples: int, per_view: bool,
+           full_dims: tuple[int, ...] | None = None) -> NDArray:
+    """Marchenko-Pastur bulk noise (per view or one value repeated), shape ``(M,)``.
+
+    ``full_dims`` marks ``cov`` as reduced (sample path): each spectrum is the
+    reduced one plus ``d_m - r_m`` (or ``d - r``) zeros.
+    """
     from ._linalg import block_offsets
-    from ._rmt import estimate_noise_var_mp
+    from ._rmt import noise_var_mp_of_spectrum
+
+    sizes = dims if full_dims is None else full_dims
+
+    def spectrum(a: NDArray, size: int) -> NDArray:
+        vals = np.linalg.eigvalsh(a)
+        return vals if vals.size == size else np.concatenate([vals, np.zeros(size - vals.size)])
 
     if not per_view:
-        return np.full(len(dims), estimate_noise_var_mp(cov, n_samples))
+        return np.full(len(dims), noise_var_mp_of_spectrum(spectrum(cov, sum(sizes)),
+                                                           n_samples))
     off = block_offsets(dims)
     return np.array([
-        estimate_noise_var_mp(cov[off[m]:off[m + 1], off[m]:off[m + 1]], n_samples)
+        noise_var_mp_of_spectrum(spectrum(cov[off[m]:off[m + 1], off[m]:off[m + 1]],
+                                          sizes[m]), n_samples)
         for m in range(len(dims))
     ])
 
 
 def _schur_scores(
     cov: NDArray, dims: tuple[int, ...], n_samples: int, per_view: bool,
-    candidates: tuple[frozenset[int], ...],
+    candidates: tuple[frozenset[int], ...], full_dims: tuple[int, ...] | None = None,
 ) -> tuple[dict[str, Any], float]:
-    """Schur-complement scores of every candidate and the selection ``sigma^2``."""
+    """Schur-complement scores of every candidate and the selection ``sigma^2``.
+
+    ``full_dims``: ``cov`` is the reduced ``S~`` of the sample path.
+    """
     from .estimators._base import signal_covariance
     from .estimators.selection import select_structure_schur
 
-    noise = _noise(cov, dims, n_samples, per_view)
-    s_w = signal_covariance(cov, dims, noise if per_view else float(noise[0]))
+    noise = _noise(cov, dims, n_samples, per_view, full_dims)
+    used = noise if per_view else float(noise[0])
+    s_w = signal_covariance(cov, dims, used)
     sigma2 = float(np.mean(noise))
-    _, scores = select_structure_schur(s_w, dims, sigma2, n_samples, candidates=candidates)
+    sizes = {} if full_dims is None else {"full_dims": full_dims, "complement_var": used}
+    _, scores = select_structure_schur(s_w, dims, sigma2, n_samples, candidates=candidates,
+                                       **sizes)
     return scores, sigma2
 
 
@@ -476,15 +496,13 @@ def block_evidence(
         )
     structure = fit.structure if fit is not None else None
     per_view = fit is not None and np.ndim(fit.noise_var) > 0
-    from .streaming import streaming_cov
-
-    cov, _ = streaming_cov(views.Xs, ddof=1)
+    cov, cov_dims, full_dims = _data_cov(views)
     # the null models share the statistic's noise rule (Marchenko-Pastur bulk), so
     # that sigma_hat^2 of a null draw matches the data's; W_0 comes from the fit
-    noise_diag = np.repeat(_noise(cov, dims, n, per_view), dims)
+    noise_diag = np.repeat(_noise(cov, cov_dims, n, per_view, full_dims), dims)
     loadings = None if fit is None else np.asarray(fit.loadings)
 
-    scores, sigma2 = _schur_scores(cov, dims, n, per_view, cands)
+    scores, sigma2 = _schur_scores(cov, cov_dims, n, per_view, cands, full_dims)
     keys = [format_block(b) for b in cands]
     observed = dict(zip(keys, _statistics(scores, sigma2, keys), strict=True))
     fitted = dict(zip(structure.blocks, structure.ranks, strict=True)) if structure else {}
@@ -543,6 +561,26 @@ def block_evidence(
     names = tuple(structure.names) if structure is not None and structure.view_names else None
     return BlockEvidence(rows=tuple(rows), alpha=alpha, noise_var=sigma2, n_samples=n,
                          n_null=n_null, structure=structure, frequency=freq, view_names=names)
+
+
+def _data_cov(views: Any) -> tuple[NDArray, tuple[int, ...], tuple[int, ...] | None]:
+    """The data's covariance, its view sizes and (if reduced) the data's ``dims``.
+
+    Views wide enough that ``path='auto'`` takes the sample path
+    (:func:`~hcl_stats.estimators._samples.samples_pay_off`) give the reduced
+    ``S~`` of their row-space scores: the statistics and edges are then the full
+    covariance's (:func:`~hcl_stats.estimators.selection.select_structure_schur`)
+    without forming it.
+    """
+    from .estimators._samples import reduce_views, samples_pay_off
+    from .streaming import streaming_cov
+
+    dims = tuple(views.dims)
+    if samples_pay_off(dims, views.n_samples):
+        cov, reduction = reduce_views(list(views.Xs), views.n_samples)
+        return cov, reduction.dims, dims
+    cov, _ = streaming_cov(views.Xs, ddof=1)
+    return cov, dims, None
 
 
 # --------------------------------------------------------------------- frequency

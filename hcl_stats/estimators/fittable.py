@@ -39,6 +39,7 @@ def fittable_violation(
     noise: str = "scalar",
     n_samples: int | None = None,
     signal: Any = None,
+    reduction: Any = None,
 ) -> tuple[str, tuple[frozenset[int], ...]] | None:
     """The first condition of the Schur refit that ``structure`` breaks, or None.
 
@@ -74,6 +75,12 @@ def fittable_violation(
         ``signal(structure) -> (S_W, sigma^2)``: the signal covariance
         ``S - sigma^2 I`` with the noise the refit estimates for ``structure``,
         and the ``sigma^2`` of the edges.
+    reduction : Reduction, optional
+        Set when ``signal`` returns the reduced ``S~ - Psi~`` of the sample-space
+        path (view blocks of sizes ``reduction.dims``); ``dims`` stay the data's.
+        Its view-submatrices have the reduced eigenvalues plus ``-sigma_m^2``
+        (module :mod:`hcl_stats.estimators._samples`), so the count above the
+        edge and the gap are the full matrix's; the edges use ``dims``.
 
     Returns
     -------
@@ -115,16 +122,20 @@ def fittable_violation(
                     f"{rank} < k_O = {k_o} on the blocks meeting them",
                     _hall_blocks(structure, dims, b))
     if signal is not None and n_samples is not None:
-        return _sample_violation(structure, dims, signal, n_samples)
+        return _sample_violation(structure, dims, signal, n_samples, reduction)
     return None
 
 
-def _sample_violation(structure: Structure, dims, signal, n_samples: int):
+def _sample_violation(structure: Structure, dims, signal, n_samples: int, reduction=None):
     """The sample condition of :func:`fittable_violation` (``k_O`` visible in ``S_W``)."""
-    s_w, noise_var = signal(structure)
-    s_w, noise_var = np.asarray(s_w, dtype=float), float(np.mean(noise_var))
-    off = block_offsets(dims)
-    scale = max(float(np.linalg.norm(s_w)), np.finfo(float).tiny)
+    s_w, noise = signal(structure)
+    s_w, noise_var = np.asarray(s_w, dtype=float), float(np.mean(noise))
+    fro2 = float(np.linalg.norm(s_w)) ** 2
+    if reduction is not None:  # ||S_W||_F^2 of the complement, sum_m sigma_m^4 (d_m - r_m)
+        per_view = np.broadcast_to(np.asarray(noise, dtype=float), (len(dims),))
+        fro2 += reduction.complement_fro2(per_view)
+    off = block_offsets(dims if reduction is None else reduction.dims)
+    scale = max(float(np.sqrt(fro2)), np.finfo(float).tiny)
     spectra: dict[tuple[int, ...], tuple[NDArray, float]] = {}
     for b in structure.blocks:
         outside = tuple(m for m in range(len(dims)) if m not in b)
@@ -135,7 +146,8 @@ def _sample_violation(structure: Structure, dims, signal, n_samples: int):
         if outside not in spectra:
             rows = np.concatenate([np.arange(off[m], off[m + 1]) for m in outside])
             vals = np.linalg.eigvalsh(s_w[np.ix_(rows, rows)])[::-1]
-            spectra[outside] = (vals, noise_edge(noise_var, rows.size, n_samples,
+            d_o = sum(dims[m] for m in outside)  # the data's (rows.size when not reduced)
+            spectra[outside] = (vals, noise_edge(noise_var, d_o, n_samples,
                                                  tw=1.0, margin=0.0))
         vals, edge = spectra[outside]
         have = int(np.sum(vals > edge))
@@ -185,6 +197,7 @@ def make_fittable(
     n_samples: int | None = None,
     scores: dict | None = None,
     signal: Any = None,
+    reduction: Any = None,
 ) -> tuple[Structure | None, tuple[str, ...]]:
     """Lower ranks of ``structure`` until the refit can fit it (:func:`fittable_violation`).
 
@@ -216,6 +229,8 @@ def make_fittable(
     signal : callable, optional
         ``signal(structure) -> (S - sigma^2 I, sigma^2)`` on sample data: adds the
         sample condition of :func:`fittable_violation` (needs ``n_samples``).
+    reduction : Reduction, optional
+        ``signal`` is reduced (sample-space path); see :func:`fittable_violation`.
 
     Returns
     -------
@@ -242,7 +257,8 @@ def make_fittable(
     changes: list[str] = []
     s = structure
     while s is not None:
-        bad = fittable_violation(s, dims, noise=noise, n_samples=n_samples, signal=signal)
+        bad = fittable_violation(s, dims, noise=noise, n_samples=n_samples, signal=signal,
+                                 reduction=reduction)
         if bad is None:
             break
         reason, cands = bad
@@ -285,8 +301,9 @@ def fittable_or_raise(
         noise = problem.noise_variance(structure)
         return signal_covariance(problem.cov, problem.dims, noise), noise
 
-    fitted, changes = make_fittable(selected, problem.dims, n_samples=problem.n_samples,
-                                    scores=scores, signal=signal)
+    fitted, changes = make_fittable(selected, problem.full_dims,
+                                    n_samples=problem.n_samples, scores=scores,
+                                    signal=signal, reduction=problem.reduction)
     if fitted is None:
         raise NoStructureError(
             f"the data support no shared structure that {type(est).__name__} can fit: "

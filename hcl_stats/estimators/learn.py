@@ -179,12 +179,13 @@ def learn_structure(
         before = tuple(extra.get("fittable_changes") or ())
         scores = dict(extra.get("selection_scores") or {})
         n_samples = views.n_samples
+    spectral = _Spectral.of(data)
     if not scores:  # rank the blocks' directions with the Schur selector's spectra
-        scores = _schur_scores(data, selected, n_samples)
+        scores = spectral.schur_scores(selected, n_samples)
     structure, changes = make_fittable(
         selected if select in ("eigen", "correlation") else fit.structure,
         tuple(data.dims), n_samples=n_samples, scores=scores,
-        signal=_signal(data, noise_rule))
+        signal=spectral.signal(noise_rule), reduction=spectral.reduction)
     changes = (*before, *changes)
     if structure is None:  # pragma: no cover - the learners already apply it
         from ..exceptions import NoStructureError
@@ -199,37 +200,68 @@ def learn_structure(
 
 
 
-def _signal(data: Any, noise_rule: Any):
-    """``structure -> (S - noise, noise)`` with the noise a refit estimates for it."""
-    from ..missing import pairwise_covariance
-    from ._base import signal_covariance
-    from ._noise import estimate_noise_var
+@dataclass(frozen=True)
+class _Spectral:
+    """The covariance the fittability check and the fallback scores read.
 
-    cov = pairwise_covariance(data).cov
-    dims = tuple(data.dims)
+    ``cov`` is the sample covariance (pairwise, with missing views), or, for
+    complete views wide enough that ``path='auto'`` takes the sample path
+    (:func:`~hcl_stats.estimators._samples.samples_pay_off`), the reduced ``S~``
+    with its ``reduction``: the ``d x d`` matrix is then never formed, and every
+    rule below gives the covariance path's result (module ``_samples``).
+    """
 
-    def signal(structure: Structure):
-        if isinstance(noise_rule, str):
-            rule = "per_view" if noise_rule == "per_view" else "scalar"
-            noise = estimate_noise_var(cov, dims, structure, rule=rule)
-        else:
-            noise = np.asarray(noise_rule, dtype=float) if np.ndim(noise_rule) else float(noise_rule)
-        return signal_covariance(cov, dims, noise), noise
+    cov: Any
+    dims: tuple[int, ...]
+    reduction: Any = None
 
-    return signal
+    @classmethod
+    def of(cls, data: Any) -> _Spectral:
+        from ..missing import pairwise_covariance
+        from ..model import MultimodalData
+        from ._samples import reduce_views, samples_pay_off
 
+        dims = tuple(data.dims)
+        if isinstance(data, MultimodalData) and samples_pay_off(dims, data.n_samples):
+            cov, reduction = reduce_views(list(data.Xs), data.n_samples)
+            return cls(cov, reduction.dims, reduction)
+        return cls(pairwise_covariance(data).cov, dims)
 
-def _schur_scores(data: Any, selected: Structure, n_samples: int) -> dict:
-    """Schur-complement spectra of the blocks of ``selected`` (to rank them)."""
-    from .._rmt import estimate_noise_var_mp
-    from ..missing import pairwise_covariance
-    from .selection import select_structure_schur
+    @property
+    def full_dims(self) -> tuple[int, ...]:
+        return self.dims if self.reduction is None else self.reduction.full_dims
 
-    cov = pairwise_covariance(data).cov
-    noise = estimate_noise_var_mp(cov, n_samples)
-    _, scores = select_structure_schur(cov - noise * np.eye(cov.shape[0]), tuple(data.dims),
-                                       noise, n_samples, candidates=tuple(selected.blocks))
-    return scores
+    def signal(self, noise_rule: Any):
+        """``structure -> (S - noise, noise)`` with the noise a refit estimates for it."""
+        from ._base import signal_covariance
+        from ._noise import estimate_noise_var_reduced
+
+        def signal(structure: Structure):
+            if isinstance(noise_rule, str):
+                rule = "per_view" if noise_rule == "per_view" else "scalar"
+                noise = estimate_noise_var_reduced(self.cov, self.dims, structure, rule,
+                                                   self.full_dims)
+            else:
+                noise = (np.asarray(noise_rule, dtype=float) if np.ndim(noise_rule)
+                         else float(noise_rule))
+            return signal_covariance(self.cov, self.dims, noise), noise
+
+        return signal
+
+    def schur_scores(self, selected: Structure, n_samples: int) -> dict:
+        """Schur-complement spectra of the blocks of ``selected`` (to rank them)."""
+        from .._rmt import noise_var_mp_of_spectrum
+        from .selection import select_structure_schur
+
+        vals = np.linalg.eigvalsh(self.cov)
+        if self.reduction is not None:  # the full spectrum: the reduced one plus zeros
+            vals = np.concatenate([vals, np.zeros(sum(self.full_dims) - vals.size)])
+        noise = noise_var_mp_of_spectrum(vals, n_samples)
+        sizes = {} if self.reduction is None else {"full_dims": self.full_dims}
+        _, scores = select_structure_schur(
+            self.cov - noise * np.eye(self.cov.shape[0]), self.dims, noise, n_samples,
+            candidates=tuple(selected.blocks), **sizes)
+        return scores
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,7 +24,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._linalg import block_offsets, top_eigh
-from .._rmt import debias_spikes, estimate_noise_var_mp, mp_median, noise_edge
+from .._rmt import (
+    debias_spikes,
+    estimate_noise_var_mp,
+    mp_median,
+    noise_edge,
+    noise_var_mp_of_spectrum,
+)
 from .._validation import check_choice, check_real
 from ..exceptions import NoStructureError
 from ..structure import Structure, format_block
@@ -52,11 +58,12 @@ def _candidates(n_views: int, structure: Structure | None) -> tuple[frozenset[in
     return tuple(structure.blocks)
 
 
-def _condition(s_w, s_rows, o_rows, noise_var, n_samples, cond_edge):
+def _condition(s_w, s_rows, o_rows, noise_var, n_samples, cond_edge, d_s, d_o):
     """Schur-condition ``S_W[S,S]`` on the signal subspace of ``S_W[O,O]``.
 
     Returns the conditioned matrix, ``k_O`` and the variance of its leftover
-    (see :func:`select_structure_schur`).
+    (see :func:`select_structure_schur`). ``d_s`` and ``d_o`` are the data's
+    sizes of ``S`` and ``O`` (larger than the row counts on the sample path).
     """
     a = s_w[np.ix_(s_rows, s_rows)]
     oo = s_w[np.ix_(o_rows, o_rows)]
@@ -64,7 +71,7 @@ def _condition(s_w, s_rows, o_rows, noise_var, n_samples, cond_edge):
     if not k_o:
         return a, 0, 0.0, 0.0
     o_top, o_vecs = top_eigh(oo, k_o)
-    ell, c2 = debias_spikes(o_top, noise_var, o_rows.size, n_samples)
+    ell, c2 = debias_spikes(o_top, noise_var, d_o, n_samples)
     good = ell > 0
     ell, c2 = ell[good], c2[good]
     c = s_w[np.ix_(s_rows, o_rows)] @ (o_vecs[:, good] / np.sqrt(ell * c2))
@@ -73,10 +80,27 @@ def _condition(s_w, s_rows, o_rows, noise_var, n_samples, cond_edge):
         return a, k_o, 0.0, 0.0
     # S-part of each conditioned spike, less its noise part d_S sigma^2 / (n l c^2)
     s_part = np.clip(
-        np.sum(c * c, axis=0) - s_rows.size * noise_var / (n_samples * ell * c2), 0.0, None
+        np.sum(c * c, axis=0) - d_s * noise_var / (n_samples * ell * c2), 0.0, None
     )
     var = float(np.sum(s_part**2 * (noise_var / ell + noise_var**2 / ell**2)) / n_samples)
     return a, k_o, var, float(np.sum(s_part))
+
+
+def _with_complement(vals: NDArray, complement: list[tuple[float, int]], keep: int
+                     ) -> NDArray:
+    """The ``keep`` largest of ``vals`` and ``count`` copies of each complement value.
+
+    ``vals`` are the leading eigenvalues of a reduced principal submatrix (all of
+    them when fewer than ``keep``); the result is the leading eigenvalues of the
+    full one, descending.
+
+    Examples
+    --------
+    >>> _with_complement(np.array([5.0, -3.0]), [(-1.0, 4)], 3).tolist()
+    [5.0, -1.0, -1.0]
+    """
+    extra = [np.full(min(count, keep), value) for value, count in complement if count]
+    return np.sort(np.concatenate([vals, *extra]))[::-1][:keep]
 
 
 def _project_out(a, s_rows, found, b):
@@ -108,6 +132,8 @@ def select_structure_schur(
     leftover: float = 2.0,
     condition_tw: float = 1.0,
     rel_tol: float = 1e-6,
+    full_dims: tuple[int, ...] | None = None,
+    complement_var: Any = None,
 ) -> tuple[Structure | None, dict[str, Any]]:
     """Select blocks and ranks from the spectra of Schur complements.
 
@@ -146,6 +172,36 @@ def select_structure_schur(
     meeting ``O`` have full column rank (docs/convex.md, Proposition 3), and the
     loadings of the blocks inside ``S`` have full column rank jointly.
 
+    On the sample-space path (``full_dims`` given) ``s_w`` is the reduced
+    ``S~ - Psi~`` of :mod:`hcl_stats.estimators._samples`, with view blocks of
+    sizes ``dims = (r_1, ..., r_M)``. The principal view-submatrices of the full
+    ``S_W`` then have the reduced eigenpairs (mapped by the row-space bases) and
+    the eigenvalue ``-sigma_m^2`` on the ``d_m - r_m`` directions of view ``m``
+    outside its row space, and the cross blocks are the reduced ones mapped by
+    the bases. Every step above is therefore the full one: the same ``k_O``,
+    edges and ranks, with the sizes ``d_S``, ``d_O`` of ``full_dims`` in every
+    rule, and the complement's eigenvalues merged into the reported ones.
+
+    Parameters
+    ----------
+    s_w : ndarray of shape (d, d)
+        Denoised covariance ``S - sigma^2 I`` (reduced on the sample path).
+    dims : tuple of int
+        View sizes of ``s_w``.
+    noise_var : float
+        ``sigma^2`` of the edges.
+    n_samples : int or None
+        None: population level.
+    candidates : tuple of frozenset, optional
+        Blocks to score (default: every non-empty subset of views).
+    tw, margin, cross, leftover, condition_tw, rel_tol : float
+        The rule's constants (see above and :func:`noise_edge`).
+    full_dims : tuple of int, optional
+        The data's ``(d_1, ..., d_M)`` when ``s_w`` is reduced.
+    complement_var : float or array_like of shape (M,), optional
+        The noise variance subtracted from each view to form ``s_w`` (its
+        complement eigenvalue is ``-complement_var[m]``); default ``noise_var``.
+
     Returns
     -------
     structure : Structure or None
@@ -172,10 +228,18 @@ def select_structure_schur(
     n_views = len(dims)
     if candidates is None:
         candidates = _candidates(n_views, None)
+    sizes = tuple(int(x) for x in (dims if full_dims is None else full_dims))
+    comp_var = np.broadcast_to(np.asarray(
+        noise_var if complement_var is None else complement_var, dtype=float), (n_views,))
     off = block_offsets(dims)
     rows = [np.arange(off[m], off[m + 1]) for m in range(n_views)]
-    scale = float(np.max(np.abs(np.linalg.eigvalsh(s_w)))) if s_w.size else 1.0
-    pop_tol = rel_tol * max(scale, 1e-300)
+    pop_tol = 0.0
+    if n_samples is None:  # edges relative to ||S_W||_2 (no eigvalsh of S_W otherwise)
+        scale = float(np.max(np.abs(np.linalg.eigvalsh(s_w)))) if s_w.size else 1.0
+        if full_dims is not None:  # the complement's eigenvalues -sigma_m^2
+            scale = max([scale, *(float(comp_var[m]) for m in range(n_views)
+                                  if sizes[m] > dims[m])])
+        pop_tol = rel_tol * max(scale, 1e-300)
 
     def edge(p: int, tw_: float = tw, margin_: float = margin) -> float:
         if n_samples is None:
@@ -188,19 +252,22 @@ def select_structure_schur(
     for b in sorted(candidates, key=lambda s: (len(s), sorted(s))):
         s_rows = np.concatenate([rows[m] for m in sorted(b)])
         outside = [m for m in range(n_views) if m not in b]
+        d_s = sum(sizes[m] for m in b)
         a, k_o, var, l_meet = s_w[np.ix_(s_rows, s_rows)], 0, 0.0, 0.0
         if outside:
             o_rows = np.concatenate([rows[m] for m in outside])
+            d_o = sum(sizes[m] for m in outside)
             a, k_o, var, l_meet = _condition(
-                s_w, s_rows, o_rows, noise_var, n_samples, edge(o_rows.size, condition_tw, 0.0)
+                s_w, s_rows, o_rows, noise_var, n_samples, edge(d_o, condition_tw, 0.0),
+                d_s, d_o,
             )
         a, q = _project_out(a, s_rows, found, b)
         a = (a + a.T) / 2.0
-        p_eff = s_rows.size - q
+        p_eff = d_s - q
         thr = edge(p_eff)
         if n_samples is not None:
             l_sub = l_meet + sum(sub_spike[t] for t in found if t < b)
-            thr += cross * np.sqrt(noise_var * l_sub * s_rows.size / n_samples)
+            thr += cross * np.sqrt(noise_var * l_sub * d_s / n_samples)
             thr += leftover * np.sqrt(var)
         n_top = min(a.shape[0], 12)
         vals, vecs = top_eigh(a, n_top)
@@ -208,6 +275,12 @@ def select_structure_schur(
         if r == n_top and n_top < a.shape[0]:
             r = int(np.sum(np.linalg.eigvalsh(a) > thr))
             vals, vecs = top_eigh(a, min(r + 1, a.shape[0]))
+        if full_dims is not None:  # the complement's -sigma_m^2 (below every edge)
+            n_full = min(d_s, 12)  # as many values as the covariance path computes
+            if r == n_full < d_s:
+                n_full = min(r + 1, d_s)
+            vals = _with_complement(
+                vals, [(-comp_var[m], sizes[m] - dims[m]) for m in b], n_full)
         ell, _ = debias_spikes(vals[: max(r, 1)], noise_var, p_eff, n_samples)
         scores[format_block(b)] = {
             "eigenvalues": [float(v) for v in vals[: max(r + 2, 3)]],
@@ -230,18 +303,33 @@ def select_structure_schur(
 
 
 def learner_noise(problem: Problem) -> float | NDArray:
-    """Noise variance for a structure learner (``K`` unknown)."""
+    """Noise variance for a structure learner (``K`` unknown).
+
+    The Marchenko-Pastur bulk rule of :func:`estimate_noise_var_mp`, on the full
+    spectrum (:meth:`Problem.spectrum`: on the sample path, the reduced one plus
+    zeros, so that it is the covariance path's value).
+    """
     noise, n_samples = problem.noise, problem.n_samples
     if isinstance(noise, str):
         if noise == "per_view":
             return np.array(
-                [estimate_noise_var_mp(problem.block(m), n_samples)
+                [noise_var_mp_of_spectrum(problem.spectrum(m), n_samples)
                  for m in range(len(problem.dims))]
             )
-        return estimate_noise_var_mp(problem.cov, n_samples)
+        return noise_var_mp_of_spectrum(problem.spectrum(), n_samples)
     if isinstance(noise, tuple):
         return np.asarray(noise, dtype=float)
     return float(noise)
+
+
+def reduced_sizes(problem: Problem, noise: Any) -> dict[str, Any]:
+    """``full_dims`` and ``complement_var`` of :func:`select_structure_schur` (sample path).
+
+    Empty on the covariance path.
+    """
+    if problem.reduction is None:
+        return {}
+    return {"full_dims": problem.full_dims, "complement_var": noise}
 
 
 def _no_block_error(name: str, scores: dict) -> NoStructureError:
@@ -293,6 +381,7 @@ class SchurSelect(Estimator):
 
     name: ClassVar[str] = "schur_select"
     learns_structure: ClassVar[bool] = True
+    samples_path: ClassVar[bool] = True
 
     tw: float = 3.0
     margin: float = 0.3
@@ -319,6 +408,7 @@ class SchurSelect(Estimator):
             candidates=_candidates(len(dims), structure),
             tw=self.tw,
             margin=self.margin,
+            **reduced_sizes(problem, noise),
         )
         if selected is None:
             raise _no_block_error(type(self).__name__, scores)

@@ -1,0 +1,162 @@
+"""Structure learning on the sample-space path: the covariance path's decisions.
+
+``schur_select``, the fittability check of :func:`learn_structure` and the
+block-evidence table read wide views through the reduced covariance of their
+row-space scores (module ``hcl_stats.estimators._samples``). Every principal
+view-submatrix of ``S - Psi`` then has the reduced eigenpairs plus
+``-sigma_m^2`` on the complement, so every count, edge and score must be the
+covariance path's, to round-off, and the ``d x d`` matrix is never formed.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+from strategies import structures_and_dims
+
+import hcl_stats as hs
+from hcl_stats import estimators
+from hcl_stats._rmt import estimate_noise_var_mp, noise_var_mp_of_spectrum
+from hcl_stats.block_evidence import block_evidence
+from hcl_stats.estimators import _samples
+from hcl_stats.estimators.learn import learn_structure
+
+NUMERIC = ("edge", "spike", "restricted_edge")
+
+
+def _assert_same_scores(a: dict, b: dict) -> None:
+    """Same candidates, ranks and ``k_O``; eigenvalues and edges to 1e-8 relative."""
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key]["rank"] == b[key]["rank"], key
+        assert a[key]["k_outside"] == b[key]["k_outside"], key
+        ea, eb = np.asarray(a[key]["eigenvalues"]), np.asarray(b[key]["eigenvalues"])
+        assert ea.shape == eb.shape, key
+        scale = max(float(np.max(np.abs(ea))), 1e-300)
+        np.testing.assert_allclose(eb, ea, rtol=0, atol=1e-8 * scale, err_msg=key)
+        for name in NUMERIC:
+            np.testing.assert_allclose(b[key][name], a[key][name], rtol=1e-8, atol=1e-300,
+                                       err_msg=f"{key} {name}")
+
+
+def _both_paths(est, data):
+    out = []
+    for path in ("covariance", "samples"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                out.append(est.fit(data, path=path))
+            except hs.exceptions.HCLError as exc:
+                out.append(type(exc))
+    return out
+
+
+@settings(max_examples=30)
+@given(
+    design=structures_and_dims(max_views=3, max_blocks=3, max_rank=2),
+    widen=st.lists(st.integers(0, 80), min_size=3, max_size=3),
+    n_extra=st.integers(0, 30),
+    refit=st.sampled_from(["none", "schur", "masked_gradient"]),
+    noise=st.sampled_from(["scalar", "per_view"]),
+    seed=st.integers(0, 2**16),
+)
+def test_schur_select_paths_agree(design, widen, n_extra, refit, noise, seed):
+    """Same selection, scores, lowered ranks and block Grams on both paths, with
+    views on both sides of n (and the eigenvalue lists padded by the complement)."""
+    structure, dims = design
+    dims = tuple(d + w for d, w in zip(dims, widen, strict=False))
+    n = structure.total_rank + 3 + n_extra
+    model = hs.HierarchicalFactorModel.random(dims, structure, singular_values=(2.0, 6.0),
+                                              rng=seed)
+    data = model.sample(n, rng=np.random.default_rng(seed + 1))
+    a, b = _both_paths(estimators.SchurSelect(refit=refit, noise_rule=noise), data)
+    if isinstance(a, type) or isinstance(b, type):  # refused: on both paths alike
+        event("refused")
+        assert a is b
+        return
+    event(f"{len(a.structure.blocks)} block(s) selected")
+    assert b.diagnostics.extra["path"] == "samples"
+    ea, eb = a.diagnostics.extra, b.diagnostics.extra
+    assert (a.structure, ea["selected_structure"], ea["fittable_changes"]) == (
+        b.structure, eb["selected_structure"], eb["fittable_changes"])
+    _assert_same_scores(ea["selection_scores"], eb["selection_scores"])
+    np.testing.assert_allclose(eb["selection_noise_var"], ea["selection_noise_var"],
+                               rtol=1e-10)
+    ga, gb = a.loadings @ a.loadings.T, b.loadings @ b.loadings.T
+    assert np.linalg.norm(ga - gb) <= 1e-8 * max(np.linalg.norm(ga), 1e-8 * np.trace(ga) + 1e-300)
+
+
+def test_complement_eigenvalues_enter_the_scores(rng):
+    """n = 6 with views of 40 and 50 columns: each reduced block has 5 eigenvalues,
+    the covariance path lists up to 12, the rest being -sigma_m^2 (per view)."""
+    model = hs.HierarchicalFactorModel.random((3, 40, 50), "ABC:1", singular_values=(3.0, 6.0),
+                                              rng=rng)
+    data = model.sample(6, rng=rng)
+    a, b = _both_paths(estimators.SchurSelect(refit="none", noise_rule="per_view", tw=0.0,
+                                              margin=0.0), data)
+    if isinstance(a, type):  # nothing above the edge: both refuse alike
+        assert a is b
+        return
+    sa, sb = a.diagnostics.extra["selection_scores"], b.diagnostics.extra["selection_scores"]
+    _assert_same_scores(sa, sb)
+    noise = np.asarray(a.diagnostics.extra["selection_noise_var"])
+    # the B block's list reaches past its 5 reduced eigenvalues only if r_B + 2 > 5
+    assert np.all(np.asarray(sb["C"]["eigenvalues"]) >= -noise[2] - 1e-12)
+
+
+def test_noise_rule_from_the_spectrum_is_the_covariance_rule(rng):
+    x = rng.standard_normal((50, 80)) @ np.diag(np.linspace(0.5, 2.0, 80))
+    cov = np.cov(x, rowvar=False)
+    assert noise_var_mp_of_spectrum(np.linalg.eigvalsh(cov), 50) == estimate_noise_var_mp(cov, 50)
+    # the n x n route: the reduced spectrum plus zeros is the full one
+    y = x - x.mean(axis=0)
+    small = np.linalg.eigvalsh(y @ y.T / 49)
+    full = np.concatenate([small, np.zeros(30)])
+    assert noise_var_mp_of_spectrum(full, 50) == pytest.approx(estimate_noise_var_mp(cov, 50),
+                                                               rel=1e-10)
+
+
+def _wide(rng):
+    """Views B and C wider than n = 80, A narrower."""
+    model = hs.HierarchicalFactorModel.random((30, 100, 120), "ABC:2 BC:1 C:1",
+                                              singular_values=(5.0, 10.0), rng=rng)
+    return model.sample(80, rng=rng)
+
+
+def test_learn_structure_never_forms_the_covariance_of_wide_views(rng, monkeypatch):
+    """learn_structure (the CLI's default learner and its fittability check) and the
+    evidence table on wide views: the covariance path's results, no d x d matrix."""
+    data = _wide(rng)
+    with monkeypatch.context() as m:  # no view counts as wide: the covariance path
+        m.setattr(_samples, "samples_pay_off", lambda dims, n: False)
+        m.setattr("hcl_stats.estimators._base.samples_pay_off", lambda dims, n: False)
+        sa, ea = _learn_and_evidence(data)
+    with monkeypatch.context() as m:
+        def refuse(*args, **kwargs):
+            raise AssertionError("the d x d covariance was formed")
+
+        m.setattr("hcl_stats.missing.pairwise_covariance", refuse)
+        m.setattr("hcl_stats.streaming.streaming_cov", refuse)
+        m.setattr("hcl_stats.estimators._base.streaming_cov", refuse)
+        sb, eb = _learn_and_evidence(data)
+    assert len(sa.structure.blocks) >= 2  # a non-trivial selection (seeds 0-99)
+    assert (sa.structure, sa.selected, sa.changes) == (sb.structure, sb.selected, sb.changes)
+    _assert_same_scores(sa.scores, sb.scores)
+    assert ea.noise_var == pytest.approx(eb.noise_var, rel=1e-10)
+    for ra, rb in zip(ea.rows, eb.rows, strict=True):
+        assert (ra.name, ra.n_above, ra.fitted_rank) == (rb.name, rb.n_above, rb.fitted_rank)
+        assert rb.signal == pytest.approx(ra.signal, rel=1e-8, abs=1e-12)
+        assert rb.statistic == pytest.approx(ra.statistic, rel=1e-8)
+        assert rb.edge == pytest.approx(ra.edge, rel=1e-10)
+
+
+def _learn_and_evidence(data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        learned = learn_structure(data)
+        fit = estimators.SchurComplement().fit(data, structure=learned.structure)
+        return learned, block_evidence(data, fit, n_null=0)
