@@ -108,6 +108,26 @@ def test_complement_eigenvalues_enter_the_scores(rng):
     assert np.all(np.asarray(sb["C"]["eigenvalues"]) >= -noise[2] - 1e-12)
 
 
+@pytest.mark.parametrize(("dims", "structure", "n"), [((60, 200), "AB:14", 100),
+                                                    ((26, 125, 125), "ABC:9 C:4 BC:2", 25)])
+def test_ranks_above_twelve_are_recounted_alike(dims, structure, n, rng):
+    """A block with more than 12 eigenvalues above its edge: both paths recount with
+    every eigenvalue and list r + 1 of them (a review found the sample path cut
+    the list at 12 and fail)."""
+    model = hs.HierarchicalFactorModel.random(dims, structure, singular_values=(6.0, 10.0),
+                                              rng=rng)
+    data = model.sample(n, rng=rng)
+    a, b = _both_paths(estimators.SchurSelect(refit="none"), data)
+    if isinstance(a, type):
+        assert a is b
+        return
+    scores = a.diagnostics.extra["selection_scores"]
+    _assert_same_scores(scores, b.diagnostics.extra["selection_scores"])
+    assert a.structure == b.structure
+    if structure == "AB:14":  # past 12 for seeds 0-99
+        assert max(v["rank"] for v in scores.values()) > 12
+
+
 def test_noise_rule_from_the_spectrum_is_the_covariance_rule(rng):
     x = rng.standard_normal((50, 80)) @ np.diag(np.linspace(0.5, 2.0, 80))
     cov = np.cov(x, rowvar=False)

@@ -277,7 +277,7 @@ def select_structure_schur(
             vals, vecs = top_eigh(a, min(r + 1, a.shape[0]))
         if full_dims is not None:  # the complement's -sigma_m^2 (below every edge)
             n_full = min(d_s, 12)  # as many values as the covariance path computes
-            if r == n_full < d_s:
+            if r >= n_full and n_full < d_s:  # its recount with every eigenvalue
                 n_full = min(r + 1, d_s)
             vals = _with_complement(
                 vals, [(-comp_var[m], sizes[m] - dims[m]) for m in b], n_full)
