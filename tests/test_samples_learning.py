@@ -57,8 +57,8 @@ def _both_paths(est, data):
 
 @settings(max_examples=30)
 @given(
-    design=structures_and_dims(max_views=3, max_blocks=3, max_rank=2),
-    widen=st.lists(st.integers(0, 80), min_size=3, max_size=3),
+    design=structures_and_dims(max_views=4, max_blocks=4, max_rank=3),
+    widen=st.lists(st.integers(0, 80), min_size=4, max_size=4),
     n_extra=st.integers(0, 30),
     refit=st.sampled_from(["none", "schur", "masked_gradient"]),
     noise=st.sampled_from(["scalar", "per_view"]),
