@@ -180,3 +180,23 @@ def _learn_and_evidence(data):
         learned = learn_structure(data)
         fit = estimators.SchurComplement().fit(data, structure=learned.structure)
         return learned, block_evidence(data, fit, n_null=0)
+
+
+@pytest.mark.parametrize("select", ["eigen", "correlation"])
+def test_rank_counting_learners_warn_before_forming_the_covariance(select, rng, monkeypatch):
+    """eigen and correlation read the d x d covariance: on wide views (d at or above
+    WIDE_COVARIANCE_WARN) they say so, and point at the default learner; the
+    default learner does not warn."""
+    from hcl_stats.exceptions import CostWarning
+
+    monkeypatch.setattr(_samples, "WIDE_COVARIANCE_WARN", 200)
+    data = _wide(rng)  # d = 250 > n = 80
+    with pytest.warns(CostWarning, match=rf"select='{select}' has no sample-space path.*"
+                                         r"select='schur_select' \(the default\)") as caught:
+        learn_structure(data, select)
+    assert {w.filename for w in caught if w.category is CostWarning} == {__file__}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CostWarning)
+        learn_structure(data)
+        monkeypatch.setattr(_samples, "WIDE_COVARIANCE_WARN", 251)
+        learn_structure(data, select)

@@ -325,17 +325,23 @@ def samples_pay_off(dims, n_samples: int) -> bool:
 WIDE_COVARIANCE_WARN = 4000
 
 
-def warn_wide_covariance(name: str, dims, n_samples: int) -> None:
-    """CostWarning: ``name`` (no sample path) will form the covariance of wide views."""
+def warn_wide_covariance(name: str, dims, n_samples: int, advice: str | None = None,
+                         stacklevel: int = 4) -> None:
+    """CostWarning: ``name`` (no sample path) will form the covariance of wide views.
+
+    ``advice`` replaces the default pointer to the estimators with the sample path.
+    """
     d = int(sum(dims))
     if samples_pay_off(dims, n_samples) and d >= WIDE_COVARIANCE_WARN:
+        if advice is None:
+            advice = (f"The estimators {', '.join(samples_names())} fit them in O(n d) "
+                      "memory and time.")
         warnings.warn(
             f"{name} has no sample-space path, so it forms the d x d covariance of "
             f"these wide views (d = {d} > n = {n_samples}: {8 * d * d / 2**30:.2g} GiB, "
-            f"eigendecompositions of cost d^3). The estimators "
-            f"{', '.join(samples_names())} fit them in O(n d) memory and time.",
+            f"eigendecompositions of cost d^3). {advice}",
             CostWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
 
 

@@ -153,6 +153,14 @@ def learn_structure(
         data = data.data if is_dataset else MultimodalData(data)
     if select in ("eigen", "correlation"):
         options.pop("method", None)
+        if isinstance(data, MultimodalData):
+            from .._validation import outside_stacklevel
+            from ._samples import warn_wide_covariance
+
+            warn_wide_covariance(
+                f"select={select!r}", data.dims, data.n_samples,
+                advice="select='schur_select' (the default) learns the structure on the "
+                       "sample path.", stacklevel=outside_stacklevel() + 1)
         selection = select_structure(data, method=select, **options)
         selected = selection.structure
         n_samples = int(data.n_samples)
