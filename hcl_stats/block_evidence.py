@@ -611,8 +611,11 @@ def _learner(learner: str | Callable[..., Structure]) -> tuple[str, Callable[...
         return learner, g
 
     def h(views, cov, dims, n_eff, rng=None):
+        if cov is None:  # wide views: the sample path, told the effective size
+            return est.fit(views, n_effective=n_eff, rng=rng).structure
         return est.fit_covariance(cov, dims=dims, n_samples=n_eff, rng=rng).structure
 
+    h.samples_path = est.samples_path  # takes cov=None for wide views
     return learner, h
 
 
@@ -662,6 +665,12 @@ def selection_frequency(
     since no learner can fit a coordinate without variance; a view left with no
     column makes that resample a refusal.
 
+    On views wide enough for the sample path
+    (:func:`~hcl_stats.estimators._samples.samples_pay_off`) a learner that has
+    it (``schur_select``) never forms the ``d x d`` covariance of a resample: it
+    fits the rows with ``n_effective`` set to the size above, with the covariance
+    path's decisions.
+
     Parameters
     ----------
     data : MultimodalData, MultiViewDataset or list of arrays
@@ -691,6 +700,7 @@ def selection_frequency(
     >>> fr.frequency(frozenset({0, 1, 2}))
     1.0
     """
+    from .estimators._samples import samples_pay_off
     from .streaming import streaming_cov
 
     n_boot = check_int(n_boot, "n_boot", minimum=1)
@@ -734,7 +744,9 @@ def selection_frequency(
                     "a resample left a view with only constant columns; it carries no "
                     "information for the learner."
                 )
-            cov, _ = streaming_cov(sub.Xs, ddof=1)
+            cov = None  # never formed for wide views when the learner has the sample path
+            if not (getattr(f, "samples_path", False) and samples_pay_off(sub_dims, n)):
+                cov, _ = streaming_cov(sub.Xs, ddof=1)
             with one_blas_thread():  # learners iterate small BLAS calls
                 s = (f(sub, cov, sub_dims, n // 2, rng=g) if takes_rng
                      else f(sub, cov, sub_dims, n // 2))

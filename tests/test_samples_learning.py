@@ -200,3 +200,42 @@ def test_rank_counting_learners_warn_before_forming_the_covariance(select, rng, 
         learn_structure(data)
         monkeypatch.setattr(_samples, "WIDE_COVARIANCE_WARN", 251)
         learn_structure(data, select)
+
+
+def test_selection_frequency_on_wide_views_never_forms_the_covariance(rng, monkeypatch):
+    """Bootstrap resamples of wide views: schur_select on the sample path, told the
+    effective size n // 2, counts the blocks and ranks the covariance path counts."""
+    from hcl_stats.block_evidence import selection_frequency
+
+    data = _wide(rng)
+    with monkeypatch.context() as m:  # no view counts as wide: the covariance path
+        m.setattr(_samples, "samples_pay_off", lambda dims, n: False)
+        m.setattr("hcl_stats.estimators._base.samples_pay_off", lambda dims, n: False)
+        ref = selection_frequency(data, n_boot=4, rng=7)
+    with monkeypatch.context() as m:
+        def refuse(*args, **kwargs):
+            raise AssertionError("the d x d covariance was formed")
+
+        m.setattr("hcl_stats.streaming.streaming_cov", refuse)
+        m.setattr("hcl_stats.estimators._base.streaming_cov", refuse)
+        got = selection_frequency(data, n_boot=4, rng=7)
+    assert (got.blocks, got.rank_counts, got.failures) == (ref.blocks, ref.rank_counts,
+                                                           ref.failures)
+    assert ref.failures < 4
+
+
+@pytest.mark.parametrize("path", ["covariance", "samples"])
+def test_n_effective_is_the_sample_size_of_the_rules(path, rng):
+    """fit(views, n_effective=k) is fit_covariance(S, n_samples=k): only the rules
+    that read n change (here the learner's edges and noise)."""
+    data = _wide(rng)
+    est = estimators.SchurSelect(refit="none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = est.fit(data, n_effective=30, path=path)
+        b = est.fit_covariance(data.sample_cov(), dims=data.dims, n_samples=30)
+    assert a.structure == b.structure
+    _assert_same_scores(b.diagnostics.extra["selection_scores"],
+                        a.diagnostics.extra["selection_scores"])
+    with pytest.raises(hs.exceptions.ValidationError, match="n_effective must be"):
+        est.fit(data, n_effective=1)

@@ -341,6 +341,7 @@ class Estimator(metaclass=_EstimatorMeta):
         init: FitResult | None = None,
         rng: Any = None,
         path: str = "auto",
+        n_effective: int | None = None,
     ) -> FitResult:
         """Fit the model to multi-view data.
 
@@ -373,6 +374,11 @@ class Estimator(metaclass=_EstimatorMeta):
             covariance path is about as fast or faster). Estimators with the sample path: see
             :func:`hcl_stats.estimators.sample_path_estimators`. A given ``init``
             is projected onto the row spaces there.
+        n_effective : int, optional
+            The sample size the estimator's rules assume (noise edges,
+            Marchenko-Pastur ratios); default: the number of rows. A bootstrap
+            resample of ``n`` rows carries about the information of ``n / 2``
+            (:func:`hcl_stats.block_evidence.selection_frequency`).
 
         Returns
         -------
@@ -380,19 +386,17 @@ class Estimator(metaclass=_EstimatorMeta):
         """
         path = check_choice(path, "path", PATHS)
         if not isinstance(views, MultimodalData) and any_sparse(views):
-            return self._fit_sparse(views, structure, init, rng, path)
+            return self._fit_sparse(views, structure, init, rng, path, n_effective)
         data = views if isinstance(views, MultimodalData) else MultimodalData(views)
         _check_columns_vary(data)
-        names = data.view_names
-        if self._use_samples(path, data.dims, data.n_samples, sparse=False):
-            cov, reduction = reduce_views(list(data.Xs), data.n_samples)
-            return self._run(cov, reduction.dims, structure, data.n_samples, init, rng,
-                             names, data=data, reduction=reduction)
-        # chunked syrk over the views: no n x d stacked or centred copy
-        cov, _ = streaming_cov(data.Xs, ddof=1)
-        return self._run(
-            cov, data.dims, structure, data.n_samples, init, rng, names, data=data
-        )
+        names, n = data.view_names, data.n_samples
+        n_eff = n if n_effective is None else check_int(n_effective, "n_effective", minimum=2)
+        if self._use_samples(path, data.dims, n, sparse=False):
+            cov, reduction = reduce_views(list(data.Xs), n)
+            return self._run(cov, reduction.dims, structure, n_eff, init, rng, names,
+                             data=data, reduction=reduction)
+        cov, _ = streaming_cov(data.Xs, ddof=1)  # chunked syrk: no stacked or centred copy
+        return self._run(cov, data.dims, structure, n_eff, init, rng, names, data=data)
 
     def _use_samples(self, path: str, dims, n_samples: int, *, sparse: bool) -> bool:
         """Whether to take the sample-space path (refusing an impossible request)."""
@@ -416,7 +420,7 @@ class Estimator(metaclass=_EstimatorMeta):
             return False
         return path == "samples" or sparse or samples_pay_off(dims, n_samples)
 
-    def _fit_sparse(self, views, structure, init, rng, path) -> FitResult:
+    def _fit_sparse(self, views, structure, init, rng, path, n_effective=None) -> FitResult:
         """:meth:`fit` for views of which some are ``scipy.sparse`` (sample path)."""
         xs = check_sparse_views(views)
         n = int(xs[0].shape[0])
@@ -424,7 +428,8 @@ class Estimator(metaclass=_EstimatorMeta):
         self._use_samples(path, dims, n, sparse=True)  # refuses when impossible
         cov, reduction = reduce_views(xs, n)
         check_reduced_columns_vary(xs, n)
-        return self._run(cov, reduction.dims, structure, n, init, rng, None,
+        n_eff = n if n_effective is None else check_int(n_effective, "n_effective", minimum=2)
+        return self._run(cov, reduction.dims, structure, n_eff, init, rng, None,
                          reduction=reduction)
 
     def fit_covariance(
