@@ -239,3 +239,30 @@ def test_n_effective_is_the_sample_size_of_the_rules(path, rng):
                         a.diagnostics.extra["selection_scores"])
     with pytest.raises(hs.exceptions.ValidationError, match="n_effective must be"):
         est.fit(data, n_effective=1)
+
+
+@pytest.mark.parametrize("refit", ["none", "schur"])
+def test_convex_fast_solves_the_reduced_program(refit, rng):
+    """The convex program's solution lies in the views' row spaces, so convex_fast
+    on the reduced covariance finds the covariance path's solution (to the solver's
+    tolerance), its support and ranks, and the same objective (with the complement's
+    constant)."""
+    model = hs.HierarchicalFactorModel.random((30, 100, 140), "ABC:2 AB:1 C:2",
+                                              singular_values=(5.0, 10.0), rng=rng)
+    data = model.sample(60, rng=rng)
+    a, b = _both_paths(estimators.ConvexFast(refit=refit), data)
+    if isinstance(a, type):
+        assert a is b
+        return
+    assert b.diagnostics.extra["path"] == "samples"
+    ea, eb = a.diagnostics.extra, b.diagnostics.extra
+    assert (a.structure, ea["selection_scores"]["convex_support"]) == (
+        b.structure, eb["selection_scores"]["convex_support"])
+    assert eb["penalty"] == pytest.approx(ea["penalty"], rel=1e-12)
+    _assert_same_scores(ea["selection_scores"]["schur"], eb["selection_scores"]["schur"])
+    ga, gb = a.loadings @ a.loadings.T, b.loadings @ b.loadings.T
+    # refit 'none' keeps the solver's factors (tolerance 1e-7 on the relative gap)
+    tol = 1e-8 if refit == "schur" else 1e-4
+    assert np.linalg.norm(ga - gb) <= tol * np.linalg.norm(ga)
+    if refit == "none":
+        assert b.diagnostics.objective == pytest.approx(a.diagnostics.objective, rel=1e-8)

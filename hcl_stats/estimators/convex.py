@@ -62,6 +62,7 @@ from .selection import (
     REFITS,
     learner_noise,
     noise_edge,
+    reduced_sizes,
     select_structure_schur,
 )
 
@@ -260,11 +261,14 @@ class _ConvexLearner(Estimator):
             float(self.penalty)
             if self.penalty is not None
             else default_penalty(
-                sel_noise, dims, n_samples, cands, layout.weights,
+                sel_noise, problem.full_dims, n_samples, cands, layout.weights,
                 scale=self.penalty_scale, s_w=s_w,
             )
         )
         mats, info = self._solve(layout, s_w, lam)
+        if problem.reduction is not None and info.get("objective") is not None:
+            # the reduced S_W lacks its complement, 1/2 sum_m sigma_m^4 (d_m - r_m)
+            info["objective"] = info["objective"] + 0.5 * problem.complement_fro2(noise)
         if n_samples is None:
             top = float(np.max(np.abs(np.linalg.eigvalsh(s_w))))
             thresholds = [POPULATION_THRESHOLD * top] * len(layout.weights)
@@ -274,7 +278,8 @@ class _ConvexLearner(Estimator):
         if selected is not None and self.rank_rule == "schur":
             convex_support = selected
             selected, schur_scores = select_structure_schur(
-                s_w, dims, sel_noise, n_samples, candidates=tuple(selected.blocks)
+                s_w, dims, sel_noise, n_samples, candidates=tuple(selected.blocks),
+                **reduced_sizes(problem, noise),
             )
             scores = {"convex": scores, "schur": schur_scores,
                       "convex_support": str(convex_support)}
@@ -539,6 +544,9 @@ class ConvexFast(_ConvexLearner):
     """
 
     name: ClassVar[str] = "convex_fast"
+    # the program's solution lies in the views' row spaces (docs/convex.md, "Wide
+    # views"): solved on the reduced covariance, with the data's d_S in the penalty
+    samples_path: ClassVar[bool] = True
 
     method: str = "factored"
     tol: float = 1e-7
