@@ -8,7 +8,8 @@ Rows (ratios measured side by side in one run; median and min - max):
 2. load + fit (sample path) / load + one thin SVD of the centred data;
    the same with the structure learned first (``learn_structure``, the default
    ``schur_select``, as ``hcl-stats fit`` without ``--structure``), and
-   ``schur_select`` on the sample path / on the covariance path (smaller size);
+   ``schur_select`` and ``convex_fast`` on the sample path / on the covariance
+   path (smaller size);
 3. MOFA+ (mofapy2) / our default fit on the same data, with accuracy;
 4. peak resident memory of one fit in a fresh process (``/usr/bin/time -v``),
    for the moderate size and for the large one (time and memory; ``--big-runs``).
@@ -206,6 +207,12 @@ def run(quick=False, runs=3, dims=(1000, 2000, 3000), n=200, structure="all:2",
                     f"(d={paths_dims}, n={paths_n})", "-",
                     lambda: learner.fit(pdata, path="samples"),
                     lambda: learner.fit(pdata, path="covariance"), runs, warm=False)
+    rows.append(row)
+    convex = hs.estimators.ConvexFast()
+    row, _ = _pairs(f"convex_fast (structure learned), sample path / covariance path "
+                    f"(d={paths_dims}, n={paths_n})", "-",
+                    lambda: convex.fit(pdata, path="samples"),
+                    lambda: convex.fit(pdata, path="covariance"), runs, warm=False)
     rows.append(row)
     model, data = _data(dims, n, structure)
     with tempfile.TemporaryDirectory() as tmp:
