@@ -745,7 +745,8 @@ def selection_frequency(
                     "information for the learner."
                 )
             cov = None  # never formed for wide views when the learner has the sample path
-            if not (getattr(f, "samples_path", False) and samples_pay_off(sub_dims, n)):
+            if not (getattr(f, "samples_path", False)
+                    and samples_pay_off(sub_dims, sub.n_samples)):
                 cov, _ = streaming_cov(sub.Xs, ddof=1)
             with one_blas_thread():  # learners iterate small BLAS calls
                 s = (f(sub, cov, sub_dims, n // 2, rng=g) if takes_rng

@@ -266,3 +266,52 @@ def test_convex_fast_solves_the_reduced_program(refit, rng):
     assert np.linalg.norm(ga - gb) <= tol * np.linalg.norm(ga)
     if refit == "none":
         assert b.diagnostics.objective == pytest.approx(a.diagnostics.objective, rel=1e-8)
+
+
+@pytest.mark.parametrize("name", ["schur_select", "convex_fast"])
+def test_extreme_scales_rescale_alike_on_both_paths(name, rng):
+    """Variances of 1e40: both paths rescale by the same power of two (the data's
+    largest variance, not the reduced scores'), so penalties and scores agree."""
+    data = hs.MultimodalData([x * 1e20 for x in _wide(rng).Xs])
+    a, b = _both_paths(estimators.get(name)(refit="none"), data)
+    if isinstance(a, type):
+        assert a is b
+        return
+    ea, eb = a.diagnostics.extra, b.diagnostics.extra
+    assert ea["magnitude_exponent"] == eb["magnitude_exponent"] != 0
+    assert a.structure == b.structure
+    scores_a, scores_b = ea["selection_scores"], eb["selection_scores"]
+    if name == "convex_fast":
+        assert eb["penalty"] == pytest.approx(ea["penalty"], rel=1e-10)
+        scores_a, scores_b = scores_a["schur"], scores_b["schur"]
+    _assert_same_scores(scores_a, scores_b)
+
+
+def test_subsamples_of_wide_views_stay_on_the_sample_path(rng, monkeypatch):
+    """n = 60 rows of 175 columns: not wide enough for the sample path at n, but a
+    subsample of 30 rows is; no d x d covariance is formed for it."""
+    from hcl_stats.block_evidence import selection_frequency
+
+    model = hs.HierarchicalFactorModel.random((50, 55, 70), "ABC:2 C:1",
+                                              singular_values=(5.0, 10.0), rng=rng)
+    data = model.sample(60, rng=rng)
+    assert not _samples.samples_pay_off(data.dims, 60)
+    assert _samples.samples_pay_off(data.dims, 30)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the d x d covariance was formed")
+
+    monkeypatch.setattr("hcl_stats.streaming.streaming_cov", refuse)
+    freq = selection_frequency(data, n_boot=3, resample="subsample", rng=1)
+    assert freq.failures < 3
+
+
+def test_learn_and_fit_takes_n_effective_with_a_structure(rng):
+    data = _wide(rng)
+    est = estimators.get("learn")(refit="schur")
+    fit = est.fit(data, structure="ABC:2 C:1", n_effective=50)
+    ref = estimators.SchurComplement().fit(data, structure="ABC:2 C:1", n_effective=50)
+    np.testing.assert_array_equal(fit.loadings, ref.loadings)
+    assert fit.n_samples == 50
+    with pytest.raises(hs.exceptions.ValidationError, match="n_effective applies to a given"):
+        est.fit(data, n_effective=50)

@@ -577,7 +577,8 @@ class Estimator(metaclass=_EstimatorMeta):
         squares and products inside the estimators neither overflow nor underflow
         (the refinement forms sixth powers of the data scale).
         """
-        mag = float(np.max(np.abs(np.diag(problem.cov))))
+        mag = (float(np.max(np.abs(np.diag(problem.cov)))) if problem.reduction is None
+               else problem.reduction.max_variance)  # the data's, on either path
         k = 0
         if mag > 0 and not 1e-30 <= mag <= 1e30:
             k = -2 * int(np.round(np.log2(mag) / 2))

@@ -332,6 +332,7 @@ class LearnAndFit(Estimator):
         init: Any = None,
         rng: Any = None,
         path: str = "auto",
+        n_effective: int | None = None,
     ) -> Any:
         """Learn the structure (unless ``structure`` is given) and fit it.
 
@@ -342,6 +343,14 @@ class LearnAndFit(Estimator):
             If given, no learning: the refit estimator fits it.
         init, rng, path
             As in :meth:`Estimator.fit` (``rng`` also seeds ``slide``'s folds).
+        n_effective : int, optional
+            As in :meth:`Estimator.fit`, with a given ``structure`` only (the
+            learners of :func:`learn_structure` read the number of rows).
+
+        Raises
+        ------
+        ValidationError
+            If ``n_effective`` is given without ``structure``.
 
         Returns
         -------
@@ -356,7 +365,16 @@ class LearnAndFit(Estimator):
         if self._cache is not None and hasattr(est, "with_cache"):
             est = est.with_cache(self._cache)
         if structure is not None:
-            return est.fit(views, structure=structure, init=init, rng=rng, path=path)
+            return est.fit(views, structure=structure, init=init, rng=rng, path=path,
+                           n_effective=n_effective)
+        if n_effective is not None:
+            from ..exceptions import ValidationError
+
+            raise ValidationError(
+                f"n_effective applies to a given structure in LearnAndFit.fit; got "
+                f"n_effective={n_effective!r} with structure=None (the structure "
+                "learners read the number of rows). Pass structure=..., or fit the "
+                "learner itself (e.g. SchurSelect().fit(views, n_effective=...)).")
         learned = learn_structure(views, self.select, noise_rule=self.noise_rule,
                                   options=dict(self.select_options or {}), rng=rng)
         fit = est.fit(views, structure=learned.structure, init=init, rng=rng, path=path)
