@@ -195,25 +195,19 @@ def run(quick=False, runs=3, dims=(1000, 2000, 3000), n=200, structure="all:2",
     # 1. the two paths on the same wide data (the covariance path is O(d^3): a
     #    smaller wide size, so that it can be repeated)
     pmodel, pdata = _data(paths_dims, paths_n, structure, seed=5)
-    est = hs.estimators.MaskedShrink()
-    row, _ = _pairs(f"masked_shrink, sample path / covariance path (d={paths_dims}, "
-                    f"n={paths_n})", "-",
-                    lambda: est.fit(pdata, structure=structure, path="samples"),
-                    lambda: est.fit(pdata, structure=structure, path="covariance"),
-                    runs, warm=False)
-    rows.append(row)
-    learner = hs.estimators.SchurSelect()
-    row, _ = _pairs(f"schur_select (structure learned), sample path / covariance path "
-                    f"(d={paths_dims}, n={paths_n})", "-",
-                    lambda: learner.fit(pdata, path="samples"),
-                    lambda: learner.fit(pdata, path="covariance"), runs, warm=False)
-    rows.append(row)
-    convex = hs.estimators.ConvexFast()
-    row, _ = _pairs(f"convex_fast (structure learned), sample path / covariance path "
-                    f"(d={paths_dims}, n={paths_n})", "-",
-                    lambda: convex.fit(pdata, path="samples"),
-                    lambda: convex.fit(pdata, path="covariance"), runs, warm=False)
-    rows.append(row)
+    fits = {  # label -> fit on a given path
+        "masked_shrink": lambda path: hs.estimators.MaskedShrink().fit(
+            pdata, structure=structure, path=path),
+        "schur_select (structure learned)": lambda path: hs.estimators.SchurSelect().fit(
+            pdata, path=path),
+        "convex_fast (structure learned)": lambda path: hs.estimators.ConvexFast().fit(
+            pdata, path=path),
+    }
+    for label, fit in fits.items():
+        row, _ = _pairs(f"{label}, sample path / covariance path (d={paths_dims}, "
+                        f"n={paths_n})", "-", lambda f=fit: f("samples"),
+                        lambda f=fit: f("covariance"), runs, warm=False)
+        rows.append(row)
     model, data = _data(dims, n, structure)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "wide.npz"

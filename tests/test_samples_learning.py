@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _paths import fit_both_paths
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from strategies import structures_and_dims
@@ -43,16 +44,6 @@ def _assert_same_scores(a: dict, b: dict) -> None:
                                        err_msg=f"{key} {name}")
 
 
-def _both_paths(est, data):
-    out = []
-    for path in ("covariance", "samples"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                out.append(est.fit(data, path=path))
-            except hs.exceptions.HCLError as exc:
-                out.append(type(exc))
-    return out
 
 
 @settings(max_examples=30)
@@ -73,7 +64,7 @@ def test_schur_select_paths_agree(design, widen, n_extra, refit, noise, seed):
     model = hs.HierarchicalFactorModel.random(dims, structure, singular_values=(2.0, 6.0),
                                               rng=seed)
     data = model.sample(n, rng=np.random.default_rng(seed + 1))
-    a, b = _both_paths(estimators.SchurSelect(refit=refit, noise_rule=noise), data)
+    a, b = fit_both_paths(estimators.SchurSelect(refit=refit, noise_rule=noise), data)
     if isinstance(a, type) or isinstance(b, type):  # refused: on both paths alike
         event("refused")
         assert a is b
@@ -96,7 +87,7 @@ def test_complement_eigenvalues_enter_the_scores(rng):
     model = hs.HierarchicalFactorModel.random((3, 40, 50), "ABC:1", singular_values=(3.0, 6.0),
                                               rng=rng)
     data = model.sample(6, rng=rng)
-    a, b = _both_paths(estimators.SchurSelect(refit="none", noise_rule="per_view", tw=0.0,
+    a, b = fit_both_paths(estimators.SchurSelect(refit="none", noise_rule="per_view", tw=0.0,
                                               margin=0.0), data)
     if isinstance(a, type):  # nothing above the edge: both refuse alike
         assert a is b
@@ -117,7 +108,7 @@ def test_ranks_above_twelve_are_recounted_alike(dims, structure, n, rng):
     model = hs.HierarchicalFactorModel.random(dims, structure, singular_values=(6.0, 10.0),
                                               rng=rng)
     data = model.sample(n, rng=rng)
-    a, b = _both_paths(estimators.SchurSelect(refit="none"), data)
+    a, b = fit_both_paths(estimators.SchurSelect(refit="none"), data)
     if isinstance(a, type):
         assert a is b
         return
@@ -250,7 +241,7 @@ def test_convex_fast_solves_the_reduced_program(refit, rng):
     model = hs.HierarchicalFactorModel.random((30, 100, 140), "ABC:2 AB:1 C:2",
                                               singular_values=(5.0, 10.0), rng=rng)
     data = model.sample(60, rng=rng)
-    a, b = _both_paths(estimators.ConvexFast(refit=refit), data)
+    a, b = fit_both_paths(estimators.ConvexFast(refit=refit), data)
     if isinstance(a, type):
         assert a is b
         return
@@ -269,11 +260,11 @@ def test_convex_fast_solves_the_reduced_program(refit, rng):
 
 
 @pytest.mark.parametrize("name", ["schur_select", "convex_fast"])
-def test_extreme_scales_rescale_alike_on_both_paths(name, rng):
+def test_extreme_scales_rescale_alike_onfit_both_paths(name, rng):
     """Variances of 1e40: both paths rescale by the same power of two (the data's
     largest variance, not the reduced scores'), so penalties and scores agree."""
     data = hs.MultimodalData([x * 1e20 for x in _wide(rng).Xs])
-    a, b = _both_paths(estimators.get(name)(refit="none"), data)
+    a, b = fit_both_paths(estimators.get(name)(refit="none"), data)
     if isinstance(a, type):
         assert a is b
         return

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import scipy.sparse as sp
+from _paths import fit_both_paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import structures_and_dims
@@ -59,15 +60,7 @@ def _assert_same_fit(a, b, scale):
 
 
 def _fit_both(est, xs, structure):
-    out = []
-    for path in ("covariance", "samples"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                out.append(est.fit(xs, structure=structure, path=path))
-            except hs.exceptions.HCLError as exc:
-                out.append(type(exc))
-    return out
+    return fit_both_paths(est, xs, structure=structure)
 
 
 @settings(max_examples=25)
