@@ -113,12 +113,12 @@ def _noise(cov: NDArray, dims: tuple[int, ...], n_samples: int, per_view: bool,
     """
     from ._linalg import block_offsets
     from ._rmt import noise_var_mp_of_spectrum
+    from .estimators._samples import full_spectrum
 
     sizes = dims if full_dims is None else full_dims
 
     def spectrum(a: NDArray, size: int) -> NDArray:
-        vals = np.linalg.eigvalsh(a)
-        return vals if vals.size == size else np.concatenate([vals, np.zeros(size - vals.size)])
+        return full_spectrum(np.linalg.eigvalsh(a), size)
 
     if not per_view:
         return np.full(len(dims), noise_var_mp_of_spectrum(spectrum(cov, sum(sizes)),

@@ -56,6 +56,7 @@ from ._samples import (
     any_sparse,
     check_reduced_columns_vary,
     check_sparse_views,
+    full_spectrum,
     reduce_views,
     samples_names,
     samples_pay_off,
@@ -160,10 +161,7 @@ class Problem:
             vals = self.reduction.spectrum_of(self.cov)
         if vals is None:
             vals = np.linalg.eigvalsh(self.cov if m is None else self.block(m))
-        size = self.n_features if m is None else self.full_dims[m]
-        if size == vals.size:
-            return vals
-        return np.concatenate([vals, np.zeros(size - vals.size)])
+        return full_spectrum(vals, self.n_features if m is None else self.full_dims[m])
 
     def complement_fro2(self, noise: Any) -> float:
         """``||S_W||_F^2`` minus that of the reduced ``S_W``: 0 unless reduced.

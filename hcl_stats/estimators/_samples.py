@@ -47,6 +47,7 @@ __all__ = [
     "any_sparse",
     "check_reduced_columns_vary",
     "check_sparse_views",
+    "full_spectrum",
     "is_sparse",
     "reduce_views",
     "samples_names",
@@ -301,6 +302,23 @@ def samples_names() -> list[str]:
 #: ratio of 0.78 - 0.80 and 1.1x - 1.9x slower at 0.875 - 1.0 (one view just
 #: wider than n: its n x n Gram and eigendecomposition cost more than they save).
 AUTO_SAMPLES_RATIO = 0.85
+
+
+def full_spectrum(vals: NDArray[np.float64], size: int) -> NDArray[np.float64]:
+    """The ``size`` eigenvalues of a covariance whose reduced part has ``vals``.
+
+    The covariance of views reduced to their row spaces has the reduced
+    eigenvalues and zeros on the complement (module docstring): ``vals``
+    followed by ``size - len(vals)`` zeros.
+
+    Examples
+    --------
+    >>> full_spectrum(np.array([1.0, 3.0]), 4).tolist()
+    [1.0, 3.0, 0.0, 0.0]
+    """
+    if vals.size == size:
+        return vals
+    return np.concatenate([vals, np.zeros(size - vals.size)])
 
 
 def samples_pay_off(dims, n_samples: int) -> bool:

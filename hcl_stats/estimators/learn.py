@@ -259,11 +259,10 @@ class _Spectral:
     def schur_scores(self, selected: Structure, n_samples: int) -> dict:
         """Schur-complement spectra of the blocks of ``selected`` (to rank them)."""
         from .._rmt import noise_var_mp_of_spectrum
+        from ._samples import full_spectrum
         from .selection import select_structure_schur
 
-        vals = np.linalg.eigvalsh(self.cov)
-        if self.reduction is not None:  # the full spectrum: the reduced one plus zeros
-            vals = np.concatenate([vals, np.zeros(sum(self.full_dims) - vals.size)])
+        vals = full_spectrum(np.linalg.eigvalsh(self.cov), sum(self.full_dims))
         noise = noise_var_mp_of_spectrum(vals, n_samples)
         sizes = {} if self.reduction is None else {"full_dims": self.full_dims}
         _, scores = select_structure_schur(
