@@ -106,50 +106,19 @@ def detection_edge(noise_var: float, d_s: int, n_samples: int, k_outside: int = 
 # --------------------------------------------------------------------- statistic
 def _noise(cov: NDArray, dims: tuple[int, ...], n_samples: int, per_view: bool,
            full_dims: tuple[int, ...] | None = None) -> NDArray:
-    """Marchenko-Pastur bulk noise (per view or one value repeated), shape ``(M,)``.
+    from .estimators.selection import mp_noise
 
-    ``full_dims`` marks ``cov`` as reduced (sample path): each spectrum is the
-    reduced one plus ``d_m - r_m`` (or ``d - r``) zeros.
-    """
-    from ._linalg import block_offsets
-    from ._rmt import noise_var_mp_of_spectrum
-    from .estimators._samples import full_spectrum
-
-    sizes = dims if full_dims is None else full_dims
-
-    def spectrum(a: NDArray, size: int) -> NDArray:
-        return full_spectrum(np.linalg.eigvalsh(a), size)
-
-    if not per_view:
-        return np.full(len(dims), noise_var_mp_of_spectrum(spectrum(cov, sum(sizes)),
-                                                           n_samples))
-    off = block_offsets(dims)
-    return np.array([
-        noise_var_mp_of_spectrum(spectrum(cov[off[m]:off[m + 1], off[m]:off[m + 1]],
-                                          sizes[m]), n_samples)
-        for m in range(len(dims))
-    ])
+    return mp_noise(cov, dims, n_samples, per_view=per_view, full_dims=full_dims)
 
 
 def _schur_scores(
     cov: NDArray, dims: tuple[int, ...], n_samples: int, per_view: bool,
     candidates: tuple[frozenset[int], ...], full_dims: tuple[int, ...] | None = None,
 ) -> tuple[dict[str, Any], float]:
-    """Schur-complement scores of every candidate and the selection ``sigma^2``.
+    from .estimators.selection import schur_scores
 
-    ``full_dims``: ``cov`` is the reduced ``S~`` of the sample path.
-    """
-    from .estimators._base import signal_covariance
-    from .estimators.selection import select_structure_schur
-
-    noise = _noise(cov, dims, n_samples, per_view, full_dims)
-    used = noise if per_view else float(noise[0])
-    s_w = signal_covariance(cov, dims, used)
-    sigma2 = float(np.mean(noise))
-    sizes = {} if full_dims is None else {"full_dims": full_dims, "complement_var": used}
-    _, scores = select_structure_schur(s_w, dims, sigma2, n_samples, candidates=candidates,
-                                       **sizes)
-    return scores, sigma2
+    return schur_scores(cov, dims, n_samples, per_view=per_view, candidates=candidates,
+                        full_dims=full_dims)
 
 
 def _statistics(scores: dict[str, Any], sigma2: float, keys: Sequence[str]) -> NDArray:

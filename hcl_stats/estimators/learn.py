@@ -258,17 +258,11 @@ class _Spectral:
 
     def schur_scores(self, selected: Structure, n_samples: int) -> dict:
         """Schur-complement spectra of the blocks of ``selected`` (to rank them)."""
-        from .._rmt import noise_var_mp_of_spectrum
-        from ._samples import full_spectrum
-        from .selection import select_structure_schur
+        from .selection import schur_scores
 
-        vals = full_spectrum(np.linalg.eigvalsh(self.cov), sum(self.full_dims))
-        noise = noise_var_mp_of_spectrum(vals, n_samples)
         sizes = {} if self.reduction is None else {"full_dims": self.full_dims}
-        _, scores = select_structure_schur(
-            self.cov - noise * np.eye(self.cov.shape[0]), self.dims, noise, n_samples,
-            candidates=tuple(selected.blocks), **sizes)
-        return scores
+        return schur_scores(self.cov, self.dims, n_samples,
+                            candidates=tuple(selected.blocks), **sizes)[0]
 
 
 @dataclass(frozen=True, kw_only=True)

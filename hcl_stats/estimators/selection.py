@@ -322,6 +322,63 @@ def learner_noise(problem: Problem) -> float | NDArray:
     return float(noise)
 
 
+def mp_noise(cov: NDArray, dims: tuple[int, ...], n_samples: int, *, per_view: bool = False,
+             full_dims: tuple[int, ...] | None = None) -> NDArray:
+    """Marchenko-Pastur bulk noise without ``K``, per view or one value repeated, ``(M,)``.
+
+    :func:`noise_var_mp_of_spectrum` of the whole ``cov`` (or of each diagonal
+    block). ``full_dims`` marks ``cov`` as the reduced covariance of the sample
+    path: each spectrum is then the reduced one plus zeros.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mp_noise(np.diag([5.0, 2.0, 2.0, 2.0]), (2, 2), None, per_view=True).tolist()
+    [2.0, 2.0]
+    """
+    from ._samples import full_spectrum
+
+    sizes = dims if full_dims is None else full_dims
+    if not per_view:
+        vals = full_spectrum(np.linalg.eigvalsh(cov), sum(sizes))
+        return np.full(len(dims), noise_var_mp_of_spectrum(vals, n_samples))
+    off = block_offsets(dims)
+    return np.array([
+        noise_var_mp_of_spectrum(full_spectrum(
+            np.linalg.eigvalsh(cov[off[m]:off[m + 1], off[m]:off[m + 1]]), sizes[m]),
+            n_samples)
+        for m in range(len(dims))
+    ])
+
+
+def schur_scores(
+    cov: NDArray, dims: tuple[int, ...], n_samples: int, *, per_view: bool = False,
+    candidates: tuple[frozenset[int], ...] | None = None,
+    full_dims: tuple[int, ...] | None = None,
+) -> tuple[dict[str, Any], float]:
+    """Scores of :func:`select_structure_schur` on a covariance, with its ``sigma^2``.
+
+    The noise is :func:`mp_noise` (no ``K`` needed), subtracted per view or as
+    one value; the edges use its mean. ``full_dims``: ``cov`` is reduced (sample
+    path). Used to explain a structure (the evidence table, the fallback scores
+    of :func:`~hcl_stats.estimators.learn.learn_structure`).
+
+    Returns
+    -------
+    scores : dict
+        As :func:`select_structure_schur` returns them.
+    sigma2 : float
+    """
+    noise = mp_noise(cov, dims, n_samples, per_view=per_view, full_dims=full_dims)
+    used = noise if per_view else float(noise[0])
+    s_w = signal_covariance(cov, dims, used)
+    sigma2 = float(np.mean(noise))
+    sizes = {} if full_dims is None else {"full_dims": full_dims, "complement_var": used}
+    _, scores = select_structure_schur(s_w, dims, sigma2, n_samples, candidates=candidates,
+                                       **sizes)
+    return scores, sigma2
+
+
 def reduced_sizes(problem: Problem, noise: Any) -> dict[str, Any]:
     """``full_dims`` and ``complement_var`` of :func:`select_structure_schur` (sample path).
 
