@@ -104,23 +104,6 @@ def detection_edge(noise_var: float, d_s: int, n_samples: int, k_outside: int = 
 
 
 # --------------------------------------------------------------------- statistic
-def _noise(cov: NDArray, dims: tuple[int, ...], n_samples: int, per_view: bool,
-           full_dims: tuple[int, ...] | None = None) -> NDArray:
-    from .estimators.selection import mp_noise
-
-    return mp_noise(cov, dims, n_samples, per_view=per_view, full_dims=full_dims)
-
-
-def _schur_scores(
-    cov: NDArray, dims: tuple[int, ...], n_samples: int, per_view: bool,
-    candidates: tuple[frozenset[int], ...], full_dims: tuple[int, ...] | None = None,
-) -> tuple[dict[str, Any], float]:
-    from .estimators.selection import schur_scores
-
-    return schur_scores(cov, dims, n_samples, per_view=per_view, candidates=candidates,
-                        full_dims=full_dims)
-
-
 def _statistics(scores: dict[str, Any], sigma2: float, keys: Sequence[str]) -> NDArray:
     return np.array([max(scores[k]["eigenvalues"][0], 0.0) / sigma2 for k in keys])
 
@@ -465,13 +448,17 @@ def block_evidence(
         )
     structure = fit.structure if fit is not None else None
     per_view = fit is not None and np.ndim(fit.noise_var) > 0
+    from .estimators.selection import mp_noise, schur_scores
+
     cov, cov_dims, full_dims = _data_cov(views)
     # the null models share the statistic's noise rule (Marchenko-Pastur bulk), so
     # that sigma_hat^2 of a null draw matches the data's; W_0 comes from the fit
-    noise_diag = np.repeat(_noise(cov, cov_dims, n, per_view, full_dims), dims)
+    noise_diag = np.repeat(
+        mp_noise(cov, cov_dims, n, per_view=per_view, full_dims=full_dims), dims)
     loadings = None if fit is None else np.asarray(fit.loadings)
 
-    scores, sigma2 = _schur_scores(cov, cov_dims, n, per_view, cands, full_dims)
+    scores, sigma2 = schur_scores(cov, cov_dims, n, per_view=per_view, candidates=cands,
+                                  full_dims=full_dims)
     keys = [format_block(b) for b in cands]
     observed = dict(zip(keys, _statistics(scores, sigma2, keys), strict=True))
     fitted = dict(zip(structure.blocks, structure.ranks, strict=True)) if structure else {}
@@ -492,7 +479,8 @@ def block_evidence(
         targets = [format_block(drop)] if drop is not None else [format_block(b) for b in absent]
         with one_blas_thread():  # many small eigh/GEMMs: threads only contend
             for _ in range(n_null):
-                sc, s2 = _schur_scores(_draw_cov(chol, n, g), dims, n, per_view, sub_cands)
+                sc, s2 = schur_scores(_draw_cov(chol, n, g), dims, n, per_view=per_view,
+                                      candidates=sub_cands)
                 t_star = _statistics(sc, s2, targets)
                 for k, t in zip(targets, t_star, strict=True):
                     exceed[k] += int(t >= observed[k])
