@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import hcl_stats as hs
-from hcl_stats.estimators.selection import select_structure_schur
+from hcl_stats._rmt import debias_spikes
+from hcl_stats.estimators.selection import _condition, select_structure_schur
 
 
 @pytest.mark.parametrize("structure", ["ABC:1 B:1", "ABC:2 AB:1 C:1", "AB:1 BC:1 A:1 C:2"])
@@ -41,13 +42,6 @@ def test_no_false_pair_block_next_to_a_specific_block(rng):
     assert scores["BC"]["rank"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known defect (session 13): the noise correction of a conditioned spike's S-part "
-    "in selection._condition, d_S sigma^2 / (n l c^2), is not a variance (the noise "
-    "part of ||S_W[S,O] u||^2 / (l c^2) is d_S sigma^2 mu / (n l c^2), mu the "
-    "eigenvalue of S along u), so the cross and leftover terms of the edges, and "
-    "possibly the selection, change with the data's units. Fixing it changes the "
-    "learner's decisions, and so the committed studies that use it."))
 def test_edges_scale_with_the_data(rng):
     """Rescaling the data by c multiplies every eigenvalue and edge by c^2."""
     model = hs.HierarchicalFactorModel.random((30, 40, 50), "ABC:1 AB:1 C:1",
@@ -60,3 +54,30 @@ def test_edges_scale_with_the_data(rng):
         _, scores = select_structure_schur(s_w, model.dims, c * c, 150)
         edges[c] = np.array([v["edge"] for v in scores.values()]) / (c * c)
     np.testing.assert_allclose(edges[1e-3], edges[1.0], rtol=1e-9)
+
+
+def test_conditioned_s_part_of_an_outside_block_is_noise(rng):
+    """A spike of O with no loading on S has an S-part of zero after debiasing.
+
+    Given the data of O, the noise in ``S_W[S,O] u`` has covariance
+    ``sigma^2 mu / n I_{d_S}`` (``mu = u^T S[O,O] u``), so ``||c||^2`` is
+    ``d_S sigma^2 mu / (n l c^2)`` times a chi-square over ``d_S`` degrees of freedom.
+    Less that mean, the clipped S-part averages ``E max(X, 0)`` for a centred ``X`` of
+    relative sd ``sqrt(2 / d_S)``: about 0.09 of the noise term at ``d_S = 40``. The
+    former correction ``d_S sigma^2 / (n l c^2)`` left about 0.97 of it.
+    """
+    model = hs.HierarchicalFactorModel.random(
+        (30, 40, 50), "AC:1", noise_var=1.0, singular_values=(4.0, 5.0), rng=rng)
+    d_s, d_o, n = 40, 80, 400
+    s_rows, o_rows = np.arange(30, 70), np.r_[0:30, 70:120]
+    ratios = []
+    for _ in range(20):
+        s_w = model.sample(n, rng=rng).sample_cov() - np.eye(120)
+        # conditioning edge 3: above the noise bulk (edge 1.09), below the spike (>= 16)
+        _, k_o, _, s_part = _condition(s_w, s_rows, o_rows, 1.0, n, 3.0, d_s, d_o)
+        assert k_o == 1
+        top = np.linalg.eigvalsh(s_w[np.ix_(o_rows, o_rows)])[-1]
+        ell, c2 = debias_spikes(np.array([top]), 1.0, d_o, n)
+        noise_term = d_s * (top + 1.0) / (n * ell[0] * c2[0])
+        ratios.append(s_part / noise_term)
+    assert np.mean(ratios) < 0.3

@@ -73,14 +73,17 @@ def _condition(s_w, s_rows, o_rows, noise_var, n_samples, cond_edge, d_s, d_o):
     o_top, o_vecs = top_eigh(oo, k_o)
     ell, c2 = debias_spikes(o_top, noise_var, d_o, n_samples)
     good = ell > 0
-    ell, c2 = ell[good], c2[good]
+    # mu: the eigenvalue of S (not S_W) along each conditioning direction u
+    ell, c2, mu = ell[good], c2[good], o_top[good] + noise_var
     c = s_w[np.ix_(s_rows, o_rows)] @ (o_vecs[:, good] / np.sqrt(ell * c2))
     a = a - c @ c.T
     if n_samples is None:
         return a, k_o, 0.0, 0.0
-    # S-part of each conditioned spike, less its noise part d_S sigma^2 / (n l c^2)
+    # S-part of each conditioned spike, less its noise part: given the data of O,
+    # the noise of S_W[S,O] u is E_S^T X_O u / n, of covariance sigma^2 mu / n I_{d_S}
+    # (mu = u^T S[O,O] u), so its squared norm over l c^2 is d_S sigma^2 mu / (n l c^2)
     s_part = np.clip(
-        np.sum(c * c, axis=0) - d_s * noise_var / (n_samples * ell * c2), 0.0, None
+        np.sum(c * c, axis=0) - d_s * noise_var * mu / (n_samples * ell * c2), 0.0, None
     )
     var = float(np.sum(s_part**2 * (noise_var / ell + noise_var**2 / ell**2)) / n_samples)
     return a, k_o, var, float(np.sum(s_part))
