@@ -19,6 +19,7 @@ Rank counting, the selection rule, is documented in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,6 +164,13 @@ def variance_explained(fit: Any, cov: NDArray, view_names: Sequence[str] | None 
             f"fit must be a FitResult or a HierarchicalFactorModel; got {short_repr(fit)}."
         )
     cov = check_covariance(cov, "cov", dim=sum(fit.dims))
+    total = np.array([float(np.trace(cov[fit.row_slice(m), fit.row_slice(m)]))
+                      for m in range(len(fit.dims))])
+    return _shares(fit, total, view_names)
+
+
+def _shares(fit: Any, total: NDArray, view_names: Sequence[str] | None) -> VarianceExplained:
+    """:func:`variance_explained` given each view's total variance ``tr(Sigma_mm)``."""
     names = tuple(view_names) if view_names is not None else fit.structure.names
     if len(names) != len(fit.dims):
         raise ValidationError(
@@ -171,9 +179,6 @@ def variance_explained(fit: Any, cov: NDArray, view_names: Sequence[str] | None 
     s = fit.structure
     n_views = len(fit.dims)
     psi = np.broadcast_to(np.asarray(fit.noise_var, dtype=float), (n_views,))
-    total = np.array(
-        [float(np.trace(cov[fit.row_slice(m), fit.row_slice(m)])) for m in range(n_views)]
-    )
     rows, vals = [], []
     signal = np.zeros(n_views)
     for b, r in zip(s.blocks, s.ranks, strict=True):
@@ -202,26 +207,45 @@ class ViewsFit:
     selection : StructureSelection or None
         The rank-counting outcome when ``select`` was ``'eigen'`` or
         ``'correlation'``; None otherwise (a given structure or another learner).
-    cov : ndarray of shape (d, d)
-        The (pairwise-complete, PSD) covariance of the preprocessed views.
+    data : MultimodalData or IncompleteData
+        The preprocessed views.
     n_per_block : ndarray of shape (M, M)
+        Samples observing each pair of views.
     view_names : tuple of str
     extra : dict
         With a learned structure: ``select`` (the learner), ``selected`` (its
         selection) and ``fittable_changes`` (ranks lowered so that it is fittable).
+
+    Attributes
+    ----------
+    cov : ndarray of shape (d, d)
+        The (pairwise-complete, PSD) covariance of the preprocessed views,
+        computed on first access: :func:`fit_views` does not form it for
+        complete views (wide views are fitted without it), and
+        :meth:`variance_explained` needs only each view's total variance.
     """
 
     fit: Any
     preprocessor: Preprocessor
     selection: StructureSelection | None
-    cov: NDArray[np.float64]
+    data: MultimodalData | IncompleteData
     n_per_block: NDArray[np.int64]
     view_names: tuple[str, ...]
     extra: dict = field(default_factory=dict)
 
+    @functools.cached_property
+    def cov(self) -> NDArray[np.float64]:
+        """The covariance of the preprocessed views (see the class docstring)."""
+        return pairwise_covariance(self.data).cov
+
     def variance_explained(self) -> VarianceExplained:
-        """See :func:`variance_explained`."""
-        return variance_explained(self.fit, self.cov, self.view_names)
+        """See :func:`variance_explained` (from each view's variance, no ``d x d`` matrix)."""
+        if isinstance(self.data, IncompleteData):  # traces of the PSD-corrected matrix
+            return variance_explained(self.fit, self.cov, self.view_names)
+        n = self.data.n_samples
+        total = np.array([float(np.sum((x - x.mean(axis=0)) ** 2)) / (n - 1)
+                          for x in self.data.Xs])
+        return _shares(self.fit, total, self.view_names)
 
     def transform(self, views: Any, blocks: Any = None) -> NDArray[np.float64]:
         """Preprocess ``views`` and return their representation (see :func:`transform`)."""
@@ -303,7 +327,10 @@ def fit_views(
     prepped = pre.transform(raw)
     if scale != "feature":  # standardised columns cannot differ in scale
         check_scales(prepped, names, advice="use scale='feature'")
-    pc = pairwise_covariance(prepped)
+    if isinstance(prepped, IncompleteData):
+        n_per_block = pairwise_covariance(prepped).n_per_block  # validates the overlaps
+    else:  # no d x d covariance: ViewsFit.cov forms it only if asked
+        n_per_block = np.full((prepped.n_views,) * 2, prepped.n_samples, dtype=np.int64)
     est = estimators.get(estimator)(noise_rule=noise_rule) if isinstance(estimator, str) else estimator
     if not isinstance(est, estimators.Estimator):
         raise ValidationError(
@@ -332,7 +359,7 @@ def fit_views(
         fit = fit_missing(est, prepped, structure=structure, rng=rng)
     else:
         fit = est.fit(MultimodalData(prepped.Xs, names), structure=structure, rng=rng)
-    return ViewsFit(fit, pre, selection, pc.cov, pc.n_per_block, names, extra)
+    return ViewsFit(fit, pre, selection, prepped, n_per_block, names, extra)
 
 
 @dataclass(frozen=True, eq=False)

@@ -165,6 +165,34 @@ def test_learn_structure_never_forms_the_covariance_of_wide_views(rng, monkeypat
         assert rb.edge == pytest.approx(ra.edge, rel=1e-10)
 
 
+def test_fit_views_on_wide_views_forms_no_covariance_until_asked(rng, monkeypatch):
+    """fit_views (learned structure) and its variance shares on wide views: no d x d
+    matrix; the shares equal variance_explained's from the covariance, which
+    ViewsFit.cov still gives on first access."""
+    from hcl_stats.workflow import fit_views, variance_explained
+
+    data = _wide(rng)
+    with monkeypatch.context() as m, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("the d x d covariance was formed")
+
+        m.setattr("hcl_stats.workflow.pairwise_covariance", refuse)
+        m.setattr("hcl_stats.missing.pairwise_covariance", refuse)
+        m.setattr("hcl_stats.streaming.streaming_cov", refuse)
+        m.setattr("hcl_stats.estimators._base.streaming_cov", refuse)
+        vf = fit_views(data, estimator="masked_shrink", rng=0)
+        shares = vf.variance_explained()
+    assert "cov" not in vars(vf)
+    np.testing.assert_array_equal(vf.n_per_block, np.full((3, 3), data.n_samples))
+    cov = vf.cov
+    np.testing.assert_allclose(cov, vf.data.sample_cov(), rtol=0, atol=1e-12)
+    ref = variance_explained(vf.fit, cov, vf.view_names)
+    assert shares.rows == ref.rows
+    np.testing.assert_allclose(shares.values, ref.values, rtol=1e-10)
+
+
 def _learn_and_evidence(data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
