@@ -116,3 +116,22 @@ def test_every_command_has_help(command, capsys):
 def test_no_command_is_a_usage_error(capsys):
     assert main([]) == 2
     assert "usage: hcl-stats" in capsys.readouterr().err
+
+
+def test_fit_writes_no_gram_of_a_block_wider_than_the_limit(tmp_path, capsys, monkeypatch):
+    """gram_<BLOCK> (d_S x d_S) is written only for blocks of at most GRAM_MAX_ROWS
+    rows; the others are named on stderr and rebuild from 'loadings'."""
+    from hcl_stats.cli import fit as cli_fit
+
+    monkeypatch.setattr(cli_fit, "GRAM_MAX_ROWS", 12)  # the limit, at test size
+    model = hs.HierarchicalFactorModel.random((5, 6, 7), "ABC:1 AB:1 C:1", noise_var=0.2, rng=0)
+    path, out = tmp_path / "views.npz", tmp_path / "fit.npz"
+    np.savez(path, *model.sample(300, rng=1).Xs)
+    assert main(["fit", str(path), "--structure", "ABC:1 AB:1 C:1", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "gram_ABC not written: its block has d_S = 18 > 12 rows" in err
+    with np.load(out) as res:
+        assert {"gram_AB", "gram_C"} <= set(res.files)
+        assert "gram_ABC" not in res.files
+        w = res["loadings"]
+        np.testing.assert_allclose(res["gram_AB"], w[:11, 1:2] @ w[:11, 1:2].T)

@@ -21,8 +21,10 @@ __all__: list[str] = []
 _log = logging.getLogger(__name__)
 
 
-#: Blocks with more rows than this get no ``gram_<BLOCK>`` array in the output.
-GRAM_MAX_ROWS = 5000
+#: Blocks with more rows than this get no ``gram_<BLOCK>`` array in the output
+#: (a ``d_S x d_S`` float64 array of 2000 rows is 32 MB; at 5000 rows, the limit
+#: before 2026-12-07, one fit of views with d = (1000, 2000, 3000) wrote 512 MB).
+GRAM_MAX_ROWS = 2000
 
 
 def register(sub: argparse._SubParsersAction) -> None:
