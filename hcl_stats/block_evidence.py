@@ -297,14 +297,50 @@ def _candidates(n_views: int, max_views: int) -> tuple[frozenset[int], ...]:
     return candidate_blocks(n_views)
 
 
+def _null_loadings(loadings: NDArray | None, d: int, cols: slice | None) -> NDArray:
+    """``W_0``, shape ``(d, K_0)``: the fitted loadings without the columns ``cols``."""
+    if loadings is None:
+        return np.zeros((d, 0))
+    return loadings if cols is None else np.delete(
+        loadings, np.arange(loadings.shape[1])[cols], axis=1)
+
+
 def _null_cov(loadings: NDArray | None, noise_diag: NDArray, cols: slice | None) -> NDArray:
     d = noise_diag.size
-    cov = np.zeros((d, d))
-    if loadings is not None and loadings.shape[1]:
-        w = loadings if cols is None else np.delete(loadings, np.arange(loadings.shape[1])[cols], axis=1)
-        cov = w @ w.T
+    w = _null_loadings(loadings, d, cols)
+    cov = w @ w.T if w.shape[1] else np.zeros((d, d))
     cov[np.diag_indices(d)] += noise_diag
     return cov
+
+
+def _null_sampler(loadings: NDArray | None, noise_diag: NDArray, cols: slice | None,
+                  dims: tuple[int, ...], n: int, reduced: bool
+                  ) -> Callable[[np.random.Generator], tuple[NDArray, tuple[int, ...], Any]]:
+    """Draws of a null model's sample covariance: ``g -> (cov, its view sizes, full_dims)``.
+
+    ``reduced=False``: the ``d x d`` covariance (:func:`_draw_cov`; ``full_dims`` is
+    None). ``reduced=True`` (wide views, the data's own path): ``n`` rows
+    ``Z W_0^T + E Psi^{1/2}`` drawn in factor form (``O(n d K_0)``) and reduced to
+    their row spaces (:func:`~hcl_stats.estimators._samples.reduce_views`), so that
+    no ``d x d`` matrix is formed; the same distribution of rows.
+    """
+    if not reduced:
+        chol = np.linalg.cholesky(_null_cov(loadings, noise_diag, cols))
+        return lambda g: (_draw_cov(chol, n, g), dims, None)
+    from .estimators._samples import reduce_views
+
+    w = _null_loadings(loadings, noise_diag.size, cols)
+    sd = np.sqrt(noise_diag)
+    splits = np.cumsum(dims)[:-1]
+
+    def draw(g: np.random.Generator) -> tuple[NDArray, tuple[int, ...], Any]:
+        x = g.standard_normal((n, sd.size)) * sd
+        if w.shape[1]:
+            x += g.standard_normal((n, w.shape[1])) @ w.T
+        cov, reduction = reduce_views(np.split(x, splits, axis=1), n)
+        return cov, reduction.dims, dims
+
+    return draw
 
 
 def _draw_cov(chol: NDArray, n: int, g: np.random.Generator) -> NDArray:
@@ -474,13 +510,14 @@ def block_evidence(
     seeds = null_seed.spawn(len(nulls))
     for (drop, sub_cands), ss in zip(nulls, seeds, strict=True):
         cols = structure.columns(drop) if drop is not None else None
-        chol = np.linalg.cholesky(_null_cov(loadings, noise_diag, cols))
+        draw = _null_sampler(loadings, noise_diag, cols, dims, n, full_dims is not None)
         g = np.random.default_rng(ss)
         targets = [format_block(drop)] if drop is not None else [format_block(b) for b in absent]
         with one_blas_thread():  # many small eigh/GEMMs: threads only contend
             for _ in range(n_null):
-                sc, s2 = schur_scores(_draw_cov(chol, n, g), dims, n, per_view=per_view,
-                                      candidates=sub_cands)
+                null_cov, null_dims, null_full = draw(g)
+                sc, s2 = schur_scores(null_cov, null_dims, n, per_view=per_view,
+                                      candidates=sub_cands, full_dims=null_full)
                 t_star = _statistics(sc, s2, targets)
                 for k, t in zip(targets, t_star, strict=True):
                     exceed[k] += int(t >= observed[k])

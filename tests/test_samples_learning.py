@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.stats
 from _paths import fit_both_paths
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -191,6 +192,64 @@ def test_fit_views_on_wide_views_forms_no_covariance_until_asked(rng, monkeypatc
     ref = variance_explained(vf.fit, cov, vf.view_names)
     assert shares.rows == ref.rows
     np.testing.assert_allclose(shares.values, ref.values, rtol=1e-10)
+
+
+def test_null_draws_of_wide_views_form_no_covariance(rng, monkeypatch):
+    """The block test's null draws on wide views are drawn in factor form and reduced:
+    no d x d matrix, and the strong blocks of the fit beat every draw."""
+    from hcl_stats import block_evidence as be
+
+    data = _wide(rng)
+    fit = estimators.SchurComplement().fit(data, structure="ABC:2 BC:1 C:1")
+    with monkeypatch.context() as m, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("a d x d matrix was formed")
+
+        for name in ("_null_cov", "_draw_cov"):
+            m.setattr(be, name, refuse)
+        m.setattr("hcl_stats.streaming.streaming_cov", refuse)
+        ev = be.block_evidence(data, fit, n_null=19, rng=rng)
+    for name in ("ABC", "BC", "C"):
+        assert ev.row(name).p_value == pytest.approx(1 / 20)
+
+
+def test_null_draws_in_factor_form_have_the_null_distribution(rng):
+    """Factor-form draws (wide views) and covariance draws of the same null model give
+    the same distribution of every block statistic: two-sample Kolmogorov-Smirnov
+    distance at most 0.425 over 80 + 80 draws, the critical value at level 1e-6
+    (``sqrt(-log(1e-6 / 2) / 2) sqrt(2 / 80)``). Some statistics are bimodal (a
+    block of the null is, or is not, conditioned out), so medians are not compared."""
+    from hcl_stats import block_evidence as be
+    from hcl_stats.estimators.selection import schur_scores
+    from hcl_stats.structure import format_block
+
+    model = hs.HierarchicalFactorModel.random((10, 40, 50), "ABC:1 BC:1 C:1",
+                                              singular_values=(3.0, 6.0), rng=rng)
+    data = model.sample(30, rng=rng)  # B and C wider than n
+    n, dims = data.n_samples, data.dims
+    fit = estimators.SchurComplement().fit(data, structure=model.structure)
+    noise = np.repeat(np.asarray(fit.noise_var, dtype=float) * np.ones(3), dims)
+    cands = be._candidates(3, 8)
+    keys = [format_block(b) for b in cands]
+    stats = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for reduced in (False, True):
+            draw = be._null_sampler(np.asarray(fit.loadings), noise,
+                                    fit.structure.columns(frozenset({1, 2})), dims, n, reduced)
+            g = np.random.default_rng(rng.integers(2**32))
+            rows = []
+            for _ in range(80):
+                cov, cov_dims, full = draw(g)
+                assert cov.shape[0] == (sum(dims) if not reduced else 10 + 29 + 29)
+                sc, s2 = schur_scores(cov, cov_dims, n, candidates=cands, full_dims=full)
+                rows.append(be._statistics(sc, s2, keys))
+            stats[reduced] = np.array(rows)
+    ks = [float(scipy.stats.ks_2samp(stats[False][:, j], stats[True][:, j]).statistic)
+          for j in range(len(keys))]
+    assert max(ks) <= 0.425, dict(zip(keys, ks, strict=True))
 
 
 def _learn_and_evidence(data):
