@@ -58,12 +58,15 @@ def _candidates(n_views: int, structure: Structure | None) -> tuple[frozenset[in
     return tuple(structure.blocks)
 
 
-def _condition(s_w, s_rows, o_rows, noise_var, n_samples, cond_edge, d_s, d_o):
+def _condition(s_w, s_rows, o_rows, noise_var, n_samples, cond_edge, d_s, d_o, psi=None):
     """Schur-condition ``S_W[S,S]`` on the signal subspace of ``S_W[O,O]``.
 
-    Returns the conditioned matrix, ``k_O`` and the variance of its leftover
-    (see :func:`select_structure_schur`). ``d_s`` and ``d_o`` are the data's
-    sizes of ``S`` and ``O`` (larger than the row counts on the sample path).
+    Returns the conditioned matrix, ``k_O``, the variance of its leftover and the
+    summed S-parts of the conditioned spikes (see :func:`select_structure_schur`).
+    ``d_s`` and ``d_o`` are the data's sizes of ``S`` and ``O`` (larger than the
+    row counts on the sample path). ``psi``: ``(tr Psi_S, diag Psi`` on the rows of
+    ``s_w``), the noise subtracted per view, when it is not ``noise_var``
+    everywhere.
     """
     a = s_w[np.ix_(s_rows, s_rows)]
     oo = s_w[np.ix_(o_rows, o_rows)]
@@ -73,18 +76,22 @@ def _condition(s_w, s_rows, o_rows, noise_var, n_samples, cond_edge, d_s, d_o):
     o_top, o_vecs = top_eigh(oo, k_o)
     ell, c2 = debias_spikes(o_top, noise_var, d_o, n_samples)
     good = ell > 0
-    # mu: the eigenvalue of S (not S_W) along each conditioning direction u
-    ell, c2, mu = ell[good], c2[good], o_top[good] + noise_var
+    ell, c2 = ell[good], c2[good]
     c = s_w[np.ix_(s_rows, o_rows)] @ (o_vecs[:, good] / np.sqrt(ell * c2))
     a = a - c @ c.T
     if n_samples is None:
         return a, k_o, 0.0, 0.0
     # S-part of each conditioned spike, less its noise part: given the data of O,
-    # the noise of S_W[S,O] u is E_S^T X_O u / n, of covariance sigma^2 mu / n I_{d_S}
-    # (mu = u^T S[O,O] u), so its squared norm over l c^2 is d_S sigma^2 mu / (n l c^2)
-    s_part = np.clip(
-        np.sum(c * c, axis=0) - d_s * noise_var * mu / (n_samples * ell * c2), 0.0, None
-    )
+    # the noise of S_W[S,O] u is E_S^T X_O u / n, of covariance Psi_S mu / n with
+    # mu = u^T S[O,O] u = u^T S_W[O,O] u + u^T Psi_O u, so its squared norm over
+    # l c^2 has mean tr(Psi_S) mu / (n l c^2): d_S sigma^2 mu / (n l c^2) for one sigma^2
+    if psi is None:
+        noise_part = d_s * noise_var * (o_top[good] + noise_var)
+    else:
+        tr_s, psi_rows = psi
+        u = o_vecs[:, good]
+        noise_part = tr_s * (o_top[good] + psi_rows[o_rows] @ (u * u))
+    s_part = np.clip(np.sum(c * c, axis=0) - noise_part / (n_samples * ell * c2), 0.0, None)
     var = float(np.sum(s_part**2 * (noise_var / ell + noise_var**2 / ell**2)) / n_samples)
     return a, k_o, var, float(np.sum(s_part))
 
@@ -160,7 +167,10 @@ def select_structure_schur(
        + leftover * sd``. ``L_sub`` sums the spikes of the sub-blocks and the
        S-parts of the conditioned spikes (the signal-by-noise cross term of
        ``S - Sigma`` along the spikes that meet ``S``, a Frobenius bound;
-       spikes of views outside ``S`` do not enter); ``sd`` is the standard deviation of the conditioning leftover:
+       spikes of views outside ``S`` do not enter; the S-part of a spike with
+       sample direction ``u`` on ``O`` is ``||c||^2 = ||S_W[S,O] u||^2 / (l c^2)``
+       less its noise ``tr(Psi_S) mu / (n l c^2)``, ``mu = u^T S[O,O] u``);
+       ``sd`` is the standard deviation of the conditioning leftover:
        the estimated pseudo-inverse along a conditioned spike ``l`` (on ``O``)
        has relative error ``~ sqrt((sigma^2 / l + sigma^4 / l^2) / n)``, so a
        block with S-part ``s`` leaves ``+- s`` times that along its S-part;
@@ -202,8 +212,10 @@ def select_structure_schur(
     full_dims : tuple of int, optional
         The data's ``(d_1, ..., d_M)`` when ``s_w`` is reduced.
     complement_var : float or array_like of shape (M,), optional
-        The noise variance subtracted from each view to form ``s_w`` (its
-        complement eigenvalue is ``-complement_var[m]``); default ``noise_var``.
+        The noise variance ``psi_m`` subtracted from each view to form ``s_w``;
+        default ``noise_var``. It gives the noise of the conditioned S-parts
+        (``tr(Psi_S) mu``, see step 3) and, on the sample path, the complement's
+        eigenvalues ``-psi_m``.
 
     Returns
     -------
@@ -234,8 +246,10 @@ def select_structure_schur(
     sizes = tuple(int(x) for x in (dims if full_dims is None else full_dims))
     comp_var = np.broadcast_to(np.asarray(
         noise_var if complement_var is None else complement_var, dtype=float), (n_views,))
+    equal_noise = bool(np.all(comp_var == noise_var))
     off = block_offsets(dims)
     rows = [np.arange(off[m], off[m + 1]) for m in range(n_views)]
+    psi_rows = np.repeat(comp_var, dims)  # Psi on the rows of s_w
     pop_tol = 0.0
     if n_samples is None:  # edges relative to ||S_W||_2 (no eigvalsh of S_W otherwise)
         scale = float(np.max(np.abs(np.linalg.eigvalsh(s_w)))) if s_w.size else 1.0
@@ -260,9 +274,11 @@ def select_structure_schur(
         if outside:
             o_rows = np.concatenate([rows[m] for m in outside])
             d_o = sum(sizes[m] for m in outside)
+            psi = None if equal_noise else (
+                float(sum(sizes[m] * comp_var[m] for m in b)), psi_rows)
             a, k_o, var, l_meet = _condition(
                 s_w, s_rows, o_rows, noise_var, n_samples, edge(d_o, condition_tw, 0.0),
-                d_s, d_o,
+                d_s, d_o, psi,
             )
         a, q = _project_out(a, s_rows, found, b)
         a = (a + a.T) / 2.0
@@ -376,19 +392,21 @@ def schur_scores(
     used = noise if per_view else float(noise[0])
     s_w = signal_covariance(cov, dims, used)
     sigma2 = float(np.mean(noise))
-    sizes = {} if full_dims is None else {"full_dims": full_dims, "complement_var": used}
+    sizes = {"complement_var": used} if full_dims is None else {
+        "full_dims": full_dims, "complement_var": used}
     _, scores = select_structure_schur(s_w, dims, sigma2, n_samples, candidates=candidates,
                                        **sizes)
     return scores, sigma2
 
 
 def reduced_sizes(problem: Problem, noise: Any) -> dict[str, Any]:
-    """``full_dims`` and ``complement_var`` of :func:`select_structure_schur` (sample path).
+    """Noise and size arguments of :func:`select_structure_schur` for ``problem``.
 
-    Empty on the covariance path.
+    ``complement_var`` (the noise per view) always, and ``full_dims`` on the
+    sample path.
     """
     if problem.reduction is None:
-        return {}
+        return {"complement_var": noise}
     return {"full_dims": problem.full_dims, "complement_var": noise}
 
 
