@@ -207,8 +207,12 @@ class ViewsFit:
     selection : StructureSelection or None
         The rank-counting outcome when ``select`` was ``'eigen'`` or
         ``'correlation'``; None otherwise (a given structure or another learner).
-    data : MultimodalData or IncompleteData
-        The preprocessed views.
+    data : MultimodalData or None
+        The preprocessed views, kept when their covariance would be the larger of
+        the two (``d > n``), so that :attr:`cov` can be formed on demand; None
+        when :func:`fit_views` formed the covariance (``d <= n``, or missing
+        views). For compatibility the covariance itself is accepted here (the
+        fourth argument was ``cov`` before 2026-12-07).
     n_per_block : ndarray of shape (M, M)
         Samples observing each pair of views.
     view_names : tuple of str
@@ -219,19 +223,24 @@ class ViewsFit:
     Attributes
     ----------
     cov : ndarray of shape (d, d)
-        The (pairwise-complete, PSD) covariance of the preprocessed views,
-        computed on first access: :func:`fit_views` does not form it for
-        complete views (wide views are fitted without it), and
-        :meth:`variance_explained` needs only each view's total variance.
+        The (pairwise-complete, PSD) covariance of the preprocessed views. For
+        complete views with ``d > n`` it is computed on first access (wide
+        views are fitted without it, and :meth:`variance_explained` needs only
+        each view's total variance).
     """
 
     fit: Any
     preprocessor: Preprocessor
     selection: StructureSelection | None
-    data: MultimodalData | IncompleteData
+    data: MultimodalData | None
     n_per_block: NDArray[np.int64]
     view_names: tuple[str, ...]
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, np.ndarray):  # the covariance (the former `cov`)
+            self.__dict__["cov"] = self.data  # what cached_property would store
+            object.__setattr__(self, "data", None)
 
     @functools.cached_property
     def cov(self) -> NDArray[np.float64]:
@@ -239,8 +248,8 @@ class ViewsFit:
         return pairwise_covariance(self.data).cov
 
     def variance_explained(self) -> VarianceExplained:
-        """See :func:`variance_explained` (from each view's variance, no ``d x d`` matrix)."""
-        if isinstance(self.data, IncompleteData):  # traces of the PSD-corrected matrix
+        """See :func:`variance_explained` (from each view's variance when the views are kept)."""
+        if self.data is None:
             return variance_explained(self.fit, self.cov, self.view_names)
         n = self.data.n_samples
         total = np.array([float(np.sum((x - x.mean(axis=0)) ** 2)) / (n - 1)
@@ -327,10 +336,13 @@ def fit_views(
     prepped = pre.transform(raw)
     if scale != "feature":  # standardised columns cannot differ in scale
         check_scales(prepped, names, advice="use scale='feature'")
-    if isinstance(prepped, IncompleteData):
-        n_per_block = pairwise_covariance(prepped).n_per_block  # validates the overlaps
-    else:  # no d x d covariance: ViewsFit.cov forms it only if asked
+    kept: MultimodalData | NDArray  # the views, or their covariance if no larger
+    if isinstance(prepped, IncompleteData) or sum(prepped.dims) <= prepped.n_samples:
+        pc = pairwise_covariance(prepped)  # validates the overlaps of missing views
+        n_per_block, kept = pc.n_per_block, pc.cov
+    else:  # wide: no d x d covariance; ViewsFit.cov forms it only if asked
         n_per_block = np.full((prepped.n_views,) * 2, prepped.n_samples, dtype=np.int64)
+        kept = prepped
     est = estimators.get(estimator)(noise_rule=noise_rule) if isinstance(estimator, str) else estimator
     if not isinstance(est, estimators.Estimator):
         raise ValidationError(
@@ -359,7 +371,7 @@ def fit_views(
         fit = fit_missing(est, prepped, structure=structure, rng=rng)
     else:
         fit = est.fit(MultimodalData(prepped.Xs, names), structure=structure, rng=rng)
-    return ViewsFit(fit, pre, selection, prepped, n_per_block, names, extra)
+    return ViewsFit(fit, pre, selection, kept, n_per_block, names, extra)
 
 
 @dataclass(frozen=True, eq=False)

@@ -194,6 +194,29 @@ def test_fit_views_on_wide_views_forms_no_covariance_until_asked(rng, monkeypatc
     np.testing.assert_allclose(shares.values, ref.values, rtol=1e-10)
 
 
+def test_fit_views_keeps_the_smaller_of_the_views_and_their_covariance(rng):
+    """Tall views (d <= n): ViewsFit holds the covariance, not the n x d data, and
+    the former positional form ViewsFit(fit, pre, selection, cov, ...) still works."""
+    import pickle
+
+    from hcl_stats.workflow import ViewsFit, fit_views
+
+    model = hs.HierarchicalFactorModel.random((4, 5, 6), "ABC:1 A:1", rng=rng)
+    data = model.sample(3000, rng=rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vf = fit_views(data, structure="ABC:1 A:1", estimator="schur", rng=0)
+    assert vf.data is None
+    np.testing.assert_allclose(vf.cov, vf.preprocessor.transform(data).sample_cov(), atol=1e-12)
+    assert len(pickle.dumps(vf)) < 3000 * 15 * 8  # smaller than the data alone
+    old = ViewsFit(vf.fit, vf.preprocessor, vf.selection, vf.cov, vf.n_per_block,
+                   vf.view_names, vf.extra)
+    assert old.data is None
+    assert old.cov is vf.cov
+    np.testing.assert_array_equal(old.variance_explained().values,
+                                  vf.variance_explained().values)
+
+
 def test_null_draws_of_wide_views_form_no_covariance(rng, monkeypatch):
     """The block test's null draws on wide views are drawn in factor form and reduced:
     no d x d matrix, and the strong blocks of the fit beat every draw."""
@@ -225,8 +248,9 @@ def test_null_draws_in_factor_form_have_the_null_distribution(rng):
     from hcl_stats.estimators.selection import schur_scores
     from hcl_stats.structure import format_block
 
-    model = hs.HierarchicalFactorModel.random((10, 40, 50), "ABC:1 BC:1 C:1",
-                                              singular_values=(3.0, 6.0), rng=rng)
+    # noise variance 4, far from 1: a variance used as a standard deviation shows
+    model = hs.HierarchicalFactorModel.random((10, 40, 50), "ABC:1 BC:1 C:1", noise_var=4.0,
+                                              singular_values=(6.0, 12.0), rng=rng)
     data = model.sample(30, rng=rng)  # B and C wider than n
     n, dims = data.n_samples, data.dims
     fit = estimators.SchurComplement().fit(data, structure=model.structure)
