@@ -19,7 +19,6 @@ Rank counting, the selection rule, is documented in
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,48 +206,47 @@ class ViewsFit:
     selection : StructureSelection or None
         The rank-counting outcome when ``select`` was ``'eigen'`` or
         ``'correlation'``; None otherwise (a given structure or another learner).
-    data : MultimodalData or None
-        The preprocessed views, kept when their covariance would be the larger of
-        the two (``d > n``), so that :attr:`cov` can be formed on demand; None
-        when :func:`fit_views` formed the covariance (``d <= n``, or missing
-        views). For compatibility the covariance itself is accepted here (the
-        fourth argument was ``cov`` before 2026-12-07).
+    cov : ndarray of shape (d, d) or None
+        The (pairwise-complete, PSD) covariance of the preprocessed views; None
+        for complete views with ``d > n``, which :func:`fit_views` fits without
+        it (:meth:`covariance` forms it on demand).
     n_per_block : ndarray of shape (M, M)
         Samples observing each pair of views.
     view_names : tuple of str
     extra : dict
         With a learned structure: ``select`` (the learner), ``selected`` (its
         selection) and ``fittable_changes`` (ranks lowered so that it is fittable).
-
-    Attributes
-    ----------
-    cov : ndarray of shape (d, d)
-        The (pairwise-complete, PSD) covariance of the preprocessed views. For
-        complete views with ``d > n`` it is computed on first access (wide
-        views are fitted without it, and :meth:`variance_explained` needs only
-        each view's total variance).
+    data : MultimodalData or None
+        The preprocessed views when ``cov`` is None (``d > n``); None otherwise.
     """
 
     fit: Any
     preprocessor: Preprocessor
     selection: StructureSelection | None
-    data: MultimodalData | None
+    cov: NDArray[np.float64] | None
     n_per_block: NDArray[np.int64]
     view_names: tuple[str, ...]
     extra: dict = field(default_factory=dict)
+    data: MultimodalData | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.data, np.ndarray):  # the covariance (the former `cov`)
-            self.__dict__["cov"] = self.data  # what cached_property would store
-            object.__setattr__(self, "data", None)
+        if self.data is not None and not isinstance(self.data, MultimodalData):
+            raise ValidationError(
+                "data must be the complete preprocessed views (MultimodalData) or None; "
+                f"got {short_repr(self.data)}. Missing views go through cov."
+            )
+        if self.cov is None and self.data is None:
+            raise ValidationError(
+                "ViewsFit needs cov (the covariance) or data (the views to form it "
+                "from); got cov=None and data=None."
+            )
 
-    @functools.cached_property
-    def cov(self) -> NDArray[np.float64]:
-        """The covariance of the preprocessed views (see the class docstring)."""
-        return pairwise_covariance(self.data).cov
+    def covariance(self) -> NDArray[np.float64]:
+        """:attr:`cov`, or the covariance of :attr:`data` formed now (not stored)."""
+        return self.cov if self.cov is not None else pairwise_covariance(self.data).cov
 
     def variance_explained(self) -> VarianceExplained:
-        """See :func:`variance_explained` (from each view's variance when the views are kept)."""
+        """See :func:`variance_explained` (from each view's variance when ``cov`` is None)."""
         if self.data is None:
             return variance_explained(self.fit, self.cov, self.view_names)
         n = self.data.n_samples
@@ -336,11 +334,12 @@ def fit_views(
     prepped = pre.transform(raw)
     if scale != "feature":  # standardised columns cannot differ in scale
         check_scales(prepped, names, advice="use scale='feature'")
-    kept: MultimodalData | NDArray  # the views, or their covariance if no larger
+    # keep the smaller of the covariance and the views
+    cov, kept = None, None
     if isinstance(prepped, IncompleteData) or sum(prepped.dims) <= prepped.n_samples:
         pc = pairwise_covariance(prepped)  # validates the overlaps of missing views
-        n_per_block, kept = pc.n_per_block, pc.cov
-    else:  # wide: no d x d covariance; ViewsFit.cov forms it only if asked
+        n_per_block, cov = pc.n_per_block, pc.cov
+    else:  # wide: no d x d covariance (ViewsFit.covariance() forms it if asked)
         n_per_block = np.full((prepped.n_views,) * 2, prepped.n_samples, dtype=np.int64)
         kept = prepped
     est = estimators.get(estimator)(noise_rule=noise_rule) if isinstance(estimator, str) else estimator
@@ -371,7 +370,7 @@ def fit_views(
         fit = fit_missing(est, prepped, structure=structure, rng=rng)
     else:
         fit = est.fit(MultimodalData(prepped.Xs, names), structure=structure, rng=rng)
-    return ViewsFit(fit, pre, selection, kept, n_per_block, names, extra)
+    return ViewsFit(fit, pre, selection, cov, n_per_block, names, extra, data=kept)
 
 
 @dataclass(frozen=True, eq=False)

@@ -169,7 +169,7 @@ def test_learn_structure_never_forms_the_covariance_of_wide_views(rng, monkeypat
 def test_fit_views_on_wide_views_forms_no_covariance_until_asked(rng, monkeypatch):
     """fit_views (learned structure) and its variance shares on wide views: no d x d
     matrix; the shares equal variance_explained's from the covariance, which
-    ViewsFit.cov still gives on first access."""
+    ViewsFit.covariance() forms on demand (ViewsFit.cov is None)."""
     from hcl_stats.workflow import fit_views, variance_explained
 
     data = _wide(rng)
@@ -185,9 +185,9 @@ def test_fit_views_on_wide_views_forms_no_covariance_until_asked(rng, monkeypatc
         m.setattr("hcl_stats.estimators._base.streaming_cov", refuse)
         vf = fit_views(data, estimator="masked_shrink", rng=0)
         shares = vf.variance_explained()
-    assert "cov" not in vars(vf)
+    assert vf.cov is None
     np.testing.assert_array_equal(vf.n_per_block, np.full((3, 3), data.n_samples))
-    cov = vf.cov
+    cov = vf.covariance()
     np.testing.assert_allclose(cov, vf.data.sample_cov(), rtol=0, atol=1e-12)
     ref = variance_explained(vf.fit, cov, vf.view_names)
     assert shares.rows == ref.rows
@@ -195,8 +195,9 @@ def test_fit_views_on_wide_views_forms_no_covariance_until_asked(rng, monkeypatc
 
 
 def test_fit_views_keeps_the_smaller_of_the_views_and_their_covariance(rng):
-    """Tall views (d <= n): ViewsFit holds the covariance, not the n x d data, and
-    the former positional form ViewsFit(fit, pre, selection, cov, ...) still works."""
+    """Tall views (d <= n): ViewsFit holds the covariance, not the n x d data; wide
+    views: the data, and no covariance however it is copied, replaced or pickled."""
+    import dataclasses
     import pickle
 
     from hcl_stats.workflow import ViewsFit, fit_views
@@ -206,15 +207,28 @@ def test_fit_views_keeps_the_smaller_of_the_views_and_their_covariance(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         vf = fit_views(data, structure="ABC:1 A:1", estimator="schur", rng=0)
+        wide = fit_views(_wide(rng), estimator="masked_shrink", rng=0)
     assert vf.data is None
     np.testing.assert_allclose(vf.cov, vf.preprocessor.transform(data).sample_cov(), atol=1e-12)
     assert len(pickle.dumps(vf)) < 3000 * 15 * 8  # smaller than the data alone
-    old = ViewsFit(vf.fit, vf.preprocessor, vf.selection, vf.cov, vf.n_per_block,
-                   vf.view_names, vf.extra)
-    assert old.data is None
-    assert old.cov is vf.cov
-    np.testing.assert_array_equal(old.variance_explained().values,
-                                  vf.variance_explained().values)
+    for same in (ViewsFit(vf.fit, vf.preprocessor, vf.selection, vf.cov, vf.n_per_block,
+                          vf.view_names, vf.extra),
+                 ViewsFit(vf.fit, vf.preprocessor, vf.selection, cov=vf.cov,
+                          n_per_block=vf.n_per_block, view_names=vf.view_names),
+                 dataclasses.replace(vf, extra={"note": 1})):
+        assert same.cov is vf.cov
+        np.testing.assert_array_equal(same.variance_explained().values,
+                                      vf.variance_explained().values)
+    size = len(pickle.dumps(wide))
+    assert wide.covariance().shape == (250, 250)
+    assert wide.cov is None
+    assert len(pickle.dumps(wide)) == size
+    assert dataclasses.replace(wide, extra={}).covariance().shape == (250, 250)
+    with pytest.raises(hs.exceptions.ValidationError, match="data must be the complete"):
+        ViewsFit(vf.fit, vf.preprocessor, None, vf.cov, vf.n_per_block, vf.view_names,
+                 data=np.zeros((3, 15)))
+    with pytest.raises(hs.exceptions.ValidationError, match="needs cov"):
+        ViewsFit(vf.fit, vf.preprocessor, None, None, vf.n_per_block, vf.view_names)
 
 
 def test_null_draws_of_wide_views_form_no_covariance(rng, monkeypatch):

@@ -246,7 +246,9 @@ def select_structure_schur(
     sizes = tuple(int(x) for x in (dims if full_dims is None else full_dims))
     comp_var = np.broadcast_to(np.asarray(
         noise_var if complement_var is None else complement_var, dtype=float), (n_views,))
-    equal_noise = bool(np.all(comp_var == noise_var))
+    # one sigma^2 (to rounding: a mean of equal values can be an ulp off them): the
+    # S-parts' noise is d_S sigma^2 mu, else tr(Psi_S) mu (see _condition)
+    equal_noise = bool(np.all(np.abs(comp_var - noise_var) <= 1e-12 * abs(noise_var)))
     off = block_offsets(dims)
     rows = [np.arange(off[m], off[m + 1]) for m in range(n_views)]
     psi_rows = np.repeat(comp_var, dims)  # Psi on the rows of s_w
