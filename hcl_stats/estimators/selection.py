@@ -251,7 +251,7 @@ def select_structure_schur(
     equal_noise = bool(np.all(np.abs(comp_var - noise_var) <= 1e-12 * abs(noise_var)))
     off = block_offsets(dims)
     rows = [np.arange(off[m], off[m + 1]) for m in range(n_views)]
-    psi_rows = np.repeat(comp_var, dims)  # Psi on the rows of s_w
+    psi_rows = None if equal_noise else np.repeat(comp_var, dims)  # Psi on s_w's rows
     pop_tol = 0.0
     if n_samples is None:  # edges relative to ||S_W||_2 (no eigvalsh of S_W otherwise)
         scale = float(np.max(np.abs(np.linalg.eigvalsh(s_w)))) if s_w.size else 1.0
@@ -394,10 +394,8 @@ def schur_scores(
     used = noise if per_view else float(noise[0])
     s_w = signal_covariance(cov, dims, used)
     sigma2 = float(np.mean(noise))
-    sizes = {"complement_var": used} if full_dims is None else {
-        "full_dims": full_dims, "complement_var": used}
     _, scores = select_structure_schur(s_w, dims, sigma2, n_samples, candidates=candidates,
-                                       **sizes)
+                                       full_dims=full_dims, complement_var=used)
     return scores, sigma2
 
 
@@ -407,9 +405,8 @@ def reduced_sizes(problem: Problem, noise: Any) -> dict[str, Any]:
     ``complement_var`` (the noise per view) always, and ``full_dims`` on the
     sample path.
     """
-    if problem.reduction is None:
-        return {"complement_var": noise}
-    return {"full_dims": problem.full_dims, "complement_var": noise}
+    full_dims = None if problem.reduction is None else problem.full_dims
+    return {"full_dims": full_dims, "complement_var": noise}
 
 
 def _no_block_error(name: str, scores: dict) -> NoStructureError:
