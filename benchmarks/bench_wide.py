@@ -7,7 +7,10 @@ Rows (ratios measured side by side in one run; median and min - max):
    repeated; at the goal size it takes minutes per fit);
 2. load + fit (sample path) / load + one thin SVD of the centred data;
    the same with the structure learned first (``learn_structure``, the default
-   ``schur_select``, as ``hcl-stats fit`` without ``--structure``), and
+   ``schur_select``, as ``hcl-stats fit`` without ``--structure``), the same
+   with the block test's parametric bootstrap (``block_evidence(n_null=19)``, as
+   ``hcl-stats fit --evidence --null-draws 19``; its null draws are drawn in
+   factor form and reduced), and
    ``schur_select`` and ``convex_fast`` on the sample path / on the covariance
    path (smaller size);
 3. MOFA+ (mofapy2) / our default fit on the same data, with accuracy;
@@ -63,6 +66,12 @@ elif how == "learn":  # hcl-stats fit without --structure: learn (schur_select),
     learned = learn_structure(xs)
     fit = hs.estimators.get(est_name)().fit(xs, structure=learned.structure)
     info = {"path": fit.diagnostics.extra["path"], "learned": str(learned.structure)}
+elif how == "evidence":  # hcl-stats fit --evidence --null-draws 19, structure known
+    from hcl_stats.block_evidence import block_evidence
+    fit = hs.estimators.get(est_name)().fit(xs, structure=structure)
+    ev = block_evidence(xs, fit, n_null=19, rng=0)
+    info = {"path": fit.diagnostics.extra["path"],
+            "p_values": {r.name: r.p_value for r in ev.rows}}
 else:  # load + one thin SVD of the centred stacked data
     x = np.hstack(xs)
     np.linalg.svd(x - x.mean(axis=0), full_matrices=False)
@@ -212,13 +221,15 @@ def run(quick=False, runs=3, dims=(1000, 2000, 3000), n=200, structure="all:2",
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "wide.npz"
         np.savez(path, *data.Xs)
-        fit_runs, svd_runs, learn_runs = [], [], []
+        fit_runs, svd_runs, learn_runs, ev_runs = [], [], [], []
         for _ in range(runs):
             fit_runs.append(_peak(path, structure, "masked_shrink", "fit"))
             svd_runs.append(_peak(path, structure, "masked_shrink", "svd"))
             learn_runs.append(_peak(path, structure, "masked_shrink", "learn"))
+            ev_runs.append(_peak(path, structure, "masked_shrink", "evidence"))
         key = "cpu" if _harness.CLOCK["fn"] is time.process_time else "wall"
-        for label, runs_ in (("fit", fit_runs), ("learn structure + fit", learn_runs)):
+        for label, runs_ in (("fit", fit_runs), ("learn structure + fit", learn_runs),
+                             ("fit + block test (19 null draws per null)", ev_runs)):
             row = Row(f"load + {label} / load + one thin SVD of X (d={dims}, n={n}, "
                       "fresh process)", "fit <= 2 s, <= 300 MB" if label == "fit" else "-",
                       note=f"peak {max(f['peak_mib'] for f in runs_):.0f} MiB")
@@ -227,7 +238,8 @@ def run(quick=False, runs=3, dims=(1000, 2000, 3000), n=200, structure="all:2",
                 row.den.append(s[key])
                 row.ratios.append(f[key] / s[key])
             rows.append(row)
-        extra["moderate"] = {"fit": fit_runs, "svd": svd_runs, "learn": learn_runs}
+        extra["moderate"] = {"fit": fit_runs, "svd": svd_runs, "learn": learn_runs,
+                             "evidence": ev_runs}
         if big:
             bmodel, bdata = _data(big_dims, big_n, structure, seed=3)
             bpath = Path(tmp) / "big.npz"
