@@ -221,15 +221,14 @@ def run(quick=False, runs=3, dims=(1000, 2000, 3000), n=200, structure="all:2",
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "wide.npz"
         np.savez(path, *data.Xs)
-        fit_runs, svd_runs, learn_runs, ev_runs = [], [], [], []
+        child = {m: [] for m in ("fit", "svd", "learn", "evidence")}  # child mode -> runs
         for _ in range(runs):
-            fit_runs.append(_peak(path, structure, "masked_shrink", "fit"))
-            svd_runs.append(_peak(path, structure, "masked_shrink", "svd"))
-            learn_runs.append(_peak(path, structure, "masked_shrink", "learn"))
-            ev_runs.append(_peak(path, structure, "masked_shrink", "evidence"))
+            for how, runs_ in child.items():
+                runs_.append(_peak(path, structure, "masked_shrink", how))
         key = "cpu" if _harness.CLOCK["fn"] is time.process_time else "wall"
-        for label, runs_ in (("fit", fit_runs), ("learn structure + fit", learn_runs),
-                             ("fit + block test (19 null draws per null)", ev_runs)):
+        svd_runs = child["svd"]
+        for label, runs_ in (("fit", child["fit"]), ("learn structure + fit", child["learn"]),
+                             ("fit + block test (19 null draws per null)", child["evidence"])):
             row = Row(f"load + {label} / load + one thin SVD of X (d={dims}, n={n}, "
                       "fresh process)", "fit <= 2 s, <= 300 MB" if label == "fit" else "-",
                       note=f"peak {max(f['peak_mib'] for f in runs_):.0f} MiB")
@@ -238,8 +237,7 @@ def run(quick=False, runs=3, dims=(1000, 2000, 3000), n=200, structure="all:2",
                 row.den.append(s[key])
                 row.ratios.append(f[key] / s[key])
             rows.append(row)
-        extra["moderate"] = {"fit": fit_runs, "svd": svd_runs, "learn": learn_runs,
-                             "evidence": ev_runs}
+        extra["moderate"] = child
         if big:
             bmodel, bdata = _data(big_dims, big_n, structure, seed=3)
             bpath = Path(tmp) / "big.npz"

@@ -260,9 +260,8 @@ class _Spectral:
         """Schur-complement spectra of the blocks of ``selected`` (to rank them)."""
         from .selection import schur_scores
 
-        sizes = {} if self.reduction is None else {"full_dims": self.full_dims}
-        return schur_scores(self.cov, self.dims, n_samples,
-                            candidates=tuple(selected.blocks), **sizes)[0]
+        return schur_scores(self.cov, self.dims, n_samples, candidates=tuple(selected.blocks),
+                            full_dims=None if self.reduction is None else self.full_dims)[0]
 
 
 @dataclass(frozen=True, kw_only=True)
