@@ -104,9 +104,9 @@ def test_s_part_of_a_spike_conditioned_on_a_wide_outside_is_unbiased(rng):
     ``rho^2 = (1 - gamma sigma^4 / l^2) / (1 + sigma^2 / l)`` (``gamma = d_O / n``),
     so ``||S_W[S,O] u||^2 = ||w_S||^2 rho^2 mu`` plus noise ``d_S sigma^2 mu / n``, and
     ``rho^2 mu = l c^2 (1 + gamma sigma^2 / l)^2``. Here ``gamma = 8`` and
-    ``l = 16 .. 25``: dividing by ``l c^2`` gives 1.85 - 2.06 times ``||w_S||^2``
-    (mean of 20 draws, 6 seeds); dividing by ``rho^2 mu`` gives 0.91 - 1.07
-    (30 seeds; the standard error of the mean is about 0.035).
+    ``l = 16 .. 25``: dividing by ``l c^2`` gives 1.70 - 2.27 times ``||w_S||^2``
+    (mean of 20 draws; seeds 0 - 99); dividing by ``rho^2 mu`` gives 0.90 - 1.08
+    (seeds 0 - 99; the standard error of the mean is about 0.035).
     """
     model = hs.HierarchicalFactorModel.random((40, 800), "AB:1", singular_values=(4.0, 5.0),
                                               rng=rng)
