@@ -50,6 +50,7 @@ __all__ = [
     "MaskedShrink",
     "PCAShrink",
     "SchurShrink",
+    "condition_on_outside",
     "debias_eigenvalues",
     "mp_edge",
     "mp_noise_var",
@@ -380,9 +381,11 @@ def schur_shrink_loadings(
 
     1. *Conditioning.* The top-``k_O`` eigenpairs ``(lambda_j, v_j)`` of
        ``cov[O, O]`` are debiased with ``gamma_O = d_O / n``; the detectable ones
-       give ``C_S = cov[S, S] - sum_j cov[S, O] v_j v_j^T cov[O, S] / (c_j^2 ell_j)``
-       (``ell_j c_j^2`` is the debiased signal variance along ``v_j``, so the
-       projection of the blocks meeting ``O`` is removed without bias).
+       give ``C_S = cov[S, S] - sum_j cov[S, O] v_j v_j^T cov[O, S] / (rho_j^2
+       lambda_j)`` (:func:`condition_on_outside`; ``rho_j^2 lambda_j = ell_j c_j^2
+       (1 + gamma_O / ell_j)^2`` is the signal variance that ``cov[S, O] v_j``
+       carries, so the projection of the blocks meeting ``O`` is removed without
+       bias).
     2. *Joint shrinkage.* ``C_S`` is an effective covariance of dimension
        ``d_S`` with noise ``I`` and ``n`` samples, whose spikes are the blocks
        ``T`` contained in ``S``. Its top ``R_S = sum_{T in S} r_T`` eigenpairs are
@@ -421,20 +424,10 @@ def schur_shrink_loadings(
         if outside:
             o_rows = np.concatenate([rows[m] for m in outside])
             k_o = require_schur_step(structure, dims, b)
-            vals, vecs = top_eigh(cov[np.ix_(o_rows, o_rows)], k_o)
             d_o = sum(full[m] for m in outside)
-            gamma_o = 0.0 if n_samples is None else d_o / n_samples
-            if gamma_o == 0.0:
-                weight = np.clip(vals - 1.0, 0.0, None)
-            else:
-                ell = debias_eigenvalues(vals, 1.0, gamma_o)
-                weight = ell * spike_cosine_sq(ell, 1.0, gamma_o)
-            keep = weight > 0
-            x = cov[np.ix_(s_rows, o_rows)] @ (vecs[:, keep] / np.sqrt(weight[keep]))
+            x, u_det, rest = condition_on_outside(cov, s_rows, o_rows, k_o, n_samples, d_o)
             c -= x @ x.T
-            step["conditioned_on"] = int(np.sum(keep))
-            u_det = vecs[:, keep]
-            rest = float(np.trace(cov[np.ix_(o_rows, o_rows)]) - np.sum(vals[keep]))
+            step["conditioned_on"] = int(u_det.shape[1])
         subs = [t for t in structure.blocks if t < b]
         r_all = structure.rank_of(b) + sum(structure.rank_of(t) for t in subs)
         f, spec = shrunk_factor((c + c.T) / 2.0, r_all, 1.0, n_samples,
@@ -457,6 +450,77 @@ def schur_shrink_loadings(
         step["rank"] = int(np.sum(vals > 1e-10 * max(float(np.max(vals, initial=0.0)), 1.0)))
         info[format_block(b)] = step
     return w, info
+
+
+def condition_on_outside(
+    cov: NDArray[np.float64],
+    s_rows: NDArray[np.intp],
+    o_rows: NDArray[np.intp],
+    k_o: int,
+    n_samples: int | None,
+    d_o: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
+    """The part of ``cov[S, S]`` explained by the detectable spikes of ``cov[O, O]``.
+
+    ``cov`` is whitened (noise ``I``). Of the top ``k_O`` eigenpairs
+    ``(lambda_j, v_j)`` of ``cov[O, O]`` the detectable ones (debiased spike
+    ``ell_j > 0`` at ``gamma_O = d_O / n``) give the columns
+    ``x_j = cov[S, O] v_j / sqrt(rho_j^2 lambda_j)``, so that ``x x^T`` estimates
+    ``W_S P W_S^T`` (``P`` the projection onto the latent directions seen by ``O``)
+    without bias. ``rho_j^2 = (1 - gamma_O / ell_j^2) / (1 + 1 / ell_j)`` is the
+    squared correlation of the sample score ``X_O v_j`` with its latent, and
+    ``rho_j^2 lambda_j = ell_j c_j^2 (1 + gamma_O / ell_j)^2`` with ``c_j^2`` the
+    squared eigenvector cosine (docs/shrinkage.md §5.2). With ``n_samples=None``
+    (population) the weight is ``lambda_j - 1``.
+
+    Parameters
+    ----------
+    cov : ndarray of shape (d, d)
+        Whitened covariance.
+    s_rows, o_rows : ndarray of int
+        Coordinates of the views in ``S`` and of the views outside it.
+    k_o : int
+        Total rank of the blocks meeting ``O``.
+    n_samples : int or None
+        Sample size; None for a population covariance.
+    d_o : int
+        The data's dimension of ``O`` (``gamma_O = d_O / n``); on the sample path it
+        exceeds ``len(o_rows)``.
+
+    Returns
+    -------
+    x : ndarray of shape (len(s_rows), k)
+        One column per detectable spike (``k <= k_O``); subtract ``x x^T``.
+    u_det : ndarray of shape (len(o_rows), k)
+        The detectable eigenvectors ``v_j``.
+    rest : float
+        ``tr cov[O, O]`` minus the detectable eigenvalues.
+
+    Examples
+    --------
+    At the population level the conditioning removes the shared block exactly:
+
+    >>> import numpy as np, hcl_stats as hs
+    >>> from hcl_stats.estimators.shrinkage import condition_on_outside
+    >>> m = hs.HierarchicalFactorModel.random((4, 5), "AB:1", noise_var=1.0, rng=0)
+    >>> x, u, rest = condition_on_outside(m.covariance(), np.arange(4), np.arange(4, 9),
+    ...                                   1, None, 5)
+    >>> w_a = m.loadings[:4]
+    >>> bool(np.allclose(x @ x.T, w_a @ w_a.T)), u.shape
+    (True, (5, 1))
+    """
+    vals, vecs = top_eigh(cov[np.ix_(o_rows, o_rows)], k_o)
+    gamma_o = 0.0 if n_samples is None else d_o / n_samples
+    if gamma_o == 0.0:
+        weight = np.clip(vals - 1.0, 0.0, None)
+    else:
+        ell = debias_eigenvalues(vals, 1.0, gamma_o)
+        safe = np.where(ell > 0, ell, 1.0)
+        weight = ell * spike_cosine_sq(ell, 1.0, gamma_o) * (1.0 + gamma_o / safe) ** 2
+    keep = weight > 0
+    x = cov[np.ix_(s_rows, o_rows)] @ (vecs[:, keep] / np.sqrt(weight[keep]))
+    rest = float(np.trace(cov[np.ix_(o_rows, o_rows)]) - np.sum(vals[keep]))
+    return x, vecs[:, keep], rest
 
 
 def _leaked(cov, s_rows, o_rows, u_det, rest, f, spec, n_samples, z, share, d_o):
