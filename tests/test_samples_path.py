@@ -110,7 +110,7 @@ def test_reduced_covariance_is_the_covariance_in_the_row_space_basis(rng):
     xs = [rng.standard_normal((15, 4)) + 3.0, rng.standard_normal((15, 40))]
     cov, red = reduce_views(xs, 15)
     assert red.dims == (4, 14)  # centring removes one direction of the wide view
-    basis = red.bases[1]
+    basis = red.basis(1)
     np.testing.assert_allclose(basis.T @ basis, np.eye(14), atol=1e-12)
     q = np.zeros((44, 18))
     q[:4, :4] = np.eye(4)
@@ -139,7 +139,7 @@ def test_wide_view_basis_through_the_gram_without_an_svd(rng, monkeypatch):
     cov, red = reduce_views(xs, 20)
     assert calls == []
     assert red.dims == (3, 19)
-    basis = red.bases[1]
+    basis = red.basis(1)
     np.testing.assert_allclose(basis.T @ basis, np.eye(19), atol=1e-12)
     full = np.cov(np.hstack(xs).T)
     q = scipy.linalg.block_diag(np.eye(3), basis)
@@ -156,7 +156,7 @@ def test_ill_conditioned_wide_view_falls_back_to_the_svd(rng, monkeypatch):
     x = (u * np.logspace(0, -8, n - 1)) @ v.T + 1.0
     cov, red = reduce_views([x], n)
     assert calls == [(n, d)]
-    basis = red.bases[0]
+    basis = red.basis(0)
     np.testing.assert_allclose(basis.T @ basis, np.eye(red.dims[0]), atol=1e-12)
     full = np.cov(x.T)
     np.testing.assert_allclose(basis @ cov @ basis.T, full, atol=1e-12 * np.abs(full).max())
@@ -299,3 +299,115 @@ def test_auto_takes_the_sample_path_only_where_it_shrinks_the_problem(rng):
     wide = hs.HierarchicalFactorModel.random((5, 100), "AB:1 B:1", rng=rng).sample(40, rng=rng)
     assert estimators.MaskedShrink().fit(wide, structure="AB:1 B:1").diagnostics.extra[
         "path"] == "samples"
+
+
+def _schur_block_grams(w, dims, structure):
+    off = np.concatenate([[0], np.cumsum(dims)])
+    out = {}
+    for b in structure.blocks:
+        rows = np.concatenate([np.arange(off[m], off[m + 1]) for m in sorted(b)])
+        wb = w[rows][:, structure.columns(b)]
+        out[b] = wb @ wb.T
+    return out
+
+
+@settings(max_examples=40)
+@given(
+    design=structures_and_dims(max_views=3, max_blocks=4, max_rank=2),
+    widen=st.lists(st.integers(0, 30), min_size=3, max_size=3),
+    n_extra=st.integers(0, 20),
+    seed=st.integers(0, 2**16),
+)
+def test_schur_factored_route_matches_the_dense_one(design, widen, n_extra, seed):
+    """``schur_loadings`` with ``factor=(Z, sigma^2)`` computes the same loadings.
+
+    ``s_w = Z^T Z - sigma^2 I``: view subsets with more coordinates than ``n`` take
+    their eigenpairs in the ``n``-dimensional space of ``Z`` (the Gram of ``Z_O``
+    for a conditioning step, a thin QR of ``[Z_S; L^T]^T`` for a block); narrower
+    ones, and a block whose wanted eigenvalues are not all from that space, take
+    the dense ``eigh``. Every block Gram agrees to 1e-8 of ``||s_w||``.
+    """
+    from hcl_stats.estimators import schur_loadings
+
+    structure, dims = design
+    dims = tuple(d + w for d, w in zip(dims, widen, strict=False))
+    n = structure.total_rank + 2 + n_extra
+    model = hs.HierarchicalFactorModel.random(dims, structure, noise_var=1.0, rng=seed)
+    x = np.hstack(model.sample(n, rng=np.random.default_rng(seed + 1)).Xs)
+    z = (x - x.mean(axis=0)) / np.sqrt(n - 1.0)
+    s_w = z.T @ z - np.eye(z.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dense, _ = schur_loadings(s_w, dims, structure, strict=False)
+        factored, _ = schur_loadings(s_w, dims, structure, strict=False, factor=(z, 1.0))
+    ga = _schur_block_grams(dense, dims, structure)
+    gb = _schur_block_grams(factored, dims, structure)
+    scale = float(np.linalg.norm(s_w))
+    for blk in ga:
+        assert float(np.linalg.norm(ga[blk] - gb[blk])) <= 1e-8 * scale, blk
+
+
+def test_schur_factored_block_falls_back_when_the_complement_interleaves(rng):
+    """With ``n = 2`` and one column in ``L``, ``Z^T Z - L L^T`` has two positive
+    eigenvalues and one negative one on the span of ``[Z; L^T]`` (interlacing), and
+    zeros elsewhere: its third largest eigenvalue is a zero of the complement, not
+    one of the ``3 x 3`` core, so the factored route hands the top 3 over to the
+    dense ``eigh``. Without ``L`` the top 2 come from the core: factored route.
+    """
+    from hcl_stats.estimators.spectral import _schur_top
+
+    z = rng.standard_normal((2, 20))
+    shift = 0.5
+    s_w = z.T @ z - shift * np.eye(20)
+    sl = [slice(0, 20)]
+    low = 3.0 * rng.standard_normal((20, 1))
+    a, (vals, _) = _schur_top(s_w, sl, [low], 2, "joint", (z, shift))
+    assert a is not None  # the dense route
+    want = np.linalg.eigvalsh(s_w - low @ low.T)[::-1][:3]
+    np.testing.assert_allclose(vals, want, atol=1e-10 * np.abs(want).max())
+    assert vals[2] == pytest.approx(-shift)
+    a, (vals, vecs) = _schur_top(s_w, sl, [], 1, "joint", (z, shift))
+    assert a is None  # the factored route
+    want, exact = np.linalg.eigh(s_w)
+    np.testing.assert_allclose(vals, want[::-1][:2], rtol=1e-12)
+    np.testing.assert_allclose(np.abs(vecs.T @ exact[:, ::-1][:, :2]), np.eye(2), atol=1e-10)
+
+
+def test_row_basis_products_match_the_explicit_basis(rng):
+    """A Gram-route basis is kept as ``V = Y^T C``: ``V w`` and ``V^T u`` through the
+    factors equal the products with the explicit orthonormal ``V``."""
+    from hcl_stats.estimators._samples import RowBasis
+
+    xs = [rng.standard_normal((20, 70)) + 5.0]
+    _, red = reduce_views(xs, 20)
+    basis = red.bases[0]
+    assert isinstance(basis, RowBasis)
+    v = red.basis(0)
+    assert v.shape == basis.shape == (70, 19)
+    np.testing.assert_allclose(v.T @ v, np.eye(19), atol=1e-12)
+    w = rng.standard_normal((19, 3))
+    u = rng.standard_normal((70, 3))
+    np.testing.assert_allclose(red.lift(w), v @ w, atol=1e-12)
+    np.testing.assert_allclose(red.project(u), v.T @ u, atol=1e-12)
+
+
+@pytest.mark.parametrize("decades", [1, 3, 5, 8])
+def test_gram_route_checks_orthonormality_where_it_is_worst(decades, rng):
+    """The Gram route forms only the basis columns of the smallest ``mu`` to check
+    ``|V^T V - I|``: their entries are the largest of the whole matrix."""
+    from hcl_stats.estimators._samples import GRAM_ORTHO_COLUMNS
+
+    n, d = 60, 300
+    u = np.linalg.qr(rng.standard_normal((n, n - 1)))[0]
+    u -= u.mean(axis=0)
+    sv = np.logspace(0, -decades, n - 1)
+    rng.shuffle(sv)
+    y = (u * sv) @ np.linalg.qr(rng.standard_normal((d, n - 1)))[0].T
+    mu, vecs = np.linalg.eigh(y @ y.T)
+    mu, vecs = mu[::-1], vecs[:, ::-1]
+    keep = mu > mu[0] * 100 * n * np.finfo(float).eps
+    v = y.T @ (vecs[:, keep] / np.sqrt(mu[keep]))
+    full = np.abs(v.T @ v - np.eye(v.shape[1])).max()
+    tail = v[:, -GRAM_ORTHO_COLUMNS:]
+    part = np.abs(tail.T @ tail - np.eye(tail.shape[1])).max()
+    assert part >= 0.5 * full

@@ -176,9 +176,11 @@ class MaskedGradient(Estimator):
         s_sq_extra = problem.complement_fro2(noise)
         mask = structure.mask(dims)
         if init is None:
+            factor = (None if problem.reduction is None
+                      else problem.reduction.factor_of(problem.cov, noise))
             w0, _ = schur_loadings(s_w, dims, structure, variant=self.init_variant,
                                    strict=False, s_sq_extra=s_sq_extra,
-                                   cache=problem.cache)
+                                   cache=problem.cache, factor=factor)
             init_name = f"schur[{self.init_variant}]"
         else:
             if tuple(init.dims) != tuple(dims) or init.structure != structure:

@@ -10,7 +10,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
-from .._linalg import block_offsets, top_eigh, top_factor
+from .._linalg import block_offsets, canonical_signs, top_eigh, top_factor
 from .._validation import check_choice
 from ..exceptions import NotIdentifiableError, NumericalWarning
 from ..identifiability import require_schur_step
@@ -124,6 +124,7 @@ def schur_loadings(
     strict: bool = True,
     s_sq_extra: float = 0.0,
     cache: SpectralCache | None = None,
+    factor: tuple[NDArray[np.float64], float] | None = None,
 ) -> tuple[NDArray[np.float64], dict[str, list[float]]]:
     """Bottom-up Schur-complement loadings from a denoised covariance.
 
@@ -155,6 +156,13 @@ def schur_loadings(
     s_sq_extra : float, default=0.0
         Added to ``||s_w||_F^2`` in the condition numbers of the warnings: the
         complement term of a reduced ``s_w`` (sample-space path).
+    cache : SpectralCache, optional
+        Memoises the whole recursion.
+    factor : (ndarray of shape (n, d), float), optional
+        ``(Z, sigma^2)`` with ``s_w = Z^T Z - sigma^2 I`` (sample-space path, one
+        noise variance). Where a view subset has more coordinates than ``Z`` has
+        rows, its eigenpairs are then taken in the ``n``-dimensional space of
+        ``Z`` (``variant='joint'``): the same loadings up to rounding.
 
     Returns
     -------
@@ -202,7 +210,7 @@ def schur_loadings(
         return cache.memo(
             "schur_loadings", (s_w,), (tuple(dims), structure, variant, k_os, s_sq_extra),
             lambda: schur_loadings(s_w, dims, structure, variant=variant, strict=strict,
-                                   s_sq_extra=s_sq_extra),
+                                   s_sq_extra=s_sq_extra, factor=factor),
         )
     off = block_offsets(dims)
     rows = [np.arange(off[m], off[m + 1]) for m in range(len(dims))]
@@ -217,19 +225,18 @@ def schur_loadings(
     # every BLAS/LAPACK call of this loop is scipy's (the GEMM below as well): numpy
     # and scipy load separate OpenBLAS copies whose idle workers spin, so mixing the
     # two libraries in a loop makes their thread pools fight (_linalg.one_blas_thread)
+    if variant != "joint":
+        factor = None
     for b in sorted(structure.blocks, key=len):
         s_rows = np.concatenate([rows[m] for m in sorted(b)])
         s_sl = [slice(off[m], off[m + 1]) for m in sorted(b)]
         outside = [m for m in range(len(dims)) if m not in b]
-        a = _sym_block(s_w, s_sl, s_sl)
         downdate = []  # columns L with A_S = S_W[S,S] - L L^T
         if outside:
             o_sl = [slice(off[m], off[m + 1]) for m in outside]
             d_o = int(sum(dims[m] for m in outside))
             k_o = _schur_k_o(structure, dims, b, d_o, strict)
-            # one eigendecomposition serves the gap check and the truncated inverse
-            o_vals, o_vecs = top_eigh(_sym_block(s_w, o_sl, o_sl), min(k_o + 1, d_o),
-                                      overwrite=True)
+            o_vals, column = _conditioning(s_w, s_sl, o_sl, k_o, d_o, factor)
             cond = _gap_condition(o_vals, k_o, scale) if k_o else 0.0
             if cond > COND_WARN:
                 warnings.warn(
@@ -243,19 +250,11 @@ def schur_loadings(
                     NumericalWarning,
                     stacklevel=4,
                 )
-            top = o_vals[:k_o]
-            inv = np.zeros_like(top)
-            inv[top > 0] = 1.0 / np.sqrt(top[top > 0])
-            half = o_vecs[:, :k_o] * inv  # B B^T = rank-k_O pseudo-inverse of S_W[O,O]
-            # S_W[S,O] B through scipy's BLAS, laid out as numpy's `@` would call it
-            # (bit-identical to `_sym_block(...) @ half` with one thread)
-            downdate.append(scipy.linalg.blas.dgemm(
-                1.0, half.T, _sym_block(s_w, s_sl, o_sl), trans_b=1).T)
+            downdate.append(column)
         downdate += [w[s_rows, structure.columns(t)] for t in structure.blocks if t < b]
-        a = _downdate_lower(a, downdate)  # only the lower triangle of `a` is used below
-        cols = structure.columns(b)
         r = structure.rank_of(b)
-        vals, vecs = top_eigh(a, min(r + 1, a.shape[0]), overwrite=variant == "joint")
+        a, (vals, vecs) = _schur_top(s_w, s_sl, downdate, r, variant, factor)
+        cols = structure.columns(b)
         spectra[format_block(b)] = [float(v) for v in vals]
         _warn_clipped(vals, r, f"block {format_block(b)}: Schur complement A_S")
         cond = _gap_condition(vals, r, scale)
@@ -286,6 +285,70 @@ def schur_loadings(
                 w[rows[m], cols] = top_factor(a[np.ix_(idx, idx)], r)
                 local += dims[m]
     return w, spectra
+
+
+def _columns(sl: list[slice]) -> NDArray[np.intp]:
+    return np.concatenate([np.arange(x.start, x.stop) for x in sl])
+
+
+def _conditioning(s_w, s_sl, o_sl, k_o: int, d_o: int, factor) -> tuple[NDArray, NDArray]:
+    """Top ``min(k_O + 1, d_O)`` eigenvalues of ``S_W[O,O]`` and ``S_W[S,O] B``.
+
+    ``B B^T`` is the rank-``k_O`` pseudo-inverse of ``S_W[O,O]`` (one
+    eigendecomposition serves it and the gap check). With ``factor = (Z, sigma^2)``
+    and ``d_O`` above the ``n`` rows of ``Z``, the eigenpairs come from the
+    ``n x n`` Gram ``Z_O Z_O^T = U diag(mu) U^T``: ``S_W[O,O]`` has eigenvalues
+    ``mu - sigma^2`` on ``Z_O^T U diag(mu)^(-1/2)`` and ``-sigma^2`` elsewhere,
+    and ``S_W[S,O] B = Z_S^T U diag(sqrt(mu / (mu - sigma^2)))`` on the positive
+    ones.
+    """
+    k = min(k_o + 1, d_o)
+    if factor is not None and d_o > factor[0].shape[0]:
+        z, shift = factor
+        z_o = z[:, _columns(o_sl)]
+        mu, u = top_eigh(z_o @ z_o.T, min(k, z.shape[0]), overwrite=True)
+        o_vals = np.concatenate([mu - shift, np.full(k - mu.size, -shift)])
+        top = o_vals[:k_o]
+        ratio = np.zeros_like(top)
+        ratio[top > 0] = np.sqrt(mu[:k_o][top > 0] / top[top > 0])
+        return o_vals, z[:, _columns(s_sl)].T @ (u[:, :k_o] * ratio)
+    o_vals, o_vecs = top_eigh(_sym_block(s_w, o_sl, o_sl), k, overwrite=True)
+    top = o_vals[:k_o]
+    inv = np.zeros_like(top)
+    inv[top > 0] = 1.0 / np.sqrt(top[top > 0])
+    half = o_vecs[:, :k_o] * inv  # B B^T = rank-k_O pseudo-inverse of S_W[O,O]
+    # S_W[S,O] B through scipy's BLAS, laid out as numpy's `@` would call it
+    # (bit-identical to `_sym_block(...) @ half` with one thread)
+    return o_vals, scipy.linalg.blas.dgemm(
+        1.0, half.T, _sym_block(s_w, s_sl, o_sl), trans_b=1).T
+
+
+def _schur_top(s_w, s_sl, downdate: list[NDArray], r: int, variant: str, factor):
+    """``A_S = S_W[S,S] - L L^T`` and its top ``min(r + 1, d_S)`` eigenpairs.
+
+    ``A_S`` is returned as its lower triangle, or None on the factored route. With ``factor = (Z, sigma^2)`` and ``n + c < d_S`` (``c`` columns in ``L``),
+    ``A_S + sigma^2 I = G^T J G`` with ``G = [Z_S; L^T]`` and
+    ``J = diag(I_n, -I_c)``; the thin QR ``G^T = Q R`` gives its non-zero
+    eigenpairs from the ``(n + c)``-square ``R J R^T``. When one of the wanted
+    eigenvalues of ``R J R^T`` is negative, the complement's eigenvalue
+    ``-sigma^2`` interleaves, and the dense route is taken instead.
+    """
+    d_s = sum(x.stop - x.start for x in s_sl)
+    k = min(r + 1, d_s)
+    parts = [x for x in downdate if x.shape[1]]
+    c = sum(x.shape[1] for x in parts)
+    if factor is not None and factor[0].shape[0] + c < d_s:
+        z, shift = factor
+        n = z.shape[0]
+        g_t = np.concatenate([z[:, _columns(s_sl)].T, *parts], axis=1)
+        q, rr = scipy.linalg.qr(g_t, mode="economic", check_finite=False)
+        signs = np.concatenate([np.ones(n), -np.ones(c)])
+        core = (rr * signs) @ rr.T
+        mu, y = top_eigh((core + core.T) / 2.0, min(k, n + c), overwrite=True)
+        if mu.size == k and mu[-1] >= 0.0:
+            return None, (mu - shift, canonical_signs(q @ y))
+    a = _downdate_lower(_sym_block(s_w, s_sl, s_sl), downdate)
+    return a, top_eigh(a, k, overwrite=variant == "joint")
 
 
 def _sym_block(s_w: NDArray, rows: list[slice], cols: list[slice]) -> NDArray:
@@ -395,10 +458,12 @@ class SchurComplement(Estimator):
     def _fit(self, problem: Problem, rng: np.random.Generator) -> RawFit:
         noise = problem.noise_variance()
         s_w = signal_covariance(problem.cov, problem.dims, noise)
+        factor = (None if problem.reduction is None
+                  else problem.reduction.factor_of(problem.cov, noise))
         w, spectra = schur_loadings(s_w, problem.dims, problem.structure,
                                     variant=self.variant,
                                     s_sq_extra=problem.complement_fro2(noise),
-                                    cache=problem.cache)
+                                    cache=problem.cache, factor=factor)
         return RawFit(
             w,
             noise,
