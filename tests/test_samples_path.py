@@ -22,6 +22,7 @@ from strategies import structures_and_dims
 
 import hcl_stats as hs
 from hcl_stats import estimators
+from hcl_stats._linalg import top_eigh
 from hcl_stats.estimators._samples import reduce_views
 from hcl_stats.exceptions import ValidationError
 
@@ -347,30 +348,38 @@ def test_schur_factored_route_matches_the_dense_one(design, widen, n_extra, seed
         assert float(np.linalg.norm(ga[blk] - gb[blk])) <= 1e-8 * scale, blk
 
 
-def test_schur_factored_block_falls_back_when_the_complement_interleaves(rng):
+def test_schur_factored_block_falls_back_when_the_complement_interleaves(rng, monkeypatch):
     """With ``n = 2`` and one column in ``L``, ``Z^T Z - L L^T`` has two positive
     eigenvalues and one negative one on the span of ``[Z; L^T]`` (interlacing), and
     zeros elsewhere: its third largest eigenvalue is a zero of the complement, not
     one of the ``3 x 3`` core, so the factored route hands the top 3 over to the
     dense ``eigh``. Without ``L`` the top 2 come from the core: factored route.
     """
-    from hcl_stats.estimators.spectral import _schur_top
+    from hcl_stats.estimators import spectral
 
+    sizes = []
+
+    def recording(a, k, **kwargs):
+        sizes.append(a.shape[0])
+        return top_eigh(a, k, **kwargs)
+
+    monkeypatch.setattr(spectral, "top_eigh", recording)
     z = rng.standard_normal((2, 20))
     shift = 0.5
     s_w = z.T @ z - shift * np.eye(20)
     sl = [slice(0, 20)]
     low = 3.0 * rng.standard_normal((20, 1))
-    a, (vals, _) = _schur_top(s_w, sl, [low], 2, "joint", (z, shift))
-    assert a is not None  # the dense route
+    _, (vals, _) = spectral._schur_top(s_w, sl, [low], 2, "joint", (z, shift))
+    assert sizes == [3, 20]  # the core, then the dense route
     want = np.linalg.eigvalsh(s_w - low @ low.T)[::-1][:3]
     np.testing.assert_allclose(vals, want, atol=1e-10 * np.abs(want).max())
     assert vals[2] == pytest.approx(-shift)
-    a, (vals, vecs) = _schur_top(s_w, sl, [], 1, "joint", (z, shift))
-    assert a is None  # the factored route
-    want, exact = np.linalg.eigh(s_w)
-    np.testing.assert_allclose(vals, want[::-1][:2], rtol=1e-12)
-    np.testing.assert_allclose(np.abs(vecs.T @ exact[:, ::-1][:, :2]), np.eye(2), atol=1e-10)
+    sizes.clear()
+    _, (vals, vecs) = spectral._schur_top(s_w, sl, [], 1, "joint", (z, shift))
+    assert sizes == [2]  # the factored route only
+    want, exact = top_eigh(s_w, 2)  # with the sign rule of canonical_signs
+    np.testing.assert_allclose(vals, want, rtol=1e-12)
+    np.testing.assert_allclose(vecs, exact, atol=1e-10)
 
 
 def test_row_basis_products_match_the_explicit_basis(rng):
@@ -391,23 +400,68 @@ def test_row_basis_products_match_the_explicit_basis(rng):
     np.testing.assert_allclose(red.project(u), v.T @ u, atol=1e-12)
 
 
-@pytest.mark.parametrize("decades", [1, 3, 5, 8])
-def test_gram_route_checks_orthonormality_where_it_is_worst(decades, rng):
-    """The Gram route forms only the basis columns of the smallest ``mu`` to check
-    ``|V^T V - I|``: their entries are the largest of the whole matrix."""
-    from hcl_stats.estimators._samples import GRAM_ORTHO_COLUMNS
-
-    n, d = 60, 300
+def _view_with_spectrum(rng, n, d, sv):
+    """An ``n x d`` view whose centred rows have singular values ``sv`` (n - 1 of them)."""
     u = np.linalg.qr(rng.standard_normal((n, n - 1)))[0]
     u -= u.mean(axis=0)
-    sv = np.logspace(0, -decades, n - 1)
-    rng.shuffle(sv)
-    y = (u * sv) @ np.linalg.qr(rng.standard_normal((d, n - 1)))[0].T
-    mu, vecs = np.linalg.eigh(y @ y.T)
-    mu, vecs = mu[::-1], vecs[:, ::-1]
-    keep = mu > mu[0] * 100 * n * np.finfo(float).eps
-    v = y.T @ (vecs[:, keep] / np.sqrt(mu[keep]))
-    full = np.abs(v.T @ v - np.eye(v.shape[1])).max()
-    tail = v[:, -GRAM_ORTHO_COLUMNS:]
-    part = np.abs(tail.T @ tail - np.eye(tail.shape[1])).max()
-    assert part >= 0.5 * full
+    return (u * sv) @ np.linalg.qr(rng.standard_normal((d, n - 1)))[0].T + 1.0
+
+
+def test_gram_route_checks_the_columns_of_the_smallest_mu(rng):
+    """Only the 16 smallest singular values are small (1e-4 of the others): the basis
+    columns the Gram route checks are those, so it refuses the view (a check of any
+    other 16 columns would pass it); the SVD then gives an orthonormal basis."""
+    from hcl_stats.estimators._samples import GRAM_ORTHO_COLUMNS, RowBasis
+
+    n, d = 60, 300
+    sv = np.ones(n - 1)
+    sv[-GRAM_ORTHO_COLUMNS:] = np.logspace(-4, -4.5, GRAM_ORTHO_COLUMNS)
+    _, red = reduce_views([_view_with_spectrum(rng, n, d, sv)], n)
+    assert not isinstance(red.bases[0], RowBasis)  # refused: the SVD's explicit basis
+    v = red.basis(0)
+    np.testing.assert_allclose(v.T @ v, np.eye(v.shape[1]), atol=1e-12)
+
+
+@pytest.mark.parametrize("floor", [1e-1, 1e-2, 1e-3, 1e-4])
+def test_bases_accepted_by_the_gram_route_are_orthonormal(floor, rng):
+    """Views with a few unit singular values over a flat floor (where the largest
+    entry of ``|V^T V - I|`` need not lie among the checked columns): every basis
+    the Gram route accepts is orthonormal to 1e-9, a tenth of the 1e-8 to which
+    the two paths must agree."""
+    from hcl_stats.estimators._samples import RowBasis
+
+    for _ in range(10):
+        n = int(rng.choice([40, 60, 120]))
+        d = int(rng.choice([n + 20, 3 * n]))
+        sv = np.full(n - 1, floor * rng.uniform(0.5, 2.0))
+        sv[: rng.integers(1, 5)] = 1.0
+        sv[-16:] *= rng.uniform(0.7, 1.0)
+        _, red = reduce_views([_view_with_spectrum(rng, n, d, sv)], n)
+        v = red.basis(0)
+        err = np.abs(v.T @ v - np.eye(v.shape[1])).max()
+        assert err <= (1e-9 if isinstance(red.bases[0], RowBasis) else 1e-12)
+
+
+def test_schur_factored_conditioning_with_k_o_above_n(rng):
+    """``k_O = 4 > n - 1 = 2``: the Gram of ``Z_O`` has fewer eigenpairs than the
+    truncated inverse asks for; the rest of ``S_W[O,O]``'s top ``k_O + 1`` are
+    ``-sigma^2``, and the loadings equal the dense route's."""
+    from hcl_stats.estimators import schur_loadings
+    from hcl_stats.estimators.spectral import _conditioning
+
+    model = hs.HierarchicalFactorModel.random((30, 30), "AB:4 A:1", rng=rng)
+    x = np.hstack(model.sample(3, rng=rng).Xs)
+    z = (x - x.mean(axis=0)) / np.sqrt(2.0)
+    s_w = z.T @ z - np.eye(60)
+    a_sl, b_sl = [slice(0, 30)], [slice(30, 60)]
+    dense_vals, _ = _conditioning(s_w, a_sl, b_sl, 4, 30, None)
+    vals, column = _conditioning(s_w, a_sl, b_sl, 4, 30, (z, 1.0))
+    np.testing.assert_allclose(vals, dense_vals, atol=1e-10 * np.abs(dense_vals).max())
+    assert vals[-1] == -1.0  # the padding: an eigenvalue -sigma^2 of S_W[O,O]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dense, _ = schur_loadings(s_w, model.dims, model.structure, strict=False)
+        factored, _ = schur_loadings(s_w, model.dims, model.structure, strict=False,
+                                     factor=(z, 1.0))
+    np.testing.assert_allclose(factored @ factored.T, dense @ dense.T,
+                               atol=1e-10 * np.linalg.norm(s_w))

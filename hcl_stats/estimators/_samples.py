@@ -256,7 +256,7 @@ GRAM_NULL = 100.0
 GRAM_ORTHO_TOL = 1e-10
 
 #: Number of basis columns (those of the smallest ``mu``) whose orthonormality the
-#: Gram route checks.
+#: Gram route checks, to ``GRAM_ORTHO_TOL / 10``.
 GRAM_ORTHO_COLUMNS = 16
 
 
@@ -273,9 +273,12 @@ def _gram_basis(y: NDArray) -> tuple[NDArray, RowBasis] | None:
     ill-conditioned view, e.g. a dominant direction with ``mu_1 / mu_r > ~1e5``),
     and the caller takes the SVD. The rounding of the Gram enters ``V^T V - I``
     as ``(U^T E U)_ij / sqrt(mu_i mu_j)``, largest for the smallest ``mu``, so the
-    check forms only the ``GRAM_ORTHO_COLUMNS`` columns of the smallest ``mu``
-    (their entries were the maximum of the whole ``|V^T V - I|`` for spectra over
-    1 - 10 decades, ``n = 60``, ``d_m = 100`` and ``1000``; 2026-12-08).
+    check forms only the ``GRAM_ORTHO_COLUMNS`` columns of the smallest ``mu``. It
+    is a heuristic: on log-spaced spectra their block held the maximum of the
+    whole ``|V^T V - I|``, but where many ``mu`` sit on a flat floor the maximum
+    can lie outside it (a review found it 2.4 times the block's on one such view,
+    and up to 11 times in scans). The block is therefore held to a tenth of
+    ``GRAM_ORTHO_TOL``.
     """
     n = y.shape[0]
     # numpy's LAPACK (dsyevd, as scipy's driver='evd': the same bits with one thread),
@@ -293,7 +296,7 @@ def _gram_basis(y: NDArray) -> tuple[NDArray, RowBasis] | None:
     tail = y.T @ coef[:, -GRAM_ORTHO_COLUMNS:]
     gap = tail.T @ tail
     gap[np.diag_indices_from(gap)] -= 1.0
-    if not float(np.max(np.abs(gap))) <= GRAM_ORTHO_TOL:
+    if not float(np.max(np.abs(gap))) <= GRAM_ORTHO_TOL / 10.0:
         return None
     return u * s, RowBasis(y, coef)
 

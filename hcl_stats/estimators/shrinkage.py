@@ -465,9 +465,10 @@ def condition_on_outside(
     ``cov`` is whitened (noise ``I``). Of the top ``k_O`` eigenpairs
     ``(lambda_j, v_j)`` of ``cov[O, O]`` the detectable ones (debiased spike
     ``ell_j > 0`` at ``gamma_O = d_O / n``) give the columns
-    ``x_j = cov[S, O] v_j / sqrt(rho_j^2 lambda_j)``, so that ``x x^T`` estimates
-    ``W_S P W_S^T`` (``P`` the projection onto the latent directions seen by ``O``)
-    without bias. ``rho_j^2 = (1 - gamma_O / ell_j^2) / (1 + 1 / ell_j)`` is the
+    ``x_j = cov[S, O] v_j / sqrt(rho_j^2 lambda_j)``, so that the signal part of
+    ``x x^T`` estimates ``W_S P W_S^T`` (``P`` the projection onto the latent
+    directions seen by ``O``) without bias; ``x x^T`` also carries noise of about
+    ``1 / (n rho_j^2)`` per coordinate, which is not removed. ``rho_j^2 = (1 - gamma_O / ell_j^2) / (1 + 1 / ell_j)`` is the
     squared correlation of the sample score ``X_O v_j`` with its latent, and
     ``rho_j^2 lambda_j = ell_j c_j^2 (1 + gamma_O / ell_j)^2`` with ``c_j^2`` the
     squared eigenvector cosine (docs/shrinkage.md §5.2). With ``n_samples=None``

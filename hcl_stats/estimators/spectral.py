@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from .._linalg import block_offsets, canonical_signs, top_eigh, top_factor
 from .._validation import check_choice
-from ..exceptions import NotIdentifiableError, NumericalWarning
+from ..exceptions import NotIdentifiableError, NumericalWarning, SolverError
 from ..identifiability import require_schur_step
 from ..structure import Structure, format_block
 from ._base import Estimator, Problem, RawFit, check_positive_noise, signal_covariance
@@ -208,7 +208,8 @@ def schur_loadings(
             for b in sorted(structure.blocks, key=len) if len(b) < len(dims)
         )
         return cache.memo(
-            "schur_loadings", (s_w,), (tuple(dims), structure, variant, k_os, s_sq_extra),
+            "schur_loadings", (s_w,),
+            (tuple(dims), structure, variant, k_os, s_sq_extra, factor is not None),
             lambda: schur_loadings(s_w, dims, structure, variant=variant, strict=strict,
                                    s_sq_extra=s_sq_extra, factor=factor),
         )
@@ -308,11 +309,14 @@ def _conditioning(s_w, s_sl, o_sl, k_o: int, d_o: int, factor) -> tuple[NDArray,
         z_o = z[:, _columns(o_sl)]
         mu, u = top_eigh(z_o @ z_o.T, min(k, z.shape[0]), overwrite=True)
         o_vals = np.concatenate([mu - shift, np.full(k - mu.size, -shift)])
-        top = o_vals[:k_o]
+        # k_O may exceed n: the eigenvalues beyond the n of the Gram are -sigma^2,
+        # whose columns of B are zero (as on the dense route) and are left out
+        m = min(k_o, mu.size)
+        top = o_vals[:m]
         ratio = np.zeros_like(top)
-        ratio[top > 0] = np.sqrt(mu[:k_o][top > 0] / top[top > 0])
-        return o_vals, z[:, _columns(s_sl)].T @ (u[:, :k_o] * ratio)
-    o_vals, o_vecs = top_eigh(_sym_block(s_w, o_sl, o_sl), k, overwrite=True)
+        ratio[top > 0] = np.sqrt(mu[:m][top > 0] / top[top > 0])
+        return o_vals, z[:, _columns(s_sl)].T @ (u[:, :m] * ratio)
+    o_vals, o_vecs = _top_eigh_of(lambda: _sym_block(s_w, o_sl, o_sl), k, True)
     top = o_vals[:k_o]
     inv = np.zeros_like(top)
     inv[top > 0] = 1.0 / np.sqrt(top[top > 0])
@@ -347,8 +351,27 @@ def _schur_top(s_w, s_sl, downdate: list[NDArray], r: int, variant: str, factor)
         mu, y = top_eigh((core + core.T) / 2.0, min(k, n + c), overwrite=True)
         if mu.size == k and mu[-1] >= 0.0:
             return None, (mu - shift, canonical_signs(q @ y))
-    a = _downdate_lower(_sym_block(s_w, s_sl, s_sl), downdate)
-    return a, top_eigh(a, k, overwrite=variant == "joint")
+    if variant != "joint":
+        a = _downdate_lower(_sym_block(s_w, s_sl, s_sl), downdate)
+        return a, top_eigh(a, k)
+    return None, _top_eigh_of(
+        lambda: _downdate_lower(_sym_block(s_w, s_sl, s_sl), downdate), k, True)
+
+
+def _top_eigh_of(build, k: int, overwrite: bool) -> tuple[NDArray, NDArray]:
+    """``top_eigh`` of the fresh matrix ``build()``, letting LAPACK overwrite it.
+
+    LAPACK's subset driver can return fewer than ``k`` eigenpairs when the
+    ``k``-th eigenvalue sits in a cluster of equal ones (a rank-deficient block:
+    the repeated ``-sigma^2``); ``top_eigh`` then needs the matrix, which the
+    overwrite destroyed, so it is built again and decomposed without overwrite.
+    """
+    try:
+        return top_eigh(build(), k, overwrite=overwrite)
+    except SolverError:
+        if not overwrite:
+            raise
+        return top_eigh(build(), k)
 
 
 def _sym_block(s_w: NDArray, rows: list[slice], cols: list[slice]) -> NDArray:
@@ -410,8 +433,11 @@ class SchurComplement(Estimator):
         ``W_m^S W_{m'}^S^T`` are estimated. ``'view_diagonal'`` (alias
         ``'per_view'``) computes the same Schur complement and factors each view's
         diagonal block of it separately, which leaves the rotations of the views
-        in ``S`` incoherent; it is this package's simplification, not the official
-        code's rule (the two agree on the specific blocks only). ``'paper'``
+        in ``S`` incoherent (so the sample path and the covariance path agree on
+        each view's ``W_m^S W_m^S^T`` but may give the cross-view blocks opposite
+        signs: each path fixes the signs in its own coordinates); it is this
+        package's simplification, not the official code's rule (the two agree on
+        the specific blocks only). ``'paper'``
         reproduces the
         published initialiser (``HCL_SVD`` of the authors' public code) to
         round-off: level-wise deflation (the pairwise step conditions on the
