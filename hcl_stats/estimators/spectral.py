@@ -316,7 +316,7 @@ def _conditioning(s_w, s_sl, o_sl, k_o: int, d_o: int, factor) -> tuple[NDArray,
         ratio = np.zeros_like(top)
         ratio[top > 0] = np.sqrt(mu[:m][top > 0] / top[top > 0])
         return o_vals, z[:, _columns(s_sl)].T @ (u[:, :m] * ratio)
-    o_vals, o_vecs = _top_eigh_of(lambda: _sym_block(s_w, o_sl, o_sl), k, True)
+    o_vals, o_vecs = _top_eigh_of(lambda: _sym_block(s_w, o_sl, o_sl), k)
     top = o_vals[:k_o]
     inv = np.zeros_like(top)
     inv[top > 0] = 1.0 / np.sqrt(top[top > 0])
@@ -330,12 +330,13 @@ def _conditioning(s_w, s_sl, o_sl, k_o: int, d_o: int, factor) -> tuple[NDArray,
 def _schur_top(s_w, s_sl, downdate: list[NDArray], r: int, variant: str, factor):
     """``A_S = S_W[S,S] - L L^T`` and its top ``min(r + 1, d_S)`` eigenpairs.
 
-    ``A_S`` is returned as its lower triangle, or None on the factored route. With ``factor = (Z, sigma^2)`` and ``n + c < d_S`` (``c`` columns in ``L``),
-    ``A_S + sigma^2 I = G^T J G`` with ``G = [Z_S; L^T]`` and
-    ``J = diag(I_n, -I_c)``; the thin QR ``G^T = Q R`` gives its non-zero
-    eigenpairs from the ``(n + c)``-square ``R J R^T``. When one of the wanted
-    eigenvalues of ``R J R^T`` is negative, the complement's eigenvalue
-    ``-sigma^2`` interleaves, and the dense route is taken instead.
+    ``A_S`` is returned as its lower triangle for ``variant='view_diagonal'``,
+    which needs it, and as None otherwise. With ``factor = (Z, sigma^2)`` and
+    ``n + c < d_S`` (``c`` columns in ``L``), ``A_S + sigma^2 I = G^T J G`` with
+    ``G = [Z_S; L^T]`` and ``J = diag(I_n, -I_c)``; the thin QR ``G^T = Q R``
+    gives its non-zero eigenpairs from the ``(n + c)``-square ``R J R^T``. When
+    one of the wanted eigenvalues of ``R J R^T`` is negative, the complement's
+    eigenvalue ``-sigma^2`` interleaves, and the dense route is taken instead.
     """
     d_s = sum(x.stop - x.start for x in s_sl)
     k = min(r + 1, d_s)
@@ -355,10 +356,10 @@ def _schur_top(s_w, s_sl, downdate: list[NDArray], r: int, variant: str, factor)
         a = _downdate_lower(_sym_block(s_w, s_sl, s_sl), downdate)
         return a, top_eigh(a, k)
     return None, _top_eigh_of(
-        lambda: _downdate_lower(_sym_block(s_w, s_sl, s_sl), downdate), k, True)
+        lambda: _downdate_lower(_sym_block(s_w, s_sl, s_sl), downdate), k)
 
 
-def _top_eigh_of(build, k: int, overwrite: bool) -> tuple[NDArray, NDArray]:
+def _top_eigh_of(build, k: int) -> tuple[NDArray, NDArray]:
     """``top_eigh`` of the fresh matrix ``build()``, letting LAPACK overwrite it.
 
     LAPACK's subset driver can return fewer than ``k`` eigenpairs when the
@@ -367,10 +368,8 @@ def _top_eigh_of(build, k: int, overwrite: bool) -> tuple[NDArray, NDArray]:
     overwrite destroyed, so it is built again and decomposed without overwrite.
     """
     try:
-        return top_eigh(build(), k, overwrite=overwrite)
+        return top_eigh(build(), k, overwrite=True)
     except SolverError:
-        if not overwrite:
-            raise
         return top_eigh(build(), k)
 
 
