@@ -465,3 +465,29 @@ def test_schur_factored_conditioning_with_k_o_above_n(rng):
                                      factor=(z, 1.0))
     np.testing.assert_allclose(factored @ factored.T, dense @ dense.T,
                                atol=1e-10 * np.linalg.norm(s_w))
+
+
+def test_dense_schur_route_retries_when_the_subset_driver_comes_up_short(rng, monkeypatch):
+    """LAPACK's subset driver can return too few eigenpairs (the wanted eigenvalue
+    inside a cluster of equal ones); with the matrix overwritten, ``_top_eigh_of``
+    builds it again and decomposes it without overwrite: same eigenpairs."""
+    from hcl_stats.estimators import spectral
+    from hcl_stats.exceptions import SolverError
+
+    x = rng.standard_normal((30, 3))
+    a = x @ x.T
+    calls = []
+
+    def flaky(m, k, *, overwrite=False):
+        calls.append(overwrite)
+        if overwrite:
+            m[:] = np.nan  # LAPACK may leave the matrix destroyed
+            raise SolverError("returned 2 of the top 4 eigenpairs")
+        return top_eigh(m, k)
+
+    monkeypatch.setattr(spectral, "top_eigh", flaky)
+    vals, vecs = spectral._top_eigh_of(lambda: a.copy(), 4)
+    assert calls == [True, False]
+    want, exact = top_eigh(a, 4)
+    np.testing.assert_allclose(vals, want, atol=1e-12 * want[0])
+    np.testing.assert_allclose(np.abs(vecs[:, :3].T @ exact[:, :3]), np.eye(3), atol=1e-8)

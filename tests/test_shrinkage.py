@@ -354,7 +354,7 @@ def test_schur_shrink_without_n_equals_schur_complement_at_population_level(mode
 
 
 @pytest.mark.parametrize(("dims", "n"), [((40, 800), 100), ((40, 40), 2000)])
-def test_conditioning_on_the_outside_removes_the_shared_block_without_bias(dims, n, rng):
+def test_conditioning_on_the_outside_subtracts_the_shared_block_along_its_loadings(dims, n, rng):
     """SchurShrink's conditioning step (docs/shrinkage.md §5.2) on one shared spike.
 
     ``x = cov[A, B] v / sqrt(weight)`` must carry ``||w_A||^2`` along ``w_A``. The

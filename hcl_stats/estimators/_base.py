@@ -361,7 +361,7 @@ class Estimator(metaclass=_EstimatorMeta):
             ``'covariance'`` forms the ``d x d`` sample covariance.
             ``'samples'`` never does: each view wider than ``n`` is reduced to
             the row space of its centred data (through its ``n x n`` Gram, or a
-            thin SVD when that basis is not orthonormal to 1e-10) and the estimator runs
+            thin SVD when that basis fails an orthonormality check) and the estimator runs
             on the covariance of those scores, of size at most ``M n``, with the
             true dimensions in every rule that uses them; the loadings are mapped
             back (module :mod:`hcl_stats.estimators._samples`). Both paths give

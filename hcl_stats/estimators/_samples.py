@@ -251,8 +251,9 @@ def _view_scores(x: Any, n: int, reduce: bool
 #: at most that fraction of its norm.
 GRAM_NULL = 100.0
 
-#: Largest entry of ``|V^T V - I|`` accepted from the Gram route; above it the
-#: view's basis is recomputed by a thin SVD.
+#: Orthonormality tolerance of the Gram route's basis: the checked columns must
+#: have ``|V^T V - I|`` at most a tenth of it, else the view's basis is recomputed
+#: by a thin SVD (see :func:`_gram_basis`).
 GRAM_ORTHO_TOL = 1e-10
 
 #: Number of basis columns (those of the smallest ``mu``) whose orthonormality the

@@ -384,8 +384,9 @@ def schur_shrink_loadings(
        give ``C_S = cov[S, S] - sum_j cov[S, O] v_j v_j^T cov[O, S] / (rho_j^2
        lambda_j)`` (:func:`condition_on_outside`; ``rho_j^2 lambda_j = ell_j c_j^2
        (1 + gamma_O / ell_j)^2`` is the signal variance that ``cov[S, O] v_j``
-       carries, so the projection of the blocks meeting ``O`` is removed without
-       bias).
+       carries, so the signal of the blocks meeting ``O`` is removed without
+       bias to first order, asymptotically; a noise term of order ``1 / n`` per
+       coordinate is left).
     2. *Joint shrinkage.* ``C_S`` is an effective covariance of dimension
        ``d_S`` with noise ``I`` and ``n`` samples, whose spikes are the blocks
        ``T`` contained in ``S``. Its top ``R_S = sum_{T in S} r_T`` eigenpairs are
@@ -467,8 +468,9 @@ def condition_on_outside(
     ``ell_j > 0`` at ``gamma_O = d_O / n``) give the columns
     ``x_j = cov[S, O] v_j / sqrt(rho_j^2 lambda_j)``, so that the signal part of
     ``x x^T`` estimates ``W_S P W_S^T`` (``P`` the projection onto the latent
-    directions seen by ``O``) without bias; ``x x^T`` also carries noise of about
-    ``1 / (n rho_j^2)`` per coordinate, which is not removed. ``rho_j^2 = (1 - gamma_O / ell_j^2) / (1 + 1 / ell_j)`` is the
+    directions seen by ``O``) without bias to first order as ``n`` and ``d_O``
+    grow; ``x x^T`` also carries noise of about ``1 / (n rho_j^2)`` per
+    coordinate, which is not removed. ``rho_j^2 = (1 - gamma_O / ell_j^2) / (1 + 1 / ell_j)`` is the
     squared correlation of the sample score ``X_O v_j`` with its latent, and
     ``rho_j^2 lambda_j = ell_j c_j^2 (1 + gamma_O / ell_j)^2`` with ``c_j^2`` the
     squared eigenvector cosine (docs/shrinkage.md §5.2). With ``n_samples=None``
