@@ -470,11 +470,11 @@ def condition_on_outside(
     ``x x^T`` estimates ``W_S P W_S^T`` (``P`` the projection onto the latent
     directions seen by ``O``) without bias to first order as ``n`` and ``d_O``
     grow; ``x x^T`` also carries noise of about ``1 / (n rho_j^2)`` per
-    coordinate, which is not removed. ``rho_j^2 = (1 - gamma_O / ell_j^2) / (1 + 1 / ell_j)`` is the
-    squared correlation of the sample score ``X_O v_j`` with its latent, and
-    ``rho_j^2 lambda_j = ell_j c_j^2 (1 + gamma_O / ell_j)^2`` with ``c_j^2`` the
-    squared eigenvector cosine (docs/shrinkage.md §5.2). With ``n_samples=None``
-    (population) the weight is ``lambda_j - 1``.
+    coordinate, which is not removed. ``rho_j^2 = (1 - gamma_O / ell_j^2) /
+    (1 + 1 / ell_j)`` is the squared correlation of the sample score ``X_O v_j``
+    with its latent, and ``rho_j^2 lambda_j = ell_j c_j^2 (1 + gamma_O / ell_j)^2``
+    with ``c_j^2`` the squared eigenvector cosine (docs/shrinkage.md §5.2). With
+    ``n_samples=None`` (population) the weight is ``lambda_j - 1``.
 
     Parameters
     ----------
