@@ -36,6 +36,7 @@ def _assert_same_scores(a: dict, b: dict) -> None:
     for key in a:
         assert a[key]["rank"] == b[key]["rank"], key
         assert a[key]["k_outside"] == b[key]["k_outside"], key
+        assert a[key].get("leaked") == b[key].get("leaked"), key
         ea, eb = np.asarray(a[key]["eigenvalues"]), np.asarray(b[key]["eigenvalues"])
         assert ea.shape == eb.shape, key
         scale = max(float(np.max(np.abs(ea))), 1e-300)
@@ -54,9 +55,10 @@ def _assert_same_scores(a: dict, b: dict) -> None:
     n_extra=st.integers(0, 30),
     refit=st.sampled_from(["none", "schur", "masked_gradient"]),
     noise=st.sampled_from(["scalar", "per_view"]),
+    rule=st.sampled_from(["bound", "sharp"]),
     seed=st.integers(0, 2**16),
 )
-def test_schur_select_paths_agree(design, widen, n_extra, refit, noise, seed):
+def test_schur_select_paths_agree(design, widen, n_extra, refit, noise, rule, seed):
     """Same selection, scores, lowered ranks and block Grams on both paths, with
     views on both sides of n (and the eigenvalue lists padded by the complement)."""
     structure, dims = design
@@ -65,7 +67,10 @@ def test_schur_select_paths_agree(design, widen, n_extra, refit, noise, seed):
     model = hs.HierarchicalFactorModel.random(dims, structure, singular_values=(2.0, 6.0),
                                               rng=seed)
     data = model.sample(n, rng=np.random.default_rng(seed + 1))
-    a, b = fit_both_paths(estimators.SchurSelect(refit=refit, noise_rule=noise), data)
+    if rule == "sharp":  # it needs one noise variance (per_view is refused)
+        noise = "scalar"
+    a, b = fit_both_paths(estimators.SchurSelect(refit=refit, noise_rule=noise, rule=rule),
+                          data)
     if isinstance(a, type) or isinstance(b, type):  # refused: on both paths alike
         event("refused")
         assert a is b
