@@ -425,7 +425,7 @@ def block_evidence(
         (p-value None, decision ``'not tested'``): signal and edge only.
     n_boot : int, default=0
         Row resamples for the selection frequency (0: not computed).
-    learner : str or callable, default='schur_select'
+    learner : str, Estimator or callable, default='schur_select'
         The learner re-run on each resample (see :func:`selection_frequency`).
     resample : {'bootstrap', 'subsample'}, default='bootstrap'
     rng : None, int, SeedSequence or Generator
@@ -578,26 +578,40 @@ def _data_cov(views: Any) -> tuple[NDArray, tuple[int, ...], tuple[int, ...] | N
 
 
 # --------------------------------------------------------------------- frequency
-def _learner(learner: str | Callable[..., Structure]) -> tuple[str, Callable[..., Structure]]:
+def _learner(learner: Any) -> tuple[str, Callable[..., Structure]]:
     """``(name, f)`` with ``f(views, cov, dims, n_eff[, rng]) -> Structure``.
 
     A named learner's ``f`` takes the resample's generator as ``rng`` (used by the
     learners that draw random numbers, such as ``slide``'s folds); a user's callable
     keeps the four-argument form.
     """
-    if callable(learner):
+    from . import estimators
+
+    if isinstance(learner, estimators.Estimator):  # a configured learner
+        if not learner.learns_structure:
+            raise ValidationError(
+                f"learner must learn the structure; got the estimator {learner.name!r}, "
+                "which needs it given.")
+        est = learner
+    elif callable(learner):
         return getattr(learner, "__name__", "custom"), learner
-    learner = check_choice(learner, "learner", LEARNERS)
-    if learner in ("eigen", "correlation"):
+    else:
+        learner = check_choice(learner, "learner", LEARNERS)
+        est = None
+    if est is None and learner in ("eigen", "correlation"):
         from .workflow import select_structure
 
         def f(views, cov, dims, n_eff, rng=None, _m=learner):
             return select_structure(cov=cov, dims=dims, n_per_block=n_eff, method=_m).structure
 
         return f"select_structure({learner})", f
-    from . import estimators
-
-    est = estimators.get(learner)()
+    if est is None:
+        est = estimators.get(learner)()
+        learner = est.name
+    else:  # name a configured learner by its non-default options
+        changed = [f"{k}={v!r}" for k, v in est.get_params().items()
+                   if not k.startswith("_") and v != est.__dataclass_fields__[k].default]
+        learner = f"{est.name}({', '.join(changed)})" if changed else est.name
     if est.needs_data:
         def g(views, cov, dims, n_eff, rng=None):
             return est.fit(views, rng=rng).structure
@@ -668,8 +682,10 @@ def selection_frequency(
     Parameters
     ----------
     data : MultimodalData, MultiViewDataset or list of arrays
-    learner : {'schur_select', 'convex_fast', 'eigen', 'correlation', 'slide'} or callable
-        A callable takes ``(views, cov, dims, n_eff)`` and returns a Structure.
+    learner : {'schur_select', 'convex_fast', 'eigen', 'correlation', 'slide'}, Estimator or callable
+        A configured estimator that learns the structure (such as
+        ``SchurSelect(rule='sharp')``) is re-fitted as it is. A callable takes
+        ``(views, cov, dims, n_eff)`` and returns a Structure.
     n_boot : int, default=50
     resample : {'bootstrap', 'subsample'}, default='bootstrap'
     rng : None, int, SeedSequence or Generator

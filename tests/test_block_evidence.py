@@ -199,6 +199,46 @@ def test_selection_frequency_is_one_on_strong_blocks_and_order_free(rng):
     assert "| ABC | yes (1) | 1.00 | 1:6 |" in fr.to_markdown()
 
 
+def test_selection_frequency_refits_a_configured_learner(rng):
+    """A learner given as an estimator is re-fitted with its own options: on a shared
+    block that the wide view B cannot see (tests/test_schur_select.py), the
+    rule 'sharp' finds AB in every resample, where the default rule mostly finds A;
+    the default estimator given as an instance is the named learner."""
+    d_a, d_b, n = 40, 3200, 800  # subsamples of n / 2 = 400 distinct rows
+    w = np.zeros((d_a + d_b, 1))
+    for rows, norm2 in [(slice(0, d_a), 16.0), (slice(d_a, d_a + d_b), 2.4)]:
+        v = rng.standard_normal(rows.stop - rows.start)
+        w[rows, 0] = v / np.linalg.norm(v) * np.sqrt(norm2)
+    model = hs.HierarchicalFactorModel((d_a, d_b), hs.Structure.parse("AB:1", n_views=2),
+                                       w, 1.0)
+    data = model.sample(n, rng=rng)
+    sharp = selection_frequency(data, learner=hs.estimators.SchurSelect(rule="sharp"),
+                                n_boot=3, resample="subsample", rng=rng)
+    seed = int(rng.integers(2**32))
+    named = selection_frequency(data, n_boot=3, resample="subsample", rng=seed)
+    default = selection_frequency(data, learner=hs.estimators.SchurSelect(), n_boot=3,
+                                  resample="subsample", rng=seed)
+    assert sharp.frequency(frozenset({0, 1})) == 1.0
+    assert sharp.frequency(frozenset({0})) == 0.0
+    assert (named.blocks, named.rank_counts) == (default.blocks, default.rank_counts)
+    assert (sharp.learner, named.learner, default.learner) == (
+        "schur_select(rule='sharp')", "schur_select", "schur_select")
+
+
+def test_bootstrap_is_not_calibrated_on_wide_noise_and_subsampling_is(rng):
+    """Pure noise, d = (60, 80) > n = 100: a duplicated row of multinomial weight w adds
+    an eigenvalue near w ||x||^2 / n, above the noise edge of the n/2 samples the
+    learner is told, so bootstrap resamples select spurious blocks (5 of 10 on one
+    data set, docs/block_evidence.md section 4); n/2 distinct rows are an exact
+    sample of that size, and select none."""
+    views = [rng.standard_normal((100, d)) for d in (60, 80)]
+    seed = int(rng.integers(2**32))
+    boot = selection_frequency(views, n_boot=10, resample="bootstrap", rng=seed)
+    sub = selection_frequency(views, n_boot=10, resample="subsample", rng=seed)
+    assert sub.blocks == ()
+    assert boot.blocks != ()
+
+
 def test_selection_frequency_counts_refusals(rng):
     def refuse(views, cov, dims, n_eff):
         raise hs.exceptions.NotIdentifiableError("no")
@@ -234,6 +274,8 @@ def test_evidence_table_in_every_renderer(rng):
         ({"alpha": 1.5}, "alpha must be <= 1"),
         ({"n_null": -1}, "n_null must be >= 0"),
         ({"n_boot": 1, "learner": "nope"}, "learner must be one of"),
+        ({"n_boot": 1, "learner": hs.estimators.SchurComplement()},
+         "learner must learn the structure; got the estimator 'schur'"),
         ({"max_views": 2}, "M must be <= 2"),
     ],
 )

@@ -42,6 +42,51 @@ def test_fit_with_view_weights_is_the_weighted_estimator(data_file, tmp_path):
         np.testing.assert_allclose(res["loadings"], direct.loadings, atol=1e-12)
 
 
+@pytest.mark.parametrize("estimator", [None, "schur_select"])
+def test_select_rule_reaches_the_learner_and_its_evidence(data_file, tmp_path, estimator,
+                                                          monkeypatch):
+    """--select-rule sharp: the structure of SchurSelect(rule='sharp'), and the block
+    evidence re-runs that learner, not the default rule."""
+    path, _, data = data_file
+    out = tmp_path / "fit.npz"
+    seen = []
+    import hcl_stats.block_evidence as be
+
+    real = be.block_evidence
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["learner"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(be, "block_evidence", spy)
+    extra = [] if estimator is None else ["--estimator", estimator]
+    assert main(["fit", str(path), "--select-rule", "sharp", "--null-draws", "0",
+                 "--out", str(out), *extra]) == 0
+    direct = hs.estimators.SchurSelect(rule="sharp").fit(data)
+    with np.load(out) as res:
+        assert str(res["structure"]) == str(direct.structure)
+    assert isinstance(seen[0], hs.estimators.SchurSelect)
+    assert seen[0].rule == "sharp"
+
+
+def test_resample_reaches_the_selection_frequencies(data_file, tmp_path, monkeypatch):
+    path, _, _ = data_file
+    import hcl_stats.block_evidence as be
+
+    seen, real = [], be.block_evidence
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("resample"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(be, "block_evidence", spy)
+    for resample in ("subsample", None):
+        extra = [] if resample is None else ["--resample", resample]
+        assert main(["fit", str(path), "--null-draws", "0", "--bootstrap", "2",
+                     "--out", str(tmp_path / "f.npz"), *extra]) == 0
+    assert seen == ["subsample", "bootstrap"]
+
+
 def test_fit_from_csv_files(data_file, tmp_path):
     _, _, data = data_file
     paths = []
@@ -67,6 +112,12 @@ def test_fit_from_csv_files(data_file, tmp_path):
         (["--structure", "ABC:1", "--estimator", "schur", "--view-weights"],
          "--view-weights applies to --estimator masked_shrink only; got --estimator schur"),
         (["--structure", "ABC:1", "--out", "/nonexistent/dir/x.npz"], "does not exist"),
+        (["--structure", "ABC:1", "--select-rule", "sharp"],
+         "--select-rule applies to the schur_select learner only"),
+        (["--select", "eigen", "--select-rule", "sharp"], "got --select-rule sharp with "
+         "--select eigen."),
+        (["--estimator", "convex_fast", "--select-rule", "sharp"],
+         "got --select-rule sharp with --estimator convex_fast."),
     ],
 )
 def test_fit_errors_are_one_line_with_exit_code_2(data_file, tmp_path, capsys, args, message):

@@ -11,6 +11,7 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "if omitted it is learned from the data with --select",
     )
     _add_select_arg(p)
+    _add_select_rule_arg(p)
     p.add_argument(
         "--dataset",
         default=None,
@@ -142,6 +144,20 @@ def _add_select_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_select_rule_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--select-rule",
+        choices=("bound", "sharp"),
+        default=None,
+        help="schur_select only (the default learner, or --estimator schur_select): "
+        "the edges of its Schur spectra. 'bound' (default) adds a Frobenius bound "
+        "on the signal-by-noise cross term; 'sharp' uses unbiased conditioned "
+        "spikes, the rank-two cross term and a leak test; it is far better on wide "
+        "views (d_m several times n) and needs one noise variance (not with --noise "
+        "per_view); docs/convex.md section 8",
+    )
+
+
 def _add_view_weights_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--view-weights",
@@ -195,6 +211,8 @@ def _build_estimator(args: argparse.Namespace):
                 f"--estimator {args.estimator}."
             )
         kwargs["view_weights"] = True
+    if getattr(args, "select_rule", None) is not None and args.estimator == "schur_select":
+        kwargs["rule"] = args.select_rule
     return estimators.get(args.estimator)(**kwargs)
 
 
@@ -456,7 +474,7 @@ def run_fit(args: argparse.Namespace) -> int:
         from ..estimators.learn import learn_structure
 
         learned_s = learn_structure(data, selector, noise_rule=est.noise_rule,
-                                    rng=args.seed)
+                                    options=_select_options(args), rng=args.seed)
         structure = learned_s.structure
         for change in learned_s.changes:
             print(f"{selector}: lowered {change}", file=sys.stderr)
@@ -509,6 +527,17 @@ def _selector(args: argparse.Namespace, est) -> str | None:
             f"--select must not be combined with --structure (the structure is given, "
             f"nothing is learned); got --select {select} --structure {args.structure!r}."
         )
+    rule = getattr(args, "select_rule", None)
+    if rule is not None and (args.structure is not None or (
+            est.name != "schur_select" if est.learns_structure
+            else (select or DEFAULT_SELECTOR) != "schur_select")):
+        raise ValidationError(
+            "--select-rule applies to the schur_select learner only (the default "
+            "--select, or --estimator schur_select) when the structure is learned; got "
+            f"--select-rule {rule} with "
+            + (f"--structure {args.structure!r}." if args.structure is not None
+               else f"--estimator {est.name}." if est.learns_structure
+               else f"--select {select}."))
     if est.learns_structure:
         if select is not None:
             raise ValidationError(
@@ -519,6 +548,12 @@ def _selector(args: argparse.Namespace, est) -> str | None:
     if args.structure is not None:
         return None
     return DEFAULT_SELECTOR if select is None else select
+
+
+def _select_options(args: argparse.Namespace) -> dict | None:
+    """The learner's options from ``--select-rule`` (None: its defaults)."""
+    rule = getattr(args, "select_rule", None)
+    return None if rule is None else {"rule": rule}
 
 
 def _scale_warning(data, names, args) -> None:
@@ -558,6 +593,12 @@ def _add_evidence_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", type=cli_int(0), default=0, metavar="B",
                    help="row resamples for the selection frequencies (default 0: none; "
                    "costs B structure selections, with a progress bar)")
+    p.add_argument("--resample", choices=("bootstrap", "subsample"), default="bootstrap",
+                   help="how --bootstrap resamples the rows: 'bootstrap' (n rows with "
+                   "replacement, the learner told n/2) or 'subsample' (n/2 distinct "
+                   "rows). Use 'subsample' unless d is small against n: on pure noise "
+                   "with d near or above n, bootstrap resamples select spurious blocks "
+                   "(docs/block_evidence.md section 4)")
     p.add_argument("--seed", type=cli_int(0, 2**63 - 1), default=0,
                    help="seed of every random draw: the fit of a randomised estimator (slide's "
                    "folds), the structure learner, the null draws and resamples (default 0)")
@@ -576,8 +617,12 @@ def _with_evidence(args, data, result, est, learned: bool, selector: str | None 
     )
 
     name = est.name if est.learns_structure else selector
-    learner = (name if name in LEARNERS
-               else "convex_fast" if name == "convex" else "schur_select")
+    learner: Any = (name if name in LEARNERS
+                    else "convex_fast" if name == "convex" else "schur_select")
+    if learner == "schur_select" and _select_options(args):  # the rule it selected with
+        from ..estimators import SchurSelect
+
+        learner = SchurSelect(**_select_options(args))
     n_null = args.null_draws
     if n_null is None:
         n_null = default_null_draws(result.dims)
@@ -587,7 +632,7 @@ def _with_evidence(args, data, result, est, learned: bool, selector: str | None 
                   file=sys.stderr)
     ev = block_evidence(data, result, alpha=args.alpha, n_null=n_null,
                         n_boot=args.bootstrap, learner=learner, rng=args.seed,
-                        progress=args.bootstrap > 0)
+                        resample=args.resample, progress=args.bootstrap > 0)
     return attach_evidence(result, ev)
 
 
