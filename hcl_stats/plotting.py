@@ -100,6 +100,7 @@ STYLE_TABLE: dict[str, EstimatorStyle] = {
     "mofa": _s(2, "MOFA+"),
     "convex_fast": _s(9, "convex (fast)", dashed=True),
     "schur_select": _s(13, "Schur + structure selection"),
+    "schur_select_sharp": _s(12, "Schur + structure selection, sharp edges"),
     "pairwise": _s(16, "pairwise"),
     "pairwise_pwsel": _s(17, "pairwise, pairwise selection"),
     "complete_case": _s(18, "complete cases"),
