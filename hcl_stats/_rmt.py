@@ -564,3 +564,74 @@ def noise_var_mp_of_spectrum(
             "but the model needs positive noise."
         )
     return value
+
+
+def leaked_directions(
+    cross: NDArray[np.float64],
+    u: NDArray[np.float64],
+    rest: float,
+    dirs: list[NDArray[np.float64]],
+    variances: NDArray[np.float64],
+    spikes: NDArray[np.float64],
+    *,
+    noise_var: float,
+    d_o: int,
+    n_samples: int,
+    z: float,
+    share: float,
+) -> NDArray[np.bool_]:
+    """Leak test: which unit directions ``v`` of a Schur step still covary with ``O``.
+
+    For ``v`` in the span of blocks inside ``S``, ``x_O`` and ``v^T x_S`` are
+    independent, so the residual cross-covariance ``X = (I - U U^T) cross v``
+    (``cross`` the ``(d_O, d_S)`` block ``S[O, S]``, ``U`` the conditioned
+    directions of ``O``) has ``E ||X||^2 = var_v tr_rest / n`` (``var_v`` the
+    variance along ``v``, ``tr_rest`` the trace of ``S[O, O]`` outside ``U``), with
+    relative sd about ``sqrt(2 / d_O)``. A shared component too weak to be seen
+    in ``O`` adds to it: by the BBP bound its loading on ``O`` has
+    ``||w_O||^2 <= sigma^2 sqrt(d_O / n)``, so an excess ``e`` puts at least
+    ``e / (sigma^2 sqrt(d_O / n))`` of ``v``'s spike in such a component. ``v`` is
+    flagged when ``||X||^2`` exceeds its mean by ``z`` sds and that lower bound
+    exceeds ``share`` times ``v``'s spike (``share = 0``: every significant
+    direction). Used by ``schur_shrink`` (whitened, ``noise_var = 1``) and by the
+    rule ``'sharp'`` of the Schur selector.
+
+    Parameters
+    ----------
+    cross : ndarray of shape (d_O, d_S)
+    u : ndarray of shape (d_O, k)
+    rest : float
+        ``tr S[O, O]`` outside ``U``; nothing is flagged if it is not positive.
+    dirs : list of ndarray of shape (d_S,)
+        Unit directions.
+    variances, spikes : ndarray of shape (len(dirs),)
+    noise_var : float
+    d_o, n_samples : int
+    z, share : float
+
+    Returns
+    -------
+    ndarray of bool, shape (len(dirs),)
+
+    Examples
+    --------
+    A direction with no covariance with ``O`` is not flagged:
+
+    >>> import numpy as np
+    >>> leaked_directions(np.zeros((4, 2)), np.zeros((4, 0)), 4.0, [np.array([1.0, 0.0])],
+    ...                   np.array([2.0]), np.array([1.0]), noise_var=1.0, d_o=4,
+    ...                   n_samples=100, z=4.0, share=0.5).tolist()
+    [False]
+    """
+    out = np.zeros(len(dirs), dtype=bool)
+    if rest <= 0:
+        return out
+    limit = 1.0 + z * math.sqrt(2.0 / d_o)
+    bbp = noise_var * math.sqrt(d_o / n_samples)
+    for k, v in enumerate(dirs):
+        x = cross @ v
+        x = x - u @ (u.T @ x)
+        null = variances[k] * rest / n_samples
+        stat = float(x @ x)
+        out[k] = stat > limit * null and (stat - null) / bbp > share * spikes[k]
+    return out

@@ -27,6 +27,7 @@ from .._linalg import block_offsets, top_eigh
 from .._rmt import (
     debias_spikes,
     estimate_noise_var_mp,
+    leaked_directions,
     mp_median,
     noise_edge,
     noise_var_mp_of_spectrum,
@@ -212,28 +213,16 @@ def _two_by_two(noise_var, p_eff, d_s, n_samples, x2, sub_spikes):
 def _not_leaked(cross_os, cond, vals, vecs, spikes, noise_var, d_o, n_samples, z, share):
     """Rule ``'sharp'``: which counted directions of ``A_S`` do not covary with ``O``.
 
-    For an eigenvector ``v`` of ``A_S`` that belongs to a block inside ``S``, the
-    part of ``S_W[O,S] v`` outside the conditioned directions ``U`` of ``O`` has
-    squared norm about ``(lambda_v + sigma^2) tr_rest / n`` (relative sd
-    ``sqrt(2 / d_O)``). A shared component too weak to be seen in ``O`` adds to
-    it; by the BBP bound its loading on ``O`` has ``||w_O||^2 <= sigma^2
-    sqrt(d_O / n)``, so an excess ``e`` puts at least ``e / (sigma^2 sqrt(d_O /
-    n))`` of ``v``'s spike in such a component. ``v`` is dropped when the excess
-    is significant at ``z`` sds and that lower bound exceeds ``share`` times
-    its debiased spike. The test of ``schur_shrink``, in ``S_W`` units.
+    :func:`~hcl_stats._rmt.leaked_directions` in ``S_W`` units: the variance along
+    an eigenvector ``v`` of ``A_S`` is ``lambda_v + sigma^2``, its spike the
+    debiased one (clipped at 0). The test of ``schur_shrink``.
     """
-    keep = np.ones(vals.size, dtype=bool)
-    if cond.u is None or cond.rest <= 0:
-        return keep
-    limit = 1.0 + z * np.sqrt(2.0 / d_o)
-    bbp = noise_var * np.sqrt(d_o / n_samples)
-    for k in range(vals.size):
-        x = cross_os @ vecs[:, k]
-        x = x - cond.u @ (cond.u.T @ x)
-        null = (vals[k] + noise_var) * cond.rest / n_samples
-        stat = float(x @ x)
-        keep[k] = not (stat > limit * null and (stat - null) / bbp > share * max(spikes[k], 0.0))
-    return keep
+    if cond.u is None:
+        return np.ones(vals.size, dtype=bool)
+    return ~leaked_directions(
+        cross_os, cond.u, cond.rest, [vecs[:, k] for k in range(vals.size)],
+        vals + noise_var, np.clip(spikes, 0.0, None), noise_var=noise_var, d_o=d_o,
+        n_samples=n_samples, z=z, share=share)
 
 
 def select_structure_schur(

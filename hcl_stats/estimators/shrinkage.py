@@ -25,7 +25,6 @@ optimal for the whitened Gram loss, not for the raw one (see the docs).
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
@@ -35,7 +34,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .. import _rmt
 from .._linalg import block_offsets, one_blas_thread, top_eigh
-from .._rmt import mp_noise_var
+from .._rmt import leaked_directions, mp_noise_var
 from .._validation import check_bool, check_int, check_real
 from ..exceptions import BlockDroppedWarning
 from ..identifiability import require_schur_step
@@ -529,15 +528,12 @@ def condition_on_outside(
 def _leaked(cov, s_rows, o_rows, u_det, rest, f, spec, n_samples, z, share, d_o):
     """Flag kept directions of a Schur step that still covary with the views in O.
 
-    For a direction ``v`` of the conditioned covariance ``C_S`` that belongs to a
-    block inside ``S``, ``x_O`` and ``v^T x_S`` are independent, so the residual
-    cross-covariance ``X = (I - U U^T) cov[O, S] v`` (``U`` the detected directions
-    of ``O``) has ``E ||X||^2 = lambda_v tr_rest / n`` with relative sd about
-    ``sqrt(2 / d_O)``. A larger value means ``v`` is (part of) a shared component
-    that was undetectable in ``O`` and leaked into the step; it is dropped when,
-    in addition, the BBP bound ``||w_O||^2 <= sqrt(d_O / n)`` on such a component
-    implies that more than ``share`` of ``v``'s spike is shared (``share = 0``:
-    every significant direction is dropped).
+    :func:`~hcl_stats._rmt.leaked_directions` on the whitened covariance (noise
+    ``I``) for each direction with a positive shrinkage weight: a significant
+    residual cross-covariance with ``O`` means the direction is (part of) a shared
+    component that ``O`` could not resolve, and it is dropped when the BBP bound
+    puts more than ``share`` of its spike in that component (``share = 0``: every
+    significant direction is dropped).
     """
     weights = np.asarray(spec["weights"])
     lam = np.asarray(spec["eigenvalues"])
@@ -545,19 +541,11 @@ def _leaked(cov, s_rows, o_rows, u_det, rest, f, spec, n_samples, z, share, d_o)
     out = np.zeros(f.shape[1], dtype=bool)
     if rest <= 0:
         return out
-    cross = cov[np.ix_(o_rows, s_rows)]
-    limit = 1.0 + z * math.sqrt(2.0 / d_o)
-    for k in np.flatnonzero(weights > 0):
-        v = f[:, k] / np.linalg.norm(f[:, k])
-        x = cross @ v
-        x = x - u_det @ (u_det.T @ x)
-        null = lam[k] * rest / n_samples
-        excess = float(x @ x) - null
-        # a component undetectable in O has ||w_O||^2 <= sqrt(gamma_O) (BBP), so
-        # its energy along v is at least excess / sqrt(gamma_O): drop v when the
-        # test is significant and that lower bound exceeds share * (v's spike).
-        shared = excess / math.sqrt(d_o / n_samples)
-        out[k] = (float(x @ x) > limit * null) and (shared > share * spikes[k])
+    idx = np.flatnonzero(weights > 0)
+    out[idx] = leaked_directions(
+        cov[np.ix_(o_rows, s_rows)], u_det, rest,
+        [f[:, k] / np.linalg.norm(f[:, k]) for k in idx], lam[idx], spikes[idx],
+        noise_var=1.0, d_o=d_o, n_samples=n_samples, z=z, share=share)
     return out
 
 
