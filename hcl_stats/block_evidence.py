@@ -442,12 +442,12 @@ def block_evidence(
     -----
     The statistic of block ``S`` is ``T_S = lambda_1(A_S) / sigma_hat^2``, with
     ``A_S`` the Schur complement of :func:`~hcl_stats.estimators.selection.select_structure_schur`
-    and ``sigma_hat^2`` the Marchenko-Pastur bulk estimate, both recomputed on
-    every draw. Its null distribution is that of ``T_S`` on Gaussian data with
-    covariance ``W_0 W_0^T + Psi_hat``, ``W_0`` the fitted loadings without the
-    columns of ``S`` (all of them when ``S`` is not in the fit). Under pure
-    Gaussian noise ``T_S`` is scale free, so the test is exact up to Monte Carlo
-    error; otherwise it is a plug-in (parametric bootstrap) test, see
+    (with a ``SchurSelect`` learner's edge rule) and ``sigma_hat^2`` the MP bulk
+    estimate, both recomputed on every draw. Its null distribution is that of
+    ``T_S`` on Gaussian data with covariance ``W_0 W_0^T + Psi_hat``, ``W_0`` the
+    fitted loadings without the columns of ``S`` (all of them when ``S`` is not in
+    the fit). Under pure Gaussian noise ``T_S`` is scale free, so the test is exact
+    up to Monte Carlo error; otherwise it is a plug-in (parametric bootstrap) test, see
     docs/block_evidence.md for its measured size and where it breaks.
 
     Examples
@@ -493,8 +493,9 @@ def block_evidence(
         mp_noise(cov, cov_dims, n, per_view=per_view, full_dims=full_dims), dims)
     loadings = None if fit is None else np.asarray(fit.loadings)
 
+    rule = learner.rule if getattr(learner, "name", "") == "schur_select" else "bound"
     scores, sigma2 = schur_scores(cov, cov_dims, n, per_view=per_view, candidates=cands,
-                                  full_dims=full_dims)
+                                  full_dims=full_dims, rule=rule)
     keys = [format_block(b) for b in cands]
     observed = dict(zip(keys, _statistics(scores, sigma2, keys), strict=True))
     fitted = dict(zip(structure.blocks, structure.ranks, strict=True)) if structure else {}
@@ -517,7 +518,7 @@ def block_evidence(
             for _ in range(n_null):
                 null_cov, null_dims, null_full = draw(g)
                 sc, s2 = schur_scores(null_cov, null_dims, n, per_view=per_view,
-                                      candidates=sub_cands, full_dims=null_full)
+                                      candidates=sub_cands, full_dims=null_full, rule=rule)
                 t_star = _statistics(sc, s2, targets)
                 for k, t in zip(targets, t_star, strict=True):
                     exceed[k] += int(t >= observed[k])
@@ -589,9 +590,8 @@ def _learner(learner: Any) -> tuple[str, Callable[..., Structure]]:
 
     if isinstance(learner, estimators.Estimator):  # a configured learner
         if not learner.learns_structure:
-            raise ValidationError(
-                f"learner must learn the structure; got the estimator {learner.name!r}, "
-                "which needs it given.")
+            raise ValidationError("learner must learn the structure; got the estimator "
+                                  f"{learner.name!r}, which needs it given.")
         est = learner
     elif callable(learner):
         return getattr(learner, "__name__", "custom"), learner

@@ -225,6 +225,25 @@ def test_selection_frequency_refits_a_configured_learner(rng):
         "schur_select(rule='sharp')", "schur_select", "schur_select")
 
 
+def test_evidence_statistic_follows_the_learners_edge_rule(rng):
+    """With ``learner=SchurSelect(rule='sharp')`` the table's Schur complements are that
+    rule's: on the leak design (a shared block below the wide view's BBP limit) the
+    rule 'sharp' selects AB, not A, so AB's complement keeps its spike (signal > 0),
+    where the default rule projects A's direction out of it (signal 0 in 97 of 100
+    seeds)."""
+    w = np.zeros((3240, 1))
+    for rows, norm2 in [(slice(0, 40), 16.0), (slice(40, 3240), 2.4)]:
+        v = rng.standard_normal(rows.stop - rows.start)
+        w[rows, 0] = v / np.linalg.norm(v) * np.sqrt(norm2)
+    model = hs.HierarchicalFactorModel((40, 3200), hs.Structure.parse("AB:1", n_views=2),
+                                       w, 1.0)
+    data = model.sample(400, rng=rng)
+    est = hs.estimators.SchurSelect(rule="sharp")
+    ev = block_evidence(data, est.fit(data), n_null=0, learner=est)
+    assert ev.row("AB").fitted_rank == 1
+    assert ev.row("AB").signal > 0
+
+
 def test_bootstrap_is_not_calibrated_on_wide_noise_and_subsampling_is(rng):
     """Pure noise, d = (60, 80) > n = 100: a duplicated row of multinomial weight w adds
     an eigenvalue near w ||x||^2 / n, above the noise edge of the n/2 samples the

@@ -519,13 +519,14 @@ def mp_noise(cov: NDArray, dims: tuple[int, ...], n_samples: int, *, per_view: b
 def schur_scores(
     cov: NDArray, dims: tuple[int, ...], n_samples: int, *, per_view: bool = False,
     candidates: tuple[frozenset[int], ...] | None = None,
-    full_dims: tuple[int, ...] | None = None,
+    full_dims: tuple[int, ...] | None = None, rule: str = "bound",
 ) -> tuple[dict[str, Any], float]:
     """Scores of :func:`select_structure_schur` on a covariance, with its ``sigma^2``.
 
     The noise is :func:`mp_noise` (no ``K`` needed), subtracted per view or as
     one value; the edges use its mean. ``full_dims``: ``cov`` is reduced (sample
-    path). Used to explain a structure (the evidence table, the fallback scores
+    path). ``rule``: the edge rule (``'sharp'`` needs ``per_view=False``).
+    Used to explain a structure (the evidence table, the fallback scores
     of :func:`~hcl_stats.estimators.learn.learn_structure`).
 
     Returns
@@ -539,7 +540,7 @@ def schur_scores(
     s_w = signal_covariance(cov, dims, used)
     sigma2 = float(np.mean(noise))
     _, scores = select_structure_schur(s_w, dims, sigma2, n_samples, candidates=candidates,
-                                       full_dims=full_dims, complement_var=used)
+                                       full_dims=full_dims, complement_var=used, rule=rule)
     return scores, sigma2
 
 
