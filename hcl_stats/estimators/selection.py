@@ -71,7 +71,7 @@ class _Conditioned(NamedTuple):
     var: float  # variance of the conditioning leftover
     s_part: float  # summed S-parts of the conditioned spikes
     x2: float  # rule 'sharp': the largest squared cross term x^2 of one spike
-    u: NDArray | None  # the conditioned directions of O (rows of O)
+    u: NDArray | None  # the conditioned directions of O (None: no views outside S)
     rest: float  # tr S[O,O] outside them
 
 
@@ -217,8 +217,6 @@ def _not_leaked(cross_os, cond, vals, vecs, spikes, noise_var, d_o, n_samples, z
     an eigenvector ``v`` of ``A_S`` is ``lambda_v + sigma^2``, its spike the
     debiased one (clipped at 0). The test of ``schur_shrink``.
     """
-    if cond.u is None:
-        return np.ones(vals.size, dtype=bool)
     return ~leaked_directions(
         cross_os, cond.u, cond.rest, [vecs[:, k] for k in range(vals.size)],
         vals + noise_var, np.clip(spikes, 0.0, None), noise_var=noise_var, d_o=d_o,
