@@ -32,14 +32,21 @@ def test_fit_round_trip(data_file, tmp_path, capsys):
         assert float(res["noise_var"]) == pytest.approx(direct.noise_var)
 
 
-def test_fit_with_view_weights_is_the_weighted_estimator(data_file, tmp_path):
+@pytest.mark.parametrize(("flag", "weights"), [(None, True), ("--view-weights", True),
+                                              ("--no-view-weights", False)])
+def test_view_weights_flag_picks_the_estimator(data_file, tmp_path, flag, weights):
+    """The default fit shrinks with view weights; --no-view-weights with one weight per
+    component; on data where the two differ, each output is its own estimator's."""
     path, _, data = data_file
     out = tmp_path / "fit.npz"
-    assert main(["fit", str(path), "--structure", "ABC:1 A:1", "--view-weights",
-                 "--out", str(out)]) == 0
+    extra = [] if flag is None else [flag]
+    assert main(["fit", str(path), "--structure", "ABC:1 A:1", *extra, "--out", str(out)]) == 0
     with np.load(out) as res:
-        direct = hs.estimators.MaskedShrink(view_weights=True).fit(data, structure="ABC:1 A:1")
+        direct = hs.estimators.MaskedShrink(view_weights=weights).fit(data, structure="ABC:1 A:1")
+        other = hs.estimators.MaskedShrink(view_weights=not weights).fit(data,
+                                                                         structure="ABC:1 A:1")
         np.testing.assert_allclose(res["loadings"], direct.loadings, atol=1e-12)
+        assert np.abs(res["loadings"] - other.loadings).max() > 1e-8
 
 
 @pytest.mark.parametrize("estimator", [None, "schur_select"])
@@ -111,6 +118,8 @@ def test_fit_from_csv_files(data_file, tmp_path):
         (["--structure", "ABC:1", "--out", "x.txt"], "--out must end in .npz"),
         (["--structure", "ABC:1", "--estimator", "schur", "--view-weights"],
          "--view-weights applies to --estimator masked_shrink only; got --estimator schur"),
+        (["--structure", "ABC:1", "--estimator", "naive", "--no-view-weights"],
+         "--no-view-weights applies to --estimator masked_shrink only; got --estimator naive"),
         (["--structure", "ABC:1", "--out", "/nonexistent/dir/x.npz"], "does not exist"),
         (["--structure", "ABC:1", "--select-rule", "sharp"],
          "--select-rule applies to the schur_select learner only"),

@@ -185,3 +185,89 @@ def test_view_weights_must_be_a_bool(bad):
         hs.estimators.MaskedShrink(view_weights=bad)
     est = hs.estimators.MaskedShrink(view_weights=np.True_)
     assert est.view_weights is True
+
+
+@given(
+    sizes=st.lists(st.integers(1, 5), min_size=2, max_size=4),
+    k=st.integers(1, 4),
+    ell=st.lists(st.floats(0.01, 100.0), min_size=4, max_size=4),
+    c2=st.lists(st.floats(1e-12, 1.0), min_size=4, max_size=4),
+    seed=st.integers(0, 2**16),
+)
+def test_each_view_gram_is_bounded_by_the_spikes(sizes, k, ell, c2, seed):
+    # For any orthonormal V (views of d_m < k included) and any spikes and cosines:
+    # F_m^T F_m <= L^{1/2} P_m L^{1/2} <= L in the Loewner order, because the
+    # estimate keeps C P_m C <= Q_m (docs/shrinkage.md section 5.6). Without that step
+    # Q_m^+ amplified a nearly singular view without bound (1e6 times L).
+    p = sum(sizes)
+    k = min(k, p)
+    rng = np.random.default_rng(seed)
+    v = np.linalg.qr(rng.standard_normal((p, k)))[0]
+    ell_k, c2_k = np.array(ell[:k]), np.array(c2[:k])
+    q = np.array(sizes, dtype=float) / p
+    f, share = view_weighted_factor(v, ell_k, c2_k, _slices(sizes), q)
+    assert np.all(np.isfinite(f))
+    assert np.all((share >= 0.0) & (share <= 1.0 + 1e-12))
+    scale = 1.0 / np.sqrt(ell_k)
+    for rows in _slices(sizes):
+        g = (f[rows] * scale).T @ (f[rows] * scale)
+        assert np.linalg.eigvalsh(g)[-1] <= 1.0 + 1e-8
+
+
+def test_nearly_singular_view_does_not_inflate_the_fit():
+    # two coordinates per view and a rank-2 block with one weak component: Q_m is
+    # nearly singular. Before C P_m C <= Q_m was kept, the per-view factor gave
+    # ||W W^T|| = 22.9 on these data, against ||S|| = 6.7 and the truth's 3.36
+    model = hs.HierarchicalFactorModel.random((2, 2, 2), "ABC:2", rng=31,
+                                              singular_values=(0.3, 1.2))
+    data = model.sample(24, rng=1031)
+    s = np.cov(np.hstack(data.Xs).T)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = hs.estimators.MaskedShrink().fit(data, structure="ABC:2")
+        flat = hs.estimators.MaskedShrink(view_weights=False).fit(data, structure="ABC:2")
+    top = np.linalg.norm(fit.loadings @ fit.loadings.T, 2)
+    assert top <= np.linalg.norm(s, 2)
+    assert (hs.metrics.overall_gram_error(fit, model, relative=True)
+            <= hs.metrics.overall_gram_error(flat, model, relative=True))
+
+
+def test_view_weights_are_the_default():
+    assert hs.estimators.MaskedShrink().view_weights is True
+    model = hs.HierarchicalFactorModel.random((10, 40, 80), "ABC:2 A:1", noise_var=1.0,
+                                              singular_values=(2.0, 3.0), rng=5)
+    s = wishart_sample_cov(model, 200, rng=6)
+    kw = {"dims": model.dims, "structure": model.structure, "n_samples": 200}
+    fits = {vw: hs.estimators.MaskedShrink(view_weights=vw).fit_covariance(s, **kw)
+            for vw in (True, False)}
+    default = hs.estimators.MaskedShrink().fit_covariance(s, **kw)
+    np.testing.assert_array_equal(default.loadings, fits[True].loadings)
+    assert np.abs(fits[True].loadings - fits[False].loadings).max() > 1e-6
+    assert "view_signal_share" in default.diagnostics.extra["blocks"]["ABC"]
+
+
+def test_learn_passes_refit_options_to_its_refit():
+    model = hs.HierarchicalFactorModel.random((8, 12, 15), "ABC:2 AB:1 C:1", noise_var=1.0,
+                                              singular_values=(2.0, 3.0), rng=0)
+    data = model.sample(2000, rng=1)
+    learn = hs.estimators.get("learn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pinned = learn(select="eigen", refit_options={"view_weights": False}).fit(data)
+        default = learn(select="eigen").fit(data)
+        direct = hs.estimators.MaskedShrink(view_weights=False).fit(
+            data, structure=pinned.structure)
+    np.testing.assert_array_equal(pinned.loadings, direct.loadings)
+    assert np.abs(pinned.loadings - default.loadings).max() > 1e-6
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    ([("view_weights", False)], "refit_options must be a dict of keyword arguments"),
+    ({"noise_rule": "scalar"}, "refit_options must contain only keyword arguments"),
+    ({"bogus": 1}, "refit_options must contain only keyword arguments"),
+    ({"view_weights": "no"}, "refit_options=.* do not make a valid refit 'masked_shrink': "
+                             "view_weights must be True or False"),
+])
+def test_refit_options_errors_name_the_argument(bad, message):
+    with pytest.raises(ValidationError, match=message):
+        hs.estimators.get("learn")(refit_options=bad)

@@ -161,10 +161,12 @@ def _add_select_rule_arg(p: argparse.ArgumentParser) -> None:
 def _add_view_weights_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--view-weights",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="masked_shrink only: shrink each view's part of a shared block by its "
-        "own estimated signal share (docs/shrinkage.md section 5.6); helps where "
-        "views carry the signal unevenly per coordinate, e.g. wide omics views",
+        "own estimated signal share (docs/shrinkage.md section 5.6; the default). "
+        "--no-view-weights uses one weight per component, the default before "
+        "2026-12-08 and what the committed studies pin",
     )
 
 
@@ -204,13 +206,15 @@ def _build_estimator(args: argparse.Namespace):
     from .. import estimators
 
     kwargs = {"noise_rule": _parse_noise(args.noise)}
-    if getattr(args, "view_weights", False):
+    view_weights = getattr(args, "view_weights", None)
+    if view_weights is not None:
         if args.estimator != "masked_shrink":
+            flag = "--view-weights" if view_weights else "--no-view-weights"
             raise ValidationError(
-                "--view-weights applies to --estimator masked_shrink only; got "
+                f"{flag} applies to --estimator masked_shrink only; got "
                 f"--estimator {args.estimator}."
             )
-        kwargs["view_weights"] = True
+        kwargs["view_weights"] = view_weights
     if getattr(args, "select_rule", None) is not None and args.estimator == "schur_select":
         kwargs["rule"] = args.select_rule
     return estimators.get(args.estimator)(**kwargs)

@@ -95,9 +95,50 @@ def view_weighted_factor(
         p_m = (q_m - q * np.diag(noise_part)) / c[:, None] / c[None, :]
         vals, basis = np.linalg.eigh((p_m + p_m.T) / 2.0)
         p_m = (basis * np.clip(vals, 0.0, 1.0)) @ basis.T  # 0 <= P_m <= I
+        p_m = _within_view_part(p_m, q_m, c)
         share[i] = float(np.trace(p_m)) / k
         out[rows] = v_m @ (np.linalg.pinv(q_m, hermitian=True) @ (c[:, None] * p_m)) * root_spikes
     return out, share
+
+
+def _within_view_part(p_m: NDArray[np.float64], q_m: NDArray[np.float64],
+                      c: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Lower ``P_m`` until ``C P_m C <= Q_m`` (Loewner order), as in the limit.
+
+    In the limit ``Q_m = C P_m C + q_m S^2 >= C P_m C``, and the unclipped estimate
+    ``C P_m C = Q_m - q_m S^2`` satisfies it exactly; raising its negative
+    eigenvalues to zero can break it. Where it is broken, ``Q_m^+`` in the factor
+    amplifies without bound (a view with ``d_m`` close to the rank and one
+    component near the edge: a Gram 22.9 against ``||S|| = 6.7``). With the
+    inequality and ``0 <= P_m <= I``, ``F_m^T F_m <= L^{1/2} P_m L^{1/2} <= L``
+    (docs/shrinkage.md §5.6). The eigenvalues of ``A = Q_m^{+1/2} C P_m C
+    Q_m^{+1/2}`` are clipped at 1, then those of the new ``P_m`` at ``[0, 1]``.
+    Returns ``p_m`` itself when ``A <= I`` already.
+    """
+    w, u = np.linalg.eigh(q_m)
+    top = float(w[-1]) if w.size else 0.0
+    pos = w > _RCOND * top
+    if top <= 0.0 or not np.any(pos):
+        return np.zeros_like(p_m)
+    half_inv = u[:, pos] / np.sqrt(w[pos])
+    t_m = c[:, None] * p_m * c[None, :]
+    a = half_inv.T @ t_m @ half_inv
+    vals, basis = np.linalg.eigh((a + a.T) / 2.0)
+    if vals[-1] <= 1.0 + _LOEWNER_SLACK:
+        return p_m
+    half = u[:, pos] * np.sqrt(w[pos])
+    t_m = half @ ((basis * np.clip(vals, 0.0, 1.0)) @ basis.T) @ half.T
+    # on a singular Q_m the projection onto its range can raise P_m above I: clip
+    # again, which only lowers C P_m C, so both bounds hold
+    vals, basis = np.linalg.eigh(t_m / c[:, None] / c[None, :])
+    return (basis * np.clip(vals, 0.0, 1.0)) @ basis.T
+
+
+#: eigenvalues of ``Q_m`` at or below this share of the largest are its null space
+#: (the default ``rcond`` of ``numpy.linalg.pinv``, which the factor uses)
+_RCOND = 1e-15
+#: round-off allowance before ``C P_m C <= Q_m`` counts as broken
+_LOEWNER_SLACK = 1e-12
 
 
 def shrink_blocks(
@@ -107,7 +148,7 @@ def shrink_blocks(
     noise_var: float | NDArray[np.float64],
     n_samples: int | None,
     full_dims: tuple[int, ...] | None = None,
-    view_weights: bool = False,
+    view_weights: bool = True,
 ) -> tuple[NDArray[np.float64], dict[str, dict[str, object]]]:
     """Shrink every block ``W^S`` as the top factor of a ``d_S``-dimensional PCA.
 
@@ -130,11 +171,12 @@ def shrink_blocks(
     full_dims : tuple of int, optional
         The data's ``(d_1, ..., d_M)`` for ``gamma = d_S / n`` when ``loadings``
         are in reduced coordinates of sizes ``dims`` (sample-space path).
-    view_weights : bool, default=False
+    view_weights : bool, default=True
         In blocks of several views, replace the per-component weights by one
         ``r x r`` matrix per view (:func:`view_weighted_factor`,
         docs/shrinkage.md §5.6): a view whose share of the eigenvectors is mostly
-        noise is shrunk more. Identical to ``False`` when ``n_samples`` is None.
+        noise is shrunk more. ``False`` keeps one weight per component. Identical
+        to ``False`` when ``n_samples`` is None.
 
     Returns
     -------

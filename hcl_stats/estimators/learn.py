@@ -283,6 +283,10 @@ class LearnAndFit(Estimator):
         Registry name of the estimator that fits the learned structure.
     select_options : mapping, optional
         Passed to :func:`learn_structure` as ``options``.
+    refit_options : mapping, optional
+        Keyword arguments of the refit estimator beyond ``noise_rule``, e.g.
+        ``{"view_weights": False}`` for ``masked_shrink`` with one shrinkage
+        weight per component (what the committed learner studies pin).
     noise_rule : {'scalar', 'per_view'} or float, default='scalar'
         The noise option of the learner and of the refit.
 
@@ -308,6 +312,7 @@ class LearnAndFit(Estimator):
     select: str = DEFAULT_SELECTOR
     refit: str = "masked_shrink"
     select_options: Mapping[str, Any] | None = None
+    refit_options: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -315,6 +320,22 @@ class LearnAndFit(Estimator):
 
         check_choice(self.select, "select", SELECTORS)
         check_choice(self.refit, "refit", available())
+        self._refit_estimator()  # bad refit_options fail here, with the refit's own error
+
+    def _refit_estimator(self) -> Any:
+        from ..exceptions import ValidationError
+        from ._registry import get
+
+        cls = get(self.refit)
+        opts = check_options(self.refit_options, "refit_options", cls, taken=("noise_rule",))
+        try:
+            return cls(noise_rule=self.noise_rule, **opts)
+        except ValidationError as exc:
+            if not opts:
+                raise
+            raise ValidationError(
+                f"refit_options={opts!r} do not make a valid refit {self.refit!r}: {exc}"
+            ) from None
 
     def fit(
         self,
@@ -351,9 +372,7 @@ class LearnAndFit(Estimator):
             ``selected_structure`` (before any rank was lowered) and
             ``fittable_changes``.
         """
-        from ._registry import get
-
-        est = get(self.refit)(noise_rule=self.noise_rule)
+        est = self._refit_estimator()
         if self._cache is not None and hasattr(est, "with_cache"):
             est = est.with_cache(self._cache)
         if structure is not None:

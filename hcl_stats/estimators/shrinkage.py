@@ -699,12 +699,13 @@ class MaskedShrink(MaskedGradient):
     noise_rule : {'scalar', 'per_view'} or float or sequence of float, default='scalar'
         See :class:`~hcl_stats.estimators.Estimator`; per-view noise is handled by
         whitening each block before shrinking.
-    view_weights : bool, default=False
+    view_weights : bool, default=True
         Shrink each view's part of a shared block's eigenvectors by its own
-        estimated signal share (docs/shrinkage.md §5.6) instead of one weight per
-        component. It helps where views carry the signal unevenly per
-        coordinate (measured in ``benchmarks/README.md``); off by default so that
-        the committed studies rerun unchanged.
+        estimated signal share (docs/shrinkage.md §5.6). With ``False``, one
+        weight per component (the default before 2026-12-08, which the committed
+        studies pin). The view weights help where views carry the signal unevenly
+        per coordinate, e.g. views of very different widths; on balanced views the
+        two agree (measured in ``benchmarks/README.md``).
 
     Warns
     -----
@@ -740,7 +741,7 @@ class MaskedShrink(MaskedGradient):
     # per-view noise is handled by whitening each block before shrinking
     balances_views: ClassVar[bool] = False
 
-    view_weights: bool = False
+    view_weights: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
