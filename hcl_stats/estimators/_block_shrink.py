@@ -1,4 +1,4 @@
-"""Shrinkage of the blocks of a refined fit, with optional per-view weights.
+"""Shrinkage of the blocks of a refined fit, with per-view weights by default.
 
 :func:`shrink_blocks` treats each block of a stationary point of the masked loss
 as the top factor of a ``d_S``-dimensional spiked covariance and applies the

@@ -721,7 +721,8 @@ class MaskedShrink(MaskedGradient):
     rotation. With ``n_samples=None`` the shrinkage is the identity, so the
     estimate is the refined one (exact at the population level).
     ``diagnostics.extra['blocks']`` holds the per-block ``gamma``, ``edge``,
-    ``weights`` and kept ``rank``; ``['ranks']`` the kept rank per block.
+    ``weights`` and kept ``rank`` (with view weights, also each view's estimated
+    ``view_signal_share`` of a shared block); ``['ranks']`` the kept rank per block.
 
     References
     ----------
