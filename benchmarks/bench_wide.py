@@ -411,20 +411,19 @@ def main(argv=None):
                         "size, one data set per seed, and the oracle Gram error of our "
                         "default fit on the learned structure")
     args = p.parse_args(argv)
+    modes = [f for f in ("accuracy_seeds", "ceiling_seeds", "learner_seeds")
+             if getattr(args, f) is not None]
+    if len(modes) > 1:
+        p.error("give at most one of --accuracy-seeds, --ceiling-seeds and --learner-seeds; "
+                f"got {', '.join('--' + m.replace('_', '-') for m in modes)}")
     threads = use_clock(args.clock) or args.threads
-    if args.ceiling_seeds is not None:
+    if args.ceiling_seeds is not None or args.learner_seeds is not None:
         with limit_threads(threads):
-            text, extra = ceiling_table(args.dims, args.n, "all:2", args.ceiling_seeds)
-        print(text)
-        print()
-        print("```json")
-        print(json.dumps(extra, indent=1, default=float))
-        print("```")
-        return
-    if args.learner_seeds is not None:
-        with limit_threads(threads):
-            text, extra = learner_table(args.dims, args.n, "all:2", args.learner_seeds,
-                                        mofa=not args.no_mofa)
+            if args.ceiling_seeds is not None:
+                text, extra = ceiling_table(args.dims, args.n, "all:2", args.ceiling_seeds)
+            else:
+                text, extra = learner_table(args.dims, args.n, "all:2", args.learner_seeds,
+                                            mofa=not args.no_mofa)
         print(text)
         print()
         print("```json")
