@@ -253,11 +253,13 @@ def learner_table(dims, n, structure, seeds, mofa=True) -> tuple[str, dict]:
 
 
 def shrinkage_ceiling(fit, model) -> float:
-    """Oracle bound on shrinkage: the lowest relative Gram error of any factor
-    ``F_m^S = V_m^S B_m^S`` on the fit's own directions (``V_m^S``: orthonormal
-    columns of each view's part of each block of ``fit``; one free ``r_S x r_S``
-    matrix ``B_m^S`` per view and block), found by L-BFGS from the fit's own
-    coefficients. It uses the truth, so it is an **oracle** figure.
+    """Oracle estimate of the best shrinkage: the lowest relative Gram error of a
+    factor ``F_m^S = V_m^S B_m^S`` on the fit's own directions (``V_m^S``: an
+    orthonormal basis of the column space of each view's part of each block of
+    ``fit``, parts shrunk to zero left out; one free ``rank x r_S`` matrix ``B_m^S``
+    per view and block). The problem is not convex: this is the local minimum
+    L-BFGS reaches from the fit's own coefficients. It uses the truth, so it is an
+    **oracle** figure.
     """
     from scipy.optimize import minimize
 
@@ -269,6 +271,10 @@ def shrinkage_ceiling(fit, model) -> float:
         for m in sorted(b):
             part = w_hat[off[m]:off[m + 1], cols]
             u, sv, vt = np.linalg.svd(part, full_matrices=False)
+            keep = sv > 1e-12 * sv[0] if sv.size and sv[0] > 0 else np.zeros(sv.size, bool)
+            if not np.any(keep):
+                continue  # nothing of this view in the block: no direction to weight
+            u, sv, vt = u[:, keep], sv[keep], vt[keep]
             q = np.zeros((w.shape[0], u.shape[1]))
             q[off[m]:off[m + 1]] = u
             slots.append((sum(x.shape[1] for x in bases), u.shape[1], cols))

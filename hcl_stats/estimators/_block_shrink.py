@@ -103,7 +103,7 @@ def view_weighted_factor(
 
 def _within_view_part(p_m: NDArray[np.float64], q_m: NDArray[np.float64],
                       c: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Lower ``P_m`` until ``C P_m C <= Q_m`` (Loewner order), as in the limit.
+    """Adjust ``P_m`` so that ``Q_m^{+1/2} C P_m C Q_m^{+1/2} <= I``, as in the limit.
 
     In the limit ``Q_m = C P_m C + q_m S^2 >= C P_m C``, and the unclipped estimate
     ``C P_m C = Q_m - q_m S^2`` satisfies it exactly; raising its negative
@@ -112,8 +112,11 @@ def _within_view_part(p_m: NDArray[np.float64], q_m: NDArray[np.float64],
     component near the edge: a Gram 22.9 against ``||S|| = 6.7``). With the
     inequality and ``0 <= P_m <= I``, ``F_m^T F_m <= L^{1/2} P_m L^{1/2} <= L``
     (docs/shrinkage.md §5.6). The eigenvalues of ``A = Q_m^{+1/2} C P_m C
-    Q_m^{+1/2}`` are clipped at 1, then those of the new ``P_m`` at ``[0, 1]``.
-    Returns ``p_m`` itself when ``A <= I`` already.
+    Q_m^{+1/2}`` are clipped at 1, ``C P_m C`` becomes ``Q_m^{1/2} A Q_m^{1/2}``, and
+    the new ``P_m``'s eigenvalues are clipped to ``[0, 1]``. With ``Q_m`` nonsingular
+    this only lowers ``P_m``; with ``Q_m`` singular (``d_m < k``) it also drops the
+    part outside ``Q_m``'s range and can raise ``P_m``. Returns ``p_m`` itself when
+    ``A <= I`` already.
     """
     w, u = np.linalg.eigh(q_m)
     top = float(w[-1]) if w.size else 0.0
@@ -156,7 +159,9 @@ def shrink_blocks(
     ``W^S W^S^T`` estimate ``lambda_k - 1`` of an effective covariance of dimension
     ``d_S = sum_{m in S} d_m``; they are replaced by the optimal weights
     ``eta(mu_k + 1)`` of :func:`~hcl_stats.estimators.shrink_eigenvalues` with ``gamma_S = d_S / n``
-    (zero at or below the edge ``(1 + sqrt(gamma_S))^2``) and mapped back.
+    (zero at or below the edge ``(1 + sqrt(gamma_S))^2``) and mapped back. With
+    ``view_weights`` (the default), the detected components of a block of several
+    views are then weighted view by view (:func:`view_weighted_factor`) instead.
 
     Parameters
     ----------
@@ -183,8 +188,10 @@ def shrink_blocks(
     loadings : ndarray of shape (d, K)
     info : dict
         Per block: ``gamma``, ``edge``, ``eigenvalues`` (``mu + 1``), ``weights``
-        and the kept ``rank``; with ``view_weights``, ``view_signal_share`` (the
-        estimated share of the block's signal in each of its views).
+        (the per-component ``eta``; with view weights the factor of a block of
+        several views is :func:`view_weighted_factor`'s, not ``eta``'s) and the kept
+        ``rank``; with ``view_weights``, ``view_signal_share`` (the estimated share
+        of the block's signal in each of its views).
 
     Examples
     --------
