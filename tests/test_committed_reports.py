@@ -88,3 +88,26 @@ def test_shrinkage_numbers_rebuild_from_the_committed_replicates(tmp_path, monke
     ])
     assert code == 0
     assert (tmp_path / "numbers.md").read_bytes() == (committed / "numbers.md").read_bytes()
+
+
+def _refit(est):
+    """The estimator whose shrinkage a study's rows record: the refit of a learner."""
+    if getattr(est, "name", None) == "learn":
+        return est._refit_estimator()
+    return est
+
+
+@pytest.mark.parametrize("name", STUDIES)
+def test_committed_rows_of_masked_shrink_pin_one_weight_per_component(name):
+    # The committed rows of masked_shrink (as an estimator, or as the refit of the
+    # learn estimator) were computed with one shrinkage weight per component, the
+    # default before 2026-12-08. A config without the pin would rerun them with
+    # view weights and no longer reproduce the committed summary.
+    from hcl_stats.estimators import MaskedShrink
+    from hcl_stats.study.config import load_study
+
+    study = load_study(ROOT / "simulations" / f"{name}.toml")
+    for label, spec in study.estimators.items():
+        est = _refit(spec.build())
+        if isinstance(est, MaskedShrink):
+            assert est.view_weights is False, f"{name}: estimator {label!r}"
