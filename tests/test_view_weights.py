@@ -197,7 +197,8 @@ def test_view_weights_must_be_a_bool(bad):
 def test_each_view_gram_is_bounded_by_the_spikes(sizes, k, ell, c2, seed):
     # For any orthonormal V (views of d_m < k included) and any spikes and cosines:
     # F_m^T F_m <= L^{1/2} P_m L^{1/2} <= L in the Loewner order, because the
-    # estimate keeps C P_m C <= Q_m (docs/shrinkage.md section 5.6). Without that step
+    # estimate keeps Q_m^{+1/2} C P_m C Q_m^{+1/2} <= I and 0 <= P_m <= I
+    # (docs/shrinkage.md section 5.6). Without that step
     # Q_m^+ amplified a nearly singular view without bound (1e6 times L).
     p = sum(sizes)
     k = min(k, p)
@@ -216,7 +217,7 @@ def test_each_view_gram_is_bounded_by_the_spikes(sizes, k, ell, c2, seed):
 
 def test_nearly_singular_view_does_not_inflate_the_fit():
     # two coordinates per view and a rank-2 block with one weak component: Q_m is
-    # nearly singular. Before C P_m C <= Q_m was kept, the per-view factor gave
+    # nearly singular. Before Q_m^{+1/2} C P_m C Q_m^{+1/2} <= I was kept, the factor gave
     # ||W W^T|| = 22.9 on these data, against ||S|| = 6.7 and the truth's 3.36
     model = hs.HierarchicalFactorModel.random((2, 2, 2), "ABC:2", rng=31,
                                               singular_values=(0.3, 1.2))

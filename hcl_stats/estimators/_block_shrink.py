@@ -140,7 +140,7 @@ def _within_view_part(p_m: NDArray[np.float64], q_m: NDArray[np.float64],
 #: eigenvalues of ``Q_m`` at or below this share of the largest are its null space
 #: (the default ``rcond`` of ``numpy.linalg.pinv``, which the factor uses)
 _RCOND = 1e-15
-#: round-off allowance before ``C P_m C <= Q_m`` counts as broken
+#: round-off allowance before ``Q_m^{+1/2} C P_m C Q_m^{+1/2} <= I`` counts as broken
 _LOEWNER_SLACK = 1e-12
 
 
