@@ -141,6 +141,11 @@ def _accuracy(fit, model):
     }
 
 
+def _mofa_fit(model, data):
+    """MOFA+ with as many factors as the true total rank, seeded (the accuracy tables)."""
+    return hs.estimators.get("mofa")(n_factors=model.structure.total_rank).fit(data, rng=0)
+
+
 def _mofa_row(model, data, runs):
     mofa = hs.estimators.get("mofa")(n_factors=model.structure.total_rank)
     ours = hs.estimators.MaskedShrink()
@@ -168,7 +173,6 @@ def accuracy_rows(dims, n, structure, seeds) -> tuple[list[Row], dict]:
     on the same data (below 1: ours is more accurate), with median and min - max
     over the seeds. MOFA+ learns its structure; ours is given the true one.
     """
-    mofa_est = hs.estimators.get("mofa")
     variants = {"masked_shrink (default: view weights)": hs.estimators.MaskedShrink(),
                 "masked_shrink(view_weights=False)": hs.estimators.MaskedShrink(view_weights=False)}
     rows = {k: Row(f"oracle Gram error: {k} / MOFA+ (d={dims}, n={n}, {structure})",
@@ -179,8 +183,7 @@ def accuracy_rows(dims, n, structure, seeds) -> tuple[list[Row], dict]:
         model, data = _data(dims, n, structure, seed=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            mofa_fit = mofa_est(n_factors=model.structure.total_rank).fit(data, rng=0)
-            errs = {"MOFA+": _accuracy(mofa_fit, model)["gram_error_oracle"]}
+            errs = {"MOFA+": _accuracy(_mofa_fit(model, data), model)["gram_error_oracle"]}
             for k, est in variants.items():
                 errs[k] = _accuracy(est.fit(data, structure=model.structure),
                                     model)["gram_error_oracle"]
@@ -218,8 +221,7 @@ def learner_table(dims, n, structure, seeds, mofa=True) -> tuple[str, dict]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 if opts is None:
-                    fit = hs.estimators.get("mofa")(
-                        n_factors=model.structure.total_rank).fit(data, rng=0)
+                    fit = _mofa_fit(model, data)
                     found = fit.structure
                 else:
                     found = learn_structure(data, options=opts).structure
@@ -314,8 +316,7 @@ def ceiling_table(dims, n, structure, seeds) -> tuple[str, dict]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fit = hs.estimators.MaskedShrink().fit(data, structure=model.structure)
-            mofa = hs.estimators.get("mofa")(n_factors=model.structure.total_rank).fit(
-                data, rng=0)
+            mofa = _mofa_fit(model, data)
         out[seed] = {"ours": hs.metrics.overall_gram_error(fit, model, relative=True),
                      "ceiling": shrinkage_ceiling(fit, model),
                      "MOFA+": hs.metrics.overall_gram_error(mofa, model, relative=True)}
